@@ -1,0 +1,1 @@
+"""chatcore plugin ``auth``: accounts, login and presence."""

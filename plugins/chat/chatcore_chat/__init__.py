@@ -1,0 +1,1 @@
+"""chatcore plugin ``chat``: private and broadcast messages, history and offline delivery."""

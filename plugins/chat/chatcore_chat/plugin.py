@@ -1,0 +1,17 @@
+"""Hook implementations of the ``chat`` plugin (its behaviour arrives with its own issue)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from chatcore import hookimpl
+
+NAME = "chat"
+
+
+class ChatPlugin:
+    """Private and broadcast messages, history and offline delivery; one instance per server."""
+
+    @hookimpl
+    def chat_register_commands(self, register: Callable[..., Any]) -> None:
+        """Nothing yet: the plugin only registers itself."""

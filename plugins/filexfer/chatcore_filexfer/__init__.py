@@ -1,0 +1,1 @@
+"""chatcore plugin ``filexfer``: store-and-forward file transfer."""

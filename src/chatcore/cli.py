@@ -1,0 +1,98 @@
+"""The ``chatcore`` command: ``serve``, ``plugins``, ``config`` and plugin-added subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any, Optional, Sequence
+
+from chatcore import __version__
+from chatcore import config as settings
+from chatcore.config import Config, ConfigError
+from chatcore.logging import configure_logger
+from chatcore.plugins import PluginError, create_manager, describe
+from chatcore.registry import DuplicateCommand
+
+log = logging.getLogger("chatcore")
+
+
+def serve(args: argparse.Namespace, config: Config) -> int:
+    """Run the server until Ctrl-C or SIGTERM, then shut down in order."""
+    from chatcore.server import ChatServer
+
+    overrides = {name: value for name, value in (("CHATCORE_HOST", args.host), ("SERVER_PORT", args.port),
+                                                 ("STORAGE_DIR", args.data_dir)) if value is not None}
+    server = ChatServer(config.with_overrides(**overrides) if overrides else config)
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server.start()
+    while not stop_requested.wait(1.0):
+        pass
+    server.stop()
+    return 0
+
+
+def list_plugins(args: argparse.Namespace, config: Config) -> int:
+    """Print each installed plugin: name, distribution, version, state, commands."""
+    rows = describe(config)
+    if not rows:
+        print("no plugins installed")
+    for info in rows:
+        state = "enabled" if info.enabled else "disabled"
+        print(f"{info.name:10} {info.distribution} {info.version:8} {state:8} {' '.join(info.commands) or '-'}")
+    return 0
+
+
+def show_config(args: argparse.Namespace, config: Config) -> int:
+    """Print every declared setting with its current value, as ``.env`` lines."""
+    manager = create_manager(config)
+    declared = list(settings.CORE_SETTINGS)
+    for group in manager.hook.chat_settings():
+        declared.extend(group or ())
+    for setting in declared:
+        print(f"# {setting.help}\n{setting.name}={setting.format(config.get(setting))}")
+    return 0
+
+
+def build_parser(config: Config) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatcore", description="A small chat server built from plugins.")
+    parser.add_argument("--version", action="version", version=f"chatcore {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("serve", help="run the server (the default)")
+    run.add_argument("--host", help="listen address (CHATCORE_HOST)")
+    run.add_argument("--port", type=int, help="listen port (SERVER_PORT)")
+    run.add_argument("--data-dir", help="data directory (STORAGE_DIR)")
+    run.set_defaults(run=serve)
+    sub.add_parser("plugins", help="list installed plugins").set_defaults(run=list_plugins)
+    sub.add_parser("config", help="print every setting and its value").set_defaults(run=show_config)
+    try:
+        create_manager(config).hook.chat_cli_commands(subparsers=sub, config=config)
+    except PluginError:
+        pass  # reported by the subcommand that needs the plugins
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    config = Config.load()
+    configure_logger(config.raw("LOG_LEVEL") or "INFO")
+    parser = build_parser(config)
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        args = parser.parse_args(["serve", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return int(args.run(args, config) or 0)
+    except (ConfigError, PluginError, DuplicateCommand) as exc:
+        log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1

@@ -1,0 +1,144 @@
+"""Settings from the environment and ``.env`` (python-dotenv), with defaults for every one.
+
+The environment wins over ``.env``. Each setting is declared once as a ``Setting``; the core's
+are below and each plugin declares its own through the ``chat_settings`` hook, so
+``chatcore config`` and ``.env.example`` can list them all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+from dotenv import dotenv_values
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true/false")
+
+
+def parse_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``123``, ``64K``, ``100M`` or ``2G`` (binary multiples)."""
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    factor = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(cleaned[-1:], 1)
+    number = cleaned[:-1] if factor > 1 else cleaned
+    return int(float(number) * factor)
+
+
+PARSERS: dict[type, Callable[[str], Any]] = {str: str, int: int, float: float, bool: parse_bool, list: parse_list}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration variable: its name, type, default and a line of help."""
+
+    name: str
+    default: Any
+    help: str
+    type: type = str
+    parse: Optional[Callable[[str], Any]] = None
+    minimum: Optional[float] = None
+
+    def convert(self, raw: str) -> Any:
+        parser = self.parse or PARSERS[self.type]
+        try:
+            value = parser(raw)
+        except (ValueError, IndexError):
+            raise ConfigError(f"{self.name}={raw!r} is not a valid {self.type.__name__}") from None
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{self.name}={raw!r} is below the minimum {self.minimum:g}")
+        return value
+
+    @staticmethod
+    def format(value: Any) -> str:
+        """A value as it would be written in ``.env``."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return ",".join(value)
+        return "" if value is None else str(value)
+
+    def default_text(self) -> str:
+        return self.format(self.default)
+
+
+HOST = Setting("CHATCORE_HOST", "0.0.0.0", "Address the server listens on.")
+PORT = Setting("SERVER_PORT", 8888, "TCP port the server listens on (0 picks a free one).", int, minimum=0)
+STORAGE_DIR = Setting("STORAGE_DIR", "data", "Data directory; each plugin keeps its files in a subfolder. Relative to the working directory.")
+LOG_LEVEL = Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
+SERVER_IP = Setting("SERVER_IP", "127.0.0.1", "The client's default server address.")
+PLUGINS = Setting("CHATCORE_PLUGINS", None, "Comma-separated plugin names to enable; unset enables every installed plugin.", list)
+DISABLE_PLUGINS = Setting("CHATCORE_DISABLE_PLUGINS", [], "Comma-separated plugin names to disable (wins over CHATCORE_PLUGINS).", list)
+SEND_BUFFER = Setting("CHATCORE_SEND_BUFFER", 1 << 20, "Bytes queued for one client that is not reading before it is disconnected (accepts K/M suffixes).", int, parse_size, minimum=65536)
+SEND_TIMEOUT = Setting("CHATCORE_SEND_TIMEOUT", 10.0, "Seconds a client may leave queued data unread before it is disconnected.", float, minimum=0.1)
+FRAME_TIMEOUT = Setting("CHATCORE_FRAME_TIMEOUT", 5.0, "Seconds a started frame may take to arrive in full (PROTOCOL.md: 5).", float, minimum=0.1)
+LISTEN_BACKLOG = Setting("CHATCORE_LISTEN_BACKLOG", 1024, "Pending connections the kernel queues before accept.", int, minimum=1)
+SHUTDOWN_TIMEOUT = Setting("CHATCORE_SHUTDOWN_TIMEOUT", 5.0, "Seconds shutdown waits for connection threads to end.", float, minimum=0)
+
+CORE_SETTINGS: tuple[Setting, ...] = (
+    HOST, PORT, STORAGE_DIR, LOG_LEVEL, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
+    SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
+)
+
+
+class Config:
+    """The merged raw variables plus typed access through ``Setting`` declarations."""
+
+    def __init__(self, values: Mapping[str, str], base_dir: Optional[Path] = None) -> None:
+        self._values = dict(values)
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+
+    @classmethod
+    def load(cls, env_file: Optional[os.PathLike[str] | str] = ".env",
+             environ: Optional[Mapping[str, str]] = None) -> "Config":
+        """Read ``env_file`` (if it exists) and overlay the environment on it."""
+        merged: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(os.environ if environ is None else environ)
+        return cls(merged)
+
+    def with_overrides(self, **values: Any) -> "Config":
+        """A copy with some variables replaced (values are written as in ``.env``)."""
+        merged = dict(self._values)
+        for name, value in values.items():
+            merged[name] = Setting.format(value)
+        return Config(merged, self.base_dir)
+
+    def raw(self, name: str) -> Optional[str]:
+        return self._values.get(name)
+
+    def get(self, setting: Setting) -> Any:
+        """The typed value of ``setting``; its default when unset or blank."""
+        raw = self._values.get(setting.name)
+        if raw is None or raw.strip() == "":
+            return setting.default
+        return setting.convert(raw)
+
+    def path(self, setting: Setting) -> Path:
+        """A path setting resolved against the working directory the config was loaded in."""
+        return (self.base_dir / str(self.get(setting))).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(STORAGE_DIR)
+
+    def validate(self, settings: Iterable[Setting]) -> None:
+        """Convert every declared setting once so a bad value fails at startup, not later."""
+        for setting in settings:
+            self.get(setting)

@@ -1,0 +1,62 @@
+"""The core's own plugin: ``hello``, ``ping`` and the default message handler."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from chatcore import __version__, protocol
+from chatcore.plugins import hookimpl
+from chatcore.registry import Command, CommandError
+
+if TYPE_CHECKING:
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
+
+PROTOCOL_VERSION = 2
+
+
+class CorePlugin:
+    """Always registered under the name ``core``; it cannot be disabled."""
+
+    def __init__(self) -> None:
+        self.server: Optional["ChatServer"] = None
+
+    @hookimpl
+    def chat_configure(self, server: "ChatServer") -> None:
+        self.server = server
+
+    @hookimpl
+    def chat_register_commands(self, register: Callable[..., Command]) -> None:
+        register("hello", self.hello, auth=False, optional={"client": str, "protocol": int})
+        register("ping", self.ping, auth=False)
+
+    @hookimpl(trylast=True)
+    def chat_handle_message(self, session: "Session", command: Command,
+                            message: dict[str, Any]) -> Optional[dict[str, Any]]:
+        return command.handler(session, message)
+
+    def hello(self, session: "Session", message: dict[str, Any]) -> dict[str, Any]:
+        """Agree on the protocol version and tell the client what this server offers."""
+        assert self.server is not None
+        requested = message.get("protocol", 1)
+        if requested < 1:
+            raise CommandError("bad_request", "field 'protocol' must be 1 or more")
+        session.protocol = min(requested, PROTOCOL_VERSION)
+        session.client_name = str(message.get("client", ""))[:100]
+        reply: dict[str, Any] = {
+            "type": "hello", "server": "chatcore", "version": __version__,
+            "protocol": PROTOCOL_VERSION, "plugins": self.server.plugin_names,
+            "commands": self.server.commands.names(), "max_frame": protocol.MAX_FRAME,
+            "tls": session.tls,
+        }
+        for extra in self.server.hook.chat_hello(session=session):
+            for key, value in (extra or {}).items():
+                reply.setdefault(key, value)
+        return reply
+
+    def ping(self, session: "Session", message: dict[str, Any]) -> dict[str, Any]:
+        """Keep-alive and round-trip probe; echoes ``nonce`` if given."""
+        reply: dict[str, Any] = {"type": "pong"}
+        if "nonce" in message:
+            reply["nonce"] = message["nonce"]
+        return reply

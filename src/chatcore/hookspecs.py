@@ -1,0 +1,150 @@
+"""Every hook a chatcore plugin can implement, in the order the server calls them.
+
+Plugins mark implementations with ``chatcore.hookimpl``. A plugin is usually a class whose
+instance is made fresh for each server (entry point ``name = "package.module:Class"``), so it
+keeps its state per server, never in module globals.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from chatcore.config import Config, Setting
+    from chatcore.registry import Command
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
+
+hookspec = pluggy.HookspecMarker("chatcore")
+
+
+@hookspec(historic=True)
+def chat_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Add hook specifications a plugin offers to others (``pluginmanager.add_hookspecs``).
+
+    Historic: a plugin registered later still gets this call.
+
+    :param pluginmanager: the server's plugin manager.
+    """
+
+
+@hookspec
+def chat_settings() -> Sequence["Setting"]:
+    """Declare the plugin's settings so ``chatcore config`` and ``.env.example`` list them.
+
+    :return: the plugin's ``Setting`` declarations (read them with ``server.config.get``).
+    """
+
+
+@hookspec
+def chat_cli_commands(subparsers: "argparse._SubParsersAction", config: "Config") -> None:
+    """Add subcommands to the ``chatcore`` command line (e.g. ``chatcore user add``).
+
+    Each parser should ``set_defaults(run=callable)``; the callable receives
+    ``(args, config)`` and returns an exit status.
+
+    :param subparsers: the ``argparse`` subparsers of the ``chatcore`` command.
+    :param config: the loaded configuration.
+    """
+
+
+@hookspec
+def chat_configure(server: "ChatServer") -> None:
+    """Prepare the plugin before the server accepts connections: read settings, open storage.
+
+    :param server: the server; ``server.config``, ``server.plugin_dir(name)``,
+        ``server.sessions`` and ``server.hook`` are the plugin's way in.
+    """
+
+
+@hookspec
+def chat_register_commands(register: Callable[..., "Command"]) -> None:
+    """Register the commands this plugin handles.
+
+    Call ``register(name, handler, auth=True, fields={...}, optional={...})``; the handler is
+    ``handler(session, message) -> dict | None`` and a returned dict is sent as the reply.
+    Raise ``chatcore.CommandError(code, reason)`` for an ``error`` reply. A name another
+    plugin already registered is a startup error naming both plugins.
+
+    :param register: the registration callback, bound to this plugin.
+    """
+
+
+@hookspec
+def chat_hello(session: "Session") -> Optional[dict[str, Any]]:
+    """Extra fields for the ``hello`` reply, such as limits a client must know.
+
+    :param session: the session that said ``hello``.
+    :return: fields to add; the core's own fields cannot be replaced.
+    """
+
+
+@hookspec
+def chat_session_opened(session: "Session") -> None:
+    """A connection was accepted and its session registered.
+
+    :param session: the new session (not authenticated).
+    """
+
+
+@hookspec(firstresult=True)
+def chat_handle_message(session: "Session", command: "Command", message: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """Handle one valid request. The core's own implementation (trylast) calls the command's
+    handler; wrap this hook (``hookimpl(wrapper=True)``) for logging, rate limits or
+    moderation. firstresult: the first non-None result is the reply.
+
+    :param session: the requesting session.
+    :param command: the registered command the message names.
+    :param message: the decoded JSON object, fields already type-checked.
+    :return: the reply to send, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def chat_lookup_user(username: str) -> Optional[str]:
+    """Resolve a username to the registered account's display name (case-insensitive).
+
+    firstresult: the accounts plugin answers; None means no such user.
+
+    :return: the display name, or None.
+
+    :param username: the name as a client wrote it.
+    """
+
+
+@hookspec
+def chat_authenticated(session: "Session", first: bool) -> None:
+    """A session has logged in (``session.user`` is set).
+
+    :param session: the session.
+    :param first: True when this is the user's only session online (the user came online).
+    """
+
+
+@hookspec
+def chat_logging_out(session: "Session", last: bool) -> None:
+    """A session is logging out or disconnecting while logged in; ``session.user`` is still set.
+
+    :param session: the session.
+    :param last: True when no other session of the user remains online.
+    """
+
+
+@hookspec
+def chat_session_closed(session: "Session") -> None:
+    """A connection ended (after any logout); the session is about to be unregistered.
+
+    :param session: the closed session.
+    """
+
+
+@hookspec
+def chat_shutdown(server: "ChatServer") -> None:
+    """The server stopped accepting and every connection thread has ended: close storage.
+
+    :param server: the server.
+    """

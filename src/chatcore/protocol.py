@@ -1,0 +1,207 @@
+"""Frame codec of PROTOCOL.md §1.1: length, KEY, IV, base64 of the XOR-masked JSON.
+
+Only encoding and decoding live here: no threads, no pluggy, no connection policy.
+The XOR mask is obfuscation from the original system, not security; TLS gives confidentiality.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import struct
+import time
+from typing import Any, Callable, Optional
+
+HEADER = struct.Struct(">H")
+KEY_SIZE = 32
+IV_SIZE = 16
+PREFIX_SIZE = HEADER.size + KEY_SIZE + IV_SIZE  # 50 bytes before the base64 text
+MAX_FRAME = 0xFFFF  # largest L, the length after the 2-byte header
+MAX_BASE64 = (MAX_FRAME - KEY_SIZE - IV_SIZE) // 4 * 4
+MAX_JSON = MAX_BASE64 // 4 * 3  # 49,113 bytes of JSON in the largest frame
+FRAME_TIMEOUT = 5.0  # seconds a started frame may take to arrive in full
+
+
+class ProtocolError(Exception):
+    """The byte stream is broken (bad length, bad base64, EOF or silence mid-frame): close."""
+
+
+class MessageError(ValueError):
+    """A well-framed payload that is not a JSON object: reply ``bad_request``, keep the session."""
+
+
+class FrameTooLarge(ValueError):
+    """An object whose frame would exceed 65,535 bytes; split, paginate or chunk it instead."""
+
+
+def _mask(key: bytes, iv: bytes) -> bytes:
+    """The 32-byte period of KEY[i % 32] ^ IV[i % 16]."""
+    return (int.from_bytes(key, "little") ^ int.from_bytes(iv + iv, "little")).to_bytes(KEY_SIZE, "little")
+
+
+def xor_mask(data: bytes, key: bytes, iv: bytes) -> bytes:
+    """XOR ``data`` with the KEY/IV stream; whole-buffer big-integer arithmetic, not a byte loop."""
+    n = len(data)
+    if n == 0:
+        return b""
+    stream = memoryview(_mask(key, iv) * (n // KEY_SIZE + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(n, "little")
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, the payload form chatcore sends."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_payload(payload: bytes, key: Optional[bytes] = None, iv: Optional[bytes] = None) -> bytes:
+    """Frame already-serialised JSON bytes; KEY and IV are fresh random bytes unless given."""
+    if len(payload) > MAX_JSON:
+        raise FrameTooLarge(
+            f"frame would carry {len(payload)} bytes of JSON; the maximum is {MAX_JSON}"
+        )
+    if key is None or iv is None:
+        fresh = os.urandom(KEY_SIZE + IV_SIZE)
+        key, iv = fresh[:KEY_SIZE], fresh[KEY_SIZE:]
+    if len(key) != KEY_SIZE or len(iv) != IV_SIZE:
+        raise ValueError("KEY must be 32 bytes and IV 16 bytes")
+    text = binascii.b2a_base64(xor_mask(payload, key, iv), newline=False)
+    return HEADER.pack(KEY_SIZE + IV_SIZE + len(text)) + key + iv + text
+
+
+def encode(obj: Any) -> bytes:
+    """Serialise ``obj`` and frame it; raises FrameTooLarge rather than send a broken frame."""
+    return encode_payload(dumps(obj))
+
+
+def check_length(length: int) -> None:
+    """Reject a header length before any of its body is read."""
+    body = length - KEY_SIZE - IV_SIZE
+    if body < 4 or body % 4:
+        raise ProtocolError(f"invalid frame length {length}")
+
+
+def decode_body(body: bytes) -> Any:
+    """Decode the L bytes after the header into the JSON value they carry.
+
+    Raises ProtocolError for undecodable base64 (the stream is suspect) and MessageError for
+    text that is not a JSON object (the stream is fine; only the request is bad).
+    """
+    key, iv, text = body[:KEY_SIZE], body[KEY_SIZE:PREFIX_SIZE - HEADER.size], body[PREFIX_SIZE - HEADER.size:]
+    try:
+        masked = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError(f"invalid base64 in frame: {exc}") from None
+    raw = xor_mask(masked, key, iv)
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MessageError("payload is not valid UTF-8") from None
+    except ValueError as exc:
+        raise MessageError(f"payload is not valid JSON: {exc.args[0] if exc.args else exc}") from None
+    return value
+
+
+def decode(frame: bytes) -> Any:
+    """Decode one complete frame (header included); for tests and tools."""
+    if len(frame) < HEADER.size:
+        raise ProtocolError("truncated header")
+    (length,) = HEADER.unpack_from(frame)
+    check_length(length)
+    if len(frame) != HEADER.size + length:
+        raise ProtocolError(f"frame says {length} bytes but carries {len(frame) - HEADER.size}")
+    return decode_body(frame[HEADER.size:])
+
+
+RecvInto = Callable[[memoryview], int]
+SetTimeout = Callable[[Optional[float]], None]
+
+
+class FrameReader:
+    """Reads frames from a byte stream, buffering so most frames cost one ``recv``.
+
+    ``recv_into`` reads into a buffer (0 means EOF) and raises TimeoutError or
+    BlockingIOError when the timeout set through ``set_timeout`` passes. Idle time between
+    frames is unlimited unless ``read`` is given ``idle_timeout``; a frame once started must
+    arrive within ``frame_timeout`` seconds.
+    """
+
+    def __init__(self, recv_into: RecvInto, set_timeout: SetTimeout,
+                 frame_timeout: float = FRAME_TIMEOUT, buffer_size: int = 1 << 17) -> None:
+        self._recv_into = recv_into
+        self._set_timeout = set_timeout
+        self._frame_timeout = frame_timeout
+        self._buf = bytearray(buffer_size)
+        self._view = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+        self._timeout: Optional[float] = None
+        self._timeout_set = False
+
+    def _apply_timeout(self, timeout: Optional[float]) -> None:
+        if not self._timeout_set or timeout != self._timeout:
+            self._set_timeout(timeout)
+            self._timeout, self._timeout_set = timeout, True
+
+    def _fill(self, deadline: Optional[float]) -> int:
+        """Read more bytes into the buffer; returns 0 on EOF."""
+        if self._start and self._end == len(self._buf):
+            remaining = self._end - self._start
+            self._buf[:remaining] = self._buf[self._start:self._end]
+            self._start, self._end = 0, remaining
+        if deadline is None:
+            self._apply_timeout(None)
+        else:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            # round up to whole milliseconds so repeated small waits do not thrash setsockopt
+            self._apply_timeout(max(0.001, round(left + 0.0005, 3)))
+        n = self._recv_into(self._view[self._end:])
+        self._end += n
+        return n
+
+    def read_frame_body(self, idle_timeout: Optional[float] = None) -> Optional[bytes]:
+        """Return the next frame's body (the L bytes after the header), or None on clean EOF.
+
+        Raises TimeoutError when ``idle_timeout`` passes with no frame begun, and
+        ProtocolError for EOF or a stall mid-frame or an invalid length.
+        """
+        deadline: Optional[float] = None
+        if self._end == self._start:
+            idle_deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
+            try:
+                if self._fill(idle_deadline) == 0:
+                    return None
+            except BlockingIOError:
+                raise TimeoutError("idle timeout") from None
+        deadline = time.monotonic() + self._frame_timeout
+        try:
+            while self._end - self._start < HEADER.size:
+                if self._fill(deadline) == 0:
+                    raise ProtocolError("connection closed inside a frame header")
+            (length,) = HEADER.unpack_from(self._buf, self._start)
+            check_length(length)
+            total = HEADER.size + length
+            while self._end - self._start < total:
+                if self._start + total > len(self._buf):
+                    self._compact()
+                if self._fill(deadline) == 0:
+                    raise ProtocolError("connection closed inside a frame")
+        except (TimeoutError, BlockingIOError):
+            raise ProtocolError(f"frame not completed within {self._frame_timeout:g} s") from None
+        body = bytes(self._view[self._start + HEADER.size:self._start + total])
+        self._start += total
+        if self._start == self._end:
+            self._start = self._end = 0
+        return body
+
+    def _compact(self) -> None:
+        remaining = self._end - self._start
+        self._buf[:remaining] = self._buf[self._start:self._end]
+        self._start, self._end = 0, remaining
+
+    def read(self, idle_timeout: Optional[float] = None) -> Any:
+        """Return the next decoded JSON value, or None on clean EOF (see ``read_frame_body``)."""
+        body = self.read_frame_body(idle_timeout)
+        return None if body is None else decode_body(body)

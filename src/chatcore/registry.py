@@ -1,0 +1,96 @@
+"""The command registry: name -> handler, whether it needs login, its fields, its plugin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
+
+if TYPE_CHECKING:
+    from chatcore.session import Session
+
+Handler = Callable[["Session", dict[str, Any]], Optional[dict[str, Any]]]
+FieldType = Union[type, tuple[type, ...]]
+
+TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+              list: "a list", dict: "an object", type(None): "null"}
+
+
+class CommandError(Exception):
+    """Raised by a handler to answer ``error`` {command, code, reason}; the session goes on."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class DuplicateCommand(Exception):
+    """Two plugins tried to register the same command name."""
+
+
+def _matches(value: Any, expected: FieldType) -> bool:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False  # JSON true is not an integer
+    if isinstance(value, int) and float in kinds:
+        return True
+    return isinstance(value, kinds)
+
+
+def _describe(expected: FieldType) -> str:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(TYPE_NAMES.get(kind, kind.__name__) for kind in kinds)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A registered command and the field types the core checks before calling it."""
+
+    name: str
+    handler: Handler
+    plugin: str
+    auth: bool = True
+    fields: Mapping[str, FieldType] = field(default_factory=dict)
+    optional: Mapping[str, FieldType] = field(default_factory=dict)
+
+    def field_problem(self, message: Mapping[str, Any]) -> Optional[str]:
+        """Why ``message`` does not fit this command's fields, or None when it does."""
+        for name, expected in self.fields.items():
+            if name not in message:
+                return f"missing field '{name}'"
+            if not _matches(message[name], expected):
+                return f"field '{name}' must be {_describe(expected)}"
+        for name, expected in self.optional.items():
+            if name in message and not _matches(message[name], expected):
+                return f"field '{name}' must be {_describe(expected)}"
+        return None
+
+
+class CommandRegistry:
+    """Commands by name; a name belongs to exactly one plugin."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def register(self, plugin: str, name: str, handler: Handler, *, auth: bool = True,
+                 fields: Optional[Mapping[str, FieldType]] = None,
+                 optional: Optional[Mapping[str, FieldType]] = None) -> Command:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"plugin {plugin!r} registered a command with no name")
+        owner = self._commands.get(name)
+        if owner is not None:
+            raise DuplicateCommand(
+                f"plugin {plugin!r} cannot register command {name!r}: plugin {owner.plugin!r} owns it"
+            )
+        command = Command(name, handler, plugin, auth, dict(fields or {}), dict(optional or {}))
+        self._commands[name] = command
+        return command
+
+    def get(self, name: str) -> Optional[Command]:
+        return self._commands.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._commands)
+
+    def of_plugin(self, plugin: str) -> list[str]:
+        return sorted(name for name, command in self._commands.items() if command.plugin == plugin)

@@ -1,0 +1,285 @@
+"""The threaded server: accept loop, one thread per connection, dispatch, ordered shutdown."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import selectors
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import pluggy
+
+from chatcore import config as settings
+from chatcore import protocol
+from chatcore.config import Config
+from chatcore.core_plugin import CorePlugin
+from chatcore.logging import redact
+from chatcore.plugins import collect_commands, create_manager, plugin_names
+from chatcore.registry import CommandError, CommandRegistry
+from chatcore.session import Flusher, Session, SessionRegistry
+from chatcore.transport import PlainTransport
+
+log = logging.getLogger(__name__)
+
+
+class ChatServer:
+    """A chat server built from a config and the plugins it enables."""
+
+    def __init__(self, config: Config, *,
+                 entry_points: Optional[Iterable[importlib.metadata.EntryPoint]] = None,
+                 extra_plugins: Sequence[tuple[str, Any]] = ()) -> None:
+        self.config = config
+        config.validate(settings.CORE_SETTINGS)
+        self.pm: pluggy.PluginManager = create_manager(config, entry_points, extra_plugins, core=CorePlugin())
+        self.hook = self.pm.hook
+        for declared in self.hook.chat_settings():
+            config.validate(declared or ())
+        self.plugin_names: list[str] = plugin_names(self.pm)
+        self.commands: CommandRegistry = collect_commands(self.pm)
+        self.sessions = SessionRegistry()
+        self.data_dir: Path = config.data_dir
+        self._flusher = Flusher()
+        self._listener: Optional[socket.socket] = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._accept_thread: Optional[threading.Thread] = None
+        self._threads: set[threading.Thread] = set()
+        self._threads_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._send_buffer = config.get(settings.SEND_BUFFER)
+        self._send_timeout = config.get(settings.SEND_TIMEOUT)
+        self._frame_timeout = config.get(settings.FRAME_TIMEOUT)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); the real port when the config asked for 0."""
+        assert self._listener is not None, "server not started"
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def plugin_dir(self, plugin: str) -> Path:
+        """``<data dir>/<plugin>``, created private to this user."""
+        path = self.data_dir / plugin
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
+    def start(self) -> None:
+        """Configure plugins, bind and start accepting in a background thread."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.hook.chat_configure(server=self)
+        host, port = self.config.get(settings.HOST), self.config.get(settings.PORT)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError:
+            listener.close()
+            raise
+        listener.listen(self.config.get(settings.LISTEN_BACKLOG))
+        listener.setblocking(False)
+        self._listener = listener
+        self._selector.register(listener, selectors.EVENT_READ)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._flusher.start()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
+        self._accept_thread.start()
+        log.info("chatcore listening on %s:%d with plugins: %s (data in %s)",
+                 *self.address, ", ".join(self.plugin_names) or "none", self.data_dir)
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until ``stop`` has finished; True if it has."""
+        return self._stopped.wait(timeout)
+
+    def stop(self) -> None:
+        """Shut down in a fixed order: stop accepting, tell and disconnect clients, join
+        connection threads, close plugin storage. Safe to call more than once."""
+        if self._stopping.is_set():
+            self._stopped.wait()
+            return
+        self._stopping.set()
+        log.info("shutdown: no longer accepting connections")
+        self._wake_w.send(b"\0")
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+        if self._listener is not None:
+            self._listener.close()
+        sessions = self.sessions.all()
+        log.info("shutdown: disconnecting %d client(s)", len(sessions))
+        notice = protocol.encode({"type": "shutdown", "reason": "The server is shutting down."})
+        for session in sessions:
+            session.send_frame(notice)
+            session.close()
+        with self._threads_lock:
+            threads = list(self._threads)
+        timeout = self.config.get(settings.SHUTDOWN_TIMEOUT)
+        for thread in threads:
+            thread.join(timeout)
+        alive = [t.name for t in threads if t.is_alive()]
+        if alive:
+            log.warning("shutdown: %d connection thread(s) did not end: %s", len(alive), ", ".join(alive))
+        else:
+            log.info("shutdown: all %d connection thread(s) ended", len(threads))
+        self._flusher.stop()
+        log.info("shutdown: closing plugin storage")
+        self.hook.chat_shutdown(server=self)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        log.info("shutdown complete")
+        self._stopped.set()
+
+    def connection_threads(self) -> list[threading.Thread]:
+        """The live connection threads (for tests and diagnostics)."""
+        with self._threads_lock:
+            return [t for t in self._threads if t.is_alive()]
+
+    # -- accepting ---------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            for key, _ in self._selector.select():
+                if key.fileobj is self._wake_r:
+                    return
+                self._accept_ready()
+
+    def _accept_ready(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: log, keep serving those already connected
+                log.error("accept failed: %s", exc)
+                return
+            self._start_session(sock, address)
+
+    def _start_session(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        session = Session(PlainTransport(sock), address[:2], self._flusher,
+                          self._send_buffer, self._send_timeout)
+        thread = threading.Thread(target=self._run_session, args=(session,),
+                                  name=f"chatcore-session-{session.id}", daemon=True)
+        with self._threads_lock:
+            self._threads.add(thread)
+        self.sessions.add(session)
+        thread.start()
+
+    # -- one connection ------------------------------------------------------------------
+
+    def _run_session(self, session: Session) -> None:
+        log.debug("connection %r opened", session)
+        reader = protocol.FrameReader(session.transport.recv_into, session.transport.set_recv_timeout,
+                                      self._frame_timeout)
+        try:
+            self.hook.chat_session_opened(session=session)
+            self._read_loop(session, reader)
+        except Exception:
+            log.exception("connection %r failed", session)
+        finally:
+            self._end_session(session)
+            with self._threads_lock:
+                self._threads.discard(threading.current_thread())
+
+    def _read_loop(self, session: Session, reader: protocol.FrameReader) -> None:
+        while not session.closed:
+            try:
+                body = reader.read_frame_body()
+                if body is None:
+                    return
+                message = protocol.decode_body(body)
+            except protocol.MessageError as exc:
+                self._send_error(session, None, "bad_request", str(exc))
+                continue
+            except protocol.ProtocolError as exc:
+                if not session.closed:
+                    self._send_error(session, None, "protocol_error", f"{exc}; closing the connection")
+                    session.close(f"protocol error: {exc}")
+                return
+            except OSError:
+                return  # reset by peer, or shut down by us
+            self.dispatch(session, message)
+
+    def _end_session(self, session: Session) -> None:
+        try:
+            if session.user is not None:
+                self.logout(session)
+            self.hook.chat_session_closed(session=session)
+        except Exception:
+            log.exception("plugin failed while closing %r", session)
+        finally:
+            self.sessions.remove(session)
+            session.close()
+            session.transport.close()
+            log.debug("connection %r closed", session)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def dispatch(self, session: Session, message: Any) -> None:
+        """Route one decoded message to its handler; every failure becomes an ``error`` reply."""
+        if not isinstance(message, dict):
+            self._send_error(session, None, "bad_request", "a message must be a JSON object")
+            return
+        name = message["command"] if "command" in message else message.get("type")
+        if not isinstance(name, str) or not name:
+            self._send_error(session, None, "bad_request", "missing field 'command' (a string)")
+            return
+        command = self.commands.get(name)
+        if command is None:
+            self._send_error(session, name, "unknown_command", f"unknown command {name[:64]!r}")
+            return
+        if command.auth and session.user is None:
+            self._send_error(session, name, "not_authenticated", f"log in before using {name!r}")
+            return
+        problem = command.field_problem(message)
+        if problem is not None:
+            self._send_error(session, name, "bad_request", problem)
+            return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%r -> %s %s", session, name, redact(message))
+        try:
+            reply = self.hook.chat_handle_message(session=session, command=command, message=message)
+            if reply is not None:
+                session.send(reply)
+        except CommandError as exc:
+            self._send_error(session, name, exc.code, exc.reason)
+        except Exception:
+            log.exception("handler for %r (plugin %s) failed", name, command.plugin)
+            self._send_error(session, name, "internal_error", f"the server failed to handle {name!r}")
+
+    def _send_error(self, session: Session, command: Optional[str], code: str, reason: str) -> None:
+        session.send({"type": "error", "command": command, "code": code, "reason": reason})
+
+    # -- authentication, for the accounts plugin ---------------------------------------------
+
+    def login(self, session: Session, username: str) -> bool:
+        """Bind ``session`` to ``username`` and tell plugins; True if the user just came online."""
+        if session.user is not None:
+            raise CommandError("already_authenticated", f"this connection is already logged in as {session.user}")
+        first = self.sessions.bind(session, username)
+        log.info("%s logged in from %s (%s)", username, session.address[0], "first session" if first else "another session")
+        self.hook.chat_authenticated(session=session, first=first)
+        return first
+
+    def logout(self, session: Session) -> bool:
+        """Unbind ``session`` from its user after telling plugins; True if it was the last session."""
+        if session.user is None:
+            return False
+        last = self.sessions.unbind(session)
+        try:
+            self.hook.chat_logging_out(session=session, last=last)
+        finally:
+            log.info("%s logged out from %s", session.user, session.address[0])
+            session.user = None
+        return last
+
+    def lookup_user(self, username: str) -> Optional[str]:
+        """The registered display name for ``username`` (any case), or None."""
+        return self.hook.chat_lookup_user(username=username)

@@ -1,0 +1,286 @@
+"""Sessions: one per connection, with a bounded outbound queue, and the registry of them.
+
+A send never blocks the caller: what the kernel will not take now waits in the session's
+backlog, written by the shared ``Flusher`` thread. A backlog over ``send_buffer`` bytes, or
+one that makes no progress for ``send_timeout`` seconds, disconnects that client only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import selectors
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from chatcore import protocol
+
+if TYPE_CHECKING:
+    from chatcore.transport import PlainTransport
+
+log = logging.getLogger(__name__)
+_session_ids = itertools.count(1)
+
+
+class Session:
+    """A client connection: who it is, what protocol it speaks, and a non-blocking send."""
+
+    def __init__(self, transport: "PlainTransport", address: tuple[str, int], flusher: "Flusher",
+                 send_buffer: int = 1 << 20, send_timeout: float = 10.0) -> None:
+        self.id = next(_session_ids)
+        self.transport = transport
+        self.address = address
+        self.user: Optional[str] = None
+        self.protocol = 1
+        self.client_name = ""
+        self.connected_at = time.time()
+        self.state: dict[str, Any] = {}  # per-plugin session data, keyed by plugin name
+        self.close_reason = ""
+        self._flusher = flusher
+        self._send_buffer = send_buffer
+        self._send_timeout = send_timeout
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._backlog = bytearray()
+        self._stalled_since = 0.0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        who = self.user or "-"
+        return f"<Session {self.id} {self.address[0]}:{self.address[1]} user={who}>"
+
+    @property
+    def tls(self) -> bool:
+        return self.transport.tls
+
+    @property
+    def v2(self) -> bool:
+        """True once the client said ``hello`` with protocol 2 or later."""
+        return self.protocol >= 2
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pending(self) -> int:
+        """Bytes accepted for sending but not yet taken by the kernel."""
+        return len(self._backlog)
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Encode and queue one message; False if the session is closed (or just closed)."""
+        return self.send_frame(protocol.encode(message))
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue an already-encoded frame (encode once, send to many)."""
+        overflow = False
+        with self._lock:
+            if self._closed:
+                return False
+            if self._backlog:
+                self._backlog += frame
+                overflow = len(self._backlog) > self._send_buffer
+            else:
+                try:
+                    sent = self.transport.send_nowait(frame)
+                except OSError:
+                    sent = -1
+                if sent < 0:
+                    overflow = True
+                elif sent < len(frame):
+                    self._backlog += memoryview(frame)[sent:]
+                    self._stalled_since = time.monotonic()
+                    self._flusher.watch(self)
+        if overflow:
+            self.close("send buffer full: the client is not reading")
+            return False
+        return True
+
+    def wait_drained(self, below: int = 0, timeout: Optional[float] = None) -> bool:
+        """Block until at most ``below`` bytes are pending (for streaming senders); False if closed or timed out."""
+        with self._drained:
+            self._drained.wait_for(lambda: self._closed or len(self._backlog) <= below, timeout)
+            return not self._closed and len(self._backlog) <= below
+
+    def flush(self) -> bool:
+        """Write what the kernel takes from the backlog; True when nothing is left. Flusher only."""
+        with self._lock:
+            if self._closed:
+                return True
+            try:
+                sent = self.transport.send_nowait(self._backlog)
+            except OSError:
+                sent = -1
+            if sent > 0:
+                del self._backlog[:sent]
+                self._stalled_since = time.monotonic()
+                self._drained.notify_all()
+            done = not self._backlog
+        if sent < 0:
+            self.close("connection lost while sending")
+            return True
+        return done
+
+    def stalled_for(self, now: float) -> float:
+        """Seconds the backlog has made no progress (0 when empty)."""
+        return now - self._stalled_since if self._backlog else 0.0
+
+    @property
+    def send_timeout(self) -> float:
+        return self._send_timeout
+
+    def close(self, reason: str = "") -> None:
+        """Stop sending and wake the connection's reader; its thread finishes the cleanup."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.close_reason = reason
+            self._backlog = bytearray()
+            self._drained.notify_all()
+        if reason:
+            log.info("disconnecting %r: %s", self, reason)
+        self._flusher.forget(self)
+        self.transport.shutdown()
+
+
+class Flusher(threading.Thread):
+    """One thread that writes every session's backlog as its socket becomes writable."""
+
+    def __init__(self, tick: float = 0.25) -> None:
+        super().__init__(name="chatcore-flusher", daemon=True)
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._watched: dict[int, Session] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._tick = tick
+        self._stopping = False
+
+    def watch(self, session: Session) -> None:
+        """Start writing ``session``'s backlog when its socket can take more."""
+        with self._lock:
+            if session.id in self._watched:
+                return
+            try:
+                self._selector.register(session.transport.fileno(), selectors.EVENT_WRITE, session)
+            except (ValueError, KeyError, OSError):
+                return
+            self._watched[session.id] = session
+        self._wake()
+
+    def forget(self, session: Session) -> None:
+        with self._lock:
+            if self._watched.pop(session.id, None) is None:
+                return
+            try:
+                self._selector.unregister(session.transport.fileno())
+            except (ValueError, KeyError, OSError):
+                pass
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def run(self) -> None:
+        while not self._stopping:
+            for key, _ in self._selector.select(self._tick):
+                if key.fileobj is self._wake_r:
+                    try:
+                        self._wake_r.recv(4096)
+                    except BlockingIOError:
+                        pass
+                elif key.data.flush():
+                    self.forget(key.data)
+            self._expire(time.monotonic())
+
+    def _expire(self, now: float) -> None:
+        with self._lock:
+            stalled = [s for s in self._watched.values() if s.stalled_for(now) > s.send_timeout]
+        for session in stalled:
+            session.close(f"client read nothing for {session.send_timeout:g} s")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake()
+        if self.is_alive():
+            self.join()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class SessionRegistry:
+    """Every live session, and the logged-in ones by user (case-insensitive)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[int, Session] = {}
+        self._by_user: dict[str, list[Session]] = {}
+
+    def add(self, session: Session) -> None:
+        with self._lock:
+            self._sessions[session.id] = session
+
+    def remove(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.id, None)
+
+    def bind(self, session: Session, username: str) -> bool:
+        """Mark ``session`` logged in as ``username``; True if it is the user's first session."""
+        with self._lock:
+            sessions = self._by_user.setdefault(username.casefold(), [])
+            sessions.append(session)
+            session.user = username
+            return len(sessions) == 1
+
+    def unbind(self, session: Session) -> bool:
+        """Take ``session`` out of its user's list (``session.user`` stays); True if it was the last."""
+        if session.user is None:
+            return False
+        with self._lock:
+            key = session.user.casefold()
+            sessions = self._by_user.get(key, [])
+            if session in sessions:
+                sessions.remove(session)
+            if sessions:
+                return False
+            self._by_user.pop(key, None)
+            return True
+
+    def of_user(self, username: str) -> list[Session]:
+        """The user's logged-in sessions (a copy; safe to iterate while others log in or out)."""
+        with self._lock:
+            return list(self._by_user.get(username.casefold(), ()))
+
+    def online_users(self) -> list[str]:
+        """Display names of users with at least one session, sorted case-insensitively."""
+        with self._lock:
+            names = [sessions[0].user for sessions in self._by_user.values() if sessions]
+        return sorted((n for n in names if n), key=str.casefold)
+
+    def is_online(self, username: str) -> bool:
+        with self._lock:
+            return bool(self._by_user.get(username.casefold()))
+
+    def all(self) -> list[Session]:
+        with self._lock:
+            return list(self._sessions.values())
+
+    def authenticated(self) -> list[Session]:
+        with self._lock:
+            return [s for sessions in self._by_user.values() for s in sessions]
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def broadcast(self, message: dict[str, Any], sessions: Iterable[Session]) -> int:
+        """Encode ``message`` once and queue it for every session given; returns how many took it."""
+        frame = protocol.encode(message)
+        return sum(1 for s in sessions if s.send_frame(frame))

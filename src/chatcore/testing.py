@@ -1,0 +1,199 @@
+"""Testing kit (a pytest plugin): real servers on 127.0.0.1:0 and a blocking test client.
+
+Fixtures: ``make_server(plugins=[...])`` starts a server with exactly those installed
+plugins (plus any plugin objects given as ``extra``) in a temporary data directory and stops
+it after the test; ``connect(server)`` opens a ``TestClient`` to it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import socket
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+
+import pytest
+
+from chatcore import protocol
+from chatcore.config import Config
+from chatcore.plugins import installed
+from chatcore.server import ChatServer
+
+DEFAULT_TIMEOUT = 5.0
+Types = Optional[Union[str, Sequence[str]]]
+_nonces = itertools.count(1)
+
+
+class TestClient:
+    """A blocking client for tests: ``send`` messages, ``expect`` replies by type and fields.
+
+    Messages read while waiting for something else are kept, in order, for later ``expect``
+    calls, so a test can expect events in any order.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    def __init__(self, address: tuple[str, int], timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.timeout = timeout
+        self.reader = protocol.FrameReader(self.sock.recv_into, self.sock.settimeout)
+        self.backlog: list[Any] = []
+        self.eof = False
+
+    def send(self, message: Any = None, **fields: Any) -> None:
+        """Send one message: a dict, or keyword fields (``send(command="ping")``)."""
+        payload = dict(fields) if message is None else message
+        self.sock.sendall(protocol.encode(payload))
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (malformed frames, partial frames)."""
+        self.sock.sendall(data)
+
+    def _read(self, timeout: float) -> Any:
+        """The next message, None on EOF; raises TimeoutError when nothing came in time."""
+        if self.eof:
+            return None
+        try:
+            message = self.reader.read(idle_timeout=timeout)
+        except (ConnectionResetError, BrokenPipeError):
+            message = None
+        if message is None:
+            self.eof = True
+        return message
+
+    @staticmethod
+    def _matches(message: Any, type_: Types, fields: Mapping[str, Any]) -> bool:
+        if not isinstance(message, dict):
+            return False
+        wanted = (type_,) if isinstance(type_, str) else type_
+        if wanted is not None and message.get("type") not in wanted:
+            return False
+        return all(message.get(k) == v for k, v in fields.items())
+
+    def expect(self, type_: Types = None, timeout: Optional[float] = None, **fields: Any) -> dict[str, Any]:
+        """The first message (kept or new) of ``type_`` (a type or several) whose fields equal ``fields``.
+
+        Raises AssertionError, listing what did arrive, if none comes within ``timeout``.
+        """
+        for index, message in enumerate(self.backlog):
+            if self._matches(message, type_, fields):
+                return self.backlog.pop(index)
+        wait = self.timeout if timeout is None else timeout
+        try:
+            while True:
+                message = self._read(wait)
+                if message is None:
+                    break
+                if self._matches(message, type_, fields):
+                    return message
+                self.backlog.append(message)
+        except TimeoutError:
+            pass
+        raise AssertionError(f"expected {type_} {fields or ''} within {wait:g} s"
+                             f"{' (connection closed)' if self.eof else ''}; received: {self.backlog!r}")
+
+    def request(self, message: Any = None, *, reply: Optional[str] = None, **fields: Any) -> dict[str, Any]:
+        """Send a command and return its reply: a message of type ``reply`` if given, else the
+        first whose type is the command's name, ``<command>_result`` or ``error``."""
+        payload = dict(fields) if message is None else message
+        self.send(payload)
+        command = payload.get("command")
+        return self.expect(reply or (command, f"{command}_result", "error"))
+
+    def sync(self) -> list[Any]:
+        """Round-trip a ``ping`` and return (and clear) everything that arrived before its ``pong``.
+
+        The server handles a connection's messages in order, so once the pong is here every
+        reply to earlier requests is too: a test waits for this event instead of sleeping.
+        """
+        nonce = f"sync-{next(_nonces)}"
+        self.send(command="ping", nonce=nonce)
+        self.expect("pong", nonce=nonce)
+        arrived, self.backlog = self.backlog, []
+        return arrived
+
+    def expect_closed(self, timeout: Optional[float] = None) -> list[Any]:
+        """Wait for the server to close the connection; returns what arrived before."""
+        wait = self.timeout if timeout is None else timeout
+        try:
+            while True:
+                message = self._read(wait)
+                if message is None:
+                    break
+                self.backlog.append(message)
+        except TimeoutError:
+            raise AssertionError(f"connection still open after {wait:g} s; received {self.backlog!r}") from None
+        except protocol.ProtocolError:
+            pass
+        arrived, self.backlog = self.backlog, []
+        return arrived
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "TestClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def server_config(data_dir: Path, plugins: Sequence[str], env: Optional[Mapping[str, Any]] = None,
+                  entry_points: Optional[Iterable[importlib.metadata.EntryPoint]] = None) -> Config:
+    """A config for a loopback server on a free port with exactly ``plugins`` enabled."""
+    available = installed(entry_points)
+    values = {
+        "CHATCORE_HOST": "127.0.0.1",
+        "SERVER_PORT": "0",
+        "STORAGE_DIR": str(data_dir),
+        "CHATCORE_DISABLE_PLUGINS": ",".join(name for name in available if name not in plugins),
+        "LOG_LEVEL": "DEBUG",
+    }
+    config = Config(values, base_dir=data_dir.parent)
+    return config.with_overrides(**dict(env or {}))
+
+
+MakeServer = Callable[..., ChatServer]
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[MakeServer]:
+    """Start servers for a test; each is stopped at teardown (in reverse order).
+
+    ``make_server(plugins=("auth",), env={...}, extra=[(name, obj)], entry_points=None,
+    data_dir=None)``: ``data_dir`` defaults to ``tmp_path/"data"``, so a second server made
+    in the same test reopens the first one's storage (restart tests).
+    """
+    started: list[ChatServer] = []
+
+    def factory(plugins: Sequence[str] = (), env: Optional[Mapping[str, Any]] = None,
+                extra: Sequence[tuple[str, Any]] = (),
+                entry_points: Optional[Iterable[importlib.metadata.EntryPoint]] = None,
+                data_dir: Optional[Path] = None) -> ChatServer:
+        points = list(entry_points) if entry_points is not None else None
+        config = server_config(data_dir or tmp_path / "data", plugins, env, points)
+        server = ChatServer(config, entry_points=points, extra_plugins=extra)
+        server.start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., TestClient]]:
+    """Open ``TestClient`` connections (``connect(server)``), closed at teardown."""
+    clients: list[TestClient] = []
+
+    def factory(server: ChatServer, timeout: float = DEFAULT_TIMEOUT) -> TestClient:
+        host, port = server.address
+        client = TestClient(("127.0.0.1" if host in ("0.0.0.0", "") else host, port), timeout)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.close()
