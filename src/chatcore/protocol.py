@@ -127,7 +127,7 @@ class FrameReader:
     """
 
     def __init__(self, recv_into: RecvInto, set_timeout: SetTimeout,
-                 frame_timeout: float = FRAME_TIMEOUT, buffer_size: int = 1 << 17) -> None:
+                 frame_timeout: float = FRAME_TIMEOUT, buffer_size: int = 1 << 14) -> None:
         self._recv_into = recv_into
         self._set_timeout = set_timeout
         self._frame_timeout = frame_timeout
@@ -145,10 +145,8 @@ class FrameReader:
 
     def _fill(self, deadline: Optional[float]) -> int:
         """Read more bytes into the buffer; returns 0 on EOF."""
-        if self._start and self._end == len(self._buf):
-            remaining = self._end - self._start
-            self._buf[:remaining] = self._buf[self._start:self._end]
-            self._start, self._end = 0, remaining
+        if self._end == len(self._buf):
+            self._make_room(len(self._buf) + 1)
         if deadline is None:
             self._apply_timeout(None)
         else:
@@ -183,9 +181,9 @@ class FrameReader:
             (length,) = HEADER.unpack_from(self._buf, self._start)
             check_length(length)
             total = HEADER.size + length
+            if self._start + total > len(self._buf):
+                self._make_room(total)
             while self._end - self._start < total:
-                if self._start + total > len(self._buf):
-                    self._compact()
                 if self._fill(deadline) == 0:
                     raise ProtocolError("connection closed inside a frame")
         except (TimeoutError, BlockingIOError):
@@ -196,9 +194,16 @@ class FrameReader:
             self._start = self._end = 0
         return body
 
-    def _compact(self) -> None:
+    def _make_room(self, total: int) -> None:
+        """Move unread bytes to the front, growing the buffer if ``total`` bytes cannot fit."""
         remaining = self._end - self._start
-        self._buf[:remaining] = self._buf[self._start:self._end]
+        if total > len(self._buf):
+            grown = bytearray(max(total, len(self._buf) * 2))
+            grown[:remaining] = self._view[self._start:self._end]
+            self._view.release()
+            self._buf, self._view = grown, memoryview(grown)
+        else:
+            self._buf[:remaining] = self._buf[self._start:self._end]
         self._start, self._end = 0, remaining
 
     def read(self, idle_timeout: Optional[float] = None) -> Any:

@@ -95,11 +95,11 @@ class TestClient:
 
     def request(self, message: Any = None, *, reply: Optional[str] = None, **fields: Any) -> dict[str, Any]:
         """Send a command and return its reply: a message of type ``reply`` if given, else the
-        first whose type is the command's name, ``<command>_result`` or ``error``."""
+        first whose type is the command's name, ``<command>_result``, ``pong`` (for ping) or ``error``."""
         payload = dict(fields) if message is None else message
         self.send(payload)
-        command = payload.get("command")
-        return self.expect(reply or (command, f"{command}_result", "error"))
+        command = payload.get("command", payload.get("type"))
+        return self.expect(reply or (command, f"{command}_result", "pong" if command == "ping" else "error", "error"))
 
     def sync(self) -> list[Any]:
         """Round-trip a ``ping`` and return (and clear) everything that arrived before its ``pong``.
