@@ -1,17 +1,97 @@
-"""Hook implementations of the ``filexfer`` plugin (its behaviour arrives with its own issue)."""
+"""Hook implementations of the ``filexfer`` plugin; the logic lives in the sibling modules."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from chatcore import hookimpl
+from chatcore import Setting, hookimpl
+
+from chatcore_filexfer.commands import COMMANDS, FileCommands, Sweeper
+from chatcore_filexfer.legacy import LegacyRelay
+from chatcore_filexfer.limits import Limits
+from chatcore_filexfer.service import Clock, FileService
+from chatcore_filexfer.settings import SETTINGS, limits_from_config
+
+if TYPE_CHECKING:
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
 
 NAME = "filexfer"
 
 
 class FilexferPlugin:
-    """Store-and-forward file transfer; one instance per server."""
+    """Store-and-forward file transfer plus Part-1 file signalling; one instance per server.
+
+    ``clock`` (seconds since the epoch) is injectable so tests can expire files without waiting.
+    """
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self.limits = Limits()
+        self.commands: Optional[FileCommands] = None
+        self.sweeper: Optional[Sweeper] = None
+
+    @hookimpl
+    def chat_settings(self) -> Sequence[Setting]:
+        """Declare the CHATCORE_FILEXFER_* settings."""
+        return SETTINGS
+
+    @hookimpl
+    def chat_configure(self, server: "ChatServer") -> None:
+        """Open the spool and index, clean up after a crash, start the expiry sweeper."""
+        self.limits = limits_from_config(server.config)
+        service = FileService(server.plugin_dir(NAME), self.limits, self.clock)
+        service.reconcile()
+        self.commands = FileCommands(server, service, LegacyRelay(self.clock, self.limits.request_timeout))
+        self.commands.sweep()
+        if self.limits.sweep_interval > 0:
+            self.sweeper = Sweeper(self.limits.sweep_interval, self.commands.sweep)
+            self.sweeper.start()
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
-        """Nothing yet: the plugin only registers itself."""
+        """Register the file commands (handlers are bound when the server configures the plugin)."""
+        for name, fields in COMMANDS.items():
+            register(name, self._handler(name), auth=True, **fields)
+
+    def _handler(self, name: str) -> Callable[["Session", dict[str, Any]], Optional[dict[str, Any]]]:
+        """A handler that calls ``FileCommands.<name>`` (commands register before configure runs)."""
+        def handle(session: "Session", message: dict[str, Any]) -> Optional[dict[str, Any]]:
+            assert self.commands is not None, "filexfer used before chat_configure"
+            return getattr(self.commands, name)(session, message)
+        handle.__name__ = name
+        return handle
+
+    @hookimpl
+    def chat_hello(self, session: "Session") -> dict[str, Any]:
+        """Announce the upload limits and chunk size."""
+        return {NAME: self.limits.announce()}
+
+    @hookimpl
+    def chat_authenticated(self, session: "Session", first: bool) -> None:
+        """Offer the new session every file waiting for its user."""
+        if self.commands is not None:
+            self.commands.offer_waiting(session)
+
+    @hookimpl
+    def chat_logging_out(self, session: "Session", last: bool) -> None:
+        """A user who went offline can no longer answer or receive legacy file requests."""
+        if last and self.commands is not None and session.user is not None:
+            self.commands.relay.forget(session.user)
+
+    @hookimpl
+    def chat_session_closed(self, session: "Session") -> None:
+        """Stop the closed connection's downloads."""
+        if self.commands is not None:
+            self.commands.streams.cancel_session(session.id)
+
+    @hookimpl
+    def chat_shutdown(self, server: "ChatServer") -> None:
+        """Stop the sweeper and downloads, then close the index."""
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        if self.commands is not None:
+            self.commands.streams.stop()
+            self.commands.service.close()
+

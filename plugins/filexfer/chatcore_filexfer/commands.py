@@ -1,0 +1,244 @@
+"""Command handlers: turn requests into ``FileService``/``LegacyRelay`` calls and their results
+into replies and events for the users involved."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from chatcore import CommandError, protocol
+
+from chatcore_filexfer.index import READY, Entry
+from chatcore_filexfer.legacy import LegacyRelay
+from chatcore_filexfer.names import sanitize_filename
+from chatcore_filexfer.service import FileService, TransferError, offer_fields
+from chatcore_filexfer.stream import MAX_STREAMS_PER_SESSION, Sink, Streams
+
+if TYPE_CHECKING:
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
+
+log = logging.getLogger(__name__)
+
+Reply = Optional[dict[str, Any]]
+Handler = Callable[["Session", dict[str, Any]], Reply]
+MAX_NAME = 64  # a username is at most 32 characters; longer peers are not looked up
+MAX_LEGACY_FIELD = 1024  # characters of a legacy md5/size string that are forwarded
+
+# Every command: the fields the core type-checks before calling FileCommands.<name>.
+COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
+    "file_upload": {"fields": {"peer": str, "filename": str, "size": int, "sha256": str}},
+    "file_chunk": {"fields": {"upload_id": str, "offset": int, "data": str}},
+    "file_upload_done": {"fields": {"upload_id": str}},
+    "file_cancel": {"fields": {"upload_id": str}},
+    "file_list": {"optional": {"after": str}},
+    "file_download": {"fields": {"file_id": str}, "optional": {"offset": int}},
+    "file_decline": {"fields": {"file_id": str}},
+    "file_request": {"fields": {"peer": str, "filename": str, "size": (str, int, float), "md5": str}},
+    "file_response": {"fields": {"peer": str, "response": str}, "optional": {"md5": str}},
+}
+
+
+def replies_errors(command: str) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
+    """Turn a TransferError into ``error`` {command, code, reason, ...extra} (the core's
+    CommandError carries no extra fields such as the offset to resume from)."""
+    def decorate(handler: Callable[..., Reply]) -> Callable[..., Reply]:
+        @functools.wraps(handler)
+        def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
+            try:
+                return handler(self, session, message)
+            except TransferError as exc:
+                return {"type": "error", "command": command, "code": exc.code, "reason": exc.reason, **exc.extra}
+        return wrapper
+    return decorate
+
+
+class FileCommands:
+    """The plugin's commands for one server, plus the events they cause."""
+
+    def __init__(self, server: "ChatServer", service: FileService, relay: LegacyRelay) -> None:
+        self.server = server
+        self.service = service
+        self.relay = relay
+        self.streams = Streams(service.spool, service.limits.chunk_size, service.limits.stream_window,
+                               self._delivered)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _to_user(self, user: str, message: dict[str, Any]) -> int:
+        """Send ``message`` to every session of ``user``; how many took it."""
+        return self.server.sessions.broadcast(message, self.server.sessions.of_user(user))
+
+    def _lookup(self, name: str) -> Optional[str]:
+        """The registered display name for ``name``, or None."""
+        if not name or len(name) > MAX_NAME:
+            return None
+        return self.server.lookup_user(name)
+
+    def sweep(self) -> None:
+        """Delete expired files and abandoned uploads; tell senders who are online."""
+        for entry in self.service.sweep():
+            if entry.state == READY:
+                self.streams.cancel_file(str(entry.file_id))
+            self._to_user(entry.sender, {"type": "file_expired", "upload_id": entry.upload_id,
+                                         "file_id": entry.file_id, "peer": entry.recipient})
+
+    def offer_waiting(self, session: "Session") -> None:
+        """Offer a session that just logged in every file waiting for its user."""
+        assert session.user is not None
+        for entry in self.service.waiting_for(session.user):
+            session.send({"type": "file_offer", **offer_fields(entry)})
+
+    def _delivered(self, entry: Entry, sink: Sink) -> None:
+        """A download handed the whole file to the recipient's socket: delete it, tell the sender."""
+        if self.service.delivered(entry):
+            self._to_user(entry.sender, {"type": "file_delivered", "upload_id": entry.upload_id,
+                                         "file_id": entry.file_id, "peer": entry.recipient})
+
+    # -- store and forward (PROTOCOL.md §2.4) -----------------------------------------------
+
+    @replies_errors("file_upload")
+    def file_upload(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Offer a file to a registered user: a new upload, or the unfinished one to resume."""
+        assert session.user is not None
+        recipient = self._lookup(message["peer"])
+        if recipient is None:
+            raise TransferError("unknown_peer", "no registered user has that name")
+        self.sweep()
+        entry, held = self.service.offer(session.user, recipient, message["filename"], message["size"],
+                                         message["sha256"])
+        return {"type": "file_upload_ready", "upload_id": entry.upload_id, "offset": held,
+                "chunk_size": self.service.limits.chunk_size, "peer": entry.recipient,
+                "filename": entry.filename, "size": entry.size}
+
+    @replies_errors("file_chunk")
+    def file_chunk(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Store one chunk; silent on success (the sender streams chunks without waiting)."""
+        assert session.user is not None
+        self.service.write_chunk(session.user, message["upload_id"], message["offset"], message["data"])
+        return None
+
+    @replies_errors("file_upload_done")
+    def file_upload_done(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Verify the upload and offer the file to its recipient now (or at their next login)."""
+        assert session.user is not None
+        entry = self.service.finish(session.user, message["upload_id"])
+        self._to_user(entry.recipient, {"type": "file_offer", **offer_fields(entry)})
+        return {"type": "file_uploaded", "upload_id": entry.upload_id, "file_id": entry.file_id}
+
+    @replies_errors("file_cancel")
+    def file_cancel(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """The sender withdraws an upload or a file its recipient has not taken yet."""
+        assert session.user is not None
+        entry = self.service.cancel(session.user, message["upload_id"])
+        if entry.state == READY:
+            self.streams.cancel_file(str(entry.file_id))
+            self._to_user(entry.recipient, {"type": "file_cancelled", "file_id": entry.file_id,
+                                            "peer": entry.sender})
+        return {"type": "file_cancel_result", "upload_id": entry.upload_id, "file_id": entry.file_id}
+
+    @replies_errors("file_list")
+    def file_list(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """The files waiting for the user, oldest first, as many as fit one frame (then ``has_more``;
+        ask again with ``after`` = the last file_id received)."""
+        assert session.user is not None
+        self.sweep()
+        entries = self.service.waiting_for(session.user)
+        after = message.get("after")
+        if after:
+            ids = [entry.file_id for entry in entries]
+            entries = entries[ids.index(after) + 1:] if after in ids else []
+        reply: dict[str, Any] = {"type": "file_list", "files": [], "has_more": False}
+        budget = protocol.MAX_JSON - len(protocol.dumps(reply)) - 64
+        for entry in entries:
+            fields = offer_fields(entry)
+            cost = len(protocol.dumps(fields)) + 1
+            if cost > budget:
+                reply["has_more"] = True
+                break
+            budget -= cost
+            reply["files"].append(fields)
+        return reply
+
+    @replies_errors("file_download")
+    def file_download(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Start streaming a file (from ``offset`` to resume) in its own thread; no reply here."""
+        assert session.user is not None
+        entry = self.service.for_download(session.user, message["file_id"], message.get("offset", 0))
+        if not self.streams.start(session, entry, message.get("offset", 0)):
+            raise TransferError("busy", f"at most {MAX_STREAMS_PER_SESSION} downloads at once per connection",
+                                file_id=entry.file_id)
+        return None
+
+    @replies_errors("file_decline")
+    def file_decline(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """The recipient refuses a file: delete it and tell the sender."""
+        assert session.user is not None
+        entry = self.service.decline(session.user, message["file_id"])
+        self.streams.cancel_file(str(entry.file_id))
+        self._to_user(entry.sender, {"type": "file_declined", "file_id": entry.file_id,
+                                     "upload_id": entry.upload_id, "peer": entry.recipient})
+        return {"type": "file_decline_result", "file_id": entry.file_id}
+
+    # -- legacy peer-to-peer signalling (PROTOCOL.md §1) -----------------------------------------
+
+    def file_request(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Forward a Part-1 file_request to the peer's sessions and remember it for the answer."""
+        assert session.user is not None
+        peer = message["peer"]
+        target = self._lookup(peer)
+        if target is None or not self.server.sessions.is_online(target):
+            why = "no registered user has that name" if target is None else f"{target} is not online"
+            return {"type": "file_response", "peer": peer[:MAX_NAME], "response": "error", "reason": why}
+        if target.casefold() == session.user.casefold():
+            return {"type": "file_response", "peer": target, "response": "error",
+                    "reason": "you cannot send a file to yourself"}
+        size, md5 = message["size"], message["md5"]
+        if isinstance(size, str):
+            size = size[:MAX_LEGACY_FIELD]
+        filename = sanitize_filename(message["filename"])
+        self.relay.requested(session.user, target, filename, md5[:MAX_LEGACY_FIELD])
+        self._to_user(target, {"type": "file_request", "peer": session.user, "filename": filename,
+                               "size": size, "md5": md5[:MAX_LEGACY_FIELD]})
+        return None
+
+    def file_response(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Forward an accept/deny only to a user who really asked this one; accept carries ``ip``."""
+        assert session.user is not None
+        response = message["response"]
+        if response not in ("accept", "deny"):
+            raise CommandError("bad_request", "field 'response' must be 'accept' or 'deny'")
+        request = self.relay.answer(session.user, message["peer"][:MAX_NAME], message.get("md5"))
+        if request is None:
+            raise CommandError("no_request", f"{message['peer'][:MAX_NAME]!r} has no open file_request to you")
+        forwarded: dict[str, Any] = {"type": "file_response", "peer": session.user, "response": response,
+                                     "filename": request.filename, "md5": request.md5}
+        if response == "accept":
+            forwarded["ip"] = session.address[0]
+        if not self._to_user(request.requester, forwarded):
+            raise CommandError("unknown_peer", f"{request.requester} is no longer online")
+        return None
+
+
+class Sweeper(threading.Thread):
+    """Calls ``sweep`` every ``interval`` seconds until stopped (expiry needs no traffic)."""
+
+    def __init__(self, interval: float, sweep: Callable[[], None]) -> None:
+        super().__init__(name="filexfer-sweeper", daemon=True)
+        self._interval = interval
+        self._sweep = sweep
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self._interval):
+            try:
+                self._sweep()
+            except Exception:
+                log.exception("filexfer: sweep failed")
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join()

@@ -1,0 +1,146 @@
+"""The SQLite index of the spool: who sent what to whom, its size, hash and state.
+
+One connection guarded by a lock (the plugin's write rate is a few rows per file, not per
+chunk), WAL journal with ``synchronous=NORMAL``: a committed row survives a process crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+UPLOADING = "uploading"
+READY = "ready"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    upload_id     TEXT PRIMARY KEY,
+    file_id       TEXT UNIQUE,
+    spool_name    TEXT NOT NULL UNIQUE,
+    sender        TEXT NOT NULL,
+    sender_key    TEXT NOT NULL,
+    recipient     TEXT NOT NULL,
+    recipient_key TEXT NOT NULL,
+    filename      TEXT NOT NULL,
+    size          INTEGER NOT NULL CHECK (size >= 0),
+    sha256        TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('uploading', 'ready')),
+    created       REAL NOT NULL,
+    touched       REAL NOT NULL,
+    completed     REAL
+);
+CREATE INDEX IF NOT EXISTS files_by_recipient ON files (recipient_key, state, completed);
+CREATE INDEX IF NOT EXISTS files_by_sender ON files (sender_key, recipient_key, sha256, size, state);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the index: a partial upload or a complete file waiting for its recipient."""
+
+    upload_id: str
+    file_id: Optional[str]
+    spool_name: str
+    sender: str
+    sender_key: str
+    recipient: str
+    recipient_key: str
+    filename: str
+    size: int
+    sha256: str
+    state: str
+    created: float
+    touched: float
+    completed: Optional[float]
+
+
+_COLUMNS = ", ".join(Entry.__dataclass_fields__)
+
+
+class Index:
+    """Rows of ``Entry`` in ``<plugin dir>/index.sqlite3``; every method is thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Optional[Entry]:
+        with self._lock:
+            row = self._db.execute(sql, params).fetchone()
+        return Entry(**dict(row)) if row is not None else None
+
+    def _many(self, sql: str, params: tuple[Any, ...] = ()) -> list[Entry]:
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [Entry(**dict(row)) for row in rows]
+
+    def insert(self, entry: Entry) -> None:
+        """Add a new upload row."""
+        values = tuple(getattr(entry, name) for name in Entry.__dataclass_fields__)
+        with self._lock:
+            self._db.execute(f"INSERT INTO files ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+
+    def by_upload(self, upload_id: str) -> Optional[Entry]:
+        return self._one(f"SELECT {_COLUMNS} FROM files WHERE upload_id = ?", (upload_id,))
+
+    def by_file(self, file_id: str) -> Optional[Entry]:
+        return self._one(f"SELECT {_COLUMNS} FROM files WHERE file_id = ?", (file_id,))
+
+    def find_partial(self, sender_key: str, recipient_key: str, sha256: str, size: int) -> Optional[Entry]:
+        """The unfinished upload of the same content between the same two users (for resume)."""
+        return self._one(
+            f"SELECT {_COLUMNS} FROM files WHERE sender_key = ? AND recipient_key = ? AND sha256 = ?"
+            " AND size = ? AND state = 'uploading' ORDER BY created LIMIT 1",
+            (sender_key, recipient_key, sha256, size))
+
+    def usage(self, sender_key: str) -> tuple[int, int, int]:
+        """(bytes reserved by ``sender_key``, files held for them, bytes reserved by everyone)."""
+        with self._lock:
+            mine = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM files WHERE sender_key = ?",
+                                    (sender_key,)).fetchone()
+            total = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM files").fetchone()
+        return int(mine[0]), int(mine[1]), int(total[0])
+
+    def touch(self, upload_id: str, when: float) -> None:
+        """Record activity on an upload (abandoned uploads are judged by this time)."""
+        with self._lock:
+            self._db.execute("UPDATE files SET touched = ? WHERE upload_id = ?", (when, upload_id))
+
+    def complete(self, upload_id: str, file_id: str, when: float) -> bool:
+        """Mark an upload as a ready file; False if it was not (or no longer) uploading."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE files SET state = 'ready', file_id = ?, completed = ?, touched = ?"
+                " WHERE upload_id = ? AND state = 'uploading'", (file_id, when, when, upload_id))
+        return cursor.rowcount == 1
+
+    def delete(self, upload_id: str) -> bool:
+        """Remove a row; True if this call removed it (so exactly one caller cleans up)."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM files WHERE upload_id = ?", (upload_id,))
+        return cursor.rowcount == 1
+
+    def waiting_for(self, recipient_key: str) -> list[Entry]:
+        """Complete files offered to ``recipient_key``, oldest first."""
+        return self._many(f"SELECT {_COLUMNS} FROM files WHERE recipient_key = ? AND state = 'ready'"
+                          " ORDER BY completed, rowid", (recipient_key,))
+
+    def expired(self, ready_before: float, partial_before: float) -> list[Entry]:
+        """Ready files completed before ``ready_before`` and uploads idle since before ``partial_before``."""
+        return self._many(f"SELECT {_COLUMNS} FROM files WHERE (state = 'ready' AND completed < ?)"
+                          " OR (state = 'uploading' AND touched < ?)", (ready_before, partial_before))
+
+    def all(self) -> Iterator[Entry]:
+        """Every row (startup reconciliation with the spool directory)."""
+        return iter(self._many(f"SELECT {_COLUMNS} FROM files"))

@@ -1,0 +1,28 @@
+"""The limits the plugin enforces, announced to clients in ``hello`` (no chatcore imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CHUNK_SIZE = 32 * 1024  # raw bytes per file_chunk / file_data (PROTOCOL.md §2.4)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit the plugin enforces, read once at startup."""
+
+    max_size: int = 100 << 20
+    user_quota: int = 1 << 30
+    spool_limit: int = 10 << 30
+    max_files: int = 100
+    expiry: float = 7 * 24 * 3600.0
+    partial_timeout: float = 24 * 3600.0
+    sweep_interval: float = 60.0
+    stream_window: int = 256 << 10
+    request_timeout: float = 600.0
+    chunk_size: int = CHUNK_SIZE
+
+    def announce(self) -> dict[str, int | float]:
+        """The ``hello`` fields a client needs to plan an upload."""
+        return {"chunk_size": self.chunk_size, "max_size": self.max_size, "user_quota": self.user_quota,
+                "spool_limit": self.spool_limit, "max_files": self.max_files, "expiry": self.expiry}

@@ -1,0 +1,302 @@
+"""Store-and-forward transfers: offers, chunked uploads, verification, downloads, expiry.
+
+No sockets and no pluggy here: callers pass user names in and get index entries back; the
+plugin turns them into replies and events. The spool file's length is the truth about how
+much of an upload has arrived, so a resume after a crash or restart starts from what is
+really on disk; the SHA-256 is kept incrementally in memory and rebuilt from disk when
+needed.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import hashlib
+import logging
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
+from chatcore_filexfer.limits import Limits
+from chatcore_filexfer.names import sanitize_filename
+from chatcore_filexfer.spool import Spool, SpoolError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class TransferError(Exception):
+    """A refused request: becomes ``error`` {command, code, reason, **extra} for the client."""
+
+    def __init__(self, code: str, reason: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.extra = extra
+
+
+@dataclass
+class _Upload:
+    """In-memory state of an upload in progress: its lock, bytes received and running hash."""
+
+    entry: Entry
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    received: int = -1  # -1: not loaded from disk yet
+    digest: Any = None
+    touched: float = 0.0
+
+
+def iso_utc(when: float) -> str:
+    """ISO 8601 UTC with milliseconds, the protocol's ``ts`` format."""
+    stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def offer_fields(entry: Entry) -> dict[str, Any]:
+    """The description of a waiting file that ``file_offer`` and ``file_list`` carry."""
+    return {"file_id": entry.file_id, "peer": entry.sender, "filename": entry.filename,
+            "size": entry.size, "sha256": entry.sha256, "ts": iso_utc(entry.completed or entry.created)}
+
+
+def max_encoded(raw: int) -> int:
+    """Length of the base64 text of ``raw`` bytes (with padding)."""
+    return (raw + 2) // 3 * 4
+
+
+class FileService:
+    """The spool, its index and the rules around them; one per server, thread-safe."""
+
+    def __init__(self, root: Path, limits: Limits, clock: Clock) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.spool = Spool(root / "spool")
+        self.index = Index(root / "index.sqlite3")
+        self._lock = threading.Lock()  # quota checks + inserts, and the _uploads map
+        self._uploads: dict[str, _Upload] = {}
+        self._touch_every = min(60.0, limits.partial_timeout / 4)
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- startup ---------------------------------------------------------------------------
+
+    def reconcile(self) -> tuple[int, int]:
+        """Make spool and index agree after a crash: drop rows whose file is gone and files no
+        row names. Returns (rows dropped, files deleted)."""
+        known: set[str] = set()
+        dropped = 0
+        for entry in self.index.all():
+            if self.spool.size(entry.spool_name) is None:
+                self.index.delete(entry.upload_id)
+                dropped += 1
+            else:
+                known.add(entry.spool_name)
+        strays = [name for name in self.spool.names() if name not in known]
+        for name in strays:
+            self.spool.remove(name)
+        if dropped or strays:
+            log.warning("filexfer: dropped %d index row(s) without a file and %d stray spool file(s)",
+                        dropped, len(strays))
+        return dropped, len(strays)
+
+    # -- upload ----------------------------------------------------------------------------
+
+    def offer(self, sender: str, recipient: str, filename: str, size: int, sha256: str) -> tuple[Entry, int]:
+        """Start an upload (or find the unfinished one of the same content) -> (entry, offset held)."""
+        if size < 0:
+            raise TransferError("bad_request", "field 'size' must be 0 or more")
+        if size > self.limits.max_size:
+            raise TransferError("too_large", f"the file has {size} bytes; the limit is {self.limits.max_size}",
+                                max_size=self.limits.max_size)
+        if not _SHA256.fullmatch(sha256):
+            raise TransferError("bad_request", "field 'sha256' must be 64 hexadecimal digits")
+        sha256 = sha256.lower()
+        sender_key, recipient_key = sender.casefold(), recipient.casefold()
+        now = self.clock()
+        existing = self.index.find_partial(sender_key, recipient_key, sha256, size)
+        if existing is not None:  # resume: same sender, recipient and content
+            self.index.touch(existing.upload_id, now)
+            state = self._state(existing)
+            state.touched = now
+            return existing, state.received
+        with self._lock:
+            used, count, total = self.index.usage(sender_key)
+            if count >= self.limits.max_files:
+                raise TransferError("quota", f"you already have {count} files waiting in the spool; "
+                                    f"the limit is {self.limits.max_files}")
+            if used + size > self.limits.user_quota:
+                raise TransferError("quota", f"your files in the spool would take {used + size} bytes; "
+                                    f"your quota is {self.limits.user_quota}")
+            if total + size > self.limits.spool_limit:
+                raise TransferError("quota", "the server's spool is full; try again later")
+            entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
+                          sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
+                          filename=sanitize_filename(filename), size=size, sha256=sha256, state=UPLOADING,
+                          created=now, touched=now, completed=None)
+            try:
+                self.spool.create(entry.spool_name)
+            except OSError as exc:
+                raise TransferError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
+            self.index.insert(entry)
+            self._uploads[entry.upload_id] = _Upload(entry, received=0, digest=hashlib.sha256(), touched=now)
+        return entry, 0
+
+    def _state(self, entry: Entry) -> _Upload:
+        """The in-memory state of an upload, loading bytes-held and hash from disk the first time."""
+        with self._lock:
+            state = self._uploads.get(entry.upload_id)
+            if state is None:
+                state = self._uploads[entry.upload_id] = _Upload(entry)
+        with state.lock:
+            if state.received < 0:
+                held = self.spool.size(entry.spool_name) or 0
+                if held > entry.size:  # cannot happen through append(); never trust it
+                    held = 0
+                state.digest = self.spool.hash_prefix(entry.spool_name, held)
+                state.received = held
+                state.touched = entry.touched
+        return state
+
+    def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, _Upload]:
+        """The uploading entry ``upload_id`` if ``user`` sent it; TransferError otherwise."""
+        entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
+        if entry is None or entry.state != UPLOADING:
+            raise TransferError("unknown_upload", "no upload in progress has that upload_id", upload_id=upload_id[:64])
+        if entry.sender_key != user.casefold():
+            raise TransferError("forbidden", "only the sender of an upload may write to it", upload_id=upload_id)
+        return entry, self._state(entry)
+
+    def write_chunk(self, user: str, upload_id: str, offset: int, data: str) -> int:
+        """Append one base64 chunk at ``offset`` (which must equal the bytes held) -> bytes held."""
+        entry, state = self._own_upload(user, upload_id)
+        if len(data) > max_encoded(self.limits.chunk_size):
+            raise TransferError("too_large", f"a chunk carries at most {self.limits.chunk_size} bytes",
+                                upload_id=upload_id)
+        try:
+            raw = binascii.a2b_base64(data, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise TransferError("bad_request", "field 'data' is not valid base64", upload_id=upload_id) from None
+        with state.lock:
+            if self.index.by_upload(upload_id) is None:  # swept or cancelled meanwhile
+                raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+            if offset != state.received:
+                raise TransferError("bad_offset", f"the server holds {state.received} bytes; "
+                                    f"send the chunk at offset {state.received}",
+                                    upload_id=upload_id, offset=state.received)
+            if state.received + len(raw) > entry.size:
+                raise TransferError("too_large", f"the chunk goes past the declared size of {entry.size} bytes",
+                                    upload_id=upload_id, offset=state.received)
+            try:
+                state.received = self.spool.append(entry.spool_name, offset, raw)
+            except SpoolError as exc:
+                state.received = -1  # reload from disk next time: append() cut the file back
+                code = "disk_full" if exc.full else "storage_error"
+                raise TransferError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
+            state.digest.update(raw)
+            now = self.clock()
+            if now - state.touched >= self._touch_every:
+                state.touched = now
+                self.index.touch(upload_id, now)
+            return state.received
+
+    def finish(self, user: str, upload_id: str) -> Entry:
+        """Verify a complete upload's size and SHA-256 and make it a file offered to its recipient."""
+        entry, state = self._own_upload(user, upload_id)
+        with state.lock:
+            if state.received != entry.size:
+                raise TransferError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
+                                    upload_id=upload_id, offset=state.received)
+            if state.digest.hexdigest() != entry.sha256:
+                self.remove(entry)
+                raise TransferError("bad_hash", "the data received does not match the sha256 offered; "
+                                    "the upload was discarded, offer the file again", upload_id=upload_id)
+            file_id = uuid.uuid4().hex
+            if not self.index.complete(upload_id, file_id, self.clock()):
+                raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+        with self._lock:
+            self._uploads.pop(upload_id, None)
+        done = self.index.by_upload(upload_id)
+        assert done is not None
+        return done
+
+    def cancel(self, user: str, upload_id: str) -> Entry:
+        """The sender withdraws an upload or a file not yet taken; returns the removed entry."""
+        entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
+        if entry is None or entry.sender_key != user.casefold():
+            raise TransferError("unknown_upload", "you have no upload or waiting file with that upload_id",
+                                upload_id=upload_id[:64])
+        self.remove(entry)
+        return entry
+
+    # -- the recipient's side ----------------------------------------------------------------
+
+    def waiting_for(self, user: str) -> list[Entry]:
+        """Complete files offered to ``user``, oldest first."""
+        return self.index.waiting_for(user.casefold())
+
+    def _addressed(self, user: str, file_id: str) -> Entry:
+        """The ready file ``file_id`` if ``user`` is its recipient; TransferError otherwise."""
+        entry = self.index.by_file(file_id) if _ID.fullmatch(file_id) else None
+        if entry is None or entry.state != READY:
+            raise TransferError("unknown_file", "no file waits with that file_id", file_id=file_id[:64])
+        if entry.recipient_key != user.casefold():
+            raise TransferError("forbidden", "only the recipient may take or decline a file", file_id=file_id)
+        return entry
+
+    def for_download(self, user: str, file_id: str, offset: int) -> Entry:
+        """Check that ``user`` may download ``file_id`` from ``offset``."""
+        entry = self._addressed(user, file_id)
+        if not 0 <= offset <= entry.size:
+            raise TransferError("bad_offset", f"offset must be between 0 and {entry.size}",
+                                file_id=file_id, offset=0)
+        return entry
+
+    def decline(self, user: str, file_id: str) -> Entry:
+        """The recipient refuses a file: it is deleted; returns the entry (to tell the sender)."""
+        entry = self._addressed(user, file_id)
+        self.remove(entry)
+        return entry
+
+    def delivered(self, entry: Entry) -> bool:
+        """A download streamed the whole file: delete it. True if this call deleted it."""
+        return self.remove(entry)
+
+    # -- removal -----------------------------------------------------------------------------
+
+    def remove(self, entry: Entry) -> bool:
+        """Delete an entry's row, spool file and upload state; True if this call removed the row."""
+        with self._lock:
+            state = self._uploads.pop(entry.upload_id, None)
+        if state is not None:
+            with state.lock:  # wait out a chunk being written
+                removed = self.index.delete(entry.upload_id)
+        else:
+            removed = self.index.delete(entry.upload_id)
+        self.spool.remove(entry.spool_name)
+        return removed
+
+    def sweep(self) -> list[Entry]:
+        """Delete files past their expiry and uploads idle past the partial timeout; returns them."""
+        now = self.clock()
+        gone = [entry for entry in self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout)
+                if self._still_expired(entry, now) and self.remove(entry)]
+        for entry in gone:
+            log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
+                     entry.sender, entry.recipient, entry.size)
+        return gone
+
+    def _still_expired(self, entry: Entry, now: float) -> bool:
+        """Re-check a partial upload against its in-memory activity time (the row lags behind)."""
+        if entry.state != UPLOADING:
+            return True
+        with self._lock:
+            state = self._uploads.get(entry.upload_id)
+        touched = max(entry.touched, state.touched if state is not None else 0.0)
+        return touched < now - self.limits.partial_timeout

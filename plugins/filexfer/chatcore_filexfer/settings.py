@@ -1,0 +1,41 @@
+"""The plugin's settings (``CHATCORE_FILEXFER_*``), declared once for ``chatcore config``."""
+
+from __future__ import annotations
+
+from chatcore.config import Config, Setting, parse_size
+
+from chatcore_filexfer.limits import Limits
+
+_D = Limits()
+
+MAX_SIZE = Setting("CHATCORE_FILEXFER_MAX_SIZE", _D.max_size,
+                   "Largest file one upload may carry (bytes; K/M/G suffixes).", int, parse_size, minimum=0)
+USER_QUOTA = Setting("CHATCORE_FILEXFER_USER_QUOTA", _D.user_quota,
+                     "Bytes one sender may hold in the spool at once, partial uploads included (K/M/G).",
+                     int, parse_size, minimum=0)
+SPOOL_LIMIT = Setting("CHATCORE_FILEXFER_SPOOL_LIMIT", _D.spool_limit,
+                      "Bytes the whole spool may hold, all senders together (K/M/G).", int, parse_size, minimum=0)
+MAX_FILES = Setting("CHATCORE_FILEXFER_MAX_FILES", _D.max_files,
+                    "Files (partial or waiting) one sender may have in the spool at once.", int, minimum=1)
+EXPIRY = Setting("CHATCORE_FILEXFER_EXPIRY", _D.expiry,
+                 "Seconds a complete file waits for its recipient before it is deleted.", float, minimum=1)
+PARTIAL_TIMEOUT = Setting("CHATCORE_FILEXFER_PARTIAL_TIMEOUT", _D.partial_timeout,
+                          "Seconds without a chunk after which a partial upload is deleted.", float, minimum=1)
+SWEEP_INTERVAL = Setting("CHATCORE_FILEXFER_SWEEP_INTERVAL", _D.sweep_interval,
+                         "Seconds between background sweeps for expired files (0: sweep only on activity).",
+                         float, minimum=0)
+STREAM_WINDOW = Setting("CHATCORE_FILEXFER_STREAM_WINDOW", _D.stream_window,
+                        "Bytes of a download queued for one client before the stream waits for it to read (K/M).",
+                        int, parse_size, minimum=64 << 10)
+REQUEST_TIMEOUT = Setting("CHATCORE_FILEXFER_REQUEST_TIMEOUT", _D.request_timeout,
+                          "Seconds a legacy file_request stays answerable by file_response.", float, minimum=1)
+
+SETTINGS = (MAX_SIZE, USER_QUOTA, SPOOL_LIMIT, MAX_FILES, EXPIRY, PARTIAL_TIMEOUT,
+            SWEEP_INTERVAL, STREAM_WINDOW, REQUEST_TIMEOUT)
+
+
+def limits_from_config(config: Config) -> Limits:
+    """Read every setting (the core validated them at startup)."""
+    return Limits(config.get(MAX_SIZE), config.get(USER_QUOTA), config.get(SPOOL_LIMIT),
+                  config.get(MAX_FILES), config.get(EXPIRY), config.get(PARTIAL_TIMEOUT),
+                  config.get(SWEEP_INTERVAL), config.get(STREAM_WINDOW), config.get(REQUEST_TIMEOUT))
