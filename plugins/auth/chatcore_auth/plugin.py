@@ -1,17 +1,102 @@
-"""Hook implementations of the ``auth`` plugin (its behaviour arrives with its own issue)."""
+"""Hook implementations of the ``auth`` plugin: accounts, login and presence.
+
+The logic lives in sibling modules that know nothing of pluggy: ``accounts`` (rules and
+throttling), ``store`` (SQLite), ``passwords`` (Argon2id), ``presence``, ``commands`` (wire
+handlers) and ``cli`` (``chatcore user``).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import argparse
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from chatcore import hookimpl
+from chatcore import Setting, hookimpl
+from chatcore.config import Config
+
+from chatcore_auth import cli
+from chatcore_auth.accounts import Accounts
+from chatcore_auth.commands import AuthCommands
+from chatcore_auth.names import USERNAME_MAX
+from chatcore_auth.presence import Presence
+from chatcore_auth.settings import REQUIRE_TLS, SETTINGS, hasher_from, policy_from
+from chatcore_auth.store import FILENAME, AccountStore
+from chatcore_auth.throttle import Clock
+
+if TYPE_CHECKING:
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
 
 NAME = "auth"
 
 
 class AuthPlugin:
-    """Accounts, login and presence; one instance per server."""
+    """Accounts, login and presence; one instance per server. ``clock`` (monotonic seconds)
+    drives throttling, so tests can move time instead of sleeping."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self.commands = AuthCommands()
+        self.store: Optional[AccountStore] = None
+        self.accounts: Optional[Accounts] = None
+        self.presence: Optional[Presence] = None
+
+    @hookimpl
+    def chat_settings(self) -> Sequence[Setting]:
+        return SETTINGS
+
+    @hookimpl
+    def chat_cli_commands(self, subparsers: "argparse._SubParsersAction", config: Config) -> None:
+        cli.add_commands(subparsers, config)
+
+    @hookimpl
+    def chat_configure(self, server: "ChatServer") -> None:
+        """Open the account store and build the policy from the settings."""
+        self.store = AccountStore(server.plugin_dir(NAME) / FILENAME)
+        hasher = hasher_from(server.config)
+        hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
+        self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
+        self.presence = Presence(server.sessions)
+        self.commands.attach(server, self.accounts, server.config.get(REQUIRE_TLS))
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
-        """Nothing yet: the plugin only registers itself."""
+        credentials = {"username": str, "password": str}
+        register("register", self.commands.register, auth=False, fields=credentials)
+        register("login", self.commands.login, auth=False, fields=credentials)
+        register("logout", self.commands.logout, auth=True)
+        register("close", self.commands.close, auth=False)
+        register("get_users", self.commands.get_users, auth=True, optional={"offset": int})
+        register("change_password", self.commands.change_password, auth=True, fields={"old": str, "new": str})
+
+    @hookimpl
+    def chat_hello(self, session: "Session") -> Optional[dict[str, Any]]:
+        """Tell v2 clients the account rules so they can check input before sending it."""
+        if self.accounts is None:
+            return None
+        policy = self.accounts.policy
+        return {"auth": {"username_max": USERNAME_MAX, "password_min": policy.min_password,
+                         "password_max": policy.max_password}}
+
+    @hookimpl
+    def chat_lookup_user(self, username: str) -> Optional[str]:
+        """Case-insensitive lookup of a registered account's display name."""
+        if self.accounts is None or not isinstance(username, str):
+            return None
+        return self.accounts.lookup(username)
+
+    @hookimpl
+    def chat_authenticated(self, session: "Session", first: bool) -> None:
+        if self.presence is not None and session.user is not None:
+            self.presence.update(session.user)
+
+    @hookimpl
+    def chat_logging_out(self, session: "Session", last: bool) -> None:
+        if self.presence is not None and session.user is not None:
+            self.presence.update(session.user)
+
+    @hookimpl
+    def chat_shutdown(self, server: "ChatServer") -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -1,0 +1,159 @@
+"""Account operations with their policy: rules, legacy reason strings, throttling, rehashing.
+
+No sockets and no plugin machinery here: callers pass the username, password and client
+address, and get an ``Outcome`` to turn into a reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from chatcore_auth.names import is_valid_username, name_key, password_problem, username_problem
+from chatcore_auth.passwords import PasswordHasher
+from chatcore_auth.store import AccountStore, DuplicateUser
+from chatcore_auth.throttle import Clock, FailureThrottle, KnownAddresses, RateLimit, seconds_text
+
+log = logging.getLogger(__name__)
+
+USERNAME_TAKEN = "Username already exists!"  # PROTOCOL.md 1.3: exact legacy text
+BAD_CREDENTIALS = "Incorrect username or password!"  # PROTOCOL.md 1.3: exact legacy text
+WRONG_OLD_PASSWORD = "The current password is incorrect."
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The knobs of the account rules and throttles (see the README for each)."""
+
+    min_password: int = 8
+    max_password: int = 1024
+    user_failures: int = 5
+    address_failures: int = 20
+    failure_window: float = 900.0
+    max_delay: float = 300.0
+    register_limit: int = 10
+    register_window: float = 3600.0
+    register_exempt: frozenset[str] = field(default_factory=lambda: frozenset({"127.0.0.1", "::1"}))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of an account operation: ok, or why not (and when to retry, if throttled)."""
+
+    ok: bool
+    reason: str = ""
+    username: str = ""
+    retry_after: int = 0
+
+    @classmethod
+    def throttled(cls, what: str, seconds: float) -> "Outcome":
+        return cls(False, f"{what}; try again in {seconds_text(seconds)}.", retry_after=max(1, math.ceil(seconds)))
+
+
+def _shown(username: object) -> str:
+    """A username safe to log (never a stray password typed into the wrong field)."""
+    return username if is_valid_username(username) else "<invalid name>"  # type: ignore[return-value]
+
+
+class Accounts:
+    """Register, authenticate, change passwords; thread-safe."""
+
+    def __init__(self, store: AccountStore, hasher: PasswordHasher, policy: Policy = Policy(),
+                 clock: Clock = time.monotonic) -> None:
+        self.store = store
+        self.hasher = hasher
+        self.policy = policy
+        self.user_throttle = FailureThrottle(clock, policy.user_failures, policy.failure_window,
+                                             max_delay=policy.max_delay)
+        self.address_throttle = FailureThrottle(clock, policy.address_failures, policy.failure_window,
+                                                max_delay=policy.max_delay)
+        self.known = KnownAddresses(clock)
+        self.registrations = RateLimit(clock, policy.register_limit, policy.register_window)
+
+    def lookup(self, username: str) -> Optional[str]:
+        """The registered display name for ``username`` in any case, or None."""
+        if not is_valid_username(username):
+            return None
+        account = self.store.get(username)
+        return account.username if account else None
+
+    def register(self, username: str, password: str, address: str) -> Outcome:
+        """Create an account, or say exactly why not."""
+        problem = username_problem(username) or password_problem(password, self.policy.min_password,
+                                                                 self.policy.max_password)
+        if problem is not None:
+            return Outcome(False, problem[0].upper() + problem[1:] + ".")
+        if address not in self.policy.register_exempt:
+            wait = self.registrations.acquire(address)
+            if wait > 0:
+                return Outcome.throttled("Too many registrations from your address", wait)
+        if self.store.exists(username):
+            return Outcome(False, USERNAME_TAKEN)
+        try:
+            self.store.add(username, self.hasher.hash(password))
+        except DuplicateUser:
+            return Outcome(False, USERNAME_TAKEN)
+        log.info("registered account %s from %s", username, address)
+        return Outcome(True, username=username)
+
+    def _throttle_wait(self, key: str, address: str) -> float:
+        """Seconds this address, or this user from an unfamiliar address, must wait."""
+        wait = self.address_throttle.retry_after(address)
+        if not self.known.knows(key, address):
+            wait = max(wait, self.user_throttle.retry_after(key))
+        return wait
+
+    def _failed(self, key: str, address: str) -> None:
+        self.user_throttle.failure(key)
+        self.address_throttle.failure(address)
+
+    def _check(self, username: str, password: str) -> Optional[str]:
+        """The stored display name if the credentials are right, else None; the same work either way."""
+        if not is_valid_username(username) or len(password) > self.policy.max_password:
+            return None  # no such account can exist: nothing to learn from timing
+        account = self.store.get(username)
+        if account is None:
+            self.hasher.verify_dummy(password)
+            return None
+        if not self.hasher.verify(account.password_hash, password):
+            return None
+        if self.hasher.needs_rehash(account.password_hash):
+            self.store.set_hash(account.username, self.hasher.hash(password))
+            log.info("upgraded the password hash of %s to the current parameters", account.username)
+        return account.username
+
+    def authenticate(self, username: str, password: str, address: str) -> Outcome:
+        """Check a login; unknown user and wrong password give the same reply."""
+        key = name_key(username)
+        wait = self._throttle_wait(key, address)
+        if wait > 0:
+            return Outcome.throttled("Too many failed login attempts", wait)
+        display = self._check(username, password)
+        if display is None:
+            self._failed(key, address)
+            log.info("failed login for %s from %s", _shown(username), address)
+            return Outcome(False, BAD_CREDENTIALS)
+        self.user_throttle.clear(key)
+        self.known.remember(key, address)
+        return Outcome(True, username=display)
+
+    def change_password(self, username: str, old: str, new: str, address: str) -> Outcome:
+        """Replace a logged-in user's password after checking the current one (throttled like login)."""
+        key = name_key(username)
+        wait = self.address_throttle.retry_after(address)
+        wait = max(wait, self.user_throttle.retry_after(key))
+        if wait > 0:
+            return Outcome.throttled("Too many failed password checks", wait)
+        problem = password_problem(new, self.policy.min_password, self.policy.max_password)
+        if problem is not None:
+            return Outcome(False, "New " + problem + ".")
+        if self._check(username, old) is None:
+            self._failed(key, address)
+            return Outcome(False, WRONG_OLD_PASSWORD)
+        if not self.store.set_hash(username, self.hasher.hash(new)):
+            return Outcome(False, "This account no longer exists.")
+        log.info("%s changed their password", username)
+        return Outcome(True, username=username)

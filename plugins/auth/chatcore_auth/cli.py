@@ -1,0 +1,135 @@
+"""``chatcore user add|remove|list|passwd``: manage accounts in the same store as the server.
+
+Works whether or not the server runs (SQLite WAL). Passwords are read from a prompt, or from
+standard input with ``--password-stdin``; never from the command line, where ``ps`` and shell
+history would show them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Callable
+
+from chatcore.config import Config
+
+from chatcore_auth.names import password_problem, username_problem
+from chatcore_auth.settings import MAX_PASSWORD, MIN_PASSWORD, hasher_from
+from chatcore_auth.store import FILENAME, AccountStore
+
+NAME = "auth"
+
+
+def open_store(config: Config) -> AccountStore:
+    """The account store under ``<data dir>/auth/``, created private if missing."""
+    return AccountStore(config.data_dir / NAME / FILENAME)
+
+
+def _fail(text: str) -> int:
+    print(f"chatcore user: {text}", file=sys.stderr)
+    return 1
+
+
+def read_password(args: argparse.Namespace) -> str:
+    """The new password: one line of stdin with ``--password-stdin``, else typed twice at a prompt."""
+    if args.password_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise ValueError("the passwords do not match")
+    return first
+
+
+def _new_password(args: argparse.Namespace, config: Config) -> str:
+    password = read_password(args)
+    problem = password_problem(password, config.get(MIN_PASSWORD), config.get(MAX_PASSWORD))
+    if problem is not None:
+        raise ValueError(problem)
+    return password
+
+
+def add_user(args: argparse.Namespace, config: Config) -> int:
+    """Create an account."""
+    problem = username_problem(args.username)
+    if problem is not None:
+        return _fail(problem)
+    store = open_store(config)
+    try:
+        if store.exists(args.username):
+            return _fail(f"user {args.username!r} already exists")
+        try:
+            password = _new_password(args, config)
+        except ValueError as exc:
+            return _fail(str(exc))
+        store.add(args.username, hasher_from(config).hash(password))
+    except Exception as exc:  # DuplicateUser from a concurrent registration, or SQLite errors
+        return _fail(f"cannot add {args.username!r}: {exc.__class__.__name__}")
+    finally:
+        store.close()
+    print(f"added user {args.username}")
+    return 0
+
+
+def remove_user(args: argparse.Namespace, config: Config) -> int:
+    """Delete an account (sessions already logged in stay until they disconnect)."""
+    store = open_store(config)
+    try:
+        removed = store.remove(args.username)
+    finally:
+        store.close()
+    if not removed:
+        return _fail(f"no user {args.username!r}")
+    print(f"removed user {args.username}")
+    return 0
+
+
+def list_users(args: argparse.Namespace, config: Config) -> int:
+    """Print every account and when it was created."""
+    store = open_store(config)
+    try:
+        accounts = store.accounts()
+    finally:
+        store.close()
+    for account in accounts:
+        print(f"{account.username}\t{account.created}")
+    return 0
+
+
+def set_password(args: argparse.Namespace, config: Config) -> int:
+    """Set a user's password (no old password needed: this is the administrator)."""
+    store = open_store(config)
+    try:
+        account = store.get(args.username)
+        if account is None:
+            return _fail(f"no user {args.username!r}")
+        try:
+            password = _new_password(args, config)
+        except ValueError as exc:
+            return _fail(str(exc))
+        store.set_hash(account.username, hasher_from(config).hash(password))
+    finally:
+        store.close()
+    print(f"changed the password of {account.username}")
+    return 0
+
+
+def add_commands(subparsers: "argparse._SubParsersAction", config: Config) -> None:
+    """Add ``chatcore user ...`` to the ``chatcore`` command line."""
+    user = subparsers.add_parser("user", help="manage accounts (auth plugin)")
+    actions = user.add_subparsers(dest="user_command", required=True, metavar="{add,remove,list,passwd}")
+
+    def action(name: str, run: Callable[[argparse.Namespace, Config], int], help_: str,
+               needs_name: bool = True, asks_password: bool = False) -> None:
+        parser = actions.add_parser(name, help=help_)
+        if needs_name:
+            parser.add_argument("username")
+        if asks_password:
+            parser.add_argument("--password-stdin", action="store_true",
+                                help="read the password as one line from standard input instead of a prompt")
+        parser.set_defaults(run=run)
+
+    action("add", add_user, "create an account", asks_password=True)
+    action("remove", remove_user, "delete an account")
+    action("list", list_users, "list accounts", needs_name=False)
+    action("passwd", set_password, "set an account's password", asks_password=True)

@@ -1,0 +1,129 @@
+"""The auth plugin's command handlers: wire messages in, replies out, logic in ``accounts``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from chatcore import protocol
+from chatcore.registry import CommandError
+
+from chatcore_auth.accounts import Accounts, Outcome
+from chatcore_auth.names import name_key
+
+if TYPE_CHECKING:
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
+
+Reply = dict[str, Any]
+TLS_REQUIRED = "This server requires TLS: reconnect over TLS to log in or register."
+
+
+def _result(kind: str, outcome: Outcome, username: Any = None) -> Reply:
+    """A ``<kind>_result`` reply in the legacy shape, plus ``retry_after`` when throttled."""
+    reply: Reply = {"type": f"{kind}_result"}
+    if username is not None:
+        reply["username"] = username
+    reply["response"] = "ok" if outcome.ok else "fail"
+    if not outcome.ok:
+        reply["reason"] = outcome.reason
+    if outcome.retry_after:
+        reply["retry_after"] = outcome.retry_after
+    return reply
+
+
+def _echo(name: str) -> str:
+    """The client's username as echoed in a reply, cut so a hostile value cannot bloat it."""
+    return name[:64]
+
+
+class AuthCommands:
+    """Handlers for register, login, logout, close, get_users and change_password."""
+
+    def __init__(self) -> None:
+        self.server: Optional["ChatServer"] = None
+        self.accounts: Optional[Accounts] = None
+        self.require_tls = False
+
+    def attach(self, server: "ChatServer", accounts: Accounts, require_tls: bool) -> None:
+        """Bind to the running server and its account store (at configure time)."""
+        self.server, self.accounts, self.require_tls = server, accounts, require_tls
+
+    def _parts(self) -> tuple["ChatServer", Accounts]:
+        if self.server is None or self.accounts is None:
+            raise CommandError("internal_error", "the auth plugin is not configured")
+        return self.server, self.accounts
+
+    def register(self, session: "Session", message: Reply) -> Reply:
+        """``register`` {username, password} -> ``register_result``."""
+        _, accounts = self._parts()
+        username = message["username"]
+        if self.require_tls and not session.tls:
+            return _result("register", Outcome(False, TLS_REQUIRED), _echo(username))
+        outcome = accounts.register(username, message["password"], session.address[0])
+        return _result("register", outcome, _echo(username))
+
+    def login(self, session: "Session", message: Reply) -> Optional[Reply]:
+        """``login`` {username, password} -> ``login_result``; then the session is online."""
+        server, accounts = self._parts()
+        if session.user is not None:
+            raise CommandError("already_authenticated",
+                               f"this connection is already logged in as {session.user}; log out first")
+        username = message["username"]
+        if self.require_tls and not session.tls:
+            return _result("login", Outcome(False, TLS_REQUIRED), _echo(username))
+        outcome = accounts.authenticate(username, message["password"], session.address[0])
+        if not outcome.ok:
+            return _result("login", outcome, _echo(username))
+        # The reply goes out before the session is bound, so it precedes anything other
+        # plugins send from chat_authenticated (offline messages, pending file offers).
+        session.send(_result("login", outcome, outcome.username))
+        server.login(session, outcome.username)
+        return None
+
+    def logout(self, session: "Session", message: Reply) -> Reply:
+        """``logout`` -> ``logout_result``; the connection stays open for another login."""
+        server, _ = self._parts()
+        server.logout(session)
+        return {"type": "logout_result", "response": "ok"}
+
+    def close(self, session: "Session", message: Reply) -> None:
+        """Legacy ``close``: log out, reply ``logout_result``, then close the connection."""
+        server, _ = self._parts()
+        if session.user is not None:
+            server.logout(session)
+        session.send({"type": "logout_result", "response": "ok"})
+        session.close("client sent close")
+
+    def get_users(self, session: "Session", message: Reply) -> Reply:
+        """``get_users`` -> online users except the requester, as many as fit in one frame.
+
+        If they do not all fit, the reply adds ``has_more`` and ``next_offset``; send
+        ``get_users`` again with ``offset`` for the rest.
+        """
+        server, _ = self._parts()
+        offset = message.get("offset", 0)
+        if offset < 0:
+            raise CommandError("bad_request", "field 'offset' must be 0 or more")
+        me = name_key(session.user or "")
+        users = [u for u in server.sessions.online_users() if name_key(u) != me]
+        page = users[offset:]
+        reply: Reply = {"type": "get_users", "data": page}
+        budget = protocol.MAX_JSON - 64  # room for has_more / next_offset
+        if len(protocol.dumps(reply)) > budget:
+            size, count = len(protocol.dumps({"type": "get_users", "data": []})), 0
+            for name in page:
+                size += len(protocol.dumps(name)) + 1
+                if size > budget:
+                    break
+                count += 1
+            reply = {"type": "get_users", "data": page[:count], "has_more": True, "next_offset": offset + count}
+        return reply
+
+    def change_password(self, session: "Session", message: Reply) -> Reply:
+        """``change_password`` {old, new} -> ``change_password_result``."""
+        _, accounts = self._parts()
+        assert session.user is not None  # the core checks login before calling
+        if self.require_tls and not session.tls:
+            return _result("change_password", Outcome(False, TLS_REQUIRED))
+        outcome = accounts.change_password(session.user, message["old"], message["new"], session.address[0])
+        return _result("change_password", outcome)

@@ -1,0 +1,73 @@
+"""Argon2id password hashing with bounded concurrency and a dummy hash for unknown users."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HashParams:
+    """Argon2id cost parameters; defaults are OWASP's minimum (19 MiB, t=2, p=1)."""
+
+    time_cost: int = 2
+    memory_kib: int = 19 * 1024
+    parallelism: int = 1
+
+
+class PasswordHasher:
+    """Hash and verify passwords; at most ``concurrency`` hashes run at once (each takes ~20 ms
+    and ``memory_kib`` of RAM, so an unbounded burst of logins could exhaust memory)."""
+
+    def __init__(self, params: HashParams = HashParams(), concurrency: int = 2) -> None:
+        self.params = params
+        self._argon = argon2.PasswordHasher(time_cost=params.time_cost, memory_cost=params.memory_kib,
+                                            parallelism=params.parallelism, hash_len=32, salt_len=16,
+                                            type=argon2.Type.ID)
+        self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        self._dummy: Optional[str] = None
+        self._dummy_lock = threading.Lock()
+
+    def hash(self, password: str) -> str:
+        """A fresh salted Argon2id hash of ``password`` (PHC string, safe to store)."""
+        with self._slots:
+            return self._argon.hash(password)
+
+    def verify(self, stored: str, password: str) -> bool:
+        """True when ``password`` matches ``stored``; False on mismatch or an unreadable hash."""
+        try:
+            with self._slots:
+                return self._argon.verify(stored, password)
+        except VerificationError:
+            return False
+        except InvalidHashError:
+            log.warning("an account has a password hash that is not Argon2; it cannot log in")
+            return False
+
+    def verify_dummy(self, password: str) -> None:
+        """Spend the same work as a real verify, so an unknown user looks like a wrong password."""
+        self.verify(self.dummy_hash(), password)
+
+    def dummy_hash(self) -> str:
+        """A hash of no one's password with the current parameters (made once, on first use)."""
+        with self._dummy_lock:
+            if self._dummy is None:
+                self._dummy = self.hash("chatcore-auth dummy password, never valid")
+            return self._dummy
+
+    def needs_rehash(self, stored: str) -> bool:
+        """True when ``stored`` was made with weaker parameters than the current ones."""
+        try:
+            old = argon2.extract_parameters(stored)
+        except InvalidHashError:
+            return True
+        return (old.type is not argon2.Type.ID or old.time_cost < self.params.time_cost
+                or old.memory_cost < self.params.memory_kib or old.parallelism < self.params.parallelism
+                or old.hash_len < 32 or old.salt_len < 16)

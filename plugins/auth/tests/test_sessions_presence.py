@@ -1,0 +1,101 @@
+"""Sessions and presence: several connections per user, peer_joined/peer_left, logout, close."""
+
+from __future__ import annotations
+
+import threading
+
+PASSWORD = "correct horse battery"
+
+
+def test_get_users_lists_others_online(server, connect, login_as):
+    alice = login_as(server, "alice")
+    bob = login_as(server, "Bob")
+    carol_offline = connect(server)
+    carol_offline.request(command="register", username="carol", password=PASSWORD)
+    assert alice.request(command="get_users")["data"] == ["Bob"]
+    assert bob.request(command="get_users")["data"] == ["alice"]
+
+
+def test_get_users_needs_login(server, connect):
+    reply = connect(server).request(command="get_users")
+    assert reply["type"] == "error" and reply["code"] == "not_authenticated"
+
+
+def test_peer_joined_and_left_are_sent_to_others(server, connect, login_as):
+    alice = login_as(server, "alice")
+    bob = login_as(server, "bob")
+    assert alice.expect("peer_joined") == {"type": "peer_joined", "peer": "bob"}
+    assert all(m.get("type") != "peer_joined" for m in bob.sync())  # no event about oneself
+    bob.close()
+    assert alice.expect("peer_left") == {"type": "peer_left", "peer": "bob"}
+
+
+def test_two_sessions_of_one_user(server, connect, login_as):
+    watcher = login_as(server, "watcher")
+    first = login_as(server, "alice")
+    assert watcher.expect("peer_joined", peer="alice")
+    second = login_as(server, "alice", register=False)
+    assert [m for m in watcher.sync() if m.get("type") in ("peer_joined", "peer_left")] == []
+    assert watcher.request(command="get_users")["data"] == ["alice"]
+    assert first.request(command="get_users")["data"] == ["watcher"]  # the requester's own name is excluded
+    first.request(command="logout")
+    assert [m for m in watcher.sync() if m.get("type") == "peer_left"] == []  # alice still has a session
+    assert watcher.request(command="get_users")["data"] == ["alice"]
+    second.close()
+    assert watcher.expect("peer_left", peer="alice")
+    assert watcher.request(command="get_users")["data"] == []
+
+
+def test_logout_then_commands_need_login_again(server, login_as):
+    client = login_as(server, "alice")
+    assert client.request(command="logout") == {"type": "logout_result", "response": "ok"}
+    reply = client.request(command="get_users")
+    assert reply["type"] == "error" and reply["code"] == "not_authenticated"
+    assert client.request(command="logout")["code"] == "not_authenticated"
+    assert client.request(command="login", username="alice", password=PASSWORD)["response"] == "ok"
+    assert client.request(command="get_users")["type"] == "get_users"
+
+
+def test_close_logs_out_and_closes_the_connection(server, login_as):
+    watcher = login_as(server, "watcher")
+    alice = login_as(server, "alice")
+    watcher.expect("peer_joined", peer="alice")
+    alice.send(command="close")
+    arrived = alice.expect_closed()
+    assert {"type": "logout_result", "response": "ok"} in arrived
+    assert watcher.expect("peer_left", peer="alice")
+
+
+def test_close_before_login_just_closes(server, connect):
+    client = connect(server)
+    client.send(command="close")
+    client.expect_closed()
+
+
+def test_presence_stays_consistent_under_concurrent_logins_and_logouts(server, connect, login_as):
+    watcher = login_as(server, "watcher")
+    connect(server).request(command="register", username="alice", password=PASSWORD)
+    clients = [connect(server) for _ in range(8)]
+    for _round in range(3):
+        barrier = threading.Barrier(len(clients))
+        errors: list[BaseException] = []
+
+        def login_logout(client):
+            try:
+                barrier.wait()
+                assert client.request(command="login", username="alice", password=PASSWORD)["response"] == "ok"
+                assert client.request(command="logout")["response"] == "ok"
+            except BaseException as exc:  # reported below, in the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=login_logout, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+    events = [m["type"] for m in watcher.sync() if m.get("type") in ("peer_joined", "peer_left")]
+    assert events, "alice came online at least once"
+    assert all(a != b for a, b in zip(events, events[1:])), events  # strictly alternating
+    assert events[0] == "peer_joined" and events[-1] == "peer_left"
+    assert watcher.request(command="get_users")["data"] == []
