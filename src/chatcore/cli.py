@@ -52,14 +52,19 @@ def list_plugins(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def show_config(args: argparse.Namespace, config: Config) -> int:
-    """Print every declared setting with its current value, as ``.env`` lines."""
-    manager = create_manager(config)
+def declared_settings(config: Config) -> list[settings.Setting]:
+    """The core's settings followed by those of every enabled plugin."""
     declared = list(settings.CORE_SETTINGS)
-    for group in manager.hook.chat_settings():
+    for group in create_manager(config).hook.chat_settings():
         declared.extend(group or ())
-    for setting in declared:
-        print(f"# {setting.help}\n{setting.name}={setting.format(config.get(setting))}")
+    return declared
+
+
+def show_config(args: argparse.Namespace, config: Config) -> int:
+    """Print every setting as ``.env`` lines: current values, or the defaults (``.env.example``)."""
+    for setting in declared_settings(config):
+        value = setting.default if args.defaults else config.get(setting)
+        print(f"# {setting.help}\n{setting.name}={setting.format(value)}")
     return 0
 
 
@@ -73,7 +78,9 @@ def build_parser(config: Config) -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="data directory (STORAGE_DIR)")
     run.set_defaults(run=serve)
     sub.add_parser("plugins", help="list installed plugins").set_defaults(run=list_plugins)
-    sub.add_parser("config", help="print every setting and its value").set_defaults(run=show_config)
+    show = sub.add_parser("config", help="print every setting and its value")
+    show.add_argument("--defaults", action="store_true", help="print the defaults instead (.env.example)")
+    show.set_defaults(run=show_config)
     try:
         create_manager(config).hook.chat_cli_commands(subparsers=sub, config=config)
     except PluginError:

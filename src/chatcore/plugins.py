@@ -112,7 +112,7 @@ def plugin_names(manager: pluggy.PluginManager) -> list[str]:
 def collect_commands(manager: pluggy.PluginManager) -> CommandRegistry:
     """Ask each plugin for its commands with a ``register`` callback bound to its name."""
     registry = CommandRegistry()
-    for impl in reversed(manager.hook.chat_register_commands.get_hookimpls()):
+    for impl in manager.hook.chat_register_commands.get_hookimpls():  # registration order
         impl.function(register=functools.partial(registry.register, impl.plugin_name))
     return registry
 
