@@ -1,10 +1,22 @@
-"""Hook implementations of the ``chat`` plugin (its behaviour arrives with its own issue)."""
+"""Hook implementations of the ``chat`` plugin; the behaviour lives in ``service.py``."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from chatcore import hookimpl
+import pluggy
+
+from chatcore import Setting, hookimpl
+
+from chatcore_chat import hookspecs, settings
+from chatcore_chat.service import ChatService
+from chatcore_chat.settings import ChatSettings
+
+if TYPE_CHECKING:
+    from chatcore.registry import Command
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
 
 NAME = "chat"
 
@@ -12,6 +24,50 @@ NAME = "chat"
 class ChatPlugin:
     """Private and broadcast messages, history and offline delivery; one instance per server."""
 
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.service = ChatService(clock)
+
     @hookimpl
-    def chat_register_commands(self, register: Callable[..., Any]) -> None:
-        """Nothing yet: the plugin only registers itself."""
+    def chat_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
+        """Offer ``chat_message_filter`` to other plugins."""
+        pluginmanager.add_hookspecs(hookspecs)
+
+    @hookimpl
+    def chat_settings(self) -> Sequence[Setting]:
+        """Declare every ``CHATCORE_CHAT_*`` setting."""
+        return settings.ALL
+
+    @hookimpl
+    def chat_register_commands(self, register: Callable[..., "Command"]) -> None:
+        """``chat`` and ``get_history`` (PROTOCOL.md §1.2, §2.3)."""
+        register("chat", self.service.chat, fields={"peer": str, "message": str},
+                 optional={"client_id": (str, int)})
+        register("get_history", self.service.get_history, fields={"peer": str},
+                 optional={"before": int, "limit": int})
+
+    @hookimpl
+    def chat_configure(self, server: "ChatServer") -> None:
+        """Open the history database under ``<data>/chat/`` and start the writer."""
+        self.service.open(ChatSettings.from_config(server.config), server.plugin_dir(NAME), server.sessions,
+                          server.lookup_user,
+                          lambda session, message: server.hook.chat_message_filter(session=session, message=message))
+
+    @hookimpl
+    def chat_hello(self, session: "Session") -> dict[str, Any]:
+        """Tell clients the message length limit."""
+        return self.service.hello_fields()
+
+    @hookimpl
+    def chat_authenticated(self, session: "Session", first: bool) -> None:
+        """Deliver the user's offline messages to the new session."""
+        self.service.authenticated(session)
+
+    @hookimpl
+    def chat_logging_out(self, session: "Session", last: bool) -> None:
+        """Forget the session's delivery state."""
+        self.service.logging_out(session)
+
+    @hookimpl
+    def chat_shutdown(self, server: "ChatServer") -> None:
+        """Commit what is queued and close the database."""
+        self.service.close()

@@ -1,0 +1,239 @@
+"""Storing and delivering messages: the writer operations for sending, offline claims and undo.
+
+Every message is committed before anyone hears of it; delivery runs after the commit on the
+writer thread, so each recipient receives messages in id order. Sends never block (a
+session only queues), no lock is held while sending, and a failed send to one session is
+logged and skipped without touching the others or the stored message.
+
+Readiness: a freshly logged-in session is *not ready* until its offline messages were
+claimed (``Claim``); live messages for it wait in its ``held`` list meanwhile, so it always
+sees its offline backlog first, then everything newer, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
+
+from chatcore import protocol
+
+from chatcore_chat import store
+from chatcore_chat.store import GLOBAL_ROOM, Message
+from chatcore_chat.writer import Batch, Operation, Writer
+
+log = logging.getLogger(__name__)
+STATE_KEY = "chat"  # this plugin's slot in session.state
+READY_KEY = "chat.ready"  # batch scratch: ids of sessions made ready earlier in the same transaction
+Clock = Callable[[], float]
+
+
+class SessionLike(Protocol):
+    """What delivery needs of a chatcore session."""
+
+    id: int
+    user: Optional[str]
+    state: dict[str, Any]
+
+    @property
+    def v2(self) -> bool: ...
+
+    def send_frame(self, frame: bytes) -> bool: ...
+
+
+class Directory(Protocol):
+    """What delivery needs of the server's session registry."""
+
+    def of_user(self, username: str) -> Sequence[Any]: ...
+
+    def authenticated(self) -> Sequence[Any]: ...
+
+
+@dataclass
+class SessionChat:
+    """Per-session delivery state; touched only by the writer thread."""
+
+    ready: bool = False
+    held: list[Message] = field(default_factory=list)
+
+
+def session_state(session: SessionLike) -> SessionChat:
+    """The session's delivery state, created on first use (``setdefault`` is atomic)."""
+    return session.state.setdefault(STATE_KEY, SessionChat())
+
+
+def event(message: Message, offline: bool = False) -> dict[str, Any]:
+    """The Part-1 event (``peer`` = sender, ``message``) plus ``id``, ``ts``, ``to`` (and ``offline``)."""
+    body: dict[str, Any] = {
+        "type": "broadcast_message" if message.broadcast else "private_message",
+        "peer": message.sender, "message": message.text,
+        "id": message.id, "ts": message.ts, "to": message.to,
+    }
+    if offline:
+        body["offline"] = True
+    return body
+
+
+def _send(session: SessionLike, frame: bytes) -> bool:
+    """Queue one frame; a failure is logged and reported, never raised."""
+    try:
+        return bool(session.send_frame(frame))
+    except Exception:
+        log.exception("sending a chat message to %r failed", session)
+        return False
+
+
+def _ready_now(session: SessionLike, batch: Optional[Batch] = None) -> bool:
+    """Whether ``session`` already got its offline backlog (counting claims earlier in ``batch``)."""
+    if batch is not None and session.id in batch.scratch.get(READY_KEY, ()):
+        return True
+    return session_state(session).ready
+
+
+class Relay:
+    """The chat plugin's way to store and deliver; hands operations to the writer."""
+
+    def __init__(self, writer: Writer, directory: Directory, clock: Clock) -> None:
+        self.writer = writer
+        self.directory = directory
+        self.clock = clock
+        self._last_ms = 0  # writer thread only: keeps ts non-decreasing along ids
+
+    def stamp(self) -> int:
+        """Now in milliseconds, never earlier than the previous stamp (writer thread only)."""
+        now = int(self.clock() * 1000)
+        self._last_ms = max(self._last_ms, now)
+        return self._last_ms
+
+    def post(self, origin: SessionLike, sender: str, to: str, text: str) -> "Post":
+        """Queue a message from ``sender`` (on connection ``origin``) to ``to`` (``""`` = everyone)."""
+        return self.writer.submit(Post(self, origin, sender, to, text))  # type: ignore[return-value]
+
+    def claim(self, session: SessionLike) -> "Claim":
+        """Queue delivery of ``session``'s user's offline messages; the session becomes ready."""
+        return self.writer.submit(Claim(self, session))  # type: ignore[return-value]
+
+    def deliver(self, session: SessionLike, message: Message, frame: bytes) -> bool:
+        """Send to a ready session, or hold until its offline backlog went out; True if taken."""
+        state = session_state(session)
+        if state.ready:
+            return _send(session, frame)
+        state.held.append(message)
+        return True
+
+    def restore(self, user_key: str, ids: Sequence[int]) -> None:
+        """Every send of these messages failed: queue them for the user's next login again."""
+        log.info("no session of %s took %d message(s); kept for the next login", user_key, len(ids))
+        try:
+            self.writer.submit(Restore(user_key, ids))
+        except Exception:
+            log.exception("could not keep undelivered messages for %s", user_key)
+
+
+class Post(Operation):
+    """Store one message, then deliver it to whoever should get it now."""
+
+    def __init__(self, relay: Relay, origin: SessionLike, sender: str, to: str, text: str) -> None:
+        super().__init__()
+        self.relay, self.origin, self.sender, self.to, self.text = relay, origin, sender, to, text
+        self.stored_pending = False
+
+    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        if self.to == GLOBAL_ROOM:
+            conv, pending_for = GLOBAL_ROOM, None
+        else:
+            conv = store.conversation_key(self.sender, self.to)
+            online = [s for s in self.relay.directory.of_user(self.to) if _ready_now(s, batch)]
+            pending_for = None if online else self.to.casefold()
+        self.stored_pending = pending_for is not None
+        self.result = store.insert_message(conn, conv, self.sender, self.to, self.relay.stamp(), self.text, pending_for)
+
+    def after(self, batch: Batch) -> None:
+        message: Message = self.result
+        frame = protocol.encode(event(message))
+        if message.broadcast:
+            for session in self.relay.directory.authenticated():
+                if session is not self.origin:
+                    self.relay.deliver(session, message, frame)
+            return
+        if self.sender.casefold() != self.to.casefold():
+            for session in self.relay.directory.of_user(self.sender):
+                if session is not self.origin and session.v2:  # keep the sender's other devices in sync
+                    self.relay.deliver(session, message, frame)
+        if self.stored_pending:
+            return  # the recipient's next claim delivers it, in order
+        taken = 0
+        for session in self.relay.directory.of_user(self.to):
+            taken += self.relay.deliver(session, message, frame)
+        if not taken:
+            self.relay.restore(self.to.casefold(), [message.id])
+
+
+class Claim(Operation):
+    """Take a user's undelivered messages atomically and send them to the sessions not yet ready."""
+
+    def __init__(self, relay: Relay, session: SessionLike) -> None:
+        super().__init__()
+        self.relay, self.session = relay, session
+        self.targets: list[SessionLike] = []
+        self.user_key = ""
+        self.result = []
+
+    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        user = self.session.user
+        if user is None or _ready_now(self.session, batch):
+            return  # logged out meanwhile, or an earlier claim covered this session
+        sessions = self.relay.directory.of_user(user)
+        if not any(s is self.session for s in sessions):
+            return
+        self.user_key = user.casefold()
+        self.targets = [s for s in sessions if not _ready_now(s, batch)]
+        batch.scratch.setdefault(READY_KEY, set()).update(s.id for s in self.targets)
+        self.result = store.take_pending(conn, self.user_key)
+
+    def after(self, batch: Batch) -> None:
+        messages: list[Message] = self.result
+        frames = [protocol.encode(event(m, offline=True)) for m in messages]
+        taken = 0
+        for session in self.targets:
+            if all([_send(session, frame) for frame in frames]):
+                taken += 1
+            _flush_held(session)
+        if messages and not taken:
+            self.relay.restore(self.user_key, [m.id for m in messages])
+
+    def failed(self, error: BaseException) -> None:
+        for session in [self.session, *self.targets]:
+            _flush_held(session)  # nothing was claimed; live messages still must flow
+
+
+def _flush_held(session: SessionLike) -> None:
+    """Mark the session ready and send what waited for it, in order."""
+    state = session_state(session)
+    held, state.held = state.held, []
+    state.ready = True
+    for message in held:
+        _send(session, protocol.encode(event(message)))
+
+
+class Restore(Operation):
+    """Mark messages undelivered again for their recipient."""
+
+    def __init__(self, user_key: str, ids: Sequence[int]) -> None:
+        super().__init__()
+        self.user_key, self.ids = user_key, list(ids)
+
+    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        store.restore_pending(conn, self.user_key, self.ids)
+
+
+class Delete(Operation):
+    """Delete messages by id (retention); ``result`` is how many went."""
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        super().__init__()
+        self.ids = list(ids)
+
+    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        self.result = store.delete_ids(conn, self.ids)

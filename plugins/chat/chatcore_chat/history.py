@@ -1,0 +1,64 @@
+"""Shaping ``get_history`` replies: newest last, as many messages as fit in one frame.
+
+Old clients get PROTOCOL.md §1.3 ``data`` triples ``[sender, "MM/DD HH:MM", message]``; v2
+sessions get ``messages`` objects with ids. Sizes are measured with ``protocol.dumps``, the
+exact bytes the frame will carry, so a reply never needs a bigger frame than exists.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from chatcore import protocol
+
+from chatcore_chat.store import Message
+
+# ``next_before`` is sized as this many digits when measuring, whatever the real id
+_ID_PLACEHOLDER = 2**63 - 1
+
+
+def legacy_time(ts_ms: int) -> str:
+    """``MM/DD HH:MM`` in the server's local time, as the original system wrote it."""
+    return datetime.fromtimestamp(ts_ms / 1000).strftime("%m/%d %H:%M")
+
+
+def legacy_item(message: Message) -> list[str]:
+    """A Part-1 history triple."""
+    return [message.sender, legacy_time(message.ts_ms), message.text]
+
+
+def v2_item(message: Message) -> dict[str, Any]:
+    """A v2 history object (PROTOCOL.md §2.3)."""
+    return {"id": message.id, "sender": message.sender, "to": message.to, "ts": message.ts, "message": message.text}
+
+
+def fit_reply(peer: str, newest_first: Sequence[Message], more: bool, v2: bool,
+              max_bytes: int = protocol.MAX_JSON) -> dict[str, Any]:
+    """The ``get_history`` reply with the newest of ``newest_first`` that fit in ``max_bytes``.
+
+    :param peer: the peer as the client named it (``""`` = global room), echoed back.
+    :param newest_first: candidate messages, newest first.
+    :param more: whether older messages exist beyond ``newest_first``.
+    :param v2: shape for a v2 session (``messages``) or an old client (``data``).
+    """
+    key = "messages" if v2 else "data"
+    worst: dict[str, Any] = {"type": "get_history", "peer": peer, key: [], "has_more": False,
+                             "next_before": _ID_PLACEHOLDER}
+    size = len(protocol.dumps(worst))
+    items: list[Any] = []
+    taken = 0
+    for message in newest_first:
+        item = v2_item(message) if v2 else legacy_item(message)
+        grow = len(protocol.dumps(item)) + (1 if items else 0)
+        if size + grow > max_bytes:
+            break
+        items.append(item)
+        size += grow
+        taken += 1
+    has_more = more or taken < len(newest_first)
+    items.reverse()
+    reply: dict[str, Any] = {"type": "get_history", "peer": peer, key: items, "has_more": has_more}
+    if has_more and taken:
+        reply["next_before"] = newest_first[taken - 1].id
+    return reply

@@ -1,0 +1,98 @@
+"""Retention: forget messages older than a maximum age or beyond a maximum count per conversation.
+
+A sweep finds candidates on a read connection (WAL readers never block the writer) and
+deletes them in small chunks through the writer queue, waiting for each chunk, so chat
+writes interleave with a large clean-up instead of queueing behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from chatcore_chat import store
+from chatcore_chat.delivery import Delete
+from chatcore_chat.store import ReaderPool
+from chatcore_chat.writer import Operation, StoreClosed
+
+log = logging.getLogger(__name__)
+CHUNK = 500  # rows deleted per writer operation
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """What to keep; zero means no limit of that kind (the default keeps everything)."""
+
+    max_age_days: float = 0.0
+    max_count: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.max_age_days > 0 or self.max_count > 0
+
+
+class Retention:
+    """Applies a policy on demand (``sweep``) and, once started, every ``interval`` seconds."""
+
+    def __init__(self, policy: RetentionPolicy, readers: ReaderPool, submit: Callable[[Operation], Operation],
+                 clock: Callable[[], float], interval: float) -> None:
+        self.policy = policy
+        self._readers = readers
+        self._submit = submit
+        self._clock = clock
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._sweeping = threading.Lock()
+
+    def start(self) -> None:
+        """Sweep in the background, first right away; nothing runs when the policy keeps all."""
+        if self.policy.active and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="chat-retention", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop between chunks and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except StoreClosed:
+                return
+            except Exception:
+                log.exception("chat retention sweep failed; retrying in %g s", self._interval)
+            self._stop.wait(self._interval)
+
+    def sweep(self) -> int:
+        """Apply the policy once; returns how many messages were deleted."""
+        with self._sweeping:
+            deleted = 0
+            if self.policy.max_age_days > 0:
+                cutoff = int((self._clock() - self.policy.max_age_days * 86400) * 1000)
+                deleted += self._drain(lambda conn: store.older_than(conn, cutoff, CHUNK))
+            if self.policy.max_count > 0:
+                with self._readers.connection() as conn:
+                    conversations = store.over_count(conn, self.policy.max_count)
+                for conv in conversations:
+                    keep = self.policy.max_count
+                    deleted += self._drain(lambda conn, conv=conv: store.beyond_newest(conn, conv, keep, CHUNK))
+            if deleted:
+                log.info("chat retention deleted %d message(s)", deleted)
+            return deleted
+
+    def _drain(self, find: Callable[..., list[int]]) -> int:
+        """Delete what ``find`` returns, chunk by chunk, until it returns nothing."""
+        deleted = 0
+        while not self._stop.is_set():
+            with self._readers.connection() as conn:
+                ids = find(conn)
+            if not ids:
+                break
+            deleted += int(self._submit(Delete(ids)).wait() or 0)
+        return deleted

@@ -1,0 +1,173 @@
+"""The ``chat`` plugin's behaviour: its commands, login and logout handling, storage lifecycle.
+
+``plugin.py`` forwards hook calls here. The service talks to the server only through what
+it is given in ``open`` (session registry, user lookup, filter hook), so it is testable
+without pluggy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from chatcore import CommandError, protocol
+
+from chatcore_chat import store
+from chatcore_chat.delivery import STATE_KEY, Directory, Relay, SessionLike
+from chatcore_chat.history import fit_reply
+from chatcore_chat.retention import Retention, RetentionPolicy
+from chatcore_chat.settings import ChatSettings
+from chatcore_chat.store import GLOBAL_ROOM, ReaderPool
+from chatcore_chat.writer import StoreClosed, Writer
+
+log = logging.getLogger(__name__)
+Lookup = Callable[[str], Optional[str]]
+Filter = Callable[[Any, dict[str, Any]], Any]
+COMMIT_TIMEOUT = 30.0  # seconds a chat request waits for its commit before answering an error
+ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields around the text
+MAX_CLIENT_ID = 128  # characters of an echoed client_id
+
+
+class ChatService:
+    """One per server: owns the database, the writer thread and retention."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.settings = ChatSettings()
+        self.path: Optional[Path] = None
+        self.writer: Optional[Writer] = None
+        self.readers: Optional[ReaderPool] = None
+        self.relay: Optional[Relay] = None
+        self.retention: Optional[Retention] = None
+        self._lookup: Lookup = lambda name: None
+        self._filter: Filter = lambda session, message: None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self, settings: ChatSettings, directory: Path, sessions: Directory, lookup: Lookup,
+             message_filter: Filter) -> None:
+        """Open (or create) ``<directory>/messages.sqlite3`` and start the writer and retention."""
+        self.settings = settings
+        self._lookup, self._filter = lookup, message_filter
+        self.path = directory / store.FILENAME
+        conn = store.connect(self.path, settings.synchronous)
+        store.create_schema(conn)
+        self.writer = Writer(conn, settings.batch)
+        self.writer.start()
+        self.readers = ReaderPool(self.path)
+        self.relay = Relay(self.writer, sessions, self.clock)
+        policy = RetentionPolicy(settings.retention_days, settings.retention_count)
+        self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
+        self.retention.start()
+        log.info("chat history in %s (retention: %s)", self.path,
+                 f"{policy.max_age_days:g} days, {policy.max_count} per conversation" if policy.active else "keep all")
+
+    def close(self) -> None:
+        """Stop retention, commit what is queued, close the database."""
+        if self.retention is not None:
+            self.retention.stop()
+        if self.writer is not None:
+            self.writer.stop()
+        if self.readers is not None:
+            self.readers.close()
+
+    def hello_fields(self) -> dict[str, Any]:
+        """Limits a client should know before sending."""
+        return {"chat_max_length": self.settings.max_length}
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def chat(self, session: SessionLike, message: dict[str, Any]) -> dict[str, Any]:
+        """``chat`` {peer, message, client_id?}: store, deliver, acknowledge after the commit."""
+        sender = self._user(session)
+        client_id = message.get("client_id")
+        if isinstance(client_id, str) and len(client_id) > MAX_CLIENT_ID:
+            raise CommandError("bad_request", f"field 'client_id' must be at most {MAX_CLIENT_ID} characters")
+        self._check_text(message["message"])
+        peer: str = message["peer"]
+        to = GLOBAL_ROOM if peer == "" else self._resolve(peer)
+        draft: dict[str, Any] = {"sender": sender, "to": to, "message": message["message"], "client_id": client_id}
+        self._filter(session, draft)
+        text = draft.get("message")
+        self._check_text(text)
+        post = self._relay().post(session, sender, to, text)
+        try:
+            stored = post.wait(COMMIT_TIMEOUT)
+        except (StoreClosed, TimeoutError) as exc:
+            raise CommandError("unavailable", f"the message was not stored: {exc}") from None
+        except Exception:
+            log.exception("storing a chat message failed")
+            raise CommandError("internal_error", "the message could not be stored") from None
+        ack: dict[str, Any] = {"type": "chat_ack", "id": stored.id, "ts": stored.ts, "peer": to}
+        if client_id is not None:
+            ack["client_id"] = client_id
+        return ack
+
+    def get_history(self, session: SessionLike, message: dict[str, Any]) -> dict[str, Any]:
+        """``get_history`` {peer, before?, limit?}: the newest page older than ``before`` that fits one frame."""
+        user = self._user(session)
+        peer: str = message["peer"]
+        before: Optional[int] = message.get("before")
+        limit: int = message.get("limit", self.settings.history_page)
+        if limit < 1:
+            raise CommandError("bad_request", "field 'limit' must be 1 or more")
+        limit = min(limit, self.settings.history_page)
+        conv = GLOBAL_ROOM if peer == "" else store.conversation_key(user, self._resolve(peer))
+        if before is not None and before <= 1:
+            rows: list[store.Message] = []
+        else:
+            assert self.readers is not None
+            with self.readers.connection() as conn:
+                rows = store.page(conn, conv, before, limit + 1)
+        more = len(rows) > limit
+        return fit_reply(peer, rows[:limit], more, session.v2)
+
+    # -- login and logout ---------------------------------------------------------------------
+
+    def authenticated(self, session: SessionLike) -> None:
+        """Deliver offline messages to a session that just logged in (auth replies before binding)."""
+        self._claim(session)
+
+    def logging_out(self, session: SessionLike) -> None:
+        """Forget the session's delivery state; a later login on it starts afresh."""
+        session.state.pop(STATE_KEY, None)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _claim(self, session: SessionLike) -> None:
+        try:
+            self._relay().claim(session)
+        except StoreClosed:
+            pass
+
+    def _relay(self) -> Relay:
+        if self.relay is None:
+            raise CommandError("unavailable", "chat storage is not open")
+        return self.relay
+
+    @staticmethod
+    def _user(session: SessionLike) -> str:
+        if session.user is None:
+            raise CommandError("not_authenticated", "log in first")
+        return session.user
+
+    def _resolve(self, peer: str) -> str:
+        """The registered display name for ``peer`` (any case), or an ``unknown_peer`` error."""
+        name = self._lookup(peer) if len(peer) <= 64 else None
+        if name is None:
+            raise CommandError("unknown_peer", f"no user named {peer[:64]!r}")
+        return name
+
+    def _check_text(self, text: Any) -> None:
+        """Refuse a text that is not a non-empty string within the limits."""
+        if not isinstance(text, str):
+            raise CommandError("bad_request", "field 'message' must be a string")
+        if not text.strip():
+            raise CommandError("empty_message", "the message is empty")
+        if len(text) > self.settings.max_length:
+            raise CommandError("message_too_long",
+                               f"the message has {len(text)} characters; the limit is {self.settings.max_length}")
+        if len(protocol.dumps(text)) > protocol.MAX_JSON - ENVELOPE_RESERVE:
+            raise CommandError("message_too_long", "the message is too large to send in one frame")

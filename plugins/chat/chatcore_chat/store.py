@@ -1,0 +1,202 @@
+"""SQLite storage of chat messages: schema, row model and the queries the plugin runs.
+
+Plain data access only: no threads, no sessions, no pluggy. One connection (the writer's)
+changes the database; readers borrow connections from a small pool, which WAL lets run
+alongside the writer. Every message is one row; nothing ever rewrites the whole file.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+FILENAME = "messages.sqlite3"
+GLOBAL_ROOM = ""  # conversation key and recipient of broadcast messages
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after retention
+    conv        TEXT NOT NULL,     -- '' = global room, else both casefolded names, sorted, joined by a line feed
+    sender      TEXT NOT NULL,     -- display name of the sender
+    recipient   TEXT NOT NULL,     -- display name of the recipient, '' for a broadcast
+    ts          INTEGER NOT NULL,  -- server time, milliseconds since the Unix epoch (UTC)
+    body        TEXT NOT NULL,
+    pending_for TEXT               -- casefolded recipient while not yet delivered, else NULL
+);
+CREATE INDEX IF NOT EXISTS messages_conv ON messages (conv, id);
+CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (pending_for, id) WHERE pending_for IS NOT NULL;
+"""
+COLUMNS = "id, conv, sender, recipient, ts, body"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One stored message as the plugin hands it around."""
+
+    id: int
+    conv: str
+    sender: str
+    to: str
+    ts_ms: int
+    text: str
+
+    @property
+    def ts(self) -> str:
+        """The server time as ISO 8601 UTC with milliseconds (``2024-05-01T12:00:00.000Z``)."""
+        return iso_utc(self.ts_ms)
+
+    @property
+    def broadcast(self) -> bool:
+        return self.to == GLOBAL_ROOM
+
+
+def iso_utc(ts_ms: int) -> str:
+    """Milliseconds since the epoch as ISO 8601 UTC, the form PROTOCOL.md §2.3 asks for."""
+    moment = datetime.fromtimestamp(ts_ms / 1000, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def conversation_key(a: str, b: str) -> str:
+    """The conversation of two users, the same whichever of them is named first."""
+    first, second = sorted((a.casefold(), b.casefold()))
+    return f"{first}\n{second}"
+
+
+def _row(row: Sequence[object]) -> Message:
+    id_, conv, sender, recipient, ts, body = row
+    return Message(int(id_), str(conv), str(sender), str(recipient), int(ts), str(body))  # type: ignore[call-overload]
+
+
+def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
+    """Open ``path`` in WAL mode with explicit transactions; usable from any one thread at a time."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables if missing and refuse a database written by a newer schema."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"chat database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
+    conn.executescript(SCHEMA)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+# -- writes (the writer thread's connection, inside its transaction) -------------------------
+
+def insert_message(conn: sqlite3.Connection, conv: str, sender: str, to: str, ts_ms: int, text: str,
+                   pending_for: Optional[str]) -> Message:
+    """Append one message; its id is the next in the server-wide sequence."""
+    cursor = conn.execute(
+        "INSERT INTO messages (conv, sender, recipient, ts, body, pending_for) VALUES (?, ?, ?, ?, ?, ?)",
+        (conv, sender, to, ts_ms, text, pending_for),
+    )
+    return Message(int(cursor.lastrowid or 0), conv, sender, to, ts_ms, text)
+
+
+def take_pending(conn: sqlite3.Connection, user_key: str) -> list[Message]:
+    """Every undelivered message for ``user_key`` in id order, marked delivered in the same transaction."""
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM messages WHERE pending_for = ? ORDER BY id", (user_key,)
+    ).fetchall()
+    if rows:
+        conn.execute("UPDATE messages SET pending_for = NULL WHERE pending_for = ? AND id <= ?",
+                     (user_key, rows[-1][0]))
+    return [_row(row) for row in rows]
+
+
+def restore_pending(conn: sqlite3.Connection, user_key: str, ids: Sequence[int]) -> None:
+    """Mark messages undelivered again (every send of them failed), for the next login."""
+    conn.executemany("UPDATE messages SET pending_for = ? WHERE id = ?", [(user_key, i) for i in ids])
+
+
+def delete_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
+    """Delete the given messages; returns how many went."""
+    if not ids:
+        return 0
+    cursor = conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+    return cursor.rowcount
+
+
+# -- reads (any connection) ------------------------------------------------------------------
+
+def page(conn: sqlite3.Connection, conv: str, before: Optional[int], limit: int) -> list[Message]:
+    """Up to ``limit`` messages of ``conv`` older than ``before`` (all when None), newest first."""
+    if before is None:
+        rows = conn.execute(f"SELECT {COLUMNS} FROM messages WHERE conv = ? ORDER BY id DESC LIMIT ?",
+                            (conv, limit)).fetchall()
+    else:
+        rows = conn.execute(f"SELECT {COLUMNS} FROM messages WHERE conv = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                            (conv, before, limit)).fetchall()
+    return [_row(row) for row in rows]
+
+
+def older_than(conn: sqlite3.Connection, cutoff_ms: int, limit: int) -> list[int]:
+    """Ids of up to ``limit`` messages stamped before ``cutoff_ms`` (retention by age)."""
+    rows = conn.execute("SELECT id FROM messages WHERE ts < ? ORDER BY ts LIMIT ?", (cutoff_ms, limit)).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def over_count(conn: sqlite3.Connection, keep: int) -> list[str]:
+    """Conversations holding more than ``keep`` messages (retention by count)."""
+    rows = conn.execute("SELECT conv FROM messages GROUP BY conv HAVING COUNT(*) > ?", (keep,)).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def beyond_newest(conn: sqlite3.Connection, conv: str, keep: int, limit: int) -> list[int]:
+    """Ids of up to ``limit`` messages of ``conv`` older than its ``keep`` newest."""
+    rows = conn.execute(
+        "SELECT id FROM messages WHERE conv = ? ORDER BY id DESC LIMIT ? OFFSET ?", (conv, limit, keep)
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def count(conn: sqlite3.Connection, conv: Optional[str] = None) -> int:
+    """How many messages are stored (in ``conv`` when given)."""
+    if conv is None:
+        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    return int(conn.execute("SELECT COUNT(*) FROM messages WHERE conv = ?", (conv,)).fetchone()[0])
+
+
+class ReaderPool:
+    """A few read-only connections shared by the connection threads (WAL readers never block the writer)."""
+
+    def __init__(self, path: Path, size: int = 4) -> None:
+        self._path = path
+        self._idle: "queue.LifoQueue[sqlite3.Connection]" = queue.LifoQueue()
+        self._slots = queue.Queue(maxsize=size)  # type: queue.Queue[None]
+        self._all: list[sqlite3.Connection] = []
+        for _ in range(size):
+            self._slots.put(None)
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection (opened on first use), waiting while all are busy."""
+        self._slots.get()
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False, timeout=30.0)
+                self._all.append(conn)
+            try:
+                yield conn
+            finally:
+                self._idle.put(conn)
+        finally:
+            self._slots.put(None)
+
+    def close(self) -> None:
+        for conn in self._all:
+            conn.close()
+        self._all.clear()

@@ -1,0 +1,102 @@
+"""Shared fixtures for the chat plugin's tests: servers with auth + chat, and logged-in clients."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+
+from chatcore.server import ChatServer
+from chatcore.testing import TestClient
+
+PASSWORD = "correct horse battery"
+# Cheap password hashing: these tests exercise chat, not Argon2.
+FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024"}
+
+
+class FakeClock:
+    """A wall clock the test moves by hand (retention without sleeping)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def chat_server(make_server: Callable[..., ChatServer]) -> Callable[..., ChatServer]:
+    """``chat_server(env={...}, extra=[...])``: a server with the real auth and chat plugins."""
+
+    def factory(env: dict[str, str] | None = None, **kwargs) -> ChatServer:
+        return make_server(plugins=kwargs.pop("plugins", ["auth", "chat"]), env={**FAST_AUTH, **(env or {})}, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def server(chat_server: Callable[..., ChatServer]) -> ChatServer:
+    return chat_server()
+
+
+@pytest.fixture
+def register(connect: Callable[..., TestClient]) -> Callable[..., None]:
+    """``register(server, name)``: create an account without logging in."""
+
+    def factory(server: ChatServer, name: str, password: str = PASSWORD) -> None:
+        client = connect(server)
+        reply = client.request(command="register", username=name, password=password)
+        assert reply["response"] == "ok", reply
+        client.close()
+
+    return factory
+
+
+@pytest.fixture
+def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """``login_as(server, name, register=True, v2=False)``: a client logged in as ``name``."""
+
+    def factory(server: ChatServer, name: str, password: str = PASSWORD, register: bool = True,
+                v2: bool = False) -> TestClient:
+        client = connect(server)
+        if v2:
+            assert client.request(command="hello", client="tests", protocol=2)["protocol"] == 2
+        if register:
+            reply = client.request(command="register", username=name, password=password)
+            assert reply["response"] == "ok", reply
+        reply = client.request(command="login", username=name, password=password)
+        assert reply["response"] == "ok", reply
+        client.sync()
+        return client
+
+    return factory
+
+
+def send_chat(client: TestClient, peer: str, text: object, **extra: object) -> dict:
+    """Send ``chat`` and return its reply: ``chat_ack`` or ``error``.
+
+    (``TestClient.request`` takes the message dict as its first argument, so a ``message=``
+    keyword would clash; the chat reply's type is also not the command's name.)
+    """
+    client.send({"command": "chat", "peer": peer, "message": text, **extra})
+    return client.expect(("chat_ack", "error"))
+
+
+def get_history(client: TestClient, peer: str, **extra: object) -> dict:
+    """Send ``get_history`` and return its reply (``get_history`` or ``error``)."""
+    return client.request({"command": "get_history", "peer": peer, **extra})
+
+
+@pytest.fixture
+def chat() -> Callable[..., dict]:
+    """``chat(client, peer, text, **extra)`` -> the ``chat_ack`` or ``error`` reply."""
+    return send_chat
+
+
+@pytest.fixture
+def history() -> Callable[..., dict]:
+    """``history(client, peer, **extra)`` -> the ``get_history`` or ``error`` reply."""
+    return get_history
