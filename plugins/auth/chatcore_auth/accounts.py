@@ -53,11 +53,6 @@ class Outcome:
         return cls(False, f"{what}; try again in {seconds_text(seconds)}.", retry_after=max(1, math.ceil(seconds)))
 
 
-def _shown(username: object) -> str:
-    """A username safe to log (never a stray password typed into the wrong field)."""
-    return username if is_valid_username(username) else "<invalid name>"  # type: ignore[return-value]
-
-
 class Accounts:
     """Register, authenticate, change passwords; thread-safe."""
 
@@ -99,13 +94,6 @@ class Accounts:
         log.info("registered account %s from %s", username, address)
         return Outcome(True, username=username)
 
-    def _throttle_wait(self, key: str, address: str) -> float:
-        """Seconds this address, or this user from an unfamiliar address, must wait."""
-        wait = self.address_throttle.retry_after(address)
-        if not self.known.knows(key, address):
-            wait = max(wait, self.user_throttle.retry_after(key))
-        return wait
-
     def _failed(self, key: str, address: str) -> None:
         self.user_throttle.failure(key)
         self.address_throttle.failure(address)
@@ -128,15 +116,21 @@ class Accounts:
     def authenticate(self, username: str, password: str, address: str) -> Outcome:
         """Check a login; unknown user and wrong password give the same reply."""
         key = name_key(username)
-        wait = self._throttle_wait(key, address)
+        familiar = self.known.knows(key, address)  # familiar addresses skip the per-user throttle
+        wait = self.address_throttle.retry_after(address)
+        if not familiar:
+            wait = max(wait, self.user_throttle.retry_after(key))
         if wait > 0:
             return Outcome.throttled("Too many failed login attempts", wait)
         display = self._check(username, password)
         if display is None:
             self._failed(key, address)
-            log.info("failed login for %s from %s", _shown(username), address)
+            # Only a registered name is logged: an unknown one may be a password typed in the wrong field.
+            shown = self.lookup(username) or "an unknown user"
+            log.info("failed login for %s from %s", shown, address)
             return Outcome(False, BAD_CREDENTIALS)
-        self.user_throttle.clear(key)
+        if not familiar:  # failures seen by a familiar address are likely someone else's: keep them
+            self.user_throttle.clear(key)
         self.known.remember(key, address)
         return Outcome(True, username=display)
 

@@ -21,7 +21,7 @@ FAILURE_WINDOW = Setting("CHATCORE_AUTH_FAILURE_WINDOW", 900.0, "Seconds after t
 MAX_DELAY = Setting("CHATCORE_AUTH_MAX_DELAY", 300.0, "Longest delay (seconds) throttling imposes; delays double from 1 s up to this.", float, minimum=1)
 REGISTER_LIMIT = Setting("CHATCORE_AUTH_REGISTER_LIMIT", 10, "Registrations one client address may attempt per window; 0 = unlimited.", int, minimum=0)
 REGISTER_WINDOW = Setting("CHATCORE_AUTH_REGISTER_WINDOW", 3600.0, "The registration rate limit's window in seconds.", float, minimum=1)
-REGISTER_EXEMPT = Setting("CHATCORE_AUTH_REGISTER_EXEMPT", ["127.0.0.1", "::1"], "Client addresses the registration limit does not apply to (loopback, for local tests and benchmarks; empty it behind a TCP proxy).", list)
+REGISTER_EXEMPT = Setting("CHATCORE_AUTH_REGISTER_EXEMPT", ["127.0.0.1", "::1"], "Client addresses the registration limit does not apply to (loopback, for local tests and benchmarks); `none` exempts no one (use it behind a TCP proxy).", list)
 REQUIRE_TLS = Setting("CHATCORE_AUTH_REQUIRE_TLS", False, "Refuse login, register and change_password on plaintext connections.", bool)
 
 SETTINGS: tuple[Setting, ...] = (
@@ -38,7 +38,7 @@ def policy_from(config: Config) -> Policy:
         user_failures=config.get(USER_FAILURES), address_failures=config.get(ADDRESS_FAILURES),
         failure_window=config.get(FAILURE_WINDOW), max_delay=config.get(MAX_DELAY),
         register_limit=config.get(REGISTER_LIMIT), register_window=config.get(REGISTER_WINDOW),
-        register_exempt=frozenset(config.get(REGISTER_EXEMPT)),
+        register_exempt=frozenset(a for a in config.get(REGISTER_EXEMPT) if a.lower() != "none"),
     )
 
 

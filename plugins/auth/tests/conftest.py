@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+import socket
+
 import pytest
 
+from chatcore import protocol
 from chatcore.server import ChatServer
 from chatcore.testing import TestClient
 
@@ -51,3 +54,19 @@ def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
 
     return factory
 
+
+
+@pytest.fixture
+def connect_from(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """``connect_from(server, "127.0.0.2")``: a client whose source is another loopback address,
+    so per-address rules can be tested with several distinct client addresses."""
+
+    def factory(server: ChatServer, source: str) -> TestClient:
+        client = connect(server)
+        client.sock.close()
+        client.sock = socket.create_connection(("127.0.0.1", server.address[1]), timeout=client.timeout,
+                                               source_address=(source, 0))
+        client.reader = protocol.FrameReader(client.sock.recv_into, client.sock.settimeout)
+        return client
+
+    return factory
