@@ -36,6 +36,7 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
     "file_list": {"optional": {"after": str}},
     "file_download": {"fields": {"file_id": str}, "optional": {"offset": int}},
     "file_decline": {"fields": {"file_id": str}},
+    "file_received": {"fields": {"file_id": str}},
     "file_request": {"fields": {"peer": str, "filename": str, "size": (str, int, float), "md5": str}},
     "file_response": {"fields": {"peer": str, "response": str}, "optional": {"md5": str}},
 }
@@ -82,7 +83,8 @@ class FileCommands:
         for entry in self.service.sweep():
             if entry.state == READY:
                 self.streams.cancel_file(str(entry.file_id))
-            self._to_user(entry.sender, {"type": "file_expired", "upload_id": entry.upload_id,
+            if entry.delivered is None:
+                self._to_user(entry.sender, {"type": "file_expired", "upload_id": entry.upload_id,
                                          "file_id": entry.file_id, "peer": entry.recipient})
 
     def offer_waiting(self, session: "Session") -> None:
@@ -92,10 +94,13 @@ class FileCommands:
             session.send({"type": "file_offer", **offer_fields(entry)})
 
     def _delivered(self, entry: Entry, sink: Sink) -> None:
-        """A download handed the whole file to the recipient's socket: delete it, tell the sender."""
+        """A download sent the whole file: stop offering it and tell the sender (once)."""
         if self.service.delivered(entry):
-            self._to_user(entry.sender, {"type": "file_delivered", "upload_id": entry.upload_id,
-                                         "file_id": entry.file_id, "peer": entry.recipient})
+            self._tell_delivered(entry)
+
+    def _tell_delivered(self, entry: Entry) -> None:
+        self._to_user(entry.sender, {"type": "file_delivered", "upload_id": entry.upload_id,
+                                     "file_id": entry.file_id, "peer": entry.recipient})
 
     # -- store and forward (PROTOCOL.md §2.4) -----------------------------------------------
 
@@ -181,6 +186,16 @@ class FileCommands:
         self._to_user(entry.sender, {"type": "file_declined", "file_id": entry.file_id,
                                      "upload_id": entry.upload_id, "peer": entry.recipient})
         return {"type": "file_decline_result", "file_id": entry.file_id}
+
+    @replies_errors("file_received")
+    def file_received(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """The recipient confirms it holds the whole file: delete the spool copy now (no reply)."""
+        assert session.user is not None
+        entry, told = self.service.received(session.user, message["file_id"])
+        self.streams.cancel_file(str(entry.file_id))
+        if not told:
+            self._tell_delivered(entry)
+        return None
 
     # -- legacy peer-to-peer signalling (PROTOCOL.md §1) -----------------------------------------
 

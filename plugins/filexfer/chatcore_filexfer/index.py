@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS files (
     state         TEXT NOT NULL CHECK (state IN ('uploading', 'ready')),
     created       REAL NOT NULL,
     touched       REAL NOT NULL,
-    completed     REAL
+    completed     REAL,
+    delivered     REAL
 );
 CREATE INDEX IF NOT EXISTS files_by_recipient ON files (recipient_key, state, completed);
 CREATE INDEX IF NOT EXISTS files_by_sender ON files (sender_key, recipient_key, sha256, size, state);
@@ -55,6 +56,7 @@ class Entry:
     created: float
     touched: float
     completed: Optional[float]
+    delivered: Optional[float] = None
 
 
 _COLUMNS = ", ".join(Entry.__dataclass_fields__)
@@ -125,6 +127,13 @@ class Index:
                 " WHERE upload_id = ? AND state = 'uploading'", (file_id, when, when, upload_id))
         return cursor.rowcount == 1
 
+    def mark_delivered(self, upload_id: str, when: float) -> bool:
+        """Record that a download sent the whole file; True only the first time."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE files SET delivered = ? WHERE upload_id = ? AND state = 'ready'"
+                                      " AND delivered IS NULL", (when, upload_id))
+        return cursor.rowcount == 1
+
     def delete(self, upload_id: str) -> bool:
         """Remove a row; True if this call removed it (so exactly one caller cleans up)."""
         with self._lock:
@@ -132,14 +141,16 @@ class Index:
         return cursor.rowcount == 1
 
     def waiting_for(self, recipient_key: str) -> list[Entry]:
-        """Complete files offered to ``recipient_key``, oldest first."""
+        """Complete files offered to ``recipient_key`` and not yet downloaded, oldest first."""
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE recipient_key = ? AND state = 'ready'"
-                          " ORDER BY completed, rowid", (recipient_key,))
+                          " AND delivered IS NULL ORDER BY completed, rowid", (recipient_key,))
 
-    def expired(self, ready_before: float, partial_before: float) -> list[Entry]:
-        """Ready files completed before ``ready_before`` and uploads idle since before ``partial_before``."""
+    def expired(self, ready_before: float, partial_before: float, delivered_before: float) -> list[Entry]:
+        """Files completed before ``ready_before`` or downloaded before ``delivered_before``, and
+        uploads idle since before ``partial_before``."""
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE (state = 'ready' AND completed < ?)"
-                          " OR (state = 'uploading' AND touched < ?)", (ready_before, partial_before))
+                          " OR (state = 'ready' AND delivered < ?) OR (state = 'uploading' AND touched < ?)",
+                          (ready_before, delivered_before, partial_before))
 
     def all(self) -> Iterator[Entry]:
         """Every row (startup reconciliation with the spool directory)."""

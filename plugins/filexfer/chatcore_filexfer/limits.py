@@ -17,6 +17,7 @@ class Limits:
     max_files: int = 100
     expiry: float = 7 * 24 * 3600.0
     partial_timeout: float = 24 * 3600.0
+    delivered_keep: float = 3600.0
     sweep_interval: float = 60.0
     stream_window: int = 256 << 10
     request_timeout: float = 600.0

@@ -265,8 +265,16 @@ class FileService:
         return entry
 
     def delivered(self, entry: Entry) -> bool:
-        """A download streamed the whole file: delete it. True if this call deleted it."""
-        return self.remove(entry)
+        """A download streamed the whole file: stop offering it, keep it resumable for
+        ``delivered_keep`` seconds. True the first time (tell the sender then)."""
+        return self.index.mark_delivered(entry.upload_id, self.clock())
+
+    def received(self, user: str, file_id: str) -> tuple[Entry, bool]:
+        """The recipient confirms it has the file: delete it now.
+        Returns (entry, whether it had been marked delivered before)."""
+        entry = self._addressed(user, file_id)
+        self.remove(entry)
+        return entry, entry.delivered is not None
 
     # -- removal -----------------------------------------------------------------------------
 
@@ -285,8 +293,9 @@ class FileService:
     def sweep(self) -> list[Entry]:
         """Delete files past their expiry and uploads idle past the partial timeout; returns them."""
         now = self.clock()
-        gone = [entry for entry in self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout)
-                if self._still_expired(entry, now) and self.remove(entry)]
+        candidates = self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout,
+                                        now - self.limits.delivered_keep)
+        gone = [entry for entry in candidates if self._still_expired(entry, now) and self.remove(entry)]
         for entry in gone:
             log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
                      entry.sender, entry.recipient, entry.size)

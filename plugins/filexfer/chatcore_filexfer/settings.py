@@ -21,6 +21,9 @@ EXPIRY = Setting("CHATCORE_FILEXFER_EXPIRY", _D.expiry,
                  "Seconds a complete file waits for its recipient before it is deleted.", float, minimum=1)
 PARTIAL_TIMEOUT = Setting("CHATCORE_FILEXFER_PARTIAL_TIMEOUT", _D.partial_timeout,
                           "Seconds without a chunk after which a partial upload is deleted.", float, minimum=1)
+DELIVERED_KEEP = Setting("CHATCORE_FILEXFER_DELIVERED_KEEP", _D.delivered_keep,
+                         "Seconds a fully streamed file stays resumable when the recipient sends no "
+                         "file_received.", float, minimum=0)
 SWEEP_INTERVAL = Setting("CHATCORE_FILEXFER_SWEEP_INTERVAL", _D.sweep_interval,
                          "Seconds between background sweeps for expired files (0: sweep only on activity).",
                          float, minimum=0)
@@ -30,12 +33,12 @@ STREAM_WINDOW = Setting("CHATCORE_FILEXFER_STREAM_WINDOW", _D.stream_window,
 REQUEST_TIMEOUT = Setting("CHATCORE_FILEXFER_REQUEST_TIMEOUT", _D.request_timeout,
                           "Seconds a legacy file_request stays answerable by file_response.", float, minimum=1)
 
-SETTINGS = (MAX_SIZE, USER_QUOTA, SPOOL_LIMIT, MAX_FILES, EXPIRY, PARTIAL_TIMEOUT,
+SETTINGS = (MAX_SIZE, USER_QUOTA, SPOOL_LIMIT, MAX_FILES, EXPIRY, PARTIAL_TIMEOUT, DELIVERED_KEEP,
             SWEEP_INTERVAL, STREAM_WINDOW, REQUEST_TIMEOUT)
 
 
 def limits_from_config(config: Config) -> Limits:
     """Read every setting (the core validated them at startup)."""
     return Limits(config.get(MAX_SIZE), config.get(USER_QUOTA), config.get(SPOOL_LIMIT),
-                  config.get(MAX_FILES), config.get(EXPIRY), config.get(PARTIAL_TIMEOUT),
+                  config.get(MAX_FILES), config.get(EXPIRY), config.get(PARTIAL_TIMEOUT), config.get(DELIVERED_KEEP),
                   config.get(SWEEP_INTERVAL), config.get(STREAM_WINDOW), config.get(REQUEST_TIMEOUT))

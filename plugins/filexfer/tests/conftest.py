@@ -1,0 +1,162 @@
+"""Shared helpers for the filexfer tests: servers with the real auth plugin, logged-in clients,
+and upload/download drivers that speak the wire protocol."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import pytest
+
+from chatcore.server import ChatServer
+from chatcore.testing import TestClient
+from chatcore_filexfer.plugin import FilexferPlugin
+
+PASSWORD = "correct horse battery"
+CHUNK = 32 * 1024
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when the test says so (expiry without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatServer, FilexferPlugin]]:
+    """``start(env={...}, clock=None)``: a server with the real auth plugin and a filexfer
+    plugin instance the test can reach (and give a fake clock); background sweeps are off."""
+
+    def factory(env: Optional[Mapping[str, Any]] = None, clock: Optional[FakeClock] = None
+                ) -> tuple[ChatServer, FilexferPlugin]:
+        plugin = FilexferPlugin(clock=clock) if clock is not None else FilexferPlugin()
+        settings = {"CHATCORE_FILEXFER_SWEEP_INTERVAL": "0", **dict(env or {})}
+        # Not registered as "filexfer": make_server blocks every installed name it was not
+        # asked for, and a blocked name silently refuses the extra object too.
+        server = make_server(plugins=["auth"], env=settings, extra=[("filexfer-under-test", plugin)])
+        return server, plugin
+
+    return factory
+
+
+@pytest.fixture
+def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """``login_as(server, name, register=True)``: a client logged in through the auth plugin."""
+
+    def factory(server: ChatServer, name: str, register: bool = True) -> TestClient:
+        client = connect(server)
+        if register:
+            reply = client.request(command="register", username=name, password=PASSWORD)
+            assert reply["response"] == "ok", reply
+        reply = client.request(command="login", username=name, password=PASSWORD)
+        assert reply["response"] == "ok", reply
+        return client
+
+    return factory
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def ask(client: TestClient, reply: str, **fields: Any) -> dict[str, Any]:
+    """Send a command and return its reply of type ``reply`` or its ``error``."""
+    client.send(fields)
+    return client.expect((reply, "error"))
+
+
+def offer(client: TestClient, peer: str, data: bytes, filename: str = "data.bin") -> dict[str, Any]:
+    """Send ``file_upload`` and return ``file_upload_ready``."""
+    reply = ask(client, "file_upload_ready", command="file_upload", peer=peer, filename=filename,
+                size=len(data), sha256=sha(data))
+    assert reply["type"] == "file_upload_ready", reply
+    return reply
+
+
+def send_chunks(client: TestClient, upload_id: str, data: bytes, start: int = 0, stop: Optional[int] = None) -> None:
+    """Send ``data[start:stop]`` as file_chunk frames of at most 32 KiB."""
+    stop = len(data) if stop is None else stop
+    for offset in range(start, stop, CHUNK):
+        client.send(command="file_chunk", upload_id=upload_id, offset=offset,
+                    data=b64(data[offset:min(offset + CHUNK, stop)]))
+
+
+def upload(client: TestClient, peer: str, data: bytes, filename: str = "data.bin") -> str:
+    """Upload ``data`` to ``peer`` in chunks; returns the file_id."""
+    ready = offer(client, peer, data, filename)
+    send_chunks(client, ready["upload_id"], data, ready["offset"])
+    done = ask(client, "file_uploaded", command="file_upload_done", upload_id=ready["upload_id"])
+    assert done["type"] == "file_uploaded", done
+    return done["file_id"]
+
+
+def receive(client: TestClient, file_id: str, offset: int = 0, limit: Optional[int] = None) -> tuple[bytes, Optional[dict]]:
+    """Read file_data frames from ``offset`` until file_data_end (or ``limit`` frames);
+    returns (bytes, the file_data_end or None)."""
+    parts: list[bytes] = []
+    position = offset
+    frames = 0
+    while limit is None or frames < limit:
+        message = client.expect(("file_data", "file_data_end", "error"), file_id=file_id)
+        if message["type"] == "file_data_end":
+            return b"".join(parts), message
+        assert message["type"] == "file_data", message
+        assert message["offset"] == position
+        chunk = base64.b64decode(message["data"])
+        assert 0 < len(chunk) <= CHUNK
+        parts.append(chunk)
+        position += len(chunk)
+        frames += 1
+    return b"".join(parts), None
+
+
+def download(client: TestClient, file_id: str, offset: int = 0) -> tuple[bytes, dict]:
+    """Ask for ``file_id`` from ``offset`` and read it to the end."""
+    client.send(command="file_download", file_id=file_id, offset=offset)
+    data, end = receive(client, file_id, offset)
+    assert end is not None
+    return data, end
+
+
+def spool_files(server: ChatServer) -> list[Path]:
+    """Every file in the plugin's spool directory."""
+    return sorted((server.data_dir / "filexfer" / "spool").iterdir())
+
+
+class Wire:
+    """The helpers above as one object, handed to tests by the ``wire`` fixture (test modules
+    cannot import conftest under ``--import-mode=importlib``)."""
+
+    CHUNK = CHUNK
+    sha = staticmethod(sha)
+    b64 = staticmethod(b64)
+    ask = staticmethod(ask)
+    offer = staticmethod(offer)
+    send_chunks = staticmethod(send_chunks)
+    upload = staticmethod(upload)
+    receive = staticmethod(receive)
+    download = staticmethod(download)
+    spool_files = staticmethod(spool_files)
+
+
+@pytest.fixture
+def wire() -> type[Wire]:
+    return Wire

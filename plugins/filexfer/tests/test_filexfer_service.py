@@ -1,0 +1,120 @@
+"""FileService without a server: uploads, resume across restarts, verification, expiry."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from chatcore_filexfer.limits import Limits
+from chatcore_filexfer.service import FileService, TransferError
+
+
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def upload(service: FileService, data: bytes, sender: str = "ann", recipient: str = "Bob",
+           chunk: int = 1000) -> str:
+    entry, held = service.offer(sender, recipient, "f.bin", len(data), hashlib.sha256(data).hexdigest())
+    for offset in range(held, len(data), chunk):
+        service.write_chunk(sender, entry.upload_id, offset, b64(data[offset:offset + chunk]))
+    return service.finish(sender, entry.upload_id).file_id
+
+
+def test_resume_after_restart_rebuilds_the_hash_from_disk(tmp_path: Path) -> None:
+    data = os.urandom(5000)
+    digest = hashlib.sha256(data).hexdigest()
+    first = FileService(tmp_path, Limits(), Clock())
+    entry, held = first.offer("ann", "Bob", "f.bin", len(data), digest)
+    first.write_chunk("ann", entry.upload_id, 0, b64(data[:3000]))
+    first.close()
+
+    second = FileService(tmp_path, Limits(), Clock())
+    assert second.reconcile() == (0, 0)
+    again, held = second.offer("Ann", "bob", "other name.bin", len(data), digest.upper())
+    assert (again.upload_id, held) == (entry.upload_id, 3000)
+    second.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:]))
+    done = second.finish("ann", entry.upload_id)
+    assert done.state == "ready" and done.file_id
+    assert second.spool.path(done.spool_name).read_bytes() == data
+    second.close()
+
+
+def test_reconcile_drops_orphans_both_ways(tmp_path: Path) -> None:
+    service = FileService(tmp_path, Limits(), Clock())
+    file_id = upload(service, b"x" * 10)
+    entry = service.index.by_file(file_id)
+    stray = service.spool.new_name()
+    service.spool.create(stray)
+    (service.spool.root / "not-ours.txt").write_text("left alone")
+    service.spool.remove(entry.spool_name)
+    assert service.reconcile() == (1, 1)
+    assert list(service.spool.names()) == [] and (service.spool.root / "not-ours.txt").exists()
+    assert service.index.by_file(file_id) is None
+
+
+def test_full_disk_is_an_error_and_the_upload_can_continue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = FileService(tmp_path, Limits(), Clock())
+    data = os.urandom(3000)
+    entry, _ = service.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())
+    service.write_chunk("ann", entry.upload_id, 0, b64(data[:1000]))
+
+    def full(fd: int, view: memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(service.spool, "_write", full)
+    with pytest.raises(TransferError) as caught:
+        service.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:2000]))
+    assert caught.value.code == "disk_full"
+    monkeypatch.undo()
+    assert service.spool.size(entry.spool_name) == 1000
+    service.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:]))
+    assert service.finish("ann", entry.upload_id).state == "ready"
+
+
+def test_sweep_removes_expired_files_and_idle_uploads_only(tmp_path: Path) -> None:
+    clock = Clock()
+    service = FileService(tmp_path, Limits(expiry=100, partial_timeout=50), clock)
+    file_id = upload(service, b"ready")
+    ready = service.index.by_file(file_id)
+    idle, _ = service.offer("ann", "bob", "idle", 10, "1" * 64)
+    busy, _ = service.offer("ann", "bob", "busy", 10, "2" * 64)
+    clock.now += 40
+    service.write_chunk("ann", busy.upload_id, 0, b64(b"12345"))  # activity keeps it alive
+    clock.now += 20
+    assert [e.upload_id for e in service.sweep()] == [idle.upload_id]
+    clock.now += 50
+    gone = {e.upload_id for e in service.sweep()}
+    assert gone == {busy.upload_id, ready.upload_id}
+    assert service.index.by_file(file_id) is None
+    assert list(service.spool.names()) == []
+
+
+def test_quota_counts_partial_uploads_and_file_count(tmp_path: Path) -> None:
+    service = FileService(tmp_path, Limits(user_quota=100, spool_limit=150, max_files=2), Clock())
+    service.offer("ann", "bob", "a", 60, "1" * 64)
+    with pytest.raises(TransferError, match="quota") as caught:
+        service.offer("ann", "bob", "b", 41, "2" * 64)
+    assert caught.value.code == "quota"
+    service.offer("ann", "bob", "b", 40, "2" * 64)
+    with pytest.raises(TransferError) as caught:
+        service.offer("ann", "bob", "c", 0, "3" * 64)
+    assert caught.value.code == "quota"
+    with pytest.raises(TransferError) as caught:
+        service.offer("cy", "bob", "d", 51, "4" * 64)
+    assert caught.value.code == "quota" and "spool" in caught.value.reason
