@@ -98,5 +98,6 @@ class AuthPlugin:
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:
         if self.store is not None:
+            self.accounts = None  # lookups from other plugins' shutdown now answer None
             self.store.close()
             self.store = None

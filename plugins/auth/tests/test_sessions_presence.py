@@ -99,3 +99,36 @@ def test_presence_stays_consistent_under_concurrent_logins_and_logouts(server, c
     assert all(a != b for a, b in zip(events, events[1:])), events  # strictly alternating
     assert events[0] == "peer_joined" and events[-1] == "peer_left"
     assert watcher.request(command="get_users")["data"] == []
+
+
+class _Elsewhere:
+    """A logged-in user bound straight into the registry (thousands of real logins would take minutes)."""
+
+    def __init__(self, name: str) -> None:
+        self.user = name
+
+    def send_frame(self, frame: bytes) -> bool:
+        return True
+
+
+def test_get_users_pages_when_the_list_would_not_fit_one_frame(server, login_as):
+    client = login_as(server, "watcher")
+    names = [f"user{index:04d}".ljust(32, "x") for index in range(3000)]
+    for name in names:
+        server.sessions.bind(_Elsewhere(name), name)
+    seen, offset, pages = [], 0, 0
+    while True:
+        reply = client.request(command="get_users", offset=offset)
+        seen.extend(reply["data"])
+        pages += 1
+        if not reply.get("has_more"):
+            break
+        offset = reply["next_offset"]
+    assert pages > 1 and seen == names
+
+
+def test_get_users_offset_must_not_be_negative(server, login_as):
+    client = login_as(server, "alice")
+    reply = client.request(command="get_users", offset=-1)
+    assert reply["type"] == "error" and reply["code"] == "bad_request"
+    assert client.request(command="get_users", offset="1")["code"] == "bad_request"
