@@ -44,7 +44,10 @@ def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatSer
     def factory(env: Optional[Mapping[str, Any]] = None, clock: Optional[FakeClock] = None
                 ) -> tuple[ChatServer, FilexferPlugin]:
         plugin = FilexferPlugin(clock=clock) if clock is not None else FilexferPlugin()
-        settings = {"CHATCORE_FILEXFER_SWEEP_INTERVAL": "0", **dict(env or {})}
+        settings = {"CHATCORE_FILEXFER_SWEEP_INTERVAL": "0",
+                    # cheap password hashing: these tests are about files, not passwords
+                    "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024", "CHATCORE_AUTH_ARGON2_TIME_COST": "1",
+                    **dict(env or {})}
         # Not registered as "filexfer": make_server blocks every installed name it was not
         # asked for, and a blocked name silently refuses the extra object too.
         server = make_server(plugins=["auth"], env=settings, extra=[("filexfer-under-test", plugin)])
@@ -64,6 +67,11 @@ def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
             assert reply["response"] == "ok", reply
         reply = client.request(command="login", username=name, password=PASSWORD)
         assert reply["response"] == "ok", reply
+        # login_result goes out just before the server binds the session, so wait for a pong
+        # (handled after the login completes) before others may count on this user being
+        # online; expect() keeps whatever arrives meanwhile (file offers) for the test.
+        client.send(command="ping", nonce=f"logged-in-{name}")
+        client.expect("pong", nonce=f"logged-in-{name}")
         return client
 
     return factory
