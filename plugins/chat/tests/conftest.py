@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import pytest
 
 from chatcore.server import ChatServer
 from chatcore.testing import TestClient
+from chatcore_chat.writer import Operation
 
 PASSWORD = "correct horse battery"
-# Cheap password hashing: these tests exercise chat, not Argon2.
-FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024"}
+# Cheap password hashing and no request rate limit: these tests exercise chat, not Argon2
+# or the core's throttling (some send hundreds of messages from one session).
+FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024",
+             "CHATCORE_RATE_LIMIT": "1000000", "CHATCORE_RATE_BURST": "1000000"}
 
 
 class FakeClock:
@@ -69,7 +73,10 @@ def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
             assert reply["response"] == "ok", reply
         reply = client.request(command="login", username=name, password=password)
         assert reply["response"] == "ok", reply
-        client.sync()
+        # login_result precedes the binding: a ping round trip makes sure the login finished
+        # (the session is online, offline delivery queued); keep what arrived for later expects
+        arrived = client.sync()
+        client.backlog = arrived + client.backlog
         return client
 
     return factory
@@ -100,3 +107,29 @@ def chat() -> Callable[..., dict]:
 def history() -> Callable[..., dict]:
     """``history(client, peer, **extra)`` -> the ``get_history`` or ``error`` reply."""
     return get_history
+
+
+class Barrier(Operation):
+    """A no-op for the chat writer whose follow-up runs after every earlier one (delivery included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passed = threading.Event()
+
+    def after(self, batch) -> None:
+        self.passed.set()
+
+
+@pytest.fixture
+def settle() -> Callable[..., list]:
+    """``settle(server, client)``: wait until the chat writer delivered everything queued so far,
+    then return what ``client`` received (``TestClient.sync``). No sleeping: offline and live
+    messages are sent by the writer thread, so a ping round trip alone does not cover them."""
+
+    def wait(server: ChatServer, client: TestClient | None = None) -> list:
+        barrier = Barrier()
+        server.pm.get_plugin("chat").service.writer.submit(barrier)
+        assert barrier.passed.wait(10), "the chat writer did not catch up"
+        return client.sync() if client is not None else []
+
+    return wait
