@@ -116,8 +116,8 @@ def test_broken_frames_close_that_connection_only(probe_server, connect, probe, 
 
 def test_eof_in_the_middle_of_a_frame_ends_the_session_cleanly(probe_server, connect, probe):
     client = connect(probe_server)
-    opened = probe.opened.get(timeout=5)
     client.send_raw(protocol.encode({"command": "ping"})[:20])
+    opened = probe.opened.get(timeout=5)
     client.sock.shutdown(socket.SHUT_WR)
     assert probe.closed.get(timeout=5) is opened
     assert connect(probe_server).request(command="ping")["type"] == "pong"
@@ -144,6 +144,7 @@ def test_a_client_that_never_reads_does_not_block_others(make_server, connect, p
                          env={"CHATCORE_SEND_BUFFER": "64M", "CHATCORE_SEND_TIMEOUT": "60"})
     stalled = connect(server)
     stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.request(command="ping")  # the server opens a session at the client's first byte
     stalled_session = probe.opened.get(timeout=5)
     sender = connect(server)
     # 16 MiB towards a client that reads nothing: far more than the kernel buffers hold
@@ -156,6 +157,7 @@ def test_a_client_whose_backlog_overflows_is_disconnected(make_server, connect, 
     server = make_server(plugins=[], extra=[("probe", probe)], env={"CHATCORE_SEND_BUFFER": "256K"})
     stalled = connect(server)
     stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.request(command="ping")  # the server opens a session at the client's first byte
     stalled_session = probe.opened.get(timeout=5)
     sender = connect(server)
     sender.request(command="blast", count=400, size=40000)
@@ -169,6 +171,7 @@ def test_a_client_that_stops_reading_is_disconnected_after_the_send_timeout(make
                          env={"CHATCORE_SEND_BUFFER": "64M", "CHATCORE_SEND_TIMEOUT": "0.5"})
     stalled = connect(server)
     stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.request(command="ping")  # the server opens a session at the client's first byte
     stalled_session = probe.opened.get(timeout=5)
     sender = connect(server)
     sender.request(command="blast", count=200, size=40000)

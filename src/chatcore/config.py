@@ -90,9 +90,21 @@ FRAME_TIMEOUT = Setting("CHATCORE_FRAME_TIMEOUT", 5.0, "Seconds a started frame 
 LISTEN_BACKLOG = Setting("CHATCORE_LISTEN_BACKLOG", 1024, "Pending connections the kernel queues before accept.", int, minimum=1)
 SHUTDOWN_TIMEOUT = Setting("CHATCORE_SHUTDOWN_TIMEOUT", 5.0, "Seconds shutdown waits for connection threads to end.", float, minimum=0)
 
+TLS = Setting("CHATCORE_TLS", True, "Accept TLS on the server port (beside plaintext, told apart by the first byte).", bool)
+TLS_CERT = Setting("CHATCORE_TLS_CERT", "", "PEM certificate (chain) to serve; empty: a self-signed one made in <STORAGE_DIR>/tls/.")
+TLS_KEY = Setting("CHATCORE_TLS_KEY", "", "PEM private key for CHATCORE_TLS_CERT.")
+LOGIN_TIMEOUT = Setting("CHATCORE_LOGIN_TIMEOUT", 60.0, "Seconds a connection may take to log in (TLS handshake included) before it is closed.", float, minimum=1)
+IDLE_TIMEOUT = Setting("CHATCORE_IDLE_TIMEOUT", 300.0, "Seconds a logged-in client may send nothing (not even ping) before it is closed; 0: never.", float, minimum=0)
+MAX_CONNECTIONS = Setting("CHATCORE_MAX_CONNECTIONS", 10000, "Connections the server holds at once; more are refused.", int, minimum=1)
+MAX_PER_ADDRESS = Setting("CHATCORE_MAX_CONNECTIONS_PER_ADDRESS", 100, "Connections one client address may hold at once.", int, minimum=1)
+RATE_LIMIT = Setting("CHATCORE_RATE_LIMIT", 30.0, "Requests per second one session may make on average (file chunks excepted); more get rate_limited.", float, minimum=0.1)
+RATE_BURST = Setting("CHATCORE_RATE_BURST", 100, "Requests one session may make at once before CHATCORE_RATE_LIMIT applies.", int, minimum=1)
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     HOST, PORT, STORAGE_DIR, LOG_LEVEL, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
+    TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
+    RATE_LIMIT, RATE_BURST,
 )
 
 

@@ -47,7 +47,8 @@ class CorePlugin:
             "type": "hello", "server": "chatcore", "version": __version__,
             "protocol": PROTOCOL_VERSION, "plugins": self.server.plugin_names,
             "commands": self.server.commands.names(), "max_frame": protocol.MAX_FRAME,
-            "tls": session.tls,
+            "tls": session.tls, "idle_timeout": self.server.idle_timeout or 0,
+            "rate_limit": self.server.rate_limit, "rate_burst": self.server.rate_burst,
         }
         for extra in self.server.hook.chat_hello(session=session):
             for key, value in (extra or {}).items():

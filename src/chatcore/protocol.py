@@ -144,12 +144,11 @@ class FrameReader:
             self._timeout, self._timeout_set = timeout, True
 
     def _fill(self, deadline: Optional[float]) -> int:
-        """Read more bytes into the buffer; returns 0 on EOF."""
+        """Read more bytes into the buffer, by ``deadline`` if given (else under the timeout
+        already set); returns 0 on EOF."""
         if self._end == len(self._buf):
             self._make_room(len(self._buf) + 1)
-        if deadline is None:
-            self._apply_timeout(None)
-        else:
+        if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
@@ -165,11 +164,10 @@ class FrameReader:
         Raises TimeoutError when ``idle_timeout`` passes with no frame begun, and
         ProtocolError for EOF or a stall mid-frame or an invalid length.
         """
-        deadline: Optional[float] = None
         if self._end == self._start:
-            idle_deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
+            self._apply_timeout(idle_timeout)
             try:
-                if self._fill(idle_deadline) == 0:
+                if self._fill(None) == 0:
                     return None
             except BlockingIOError:
                 raise TimeoutError("idle timeout") from None

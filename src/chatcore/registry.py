@@ -52,6 +52,7 @@ class Command:
     auth: bool = True
     fields: Mapping[str, FieldType] = field(default_factory=dict)
     optional: Mapping[str, FieldType] = field(default_factory=dict)
+    limited: bool = True  # counts against the session's request rate (bulk data bounded by bytes does not)
 
     def field_problem(self, message: Mapping[str, Any]) -> Optional[str]:
         """Why ``message`` does not fit this command's fields, or None when it does."""
@@ -74,7 +75,7 @@ class CommandRegistry:
 
     def register(self, plugin: str, name: str, handler: Handler, *, auth: bool = True,
                  fields: Optional[Mapping[str, FieldType]] = None,
-                 optional: Optional[Mapping[str, FieldType]] = None) -> Command:
+                 optional: Optional[Mapping[str, FieldType]] = None, limited: bool = True) -> Command:
         if not isinstance(name, str) or not name:
             raise ValueError(f"plugin {plugin!r} registered a command with no name")
         owner = self._commands.get(name)
@@ -82,7 +83,7 @@ class CommandRegistry:
             raise DuplicateCommand(
                 f"plugin {plugin!r} cannot register command {name!r}: plugin {owner.plugin!r} owns it"
             )
-        command = Command(name, handler, plugin, auth, dict(fields or {}), dict(optional or {}))
+        command = Command(name, handler, plugin, auth, dict(fields or {}), dict(optional or {}), limited)
         self._commands[name] = command
         return command
 

@@ -6,7 +6,9 @@ import importlib.metadata
 import logging
 import selectors
 import socket
+import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -16,11 +18,13 @@ from chatcore import config as settings
 from chatcore import protocol
 from chatcore.config import Config
 from chatcore.core_plugin import CorePlugin
+from chatcore.limits import ConnectionCounter, TokenBucket
 from chatcore.logging import redact
 from chatcore.plugins import collect_commands, create_manager, plugin_names
 from chatcore.registry import CommandError, CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
-from chatcore.transport import PlainTransport
+from chatcore.tls import certificate_paths, fingerprint, server_context
+from chatcore.transport import TLS_RECORD_START, PlainTransport, handshake, peek_first_byte
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +54,17 @@ class ChatServer:
         self._threads_lock = threading.Lock()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        self._connecting: set[socket.socket] = set()
         self._send_buffer = config.get(settings.SEND_BUFFER)
         self._send_timeout = config.get(settings.SEND_TIMEOUT)
         self._frame_timeout = config.get(settings.FRAME_TIMEOUT)
+        self.login_timeout: float = config.get(settings.LOGIN_TIMEOUT)
+        self.idle_timeout: Optional[float] = config.get(settings.IDLE_TIMEOUT) or None
+        self.rate_limit: float = config.get(settings.RATE_LIMIT)
+        self.rate_burst: int = config.get(settings.RATE_BURST)
+        self._connections = ConnectionCounter(config.get(settings.MAX_CONNECTIONS), config.get(settings.MAX_PER_ADDRESS))
+        self.tls_context: Optional[ssl.SSLContext] = None
+        self.tls_fingerprint = ""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -72,6 +84,11 @@ class ChatServer:
     def start(self) -> None:
         """Configure plugins, bind and start accepting in a background thread."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.config.get(settings.TLS):
+            cert, key = certificate_paths(self.plugin_dir("tls"), self.config.get(settings.TLS_CERT),
+                                          self.config.get(settings.TLS_KEY))
+            self.tls_context = server_context(cert, key)
+            self.tls_fingerprint = fingerprint(cert.read_bytes())
         self.hook.chat_configure(server=self)
         host, port = self.config.get(settings.HOST), self.config.get(settings.PORT)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -92,6 +109,10 @@ class ChatServer:
         self._accept_thread.start()
         log.info("chatcore listening on %s:%d with plugins: %s (data in %s)",
                  *self.address, ", ".join(self.plugin_names) or "none", self.data_dir)
+        if self.tls_context is not None:
+            log.info("TLS on the same port; certificate SHA-256 fingerprint %s", self.tls_fingerprint)
+        else:
+            log.warning("TLS is off (CHATCORE_TLS=false): traffic, passwords included, is readable on the network")
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until ``stop`` has finished; True if it has."""
@@ -110,6 +131,12 @@ class ChatServer:
             self._accept_thread.join()
         if self._listener is not None:
             self._listener.close()
+        with self._threads_lock:
+            for sock in self._connecting:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         sessions = self.sessions.all()
         log.info("shutdown: disconnecting %d client(s)", len(sessions))
         notice = protocol.encode({"type": "shutdown", "reason": "The server is shutting down."})
@@ -160,19 +187,58 @@ class ChatServer:
             except OSError as exc:  # e.g. EMFILE: log, keep serving those already connected
                 log.error("accept failed: %s", exc)
                 return
-            self._start_session(sock, address)
-
-    def _start_session(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        session = Session(PlainTransport(sock), address[:2], self._flusher,
-                          self._send_buffer, self._send_timeout)
-        thread = threading.Thread(target=self._run_session, args=(session,),
-                                  name=f"chatcore-session-{session.id}", daemon=True)
-        with self._threads_lock:
-            self._threads.add(thread)
-        self.sessions.add(session)
-        thread.start()
+            refusal = self._connections.admit(address[0])
+            if refusal:
+                log.warning("refused a connection from %s: %s", address[0], refusal)
+                sock.close()
+                continue
+            thread = threading.Thread(target=self._connection, args=(sock, address[:2]),
+                                      name=f"chatcore-conn-{address[0]}:{address[1]}", daemon=True)
+            with self._threads_lock:
+                self._threads.add(thread)
+                self._connecting.add(sock)
+            thread.start()
 
     # -- one connection ------------------------------------------------------------------
+
+    def _connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """A connection's thread: choose plaintext or TLS by the first byte, then serve the session."""
+        try:
+            transport = self._open_transport(sock, address)
+            with self._threads_lock:
+                self._connecting.discard(sock)
+            if transport is None:
+                sock.close()
+                return
+            session = Session(transport, address, self._flusher, self._send_buffer, self._send_timeout)
+            session.login_deadline = time.monotonic() + self.login_timeout
+            session.bucket = TokenBucket(self.rate_limit, self.rate_burst)
+            self.sessions.add(session)
+            if self._stopping.is_set():
+                session.close()
+            self._run_session(session)
+        finally:
+            self._connections.release(address[0])
+            with self._threads_lock:
+                self._connecting.discard(sock)
+                self._threads.discard(threading.current_thread())
+
+    def _open_transport(self, sock: socket.socket, address: tuple[str, int]) -> Optional[PlainTransport]:
+        """Plaintext or TLS by the client's first byte; None when it sent nothing usable in time."""
+        first = peek_first_byte(sock, self.login_timeout)
+        if first is None:
+            log.info("connection from %s:%d closed before sending anything", *address)
+            return None
+        if first != TLS_RECORD_START:
+            return PlainTransport(sock)
+        if self.tls_context is None:
+            log.info("TLS from %s:%d refused: TLS is off", *address)
+            return None
+        try:
+            return handshake(sock, self.tls_context, self.login_timeout)
+        except (OSError, ssl.SSLError) as exc:
+            log.info("TLS handshake with %s:%d failed: %s", *address, exc)
+            return None
 
     def _run_session(self, session: Session) -> None:
         log.debug("connection %r opened", session)
@@ -185,16 +251,25 @@ class ChatServer:
             log.exception("connection %r failed", session)
         finally:
             self._end_session(session)
-            with self._threads_lock:
-                self._threads.discard(threading.current_thread())
 
     def _read_loop(self, session: Session, reader: protocol.FrameReader) -> None:
+        login_required = "login" in self.commands.names()
         while not session.closed:
+            waiting_for_login = login_required and session.user is None
+            wait = max(0.001, session.login_deadline - time.monotonic()) if waiting_for_login else self.idle_timeout
             try:
-                body = reader.read_frame_body()
+                body = reader.read_frame_body(wait)
                 if body is None:
                     return
                 message = protocol.decode_body(body)
+            except TimeoutError:
+                if waiting_for_login:
+                    self._send_error(session, None, "login_timeout", f"log in within {self.login_timeout:g} s of connecting")
+                    session.close("did not log in in time")
+                else:
+                    self._send_error(session, None, "idle_timeout", f"nothing received for {self.idle_timeout:g} s")
+                    session.close("idle")
+                return
             except protocol.MessageError as exc:
                 self._send_error(session, None, "bad_request", str(exc))
                 continue
@@ -232,6 +307,11 @@ class ChatServer:
             self._send_error(session, None, "bad_request", "missing field 'command' (a string)")
             return
         command = self.commands.get(name)
+        if (command is None or command.limited) and not session.bucket.take():
+            wait = session.bucket.wait_time()
+            self._send_error(session, name, "rate_limited",
+                             f"too many requests: at most {self.rate_limit:g} per second; retry in {wait:.1f} s")
+            return
         if command is None:
             self._send_error(session, name, "unknown_command", f"unknown command {name[:64]!r}")
             return

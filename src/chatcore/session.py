@@ -7,6 +7,7 @@ one that makes no progress for ``send_timeout`` seconds, disconnects that client
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import selectors
@@ -38,6 +39,8 @@ class Session:
         self.connected_at = time.time()
         self.state: dict[str, Any] = {}  # per-plugin session data, keyed by plugin name
         self.close_reason = ""
+        self.login_deadline = float("inf")  # monotonic time by which it must log in (set by the server)
+        self.bucket: Any = None  # the request-rate TokenBucket (set by the server)
         self._flusher = flusher
         self._send_buffer = send_buffer
         self._send_timeout = send_timeout
@@ -46,6 +49,8 @@ class Session:
         self._backlog = bytearray()
         self._stalled_since = 0.0
         self._closed = False
+        self._overflow = ""  # why the session must close, set under the lock by a failed send
+        transport.attach(self._lock, self._queue_wire)
 
     def __repr__(self) -> str:
         who = self.user or "-"
@@ -54,6 +59,14 @@ class Session:
     @property
     def tls(self) -> bool:
         return self.transport.tls
+
+    @property
+    def is_loopback(self) -> bool:
+        """True for a client on this machine (127.0.0.0/8, ::1)."""
+        try:
+            return ipaddress.ip_address(self.address[0]).is_loopback
+        except ValueError:
+            return False
 
     @property
     def v2(self) -> bool:
@@ -75,28 +88,35 @@ class Session:
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an already-encoded frame (encode once, send to many)."""
-        overflow = False
         with self._lock:
             if self._closed:
                 return False
-            if self._backlog:
-                self._backlog += frame
-                overflow = len(self._backlog) > self._send_buffer
-            else:
-                try:
-                    sent = self.transport.send_nowait(frame)
-                except OSError:
-                    sent = -1
-                if sent < 0:
-                    overflow = True
-                elif sent < len(frame):
-                    self._backlog += memoryview(frame)[sent:]
-                    self._stalled_since = time.monotonic()
-                    self._flusher.watch(self)
-        if overflow:
-            self.close("send buffer full: the client is not reading")
+            try:
+                self._queue_wire(self.transport.seal(frame))
+            except OSError:
+                self._overflow = "the connection failed"
+            problem = self._overflow
+        if problem:
+            self.close(problem)
             return False
         return True
+
+    def _queue_wire(self, wire: bytes) -> None:
+        """Send wire bytes now or add them to the backlog; the session lock is held."""
+        if self._backlog:
+            self._backlog += wire
+            if len(self._backlog) > self._send_buffer:
+                self._overflow = "send buffer full: the client is not reading"
+            return
+        try:
+            sent = self.transport.send_nowait(wire)
+        except OSError:
+            self._overflow = "connection lost while sending"
+            return
+        if sent < len(wire):
+            self._backlog += memoryview(wire)[sent:]
+            self._stalled_since = time.monotonic()
+            self._flusher.watch(self)
 
     def wait_drained(self, below: int = 0, timeout: Optional[float] = None) -> bool:
         """Block until at most ``below`` bytes are pending (for streaming senders); False if closed or timed out."""

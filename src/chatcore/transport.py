@@ -1,20 +1,28 @@
 """The byte pipe under a session: blocking reads with a settable timeout, non-blocking writes.
 
 Reads block in the connection's own thread (SO_RCVTIMEO bounds a started frame); writes
-never block, so a client that stops reading cannot stall the thread that sends to it.
+never block, so a client that stops reading cannot stall the thread that sends to it. TLS
+runs over memory BIOs, so the same non-blocking raw writes carry its records and one lock
+(the session's) keeps the TLS state and the order of records consistent across threads.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
-from typing import Optional
+import threading
+import time
+from typing import Callable, Optional
 
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+TLS_RECORD_START = 0x16  # a TLS handshake record; never the first byte of a valid plaintext frame
+
+Emit = Callable[[bytes], None]
 
 
 class PlainTransport:
-    """A TCP socket used as a transport."""
+    """A TCP socket carrying frames as they are."""
 
     tls = False
 
@@ -22,6 +30,9 @@ class PlainTransport:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
+
+    def attach(self, lock: threading.Lock, emit: Emit) -> None:
+        """Called by the session: its lock, and how to queue bytes the transport must send itself."""
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -35,6 +46,10 @@ class PlainTransport:
         whole = 0 if seconds is None else int(seconds)
         micro = 0 if seconds is None else int((seconds - whole) * 1_000_000)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, micro))
+
+    def seal(self, data: bytes) -> bytes:
+        """The wire bytes for ``data`` (call with the session lock held)."""
+        return data
 
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
         """Send what the kernel takes now; 0 when its buffer is full."""
@@ -52,3 +67,81 @@ class PlainTransport:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class TlsTransport(PlainTransport):
+    """TLS over a memory-BIO ``SSLObject``: the raw socket stays ours, so writes stay non-blocking."""
+
+    tls = True
+
+    def __init__(self, sock: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO,
+                 outgoing: ssl.MemoryBIO) -> None:
+        super().__init__(sock)
+        self._tls, self._incoming, self._outgoing = tls, incoming, outgoing
+        self._lock = threading.Lock()
+        self._emit: Emit = lambda data: None
+
+    def attach(self, lock: threading.Lock, emit: Emit) -> None:
+        self._lock, self._emit = lock, emit
+
+    def recv_into(self, view: memoryview) -> int:
+        """Decrypted bytes into ``view``; 0 on EOF or close_notify."""
+        while True:
+            with self._lock:
+                try:
+                    return self._tls.read(len(view), view)
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:
+                    return 0
+                finally:
+                    pending = self._outgoing.read()
+                    if pending:  # e.g. a key update answered while reading
+                        self._emit(pending)
+            raw = self.sock.recv(65536)
+            if not raw:
+                return 0
+            with self._lock:
+                self._incoming.write(raw)
+
+    def seal(self, data: bytes) -> bytes:
+        self._tls.write(data)
+        return self._outgoing.read()
+
+
+def handshake(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> TlsTransport:
+    """Complete a server-side TLS handshake within ``timeout`` seconds (raises OSError otherwise)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pending = outgoing.read()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("TLS handshake took too long") from None
+            sock.settimeout(remaining)
+            if pending:
+                sock.sendall(pending)
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed during the TLS handshake") from None
+            incoming.write(data)
+    pending = outgoing.read()
+    if pending:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        sock.sendall(pending)
+    return TlsTransport(sock, tls, incoming, outgoing)
+
+
+def peek_first_byte(sock: socket.socket, timeout: float) -> Optional[int]:
+    """The first byte the client sent, left unread; None if it sent nothing in time or closed."""
+    sock.settimeout(timeout)
+    try:
+        first = sock.recv(1, socket.MSG_PEEK)
+    except (TimeoutError, OSError):
+        return None
+    return first[0] if first else None
