@@ -75,6 +75,7 @@ def test_invalid_base64_is_a_protocol_error():
 @pytest.mark.parametrize("payload, reason", [
     (b"\xff\xfe\xfd", "UTF-8"),
     (b"{not json", "JSON"),
+    (b"[" * 24000 + b"]" * 24000, "nests too deeply"),
 ])
 def test_undecodable_payloads_are_message_errors(payload, reason):
     with pytest.raises(protocol.MessageError, match=reason):

@@ -19,10 +19,26 @@ from chatcore.registry import DuplicateCommand
 log = logging.getLogger("chatcore")
 
 
+def raise_open_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one: each connection is a file descriptor."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d: %s", soft, exc)
+
+
 def serve(args: argparse.Namespace, config: Config) -> int:
     """Run the server until Ctrl-C or SIGTERM, then shut down in order."""
     from chatcore.server import ChatServer
 
+    raise_open_file_limit()
     overrides = {name: value for name, value in (("CHATCORE_HOST", args.host), ("SERVER_PORT", args.port),
                                                  ("STORAGE_DIR", args.data_dir)) if value is not None}
     server = ChatServer(config.with_overrides(**overrides) if overrides else config)

@@ -99,6 +99,8 @@ def decode_body(body: bytes) -> Any:
         raise MessageError("payload is not valid UTF-8") from None
     except ValueError as exc:
         raise MessageError(f"payload is not valid JSON: {exc.args[0] if exc.args else exc}") from None
+    except RecursionError:
+        raise MessageError("payload nests too deeply") from None
     return value
 
 
