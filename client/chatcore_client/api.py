@@ -1,0 +1,282 @@
+"""A small headless client library: connect, hello, register/login, chat, history, files.
+
+The GUI uses ``ChatClient`` for its connection and non-blocking ``send``; scripts and
+benchmarks also use the blocking calls (``login``, ``chat``, ``history``, ``upload``,
+``download``), which wait for their reply and keep every other event for later.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+from chatcore_client import __version__
+from chatcore_client.connection import Connection, Disconnected, NotConnected, Received, open_connection
+from chatcore_client.pinning import AskTrust, PinStore
+from chatcore_client.transfers import Download, ProgressFn, TransferFailed, Transfers, Upload
+
+DEFAULT_TIMEOUT = 10.0
+CLIENT_NAME = f"chatcore-client/{__version__}"
+_ids = itertools.count(1)
+Types = Union[str, Sequence[str]]
+
+
+class ServerError(Exception):
+    """The server answered ``error`` (or a ``*_result`` fail); ``code`` and ``reason`` are its words."""
+
+    def __init__(self, code: str, reason: str, message: Optional[dict[str, Any]] = None) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.message = code, reason, message or {}
+
+
+class Closed(ConnectionError):
+    """The connection ended while waiting for a reply."""
+
+
+@dataclass
+class HistoryPage:
+    """One ``get_history`` reply: messages oldest first, and where the next older page starts."""
+
+    peer: str
+    messages: list[dict[str, Any]]
+    has_more: bool
+    next_before: Optional[int] = None
+
+
+@dataclass
+class ServerInfo:
+    """What ``hello`` said about the server: version, TLS, plugins and commands it offers."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plugins(self) -> list[str]:
+        return list(self.raw.get("plugins", []))
+
+    @property
+    def commands(self) -> set[str]:
+        return set(self.raw.get("commands", []))
+
+    def offers(self, *commands: str) -> bool:
+        """Whether every named command is available (a missing plugin hides its features)."""
+        return all(name in self.commands for name in commands)
+
+
+def history_page(message: dict[str, Any]) -> HistoryPage:
+    """Normalise a ``get_history`` reply, v2 ``messages`` or legacy ``data`` triples."""
+    if "messages" in message:
+        items = [dict(item) for item in message["messages"]]
+    else:
+        items = [{"sender": s, "ts": t, "message": m} for s, t, m in message.get("data", [])]
+    return HistoryPage(str(message.get("peer", "")), items, bool(message.get("has_more")), message.get("next_before"))
+
+
+class ChatClient:
+    """One connection to a chatcore server with blocking helpers for scripts.
+
+    Events go to ``events`` (a queue of connection.Received/Disconnected, shared with the GUI
+    when it passes its own); the blocking helpers read it themselves, so do not mix them with
+    another reader of the same queue.
+    """
+
+    def __init__(self, connection: Connection, events: Optional["queue.Queue[Any]"] = None) -> None:
+        self.connection = connection
+        self.events: "queue.Queue[Any]" = events if events is not None else queue.Queue()
+        self.backlog: list[dict[str, Any]] = []
+        self.server = ServerInfo()
+        self.user: Optional[str] = None
+        self.closed_reason: Optional[str] = None
+        self.transfers = Transfers(self.send)
+        connection.start(self.events)
+
+    @classmethod
+    def connect(cls, host: str, port: int, *, pins: Optional[PinStore] = None, ask: Optional[AskTrust] = None,
+                tls: str = "auto", ca_context: Optional[ssl.SSLContext] = None, hello: bool = True,
+                events: Optional["queue.Queue[Any]"] = None) -> "ChatClient":
+        """Open a connection (see ``connection.open_connection``) and say ``hello``."""
+        client = cls(open_connection(host, port, pins=pins, ask=ask, tls=tls, ca_context=ca_context), events)
+        if hello:
+            client.hello()
+        return client
+
+    @property
+    def tls(self) -> bool:
+        return self.connection.tls
+
+    # -- raw messages ----------------------------------------------------------------------
+
+    def send(self, command: Optional[dict[str, Any]] = None, /, **fields: Any) -> None:
+        """Send one command, a dict or keyword fields, without waiting (thread-safe)."""
+        self.connection.send(dict(fields) if command is None else command)
+
+    def _next(self, deadline: float) -> dict[str, Any]:
+        """The next message from the connection; Closed or TimeoutError otherwise."""
+        if self.closed_reason is not None:
+            raise Closed(self.closed_reason)
+        try:
+            event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError("no reply from the server in time") from None
+        if isinstance(event, Disconnected):
+            self.closed_reason = event.reason
+            self.transfers.abort_all(event.reason)
+            raise Closed(event.reason)
+        assert isinstance(event, Received)
+        return event.message
+
+    def expect(self, types: Types, timeout: float = DEFAULT_TIMEOUT,
+               match: Optional[Callable[[dict[str, Any]], bool]] = None) -> dict[str, Any]:
+        """The first message (kept or new) of one of ``types`` that ``match`` accepts."""
+        wanted = (types,) if isinstance(types, str) else tuple(types)
+
+        def fits(message: Any) -> bool:
+            return isinstance(message, dict) and message.get("type") in wanted and (match is None or match(message))
+
+        for index, message in enumerate(self.backlog):
+            if fits(message):
+                return self.backlog.pop(index)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self._next(deadline)
+            if fits(message):
+                return message
+            self.backlog.append(message)
+
+    def take(self, types: Types) -> list[dict[str, Any]]:
+        """Remove and return the kept messages of ``types`` (e.g. offline messages after login)."""
+        wanted = (types,) if isinstance(types, str) else tuple(types)
+        taken = [m for m in self.backlog if m.get("type") in wanted]
+        self.backlog = [m for m in self.backlog if m.get("type") not in wanted]
+        return taken
+
+    def request(self, command: str, replies: Iterable[str], timeout: float = DEFAULT_TIMEOUT,
+                **fields: Any) -> dict[str, Any]:
+        """Send a command, wait for its reply; an ``error`` for it raises ServerError."""
+        self.send({"command": command, **fields})
+        reply = self.expect((*replies, "error"), timeout,
+                            lambda m: m.get("type") != "error" or m.get("command") in (command, None))
+        if reply.get("type") == "error":
+            raise ServerError(str(reply.get("code")), str(reply.get("reason")), reply)
+        return reply
+
+    # -- session and accounts ----------------------------------------------------------------
+
+    def hello(self) -> ServerInfo:
+        """Say ``hello`` (protocol 2) and remember what the server offers."""
+        self.server = ServerInfo(self.request("hello", ["hello"], client=CLIENT_NAME, protocol=2))
+        return self.server
+
+    def _credentials(self, command: str, username: str, password: str) -> dict[str, Any]:
+        result = self.request(command, [f"{command}_result"], username=username, password=password)
+        if result.get("response") != "ok":
+            raise ServerError("fail", str(result.get("reason") or f"{command} failed"), result)
+        return result
+
+    def register(self, username: str, password: str) -> dict[str, Any]:
+        """Create an account; ServerError carries the server's reason on failure."""
+        return self._credentials("register", username, password)
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """Log in; ServerError carries the server's reason on failure."""
+        result = self._credentials("login", username, password)
+        self.user = str(result.get("username") or username)
+        return result
+
+    def users(self) -> list[str]:
+        """The users online now, except this one."""
+        return list(self.request("get_users", ["get_users"]).get("data", []))
+
+    # -- chat --------------------------------------------------------------------------------
+
+    def chat(self, peer: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """Send a message (``peer`` ``""`` = the global room) and return its ``chat_ack``."""
+        client_id = f"c{next(_ids)}"
+        self.send(command="chat", peer=peer, message=text, client_id=client_id)
+        reply = self.expect(("chat_ack", "error"), timeout,
+                            lambda m: m.get("client_id") == client_id or (m.get("type") == "error"
+                                                                          and m.get("command") == "chat"))
+        if reply["type"] == "error":
+            raise ServerError(str(reply.get("code")), str(reply.get("reason")), reply)
+        return reply
+
+    def history(self, peer: str = "", before: Optional[int] = None, limit: Optional[int] = None) -> HistoryPage:
+        """One page of history with ``peer``, older than message id ``before`` when given."""
+        fields: dict[str, Any] = {"peer": peer}
+        if before is not None:
+            fields["before"] = before
+        if limit is not None:
+            fields["limit"] = limit
+        return history_page(self.request("get_history", ["get_history"], **fields))
+
+    def messages(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The next private or broadcast message (offline ones included)."""
+        return self.expect(("private_message", "broadcast_message"), timeout)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def upload(self, peer: str, path: Path, progress: Optional[ProgressFn] = None,
+               timeout: float = 60.0) -> str:
+        """Send a file to ``peer`` through the server's spool; returns its ``file_id``."""
+        upload = Upload(Path(path), peer, progress)
+        self.transfers.start_upload(upload)
+        deadline = time.monotonic() + timeout
+        while not upload.done.is_set():
+            message = self.expect(("file_upload_ready", "file_uploaded", "error"), max(0.0, deadline - time.monotonic()),
+                                  lambda m: m["type"] != "error" or str(m.get("command", "")).startswith("file_"))
+            if message["type"] == "file_upload_ready":
+                self.transfers.upload_ready(message)
+            elif message["type"] == "file_uploaded":
+                self.transfers.uploaded(message)
+            else:
+                self.transfers.error(message)
+        if upload.error is not None or upload.file_id is None:
+            raise TransferFailed(upload.error or "the upload failed")
+        return upload.file_id
+
+    def offers(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The next ``file_offer`` (kept or new)."""
+        return self.expect("file_offer", timeout)
+
+    def download(self, offer: dict[str, Any], dest: Path, progress: Optional[ProgressFn] = None,
+                 timeout: float = 60.0) -> Path:
+        """Download an offered file to ``dest``, verified against its SHA-256."""
+        download = Download(offer, Path(dest), progress)
+        self.transfers.start_download(download)
+        deadline = time.monotonic() + timeout
+        file_id = download.file_id
+        while True:
+            message = self.expect(("file_data", "file_data_end", "error"), max(0.0, deadline - time.monotonic()),
+                                  lambda m: str(m.get("file_id")) == file_id)
+            if message["type"] == "file_data":
+                self.transfers.data(message)
+            elif message["type"] == "file_data_end":
+                _, path = self.transfers.data_end(message)
+                assert path is not None
+                return path
+            else:
+                self.transfers.error(message)
+                raise TransferFailed(str(message.get("reason", "the download failed")))
+
+    def decline(self, file_id: str) -> None:
+        """Refuse an offered file; the server deletes it and tells the sender."""
+        self.request("file_decline", ["file_decline_result"], file_id=file_id)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (no logout message: the server logs a closed connection out)."""
+        self.connection.close()
+
+    def __enter__(self) -> "ChatClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["ChatClient", "Closed", "HistoryPage", "NotConnected", "ServerError", "ServerInfo", "history_page"]

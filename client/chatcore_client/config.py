@@ -1,0 +1,61 @@
+"""The client's settings: server address and TLS policy from the environment and ``.env``.
+
+The environment wins over ``.env`` (found from the current directory upwards), as on the server.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+from dotenv import dotenv_values, find_dotenv
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8888
+TLS_MODES = ("auto", "require")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the client reads at start: where to connect, how strictly, where pins live."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    tls: str = "auto"  # auto: TLS when the server offers it, else plaintext with a warning
+    known_servers: Optional[Path] = None  # None: <config dir>/chatcore/known_servers.json
+
+
+def load_environment(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """``.env`` values overlaid with the process environment (or ``env`` when given, for tests)."""
+    if env is not None:
+        return dict(env)
+    values = {k: v for k, v in dotenv_values(find_dotenv(usecwd=True)).items() if v is not None}
+    values.update(os.environ)
+    return values
+
+
+def parse_port(text: str) -> int:
+    """A TCP port number from user input; ValueError with a readable message otherwise."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        raise ValueError(f"the port must be a number, not {text.strip()!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"the port must be between 1 and 65535, not {port}")
+    return port
+
+
+def load_settings(env: Optional[Mapping[str, str]] = None) -> ClientSettings:
+    """Read ``SERVER_IP``, ``SERVER_PORT``, ``CHATCORE_CLIENT_TLS``, ``CHATCORE_CLIENT_KNOWN_SERVERS``."""
+    values = load_environment(env)
+    try:
+        port = parse_port(values.get("SERVER_PORT", str(DEFAULT_PORT)))
+    except ValueError:
+        port = DEFAULT_PORT
+    tls = values.get("CHATCORE_CLIENT_TLS", "auto").strip().lower()
+    known = values.get("CHATCORE_CLIENT_KNOWN_SERVERS", "").strip()
+    return ClientSettings(host=values.get("SERVER_IP", DEFAULT_HOST).strip() or DEFAULT_HOST, port=port,
+                          tls=tls if tls in TLS_MODES else "auto",
+                          known_servers=Path(known).expanduser() if known else None)
