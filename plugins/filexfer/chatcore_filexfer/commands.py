@@ -30,7 +30,8 @@ MAX_LEGACY_FIELD = 1024  # characters of a legacy md5/size string that are forwa
 # Every command: the fields the core type-checks before calling FileCommands.<name>.
 COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
     "file_upload": {"fields": {"peer": str, "filename": str, "size": int, "sha256": str}},
-    "file_chunk": {"fields": {"upload_id": str, "offset": int, "data": str}},
+    # bulk data, bounded by bytes (chunk size, quota), not by the per-session request rate
+    "file_chunk": {"fields": {"upload_id": str, "offset": int, "data": str}, "limited": False},
     "file_upload_done": {"fields": {"upload_id": str}},
     "file_cancel": {"fields": {"upload_id": str}},
     "file_list": {"optional": {"after": str}},

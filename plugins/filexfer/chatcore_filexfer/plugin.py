@@ -53,7 +53,11 @@ class FilexferPlugin:
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
         """Register the file commands (handlers are bound when the server configures the plugin)."""
         for name, fields in COMMANDS.items():
-            register(name, self._handler(name), auth=True, **fields)
+            try:
+                register(name, self._handler(name), auth=True, **fields)
+            except TypeError:  # a core without per-command rate-limit exemption ("limited")
+                register(name, self._handler(name), auth=True,
+                         **{key: value for key, value in fields.items() if key != "limited"})
 
     def _handler(self, name: str) -> Callable[["Session", dict[str, Any]], Optional[dict[str, Any]]]:
         """A handler that calls ``FileCommands.<name>`` (commands register before configure runs)."""

@@ -51,6 +51,7 @@ class _Upload:
     received: int = -1  # -1: not loaded from disk yet
     digest: Any = None
     touched: float = 0.0
+    closed: bool = False  # finished or removed: no more writes
 
 
 def iso_utc(when: float) -> str:
@@ -165,13 +166,21 @@ class FileService:
         return state
 
     def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, _Upload]:
-        """The uploading entry ``upload_id`` if ``user`` sent it; TransferError otherwise."""
-        entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
-        if entry is None or entry.state != UPLOADING:
-            raise TransferError("unknown_upload", "no upload in progress has that upload_id", upload_id=upload_id[:64])
-        if entry.sender_key != user.casefold():
+        """The uploading entry ``upload_id`` if ``user`` sent it; TransferError otherwise.
+        Active uploads are answered from memory, so a chunk costs no database read."""
+        with self._lock:
+            state = self._uploads.get(upload_id)
+        if state is None:
+            entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
+            if entry is None or entry.state != UPLOADING:
+                raise TransferError("unknown_upload", "no upload in progress has that upload_id",
+                                    upload_id=upload_id[:64])
+            state = self._state(entry)
+        elif state.received < 0:  # a failed write left the length unknown: reload from disk
+            state = self._state(state.entry)
+        if state.entry.sender_key != user.casefold():
             raise TransferError("forbidden", "only the sender of an upload may write to it", upload_id=upload_id)
-        return entry, self._state(entry)
+        return state.entry, state
 
     def write_chunk(self, user: str, upload_id: str, offset: int, data: str) -> int:
         """Append one base64 chunk at ``offset`` (which must equal the bytes held) -> bytes held."""
@@ -184,7 +193,7 @@ class FileService:
         except (binascii.Error, ValueError):
             raise TransferError("bad_request", "field 'data' is not valid base64", upload_id=upload_id) from None
         with state.lock:
-            if self.index.by_upload(upload_id) is None:  # swept or cancelled meanwhile
+            if state.closed:  # finished, swept or cancelled meanwhile
                 raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
             if offset != state.received:
                 raise TransferError("bad_offset", f"the server holds {state.received} bytes; "
@@ -210,6 +219,8 @@ class FileService:
         """Verify a complete upload's size and SHA-256 and make it a file offered to its recipient."""
         entry, state = self._own_upload(user, upload_id)
         with state.lock:
+            if state.closed:
+                raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
             if state.received != entry.size:
                 raise TransferError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
@@ -220,6 +231,7 @@ class FileService:
             file_id = uuid.uuid4().hex
             if not self.index.complete(upload_id, file_id, self.clock()):
                 raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+            state.closed = True
         with self._lock:
             self._uploads.pop(upload_id, None)
         done = self.index.by_upload(upload_id)
@@ -284,6 +296,7 @@ class FileService:
             state = self._uploads.pop(entry.upload_id, None)
         if state is not None:
             with state.lock:  # wait out a chunk being written
+                state.closed = True
                 removed = self.index.delete(entry.upload_id)
         else:
             removed = self.index.delete(entry.upload_id)
