@@ -133,3 +133,9 @@ def settle() -> Callable[..., list]:
         return client.sync() if client is not None else []
 
     return wait
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A hand-moved wall clock for ``ChatPlugin(clock=...)``."""
+    return FakeClock()
