@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from chatcore.session import Session
 
 Reply = dict[str, Any]
+NAME = "auth"
+PENDING_REPLY = "login_reply"
 TLS_REQUIRED = "This server requires TLS: reconnect over TLS to log in or register."
 
 
@@ -74,11 +76,20 @@ class AuthCommands:
         outcome = accounts.authenticate(username, message["password"], session.address[0])
         if not outcome.ok:
             return _result("login", outcome, _echo(username))
-        # The reply goes out before the session is bound, so it precedes anything other
-        # plugins send from chat_authenticated (offline messages, pending file offers).
-        session.send(_result("login", outcome, outcome.username))
+        # The reply is sent once the session is bound (a client that has it is online) and
+        # before other plugins' chat_authenticated send anything (offline messages, file
+        # offers): the plugin's tryfirst hook calls send_login_reply.
+        session.state.setdefault(NAME, {})[PENDING_REPLY] = _result("login", outcome, outcome.username)
         server.login(session, outcome.username)
+        self.send_login_reply(session)  # in case the hook did not run first
         return None
+
+    @staticmethod
+    def send_login_reply(session: "Session") -> None:
+        """Send the ``login_result`` held for ``session``, if any (once)."""
+        reply = session.state.get(NAME, {}).pop(PENDING_REPLY, None)
+        if reply is not None:
+            session.send(reply)
 
     def logout(self, session: "Session", message: Reply) -> Reply:
         """``logout`` -> ``logout_result``; the connection stays open for another login."""

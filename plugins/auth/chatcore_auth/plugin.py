@@ -85,8 +85,10 @@ class AuthPlugin:
             return None
         return self.accounts.lookup(username)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def chat_authenticated(self, session: "Session", first: bool) -> None:
+        """Send ``login_result`` before any other plugin speaks to the session; announce it."""
+        self.commands.send_login_reply(session)
         if self.presence is not None and session.user is not None:
             self.presence.update(session.user)
 

@@ -132,3 +132,23 @@ def test_get_users_offset_must_not_be_negative(server, login_as):
     reply = client.request(command="get_users", offset=-1)
     assert reply["type"] == "error" and reply["code"] == "bad_request"
     assert client.request(command="get_users", offset="1")["code"] == "bad_request"
+
+
+class _Greeter:
+    """Another plugin that speaks to a session as soon as it logs in (like offline delivery)."""
+
+    from chatcore import hookimpl
+
+    @hookimpl
+    def chat_authenticated(self, session, first):
+        session.send({"type": "welcome", "online": True})
+
+
+def test_login_result_comes_before_what_other_plugins_send_at_login(make_server, connect):
+    server = make_server(plugins=["auth"], extra=[("greeter", _Greeter())])
+    client = connect(server)
+    client.request(command="register", username="alice", password=PASSWORD)
+    client.send(command="login", username="alice", password=PASSWORD)
+    first = client.expect(("login_result", "welcome"))
+    assert first["type"] == "login_result" and first["response"] == "ok"
+    assert client.expect("welcome")
