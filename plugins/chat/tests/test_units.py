@@ -1,0 +1,186 @@
+"""Storage, writer and delivery logic without a server or pluggy: fake sessions, real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from chatcore import protocol
+from chatcore_chat import store
+from chatcore_chat.delivery import Claim, Relay, session_state
+from chatcore_chat.history import fit_reply
+from chatcore_chat.store import Message
+from chatcore_chat.writer import Operation, StoreClosed, Writer
+
+
+class FakeSession:
+    """Records decoded frames; ``fail`` makes its sends raise, like a session torn down mid-send."""
+
+    def __init__(self, id_: int, user: str, v2: bool = False, fail: bool = False) -> None:
+        self.id, self.user, self.v2, self.fail = id_, user, v2, fail
+        self.state: dict = {}
+        self.got: list[dict] = []
+
+    def send_frame(self, frame: bytes) -> bool:
+        if self.fail:
+            raise OSError("connection reset")
+        self.got.append(protocol.decode(frame))
+        return True
+
+
+class FakeDirectory:
+    def __init__(self, *sessions: FakeSession) -> None:
+        self.sessions = list(sessions)
+
+    def of_user(self, name: str) -> list[FakeSession]:
+        return [s for s in self.sessions if s.user.casefold() == name.casefold()]
+
+    def authenticated(self) -> list[FakeSession]:
+        return list(self.sessions)
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    conn = store.connect(tmp_path / store.FILENAME)
+    store.create_schema(conn)
+    writer = Writer(conn, batch=50)
+    writer.start()
+    yield tmp_path / store.FILENAME, writer
+    writer.stop()
+
+
+def drain(writer: Writer) -> None:
+    """Return once the follow-ups of everything committed so far have run (an empty operation
+    submitted now lands in a later batch, and batches run one after another)."""
+    writer.submit(Operation()).wait(5)
+
+
+def ready(*sessions: FakeSession) -> None:
+    for session in sessions:
+        session_state(session).ready = True
+
+
+def test_a_recipient_that_fails_skips_neither_the_others_nor_the_history(db):
+    path, writer = db
+    broken, fine, sender = FakeSession(1, "bob", fail=True), FakeSession(2, "bob"), FakeSession(3, "alice")
+    room = [FakeSession(10 + n, f"user{n}", fail=n % 3 == 0) for n in range(9)]
+    ready(broken, fine, sender, *room)
+    relay = Relay(writer, FakeDirectory(broken, fine, sender, *room), clock=lambda: 1.0)
+    private = relay.post(sender, "alice", "bob", "hi").wait(5)
+    broadcast = relay.post(sender, "alice", "", "all").wait(5)
+    drain(writer)
+    assert [m["id"] for m in fine.got] == [private.id, broadcast.id]
+    assert all(s.got and s.got[-1]["id"] == broadcast.id for s in room if not s.fail)
+    conn = sqlite3.connect(path)
+    assert store.count(conn) == 2
+    assert conn.execute("SELECT COUNT(*) FROM messages WHERE pending_for IS NOT NULL").fetchone()[0] == 0
+
+
+def test_when_every_session_fails_the_message_waits_for_the_next_login(db):
+    path, writer = db
+    gone, sender = FakeSession(1, "bob", fail=True), FakeSession(2, "alice")
+    ready(gone, sender)
+    directory = FakeDirectory(gone, sender)
+    relay = Relay(writer, directory, clock=lambda: 1.0)
+    message = relay.post(sender, "alice", "bob", "lost?").wait(5)
+    drain(writer)  # the post's follow-up ran and queued the restore
+    back = FakeSession(3, "Bob")
+    directory.sessions = [back, sender]
+    relay.claim(back).wait(5)
+    drain(writer)
+    assert [(m["id"], m["offline"]) for m in back.got] == [(message.id, True)]
+
+
+def test_held_messages_follow_the_offline_backlog(db):
+    _, writer = db
+    sender = FakeSession(1, "alice")
+    ready(sender)
+    directory = FakeDirectory(sender)
+    relay = Relay(writer, directory, clock=lambda: 1.0)
+    offline = relay.post(sender, "alice", "bob", "while away").wait(5)
+    bob = FakeSession(2, "bob")  # bound but its claim not yet run
+    directory.sessions.append(bob)
+    live = relay.post(sender, "alice", "", "room, during login").wait(5)
+    claim: Claim = relay.claim(bob)
+    claim.wait(5)
+    drain(writer)
+    assert [(m["id"], m.get("offline", False)) for m in bob.got] == [(offline.id, True), (live.id, False)]
+
+
+class Exploding(Operation):
+    def apply(self, conn, batch) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
+    path, writer = db
+    relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
+    gate = threading.Event()
+
+    class Hold(Operation):
+        def after(self, batch) -> None:
+            gate.wait(5)
+
+    writer.submit(Hold())  # keeps the writer busy so the next three land in one batch
+    first = relay.post(FakeSession(1, "a"), "a", "", "rolled back")
+    boom = writer.submit(Exploding())
+    gate.set()
+    with pytest.raises(sqlite3.OperationalError):
+        boom.wait(5)
+    with pytest.raises(sqlite3.OperationalError):
+        first.wait(5)
+    later = relay.post(FakeSession(1, "a"), "a", "", "kept").wait(5)
+    conn = sqlite3.connect(path)
+    assert [row[0] for row in conn.execute("SELECT body FROM messages")] == ["kept"]
+    assert later.id >= 1
+
+
+def test_submitting_after_stop_raises(tmp_path):
+    conn = store.connect(tmp_path / "x.sqlite3")
+    store.create_schema(conn)
+    writer = Writer(conn)
+    writer.start()
+    writer.stop()
+    with pytest.raises(StoreClosed):
+        writer.submit(Operation())
+
+
+def test_timestamps_never_go_backwards_along_ids(db):
+    _, writer = db
+    times = iter([100.0, 50.0, 200.0])
+    relay = Relay(writer, FakeDirectory(), clock=lambda: next(times))
+    stamps = [relay.post(FakeSession(1, "a"), "a", "", f"{n}").wait(5).ts_ms for n in range(3)]
+    assert stamps == [100_000, 100_000, 200_000]
+
+
+def test_conversation_key_is_symmetric_and_case_insensitive():
+    assert store.conversation_key("Alice", "bob") == store.conversation_key("BOB", "alice")
+    assert store.conversation_key("a", "b") != store.GLOBAL_ROOM
+
+
+def test_iso_utc():
+    assert store.iso_utc(0) == "1970-01-01T00:00:00.000Z"
+    assert store.iso_utc(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
+
+
+def test_fit_reply_never_exceeds_the_budget():
+    big = [Message(n, "", "alice", "", 0, "\x01" * 4000) for n in range(10, 0, -1)]
+    for v2 in (False, True):
+        reply = fit_reply("", big, more=False, v2=v2)
+        assert len(protocol.dumps(reply)) <= protocol.MAX_JSON
+        items = reply["messages" if v2 else "data"]
+        assert len(items) == 2 and reply["has_more"] and reply["next_before"] == 9
+    small = fit_reply("", big[:1], more=False, v2=True)
+    assert small["has_more"] is False and "next_before" not in small
+    tiny = fit_reply("", big, more=False, v2=True, max_bytes=200)
+    assert tiny["messages"] == [] and tiny["has_more"]
+
+
+def test_schema_from_the_future_is_refused(tmp_path):
+    conn = store.connect(tmp_path / "x.sqlite3")
+    conn.execute("PRAGMA user_version=99")
+    with pytest.raises(RuntimeError, match="newer"):
+        store.create_schema(conn)
