@@ -1,0 +1,96 @@
+"""Handlers for the ``auth`` plugin's events and the core's ``hello``: session, login, presence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatcore_client.api import ServerInfo
+from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.state import ROOM
+
+
+class AuthHandlers:
+    """hello, register/login results, the online list and join/leave notices."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        """Claim this module's event types."""
+        for event, handler in {
+            "hello": self.hello, "login_result": self.login_result, "register_result": self.register_result,
+            "error:login": self.credentials_error, "error:register": self.credentials_error,
+            "get_users": self.users, "peer_joined": self.joined, "peer_left": self.left,
+            "shutdown": self.shutdown,
+        }.items():
+            dispatcher.register(event, handler)
+
+    def hello(self, message: dict[str, Any]) -> None:
+        """Remember what the server offers; the view hides what is missing."""
+        self.ctx.state.server = ServerInfo(message)
+        self.ctx.view.server_info(self.ctx.state.server)
+
+    def login(self, username: str, password: str) -> None:
+        """Send ``login`` (the app calls this once connected)."""
+        self.ctx.credentials = (username, password)
+        self.ctx.send({"command": "login", "username": username, "password": password})
+
+    def register_account(self, username: str, password: str) -> None:
+        """Send ``register``; a success logs in with the same credentials."""
+        self.ctx.credentials = (username, password)
+        self.ctx.send({"command": "register", "username": username, "password": password})
+
+    def register_result(self, message: dict[str, Any]) -> None:
+        if message.get("response") == "ok" and self.ctx.credentials is not None:
+            self.login(*self.ctx.credentials)
+        else:
+            self.ctx.view.login_failed(str(message.get("reason") or "Registration failed."))
+
+    def login_result(self, message: dict[str, Any]) -> None:
+        """On success: become that user, ask who is online, let other handlers restore their state."""
+        if message.get("response") != "ok":
+            self.ctx.view.login_failed(str(message.get("reason") or "Login failed."))
+            return
+        state = self.ctx.state
+        state.user = str(message.get("username") or (self.ctx.credentials or ("?",))[0])
+        self.ctx.view.logged_in(state.user)
+        if state.server.offers("get_users"):
+            self.ctx.send({"command": "get_users"})
+        for hook in self.ctx.on_login:
+            hook()
+
+    def credentials_error(self, message: dict[str, Any]) -> None:
+        """``error`` for login/register: e.g. a server without the auth plugin."""
+        if message.get("code") == "unknown_command":
+            self.ctx.view.login_failed("This server has no accounts (its auth plugin is disabled).")
+        else:
+            self.ctx.view.login_failed(str(message.get("reason") or message.get("code")))
+
+    def users(self, message: dict[str, Any]) -> None:
+        """``get_users``: mark who is online (asking for more pages when the list is long)."""
+        state = self.ctx.state
+        for name in message.get("data", []):
+            if isinstance(name, str) and name != state.user:
+                state.conversation(name).online = True
+        if message.get("has_more") and "next_offset" in message:
+            self.ctx.send({"command": "get_users", "offset": message["next_offset"]})
+        self.ctx.view.conversations_changed()
+
+    def joined(self, message: dict[str, Any]) -> None:
+        peer = str(message.get("peer", ""))
+        if not peer or peer == self.ctx.state.user:
+            return
+        self.ctx.state.conversation(peer).online = True
+        self.ctx.notice(ROOM, f"{peer} joined")
+        self.ctx.view.conversations_changed()
+
+    def left(self, message: dict[str, Any]) -> None:
+        peer = str(message.get("peer", ""))
+        if not peer:
+            return
+        self.ctx.state.conversation(peer).online = False
+        self.ctx.notice(ROOM, f"{peer} left")
+        self.ctx.view.conversations_changed()
+
+    def shutdown(self, message: dict[str, Any]) -> None:
+        self.ctx.notice(ROOM, str(message.get("reason") or "The server is shutting down."))

@@ -1,0 +1,158 @@
+"""Handlers for the ``chat`` plugin: messages, acknowledgements, history pages, offline delivery."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from chatcore_client.api import history_page
+from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.state import ROOM, Line
+
+PAGE = 50  # messages per history request
+
+
+class ChatHandlers:
+    """Routes messages into conversations and pages history in on demand."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._ids = itertools.count(1)
+        self._texts: dict[str, str] = {}  # client_id -> text, until the chat_ack
+        ctx.on_login.append(self.restore)
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        """Claim this module's event types."""
+        for event, handler in {
+            "private_message": self.message, "broadcast_message": self.message, "chat_ack": self.ack,
+            "get_history": self.history, "error:chat": self.chat_error, "error:get_history": self.history_error,
+        }.items():
+            dispatcher.register(event, handler)
+
+    @property
+    def available(self) -> bool:
+        return self.ctx.state.server.offers("chat")
+
+    # -- user actions --------------------------------------------------------------------------
+
+    def open(self, key: str) -> None:
+        """Make ``key`` the current conversation: clear its unread count, load history the first time."""
+        state = self.ctx.state
+        conversation = state.conversation(key)
+        state.current = conversation.key
+        conversation.unread = 0
+        if not conversation.loaded and self.available:
+            conversation.loaded = True
+            self._request(conversation.key, None)
+        self.ctx.view.conversations_changed()
+
+    def load_older(self, key: str) -> bool:
+        """Ask for the page before the oldest message shown; False when there is none or one is coming."""
+        conversation = self.ctx.state.conversation(key)
+        if not self.available or conversation.loading or not conversation.has_more or conversation.oldest_id is None:
+            return False
+        self._request(conversation.key, conversation.oldest_id)
+        return True
+
+    def _request(self, key: str, before: Any) -> None:
+        self.ctx.state.conversation(key).loading = True
+        command: dict[str, Any] = {"command": "get_history", "peer": key, "limit": PAGE}
+        if before is not None:
+            command["before"] = before
+        self.ctx.send(command)
+
+    def send_text(self, text: str) -> bool:
+        """Send ``text`` to the current conversation; it is shown when the server acknowledges it."""
+        text = text.strip()
+        if not text or not self.available:
+            return False
+        client_id = f"gui-{next(self._ids)}"
+        key = self.ctx.state.current
+        self.ctx.state.pending[client_id] = key
+        self.ctx.send({"command": "chat", "peer": key, "message": text, "client_id": client_id})
+        self._texts[client_id] = text
+        return True
+
+    def restore(self) -> None:
+        """After (re)login: reload the newest page of every conversation already open."""
+        self._texts = {}
+        for conversation in self.ctx.state.conversations.values():
+            if conversation.loaded and self.available:
+                self._request(conversation.key, None)
+        current = self.ctx.state.current
+        self.open(current)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _show(self, key: str, line: Line) -> None:
+        conversation = self.ctx.state.conversation(key)
+        if not conversation.append(line):
+            return
+        if conversation.key != self.ctx.state.current and not line.own:
+            conversation.unread += 1
+        self.ctx.view.lines_added(conversation.key, [line], False)
+        self.ctx.view.conversations_changed()
+
+    def message(self, message: dict[str, Any]) -> None:
+        """A private or broadcast message (live or ``offline: true``)."""
+        sender = str(message.get("peer", ""))
+        me = self.ctx.state.user
+        if message.get("type") == "broadcast_message":
+            key = ROOM
+        elif me is not None and sender.casefold() == me.casefold():
+            key = str(message.get("to", ""))  # sent by this user from another device
+        else:
+            key = sender
+            self.ctx.state.conversation(key)
+        self._show(key, Line(sender, str(message.get("message", "")), str(message.get("ts", "")),
+                             message.get("id"), own=sender == me, offline=bool(message.get("offline"))))
+
+    def ack(self, message: dict[str, Any]) -> None:
+        """``chat_ack``: the server stored our message; show it now."""
+        client_id = str(message.get("client_id", ""))
+        key = self.ctx.state.pending.pop(client_id, None)
+        text = self._texts.pop(client_id, None)
+        if key is None or text is None:
+            return
+        self._show(key, Line(self.ctx.state.user or "me", text, str(message.get("ts", "")), message.get("id"),
+                             own=True))
+
+    def chat_error(self, message: dict[str, Any]) -> None:
+        """The oldest unacknowledged message was refused: say so where it was typed."""
+        pending = self.ctx.state.pending
+        key = self.ctx.state.current
+        if pending:
+            client_id = next(iter(pending))
+            key = pending.pop(client_id)
+            text = self._texts.pop(client_id, "")
+            self.ctx.notice(key, f"Not sent: {message.get('reason') or message.get('code')} ({text[:40]!r})")
+        else:
+            self.ctx.notice(key, f"Not sent: {message.get('reason') or message.get('code')}")
+
+    def history(self, message: dict[str, Any]) -> None:
+        """A page of history: older lines go on top; on a reload newer ones are merged below."""
+        page = history_page(message)
+        conversation = self.ctx.state.conversation(page.peer)
+        conversation.loading = False
+        me = self.ctx.state.user
+        lines = [Line(str(m.get("sender", "")), str(m.get("message", "")), str(m.get("ts", "")), m.get("id"),
+                      own=m.get("sender") == me) for m in page.messages]
+        oldest = conversation.oldest_id
+        older = [line for line in lines if oldest is None or line.id is None or line.id < oldest]
+        newer = [line for line in lines if line not in older]
+        if older:
+            if oldest is None or len(older) == len(lines):
+                conversation.has_more = page.has_more
+            fresh = conversation.prepend(older)
+            if fresh:
+                self.ctx.view.lines_added(conversation.key, fresh, True)
+        elif oldest is None:
+            conversation.has_more = page.has_more
+        for line in newer:
+            if conversation.append(line):
+                self.ctx.view.lines_added(conversation.key, [line], False)
+
+    def history_error(self, message: dict[str, Any]) -> None:
+        for conversation in self.ctx.state.conversations.values():
+            conversation.loading = False
+        self.ctx.notice(self.ctx.state.current, f"History unavailable: {message.get('reason')}")

@@ -1,0 +1,147 @@
+"""Handlers for the ``filexfer`` plugin: offers, uploads with progress, verified downloads."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Optional
+
+from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.state import ROOM
+from chatcore_client.transfers import Download, Progress, TransferFailed, Upload, human_size
+
+FILE_COMMANDS = ("file_upload", "file_chunk", "file_upload_done", "file_cancel", "file_download", "file_decline",
+                 "file_received", "file_list")
+
+
+class FileHandlers:
+    """Store-and-forward transfers (PROTOCOL.md §2.4) between the view and ``Transfers``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._tids = itertools.count(1)
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        """Claim this module's event types."""
+        for event, handler in {
+            "file_offer": self.offer, "file_upload_ready": self.ready, "file_uploaded": self.uploaded,
+            "file_data": self.data, "file_data_end": self.data_end, "file_declined": self.declined,
+            "file_delivered": self.delivered, "file_cancelled": self.cancelled,
+        }.items():
+            dispatcher.register(event, handler)
+        for command in FILE_COMMANDS:
+            dispatcher.register(f"error:{command}", self.error)
+
+    @property
+    def available(self) -> bool:
+        return self.ctx.state.server.offers("file_upload", "file_download")
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send_file(self, peer: str, path: Path) -> Optional[str]:
+        """Offer ``path`` to ``peer``; progress and the result come back through the view."""
+        if not self.available or peer == ROOM:
+            return None
+        tid = f"up-{next(self._tids)}"
+        post = self.ctx.post
+        view = self.ctx.view
+        upload = Upload(path, peer,
+                        progress=lambda p: post(lambda: view.transfer_progress(tid, p)),
+                        finished=lambda u, error: post(lambda: self._upload_done(tid, u, error)))
+        view.transfer_started(tid, f"Sending {upload.filename} to {peer}", upload.size)
+        self.ctx.transfers.start_upload(upload)
+        return tid
+
+    def _upload_done(self, tid: str, upload: Upload, error: Optional[str]) -> None:
+        if error is None:
+            self.ctx.view.transfer_finished(tid, True, f"{upload.filename} is on the server, waiting for {upload.peer}.")
+            self.ctx.notice(upload.peer, f"You sent {upload.filename} ({human_size(upload.size)}).")
+        else:
+            self.ctx.view.transfer_finished(tid, False, f"{upload.filename} was not sent: {error}")
+
+    def ready(self, message: dict[str, Any]) -> None:
+        self.ctx.transfers.upload_ready(message)
+
+    def uploaded(self, message: dict[str, Any]) -> None:
+        self.ctx.transfers.uploaded(message)
+
+    def declined(self, message: dict[str, Any]) -> None:
+        peer = str(message.get("peer", ""))
+        self.ctx.notice(peer, f"{peer} declined a file you sent.")
+
+    def delivered(self, message: dict[str, Any]) -> None:
+        peer = str(message.get("peer", ""))
+        self.ctx.notice(peer, f"{peer} received the file you sent.")
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def offer(self, message: dict[str, Any]) -> None:
+        """``file_offer``: note it in the sender's conversation and ask the user."""
+        file_id = str(message.get("file_id"))
+        if file_id in self.ctx.state.offers:
+            return  # offered again after a reconnect
+        self.ctx.state.offers[file_id] = message
+        peer = str(message.get("peer", ""))
+        self.ctx.state.conversation(peer)
+        self.ctx.notice(peer, f"{peer} offers {message.get('filename')} ({human_size(int(message.get('size', 0)))}).")
+        self.ctx.view.conversations_changed()
+        self.ctx.view.file_offered(message)
+
+    def accept(self, file_id: str, dest: Path) -> str:
+        """Download an offered file to ``dest`` (chosen by the user)."""
+        offer = self.ctx.state.offers[file_id]
+        tid = f"down-{file_id}"
+        download = Download(offer, dest, progress=lambda p: self.ctx.view.transfer_progress(tid, p))
+        self.ctx.view.transfer_started(tid, f"Receiving {download.filename} from {download.peer}", download.size)
+        self.ctx.transfers.start_download(download)
+        return tid
+
+    def decline(self, file_id: str) -> None:
+        """Refuse an offered file."""
+        offer = self.ctx.state.offers.pop(file_id, None)
+        self.ctx.send({"command": "file_decline", "file_id": file_id})
+        if offer is not None:
+            self.ctx.notice(str(offer.get("peer", "")), f"You declined {offer.get('filename')}.")
+
+    def data(self, message: dict[str, Any]) -> None:
+        try:
+            self.ctx.transfers.data(message)
+        except TransferFailed as exc:
+            self._download_failed(str(message.get("file_id")), str(exc))
+
+    def data_end(self, message: dict[str, Any]) -> None:
+        """The last chunk: shown as received only once size and SHA-256 match."""
+        file_id = str(message.get("file_id"))
+        try:
+            download, path = self.ctx.transfers.data_end(message)
+        except TransferFailed as exc:
+            self._download_failed(file_id, str(exc))
+            return
+        if download is None or path is None:
+            return
+        self.ctx.state.offers.pop(file_id, None)
+        self.ctx.view.transfer_finished(f"down-{file_id}", True, f"Saved {path} (SHA-256 verified).")
+        self.ctx.notice(download.peer, f"Received {download.filename} ({human_size(download.size)}, "
+                                       f"SHA-256 verified) → {path}")
+
+    def _download_failed(self, file_id: str, reason: str) -> None:
+        self.ctx.view.transfer_finished(f"down-{file_id}", False, reason)
+        offer = self.ctx.state.offers.get(file_id)
+        if offer is not None:
+            self.ctx.notice(str(offer.get("peer", "")), f"Receiving {offer.get('filename')} failed: {reason}")
+
+    def cancelled(self, message: dict[str, Any]) -> None:
+        file_id = str(message.get("file_id"))
+        offer = self.ctx.state.offers.pop(file_id, None)
+        if offer is not None:
+            self.ctx.notice(str(offer.get("peer", "")), f"{offer.get('peer')} withdrew {offer.get('filename')}.")
+
+    def error(self, message: dict[str, Any]) -> None:
+        """An ``error`` for a file command: fail the transfer it belongs to."""
+        failed = self.ctx.transfers.error(message)
+        reason = str(message.get("reason") or message.get("code"))
+        if isinstance(failed, Download):
+            self._download_failed(failed.file_id, reason)
+        elif failed is None:
+            self.ctx.view.show_error(f"File transfer: {reason}")
+        # an Upload reports through its finished callback

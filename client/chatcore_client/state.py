@@ -1,0 +1,117 @@
+"""What the client knows, independent of any widget: conversations, their lines, unread counts.
+
+Handlers change it; views render it. The global room has the key ``""``; a private
+conversation is keyed by the peer's name as the server spells it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Optional
+
+from chatcore_client.api import ServerInfo
+
+ROOM = ""
+ROOM_TITLE = "Everyone"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a conversation: a message (with server id and time) or a notice."""
+
+    sender: str
+    text: str
+    ts: str = ""  # ISO 8601 UTC from the server, or a legacy "MM/DD HH:MM"
+    id: Optional[int] = None
+    notice: bool = False
+    own: bool = False
+    offline: bool = False
+
+
+def local_time(ts: str, now: Optional[datetime] = None) -> str:
+    """``HH:MM`` today, ``Mon DD HH:MM`` otherwise, in local time; legacy stamps pass through."""
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return ts
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone()
+    today = (now or datetime.now().astimezone()).date()
+    return moment.strftime("%H:%M") if moment.date() == today else moment.strftime("%b %d %H:%M")
+
+
+@dataclass
+class Conversation:
+    """The room or one peer: its lines in order, unread count, online state and paging cursor."""
+
+    key: str
+    online: bool = False
+    unread: int = 0
+    lines: list[Line] = field(default_factory=list)
+    loaded: bool = False  # the first history page was asked for
+    loading: bool = False  # a history request is in flight
+    has_more: bool = True  # older history exists on the server
+    ids: set[int] = field(default_factory=set)
+
+    @property
+    def title(self) -> str:
+        return ROOM_TITLE if self.key == ROOM else self.key
+
+    @property
+    def oldest_id(self) -> Optional[int]:
+        return min(self.ids) if self.ids else None
+
+    def append(self, line: Line) -> bool:
+        """Add a newer line at the end; False for a message already shown (same id)."""
+        if line.id is not None:
+            if line.id in self.ids:
+                return False
+            self.ids.add(line.id)
+        self.lines.append(line)
+        return True
+
+    def prepend(self, older: Iterable[Line]) -> list[Line]:
+        """Add a page of older lines (oldest first) at the start; returns those that were new."""
+        fresh = [line for line in older if line.id is None or line.id not in self.ids]
+        self.ids.update(line.id for line in fresh if line.id is not None)
+        self.lines[:0] = fresh
+        return fresh
+
+
+@dataclass
+class AppState:
+    """The logged-in user's world."""
+
+    user: Optional[str] = None
+    server: ServerInfo = field(default_factory=ServerInfo)
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    current: str = ROOM
+    pending: dict[str, str] = field(default_factory=dict)  # chat client_id -> conversation key
+    offers: dict[str, dict[str, Any]] = field(default_factory=dict)  # file_id -> file_offer
+
+    def __post_init__(self) -> None:
+        self.conversation(ROOM).online = True
+
+    def conversation(self, key: str) -> Conversation:
+        """The conversation with ``key``, created on first mention (names match regardless of case)."""
+        if key not in self.conversations:
+            for existing in self.conversations:
+                if existing and existing.casefold() == key.casefold():
+                    return self.conversations[existing]
+            self.conversations[key] = Conversation(key)
+        return self.conversations[key]
+
+    def ordered(self) -> list[Conversation]:
+        """The room first, then peers online before offline, each alphabetically."""
+        peers = [c for k, c in self.conversations.items() if k != ROOM]
+        peers.sort(key=lambda c: (not c.online, c.key.casefold()))
+        return [self.conversations[ROOM], *peers]
+
+    def reset_session(self) -> None:
+        """Forget what belongs to a connection (pending acks, presence) but keep the lines shown."""
+        self.pending.clear()
+        for key, conversation in self.conversations.items():
+            conversation.online = key == ROOM
+            conversation.loading = False

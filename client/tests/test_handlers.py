@@ -1,0 +1,197 @@
+"""Handlers with a fake view: state changes, what they send, what they ask the view to show."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.handlers.auth import AuthHandlers
+from chatcore_client.handlers.chat import ChatHandlers
+from chatcore_client.handlers.filexfer import FileHandlers
+from chatcore_client.state import ROOM, AppState
+from chatcore_client.transfers import Transfers
+
+HELLO = {"type": "hello", "plugins": ["auth", "chat", "filexfer"],
+         "commands": ["hello", "login", "register", "get_users", "chat", "get_history", "file_upload", "file_download",
+                      "file_decline"], "tls": True}
+
+
+class FakeView:
+    """Records every call as (method, args)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: self.calls.append((name, args))
+
+    def named(self, name: str) -> list[tuple[Any, ...]]:
+        return [args for method, args in self.calls if method == name]
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.view = FakeView()
+        self.sent: list[dict[str, Any]] = []
+        self.state = AppState()
+        self.ctx = Context(self.state, self.view, self.sent.append, Transfers(self.sent.append), lambda fn: fn())
+        self.dispatcher = Dispatcher(self.view)
+        self.auth, self.chat, self.files = AuthHandlers(self.ctx), ChatHandlers(self.ctx), FileHandlers(self.ctx)
+        for handlers in (self.auth, self.chat, self.files):
+            handlers.register(self.dispatcher)
+
+    def feed(self, **message: Any) -> None:
+        self.dispatcher.dispatch(message)
+
+    def login(self, user: str = "alice") -> None:
+        self.feed(**HELLO)
+        self.auth.login(user, "pw")
+        self.feed(type="login_result", username=user, response="ok")
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+def test_a_failing_handler_is_shown_and_the_loop_goes_on(h):
+    def broken(message: dict[str, Any]) -> None:
+        raise RuntimeError("boom")
+    h.dispatcher.register("peer_joined", broken)
+    h.login()
+    h.feed(type="peer_joined", peer="bob")
+    assert any("boom" in args[0] for args in h.view.named("show_error"))
+    assert h.state.conversation("bob").online  # the other handler for the same event still ran
+    h.feed(type="no_such_event")  # unknown events are ignored
+    h.feed(type="error", command="weird", code="x", reason="Something odd")
+    assert h.view.named("show_error")[-1] == ("The server said: Something odd",)
+
+
+def test_login_success_asks_who_is_online_and_loads_the_room(h):
+    h.login()
+    assert h.state.user == "alice" and h.view.named("logged_in") == [("alice",)]
+    assert {"command": "get_users"} in h.sent
+    assert {"command": "get_history", "peer": ROOM, "limit": 50} in h.sent
+    h.feed(type="get_users", data=["bob", "carol"])
+    assert [c.key for c in h.state.ordered()] == [ROOM, "bob", "carol"]
+
+
+def test_login_failure_shows_the_servers_reason(h):
+    h.feed(**HELLO)
+    h.auth.login("alice", "wrong")
+    h.feed(type="login_result", username="alice", response="fail", reason="Incorrect username or password!")
+    assert h.view.named("login_failed") == [("Incorrect username or password!",)]
+
+
+def test_register_then_logs_in(h):
+    h.feed(**HELLO)
+    h.auth.register_account("alice", "pw")
+    h.feed(type="register_result", username="alice", response="ok")
+    assert h.sent[-1] == {"command": "login", "username": "alice", "password": "pw"}
+
+
+def test_server_without_auth_says_so(h):
+    h.auth.login("alice", "pw")
+    h.feed(type="error", command="login", code="unknown_command", reason="unknown command 'login'")
+    assert "auth plugin" in h.view.named("login_failed")[0][0]
+
+
+def test_join_and_leave_notices(h):
+    h.login()
+    h.feed(type="peer_joined", peer="bob")
+    h.feed(type="peer_left", peer="bob")
+    texts = [line.text for line in h.state.conversation(ROOM).lines]
+    assert texts == ["bob joined", "bob left"] and not h.state.conversation("bob").online
+
+
+def test_messages_count_unread_outside_the_current_conversation(h):
+    h.login()
+    h.feed(type="private_message", peer="bob", message="hi", id=5, ts="2024-01-01T10:00:00Z", to="alice")
+    h.feed(type="private_message", peer="bob", message="hi", id=5, ts="2024-01-01T10:00:00Z", to="alice")  # duplicate
+    bob = h.state.conversation("bob")
+    assert bob.unread == 1 and [line.text for line in bob.lines] == ["hi"]
+    h.chat.open("bob")
+    assert bob.unread == 0 and h.sent[-1] == {"command": "get_history", "peer": "bob", "limit": 50}
+
+
+def test_own_message_appears_on_ack(h):
+    h.login()
+    h.chat.open("bob")
+    assert h.chat.send_text("hello")
+    command = h.sent[-1]
+    assert command["command"] == "chat" and command["peer"] == "bob"
+    assert h.state.conversation("bob").lines == []
+    h.feed(type="chat_ack", id=9, ts="2024-01-01T10:00:00Z", peer="bob", client_id=command["client_id"])
+    line = h.state.conversation("bob").lines[-1]
+    assert (line.text, line.own, line.id) == ("hello", True, 9)
+
+
+def test_refused_message_is_explained(h):
+    h.login()
+    h.chat.open("nobody")
+    h.chat.send_text("hello?")
+    h.feed(type="error", command="chat", code="unknown_peer", reason="no user named 'nobody'")
+    assert "Not sent" in h.state.conversation("nobody").lines[-1].text and not h.state.pending
+
+
+def test_offline_messages_are_marked(h):
+    h.login()
+    h.feed(type="private_message", peer="bob", message="while away", id=3, ts="", to="alice", offline=True)
+    assert h.state.conversation("bob").lines[-1].offline
+
+
+def test_history_pages_go_on_top_and_paging_stops_at_the_start(h):
+    h.login()
+    h.chat.open("bob")
+    page = lambda ids, more: {"type": "get_history", "peer": "bob", "has_more": more,  # noqa: E731
+                              "messages": [{"id": i, "sender": "bob", "to": "alice", "ts": "", "message": f"m{i}"}
+                                           for i in ids]}
+    h.feed(**page([8, 9, 10], True))
+    assert h.chat.load_older("bob") and h.sent[-1]["before"] == 8
+    assert not h.chat.load_older("bob")  # one request at a time
+    h.feed(**page([6, 7], False))
+    assert [line.id for line in h.state.conversation("bob").lines] == [6, 7, 8, 9, 10]
+    assert h.view.named("lines_added")[-1][2] is True  # inserted at the start
+    assert not h.chat.load_older("bob")
+
+
+def test_download_is_verified_before_it_is_shown_received(h, tmp_path):
+    h.login()
+    data = b"x" * 70_000
+    offer = {"type": "file_offer", "file_id": "f1", "peer": "bob", "filename": "a.bin", "size": len(data),
+             "sha256": hashlib.sha256(data).hexdigest(), "ts": ""}
+    h.feed(**offer)
+    assert h.view.named("file_offered")[0][0]["file_id"] == "f1"
+    h.files.accept("f1", tmp_path / "a.bin")
+    assert h.sent[-1] == {"command": "file_download", "file_id": "f1"}
+    for offset in range(0, len(data), 32768):
+        h.feed(type="file_data", file_id="f1", offset=offset, data=base64.b64encode(data[offset:offset + 32768]).decode())
+    h.feed(type="file_data_end", file_id="f1", size=len(data), sha256=offer["sha256"])
+    assert (tmp_path / "a.bin").read_bytes() == data
+    assert h.view.named("transfer_finished")[-1][1] is True
+    assert h.sent[-1] == {"command": "file_received", "file_id": "f1"}
+
+
+def test_corrupted_download_is_deleted_and_reported(h, tmp_path):
+    h.login()
+    h.feed(type="file_offer", file_id="f2", peer="bob", filename="b.bin", size=3, sha256="00" * 32, ts="")
+    h.files.accept("f2", tmp_path / "b.bin")
+    h.feed(type="file_data", file_id="f2", offset=0, data=base64.b64encode(b"abc").decode())
+    h.feed(type="file_data_end", file_id="f2", size=3, sha256="00" * 32)
+    assert not any(tmp_path.iterdir())
+    ok, text = h.view.named("transfer_finished")[-1][1:]
+    assert not ok and "SHA-256" in text
+
+
+def test_features_follow_hello(h):
+    h.feed(type="hello", plugins=["auth"], commands=["hello", "login", "register", "get_users"], tls=False)
+    assert not h.chat.available and not h.files.available
+    h.auth.login("alice", "pw")
+    h.feed(type="login_result", username="alice", response="ok")
+    assert not any(c["command"] == "get_history" for c in h.sent)
+    assert not h.chat.send_text("hi")
