@@ -55,6 +55,8 @@ def test_ping_echoes_a_nonce(probe_server, connect):
     ({"command": "typed", "n": 1, "s": None}, "typed", "bad_request", "field 's' must be a string"),
     ({"command": "typed", "n": 1, "s": "x", "f": "1.5"}, "typed", "bad_request", "field 'f' must be a number"),
     ({"command": "typed", "n": 1, "s": "x", "flag": 1}, "typed", "bad_request", "field 'flag' must be true or false"),
+    ({"command": "typed", "n": 2**63, "s": "x"}, "typed", "bad_request", "field 'n' is out of range"),
+    ({"command": "typed", "n": 1, "s": "x", "f": -2**70}, "typed", "bad_request", "field 'f' is out of range"),
     ({"command": 5}, None, "bad_request", "missing field 'command' (a string)"),
     ({"no": "command"}, None, "bad_request", "missing field 'command' (a string)"),
     ({"command": "hello", "protocol": 0}, "hello", "bad_request", "field 'protocol' must be 1 or more"),

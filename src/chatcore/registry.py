@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 Handler = Callable[["Session", dict[str, Any]], Optional[dict[str, Any]]]
 FieldType = Union[type, tuple[type, ...]]
 
+INT64 = range(-(2**63), 2**63)  # what storage (SQLite) can hold; JSON integers are unbounded
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
               list: "a list", dict: "an object", type(None): "null"}
 
@@ -59,11 +60,14 @@ class Command:
         for name, expected in self.fields.items():
             if name not in message:
                 return f"missing field '{name}'"
-            if not _matches(message[name], expected):
+        for name, expected in {**self.fields, **self.optional}.items():
+            if name not in message:
+                continue
+            value = message[name]
+            if not _matches(value, expected):
                 return f"field '{name}' must be {_describe(expected)}"
-        for name, expected in self.optional.items():
-            if name in message and not _matches(message[name], expected):
-                return f"field '{name}' must be {_describe(expected)}"
+            if isinstance(value, int) and value not in INT64:
+                return f"field '{name}' is out of range"
         return None
 
 

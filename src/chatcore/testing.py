@@ -41,9 +41,9 @@ class TestClient:
         self.backlog: list[Any] = []
         self.eof = False
 
-    def send(self, message: Any = None, **fields: Any) -> None:
-        """Send one message: a dict, or keyword fields (``send(command="ping")``)."""
-        payload = dict(fields) if message is None else message
+    def send(self, payload: Any = None, /, **fields: Any) -> None:
+        """Send one message: a dict, or keyword fields (``send(command="chat", message="hi")``)."""
+        payload = dict(fields) if payload is None else payload
         self.sock.sendall(protocol.encode(payload))
 
     def send_raw(self, data: bytes) -> None:
@@ -93,10 +93,10 @@ class TestClient:
         raise AssertionError(f"expected {type_} {fields or ''} within {wait:g} s"
                              f"{' (connection closed)' if self.eof else ''}; received: {self.backlog!r}")
 
-    def request(self, message: Any = None, *, reply: Optional[str] = None, **fields: Any) -> dict[str, Any]:
+    def request(self, payload: Any = None, /, *, reply: Optional[str] = None, **fields: Any) -> dict[str, Any]:
         """Send a command and return its reply: a message of type ``reply`` if given, else the
         first whose type is the command's name, ``<command>_result``, ``pong`` (for ping) or ``error``."""
-        payload = dict(fields) if message is None else message
+        payload = dict(fields) if payload is None else payload
         self.send(payload)
         command = payload.get("command", payload.get("type"))
         return self.expect(reply or (command, f"{command}_result", "pong" if command == "ping" else "error", "error"))
