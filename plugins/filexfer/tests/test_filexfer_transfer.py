@@ -246,7 +246,10 @@ def test_hostile_filenames_never_escape_the_spool(start, login_as, wire, tmp_pat
     ({"command": "file_upload", "peer": "bob", "filename": "x", "size": "10", "sha256": "0" * 64}, "bad_request"),
     ({"command": "file_upload", "peer": "bob", "filename": "x", "size": True, "sha256": "0" * 64}, "bad_request"),
     ({"command": "file_upload", "peer": "bob", "filename": "x", "size": -1, "sha256": "0" * 64}, "bad_request"),
-    ({"command": "file_upload", "peer": "bob", "filename": "x", "size": 10 ** 40, "sha256": "0" * 64}, "too_large"),
+    ({"command": "file_upload", "peer": "bob", "filename": "x", "size": 2 ** 40, "sha256": "0" * 64}, "too_large"),
+    # beyond 64 bits the core itself may refuse the integer before the plugin sees it
+    ({"command": "file_upload", "peer": "bob", "filename": "x", "size": 10 ** 40, "sha256": "0" * 64},
+     ("too_large", "bad_request")),
     ({"command": "file_upload", "peer": "bob", "filename": "x", "size": 1, "sha256": "xyz"}, "bad_request"),
     ({"command": "file_upload", "peer": "nobody", "filename": "x", "size": 1, "sha256": "0" * 64}, "unknown_peer"),
     ({"command": "file_upload", "peer": "b" * 10000, "filename": "x", "size": 1, "sha256": "0" * 64}, "unknown_peer"),
@@ -265,7 +268,7 @@ def test_bad_input_gets_a_clear_error_and_the_session_goes_on(start, login_as, m
     ann = login_as(server, "ann")
     ann.send(message)
     reply = ann.expect("error")
-    assert (reply["type"], reply["code"]) == ("error", code), reply
+    assert reply["type"] == "error" and reply["code"] in ((code,) if isinstance(code, str) else code), reply
     assert ann.request(command="ping")["type"] == "pong"
 
 
