@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from chatcore import hookimpl
+
 PASSWORD = "correct horse battery"
 
 
@@ -136,8 +138,6 @@ def test_get_users_offset_must_not_be_negative(server, login_as):
 
 class _Greeter:
     """Another plugin that speaks to a session as soon as it logs in (like offline delivery)."""
-
-    from chatcore import hookimpl
 
     @hookimpl
     def chat_authenticated(self, session, first):
