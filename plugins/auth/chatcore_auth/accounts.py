@@ -138,7 +138,8 @@ class Accounts:
         """Replace a logged-in user's password after checking the current one (throttled like login)."""
         key = name_key(username)
         wait = self.address_throttle.retry_after(address)
-        wait = max(wait, self.user_throttle.retry_after(key))
+        if not self.known.knows(key, address):  # as at login: strangers' failures do not block the owner
+            wait = max(wait, self.user_throttle.retry_after(key))
         if wait > 0:
             return Outcome.throttled("Too many failed password checks", wait)
         problem = password_problem(new, self.policy.min_password, self.policy.max_password)
