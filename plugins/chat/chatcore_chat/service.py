@@ -91,7 +91,8 @@ class ChatService:
         draft: dict[str, Any] = {"sender": sender, "to": to, "message": message["message"], "client_id": client_id}
         self._filter(session, draft)
         text = draft.get("message")
-        self._check_text(text)
+        if text is not message["message"]:  # a filter replaced it: check the new text too
+            self._check_text(text)
         post = self._relay().post(session, sender, to, text)
         try:
             stored = post.wait(COMMIT_TIMEOUT)
@@ -169,5 +170,7 @@ class ChatService:
         if len(text) > self.settings.max_length:
             raise CommandError("message_too_long",
                                f"the message has {len(text)} characters; the limit is {self.settings.max_length}")
-        if len(protocol.dumps(text)) > protocol.MAX_JSON - ENVELOPE_RESERVE:
+        # JSON spends at most 6 bytes on a character (\u0001): measure only texts that might not fit
+        if len(text) * 6 + 2 > protocol.MAX_JSON - ENVELOPE_RESERVE and \
+                len(protocol.dumps(text)) > protocol.MAX_JSON - ENVELOPE_RESERVE:
             raise CommandError("message_too_long", "the message is too large to send in one frame")
