@@ -184,3 +184,13 @@ def test_schema_from_the_future_is_refused(tmp_path):
     conn.execute("PRAGMA user_version=99")
     with pytest.raises(RuntimeError, match="newer"):
         store.create_schema(conn)
+
+
+def test_readme_documents_every_setting_and_hook():
+    from chatcore_chat import hookspecs, settings
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for setting in settings.ALL:
+        assert f"`{setting.name}`" in readme, setting.name
+    for name in dir(hookspecs):
+        if name.startswith("chat_"):
+            assert f"`{name}(" in readme, name
