@@ -51,7 +51,7 @@ class ProbePlugin:
         raise RuntimeError("handler bug")
 
     def refuse(self, session: Session, message: dict[str, Any]) -> None:
-        raise CommandError("refused", "no, thank you")
+        raise CommandError("refused", "no, thank you", retry_after=3)
 
     def pretend_login(self, session: Session, message: dict[str, Any]) -> dict[str, Any]:
         assert self.server is not None

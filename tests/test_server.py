@@ -44,27 +44,28 @@ def test_ping_echoes_a_nonce(probe_server, connect):
     assert connect(probe_server).request(command="ping", nonce=7) == {"type": "pong", "nonce": 7}
 
 
-@pytest.mark.parametrize("message, command, code, reason", [
-    ({"command": "nope"}, "nope", "unknown_command", "unknown command 'nope'"),
-    ({"command": "whoami"}, "whoami", "not_authenticated", "log in before using 'whoami'"),
-    ({"command": "boom"}, "boom", "internal_error", "the server failed to handle 'boom'"),
-    ({"command": "refuse"}, "refuse", "refused", "no, thank you"),
-    ({"command": "typed", "s": "x"}, "typed", "bad_request", "missing field 'n'"),
-    ({"command": "typed", "n": "1", "s": "x"}, "typed", "bad_request", "field 'n' must be an integer"),
-    ({"command": "typed", "n": True, "s": "x"}, "typed", "bad_request", "field 'n' must be an integer"),
-    ({"command": "typed", "n": 1, "s": None}, "typed", "bad_request", "field 's' must be a string"),
-    ({"command": "typed", "n": 1, "s": "x", "f": "1.5"}, "typed", "bad_request", "field 'f' must be a number"),
-    ({"command": "typed", "n": 1, "s": "x", "flag": 1}, "typed", "bad_request", "field 'flag' must be true or false"),
-    ({"command": "typed", "n": 2**63, "s": "x"}, "typed", "bad_request", "field 'n' is out of range"),
-    ({"command": "typed", "n": 1, "s": "x", "f": -2**70}, "typed", "bad_request", "field 'f' is out of range"),
-    ({"command": 5}, None, "bad_request", "missing field 'command' (a string)"),
-    ({"no": "command"}, None, "bad_request", "missing field 'command' (a string)"),
-    ({"command": "hello", "protocol": 0}, "hello", "bad_request", "field 'protocol' must be 1 or more"),
+@pytest.mark.parametrize("message, command, code, reason, extra", [
+    ({"command": "nope"}, "nope", "unknown_command", "unknown command 'nope'", {}),
+    ({"command": "whoami"}, "whoami", "not_authenticated", "log in before using 'whoami'", {}),
+    ({"command": "boom"}, "boom", "internal_error", "the server failed to handle 'boom'", {}),
+    ({"command": "refuse"}, "refuse", "refused", "no, thank you", {"retry_after": 3}),
+    ({"command": "typed", "s": "x"}, "typed", "bad_request", "missing field 'n'", {}),
+    ({"command": "typed", "n": "1", "s": "x"}, "typed", "bad_request", "field 'n' must be an integer", {}),
+    ({"command": "typed", "n": True, "s": "x"}, "typed", "bad_request", "field 'n' must be an integer", {}),
+    ({"command": "typed", "n": 1, "s": None}, "typed", "bad_request", "field 's' must be a string", {}),
+    ({"command": "typed", "n": 1, "s": "x", "f": "1.5"}, "typed", "bad_request", "field 'f' must be a number", {}),
+    ({"command": "typed", "n": 1, "s": "x", "flag": 1}, "typed", "bad_request", "field 'flag' must be true or false", {}),
+    ({"command": "typed", "n": 2**63, "s": "x"}, "typed", "bad_request", "field 'n' is out of range", {}),
+    ({"command": "typed", "n": 1, "s": "x", "f": -2**70}, "typed", "bad_request", "field 'f' is out of range", {}),
+    ({"command": 5}, None, "bad_request", "missing field 'command' (a string)", {}),
+    ({"no": "command"}, None, "bad_request", "missing field 'command' (a string)", {}),
+    ({"command": "hello", "protocol": 0}, "hello", "bad_request", "field 'protocol' must be 1 or more", {}),
 ])
-def test_bad_requests_get_error_replies_and_the_session_survives(probe_server, connect, message, command, code, reason):
+def test_bad_requests_get_error_replies_and_the_session_survives(probe_server, connect, message, command, code, reason,
+                                                                 extra):
     client = connect(probe_server)
     client.send(message)
-    assert client.expect("error") == {"type": "error", "command": command, "code": code, "reason": reason}
+    assert client.expect("error") == {"type": "error", "command": command, "code": code, "reason": reason, **extra}
     assert client.request(command="ping")["type"] == "pong"
 
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 SECRET_FIELDS = frozenset({"password", "old", "new", "token"})
+CREDENTIAL_COMMANDS = frozenset({"login", "register"})  # a password typed as the username must not leak
 
 _listener: Optional[logging.handlers.QueueListener] = None
 
@@ -47,9 +48,10 @@ def stop_logger() -> None:
 
 def redact(message: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a message safe for DEBUG logs: secret fields replaced, long strings cut."""
+    secret = SECRET_FIELDS | {"username"} if message.get("command") in CREDENTIAL_COMMANDS else SECRET_FIELDS
     safe: dict[str, Any] = {}
     for key, value in message.items():
-        if key in SECRET_FIELDS:
+        if key in secret:
             safe[key] = "***"
         elif isinstance(value, str) and len(value) > 200:
             safe[key] = value[:200] + f"...({len(value)} chars)"

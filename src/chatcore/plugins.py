@@ -85,7 +85,10 @@ def create_manager(config: Config,
         manager.register(core, name=CORE)
     points = installed(entry_points)
     enabled = enabled_names(config, list(points))
+    replaced = {name for name, _ in extra}
     for name, point in points.items():
+        if name in replaced:
+            continue
         if name not in enabled:
             manager.set_blocked(name)
             continue

@@ -17,12 +17,16 @@ TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true
 
 
 class CommandError(Exception):
-    """Raised by a handler to answer ``error`` {command, code, reason}; the session goes on."""
+    """Raised by a handler to answer ``error`` {command, code, reason, **extra}; the session goes on.
 
-    def __init__(self, code: str, reason: str) -> None:
+    ``extra`` adds fields a client can act on (``retry_after``, ``offset``, ``max_size``).
+    """
+
+    def __init__(self, code: str, reason: str, **extra: Any) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.extra = extra
 
 
 class DuplicateCommand(Exception):

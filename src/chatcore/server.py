@@ -329,13 +329,13 @@ class ChatServer:
             if reply is not None:
                 session.send(reply)
         except CommandError as exc:
-            self._send_error(session, name, exc.code, exc.reason)
+            self._send_error(session, name, exc.code, exc.reason, **exc.extra)
         except Exception:
             log.exception("handler for %r (plugin %s) failed", name, command.plugin)
             self._send_error(session, name, "internal_error", f"the server failed to handle {name!r}")
 
-    def _send_error(self, session: Session, command: Optional[str], code: str, reason: str) -> None:
-        session.send({"type": "error", "command": command, "code": code, "reason": reason})
+    def _send_error(self, session: Session, command: Optional[str], code: str, reason: str, **extra: Any) -> None:
+        session.send({**extra, "type": "error", "command": command, "code": code, "reason": reason})
 
     # -- authentication, for the accounts plugin ---------------------------------------------
 

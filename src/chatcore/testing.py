@@ -162,8 +162,10 @@ def make_server(tmp_path: Path) -> Iterator[MakeServer]:
     """Start servers for a test; each is stopped at teardown (in reverse order).
 
     ``make_server(plugins=("auth",), env={...}, extra=[(name, obj)], entry_points=None,
-    data_dir=None)``: ``data_dir`` defaults to ``tmp_path/"data"``, so a second server made
-    in the same test reopens the first one's storage (restart tests).
+    data_dir=None)``: ``extra`` registers plugin objects directly, and one named like an
+    installed plugin replaces it (``extra=[("auth", AuthPlugin(clock=fake))]``). ``data_dir``
+    defaults to ``tmp_path/"data"``, so a second server made in the same test reopens the
+    first one's storage (restart tests).
     """
     started: list[ChatServer] = []
 
@@ -172,7 +174,8 @@ def make_server(tmp_path: Path) -> Iterator[MakeServer]:
                 entry_points: Optional[Iterable[importlib.metadata.EntryPoint]] = None,
                 data_dir: Optional[Path] = None) -> ChatServer:
         points = list(entry_points) if entry_points is not None else None
-        config = server_config(data_dir or tmp_path / "data", plugins, env, points)
+        names = [*plugins, *(name for name, _ in extra)]  # an extra object may stand in for an installed plugin
+        config = server_config(data_dir or tmp_path / "data", names, env, points)
         server = ChatServer(config, entry_points=points, extra_plugins=extra)
         server.start()
         started.append(server)

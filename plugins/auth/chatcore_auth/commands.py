@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 Reply = dict[str, Any]
 NAME = "auth"
 PENDING_REPLY = "login_reply"
-TLS_REQUIRED = "This server requires TLS: reconnect over TLS to log in or register."
+TLS_REQUIRED = ("This server accepts passwords only over an encrypted connection: "
+                "reconnect with TLS to log in or register.")
+
+
+def plaintext_allowed(policy: str, tls: bool, loopback: bool) -> bool:
+    """Whether credentials may be sent on this connection under the plaintext ``policy``."""
+    return tls or policy == "always" or (policy == "loopback" and loopback)
 
 
 def _result(kind: str, outcome: Outcome, username: Any = None) -> Reply:
@@ -44,11 +50,15 @@ class AuthCommands:
     def __init__(self) -> None:
         self.server: Optional["ChatServer"] = None
         self.accounts: Optional[Accounts] = None
-        self.require_tls = False
+        self.plaintext_policy = "loopback"
 
-    def attach(self, server: "ChatServer", accounts: Accounts, require_tls: bool) -> None:
+    def attach(self, server: "ChatServer", accounts: Accounts, plaintext_policy: str) -> None:
         """Bind to the running server and its account store (at configure time)."""
-        self.server, self.accounts, self.require_tls = server, accounts, require_tls
+        self.server, self.accounts, self.plaintext_policy = server, accounts, plaintext_policy
+
+    def _refuses(self, session: "Session") -> bool:
+        """True when this connection may not carry a password (plaintext, against the policy)."""
+        return not plaintext_allowed(self.plaintext_policy, session.tls, session.is_loopback)
 
     def _parts(self) -> tuple["ChatServer", Accounts]:
         if self.server is None or self.accounts is None:
@@ -59,7 +69,7 @@ class AuthCommands:
         """``register`` {username, password} -> ``register_result``."""
         _, accounts = self._parts()
         username = message["username"]
-        if self.require_tls and not session.tls:
+        if self._refuses(session):
             return _result("register", Outcome(False, TLS_REQUIRED), _echo(username))
         outcome = accounts.register(username, message["password"], session.address[0])
         return _result("register", outcome, _echo(username))
@@ -71,7 +81,7 @@ class AuthCommands:
             raise CommandError("already_authenticated",
                                f"this connection is already logged in as {session.user}; log out first")
         username = message["username"]
-        if self.require_tls and not session.tls:
+        if self._refuses(session):
             return _result("login", Outcome(False, TLS_REQUIRED), _echo(username))
         outcome = accounts.authenticate(username, message["password"], session.address[0])
         if not outcome.ok:
@@ -134,7 +144,7 @@ class AuthCommands:
         """``change_password`` {old, new} -> ``change_password_result``."""
         _, accounts = self._parts()
         assert session.user is not None  # the core checks login before calling
-        if self.require_tls and not session.tls:
+        if self._refuses(session):
             return _result("change_password", Outcome(False, TLS_REQUIRED))
         outcome = accounts.change_password(session.user, message["old"], message["new"], session.address[0])
         return _result("change_password", outcome)

@@ -19,7 +19,7 @@ from chatcore_auth.accounts import Accounts
 from chatcore_auth.commands import AuthCommands
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import Presence
-from chatcore_auth.settings import REQUIRE_TLS, SETTINGS, hasher_from, policy_from
+from chatcore_auth.settings import PLAINTEXT_LOGIN, SETTINGS, hasher_from, policy_from
 from chatcore_auth.store import FILENAME, AccountStore
 from chatcore_auth.throttle import Clock
 
@@ -57,7 +57,7 @@ class AuthPlugin:
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
         self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
         self.presence = Presence(server.sessions)
-        self.commands.attach(server, self.accounts, server.config.get(REQUIRE_TLS))
+        self.commands.attach(server, self.accounts, server.config.get(PLAINTEXT_LOGIN))
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:

@@ -22,12 +22,25 @@ MAX_DELAY = Setting("CHATCORE_AUTH_MAX_DELAY", 300.0, "Longest delay (seconds) t
 REGISTER_LIMIT = Setting("CHATCORE_AUTH_REGISTER_LIMIT", 10, "Registrations one client address may attempt per window; 0 = unlimited.", int, minimum=0)
 REGISTER_WINDOW = Setting("CHATCORE_AUTH_REGISTER_WINDOW", 3600.0, "The registration rate limit's window in seconds.", float, minimum=1)
 REGISTER_EXEMPT = Setting("CHATCORE_AUTH_REGISTER_EXEMPT", ["127.0.0.1", "::1"], "Client addresses the registration limit does not apply to (loopback, for local tests and benchmarks); `none` exempts no one (use it behind a TCP proxy).", list)
-REQUIRE_TLS = Setting("CHATCORE_AUTH_REQUIRE_TLS", False, "Refuse login, register and change_password on plaintext connections.", bool)
+PLAINTEXT_POLICIES = ("never", "loopback", "always")
+
+
+def parse_plaintext_policy(text: str) -> str:
+    """One of PLAINTEXT_POLICIES, any case."""
+    value = text.strip().lower()
+    if value not in PLAINTEXT_POLICIES:
+        raise ValueError(f"expected one of {', '.join(PLAINTEXT_POLICIES)}")
+    return value
+
+
+PLAINTEXT_LOGIN = Setting("CHATCORE_AUTH_PLAINTEXT_LOGIN", "loopback",
+                          "Where login, register and change_password are accepted without TLS: never, loopback (this machine only) or always.",
+                          str, parse_plaintext_policy)
 
 SETTINGS: tuple[Setting, ...] = (
     MIN_PASSWORD, MAX_PASSWORD, ARGON2_TIME, ARGON2_MEMORY, ARGON2_PARALLELISM, HASH_CONCURRENCY,
     USER_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW, MAX_DELAY,
-    REGISTER_LIMIT, REGISTER_WINDOW, REGISTER_EXEMPT, REQUIRE_TLS,
+    REGISTER_LIMIT, REGISTER_WINDOW, REGISTER_EXEMPT, PLAINTEXT_LOGIN,
 )
 
 
