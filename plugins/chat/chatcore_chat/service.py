@@ -27,6 +27,7 @@ Lookup = Callable[[str], Optional[str]]
 Filter = Callable[[Any, dict[str, Any]], Any]
 COMMIT_TIMEOUT = 30.0  # seconds a chat request waits for its commit before answering an error
 ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields around the text
+MAX_ID = 2**63 - 1  # SQLite's largest integer
 MAX_CLIENT_ID = 128  # characters of an echoed client_id
 
 
@@ -116,6 +117,8 @@ class ChatService:
             raise CommandError("bad_request", "field 'limit' must be 1 or more")
         limit = min(limit, self.settings.history_page)
         conv = GLOBAL_ROOM if peer == "" else store.conversation_key(user, self._resolve(peer))
+        if before is not None and before > MAX_ID:
+            before = None  # beyond any id (and beyond SQLite's integers): the newest page
         if before is not None and before <= 1:
             rows: list[store.Message] = []
         else:

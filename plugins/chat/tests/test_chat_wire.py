@@ -110,6 +110,11 @@ def test_wrong_typed_fields_are_bad_requests_and_the_session_goes_on(server, log
         reply = history(alice, "bob", **fields)
         assert reply["type"] == "error" and reply["code"] == "bad_request", (fields, reply)
     assert history(alice, 42)["code"] == "bad_request"
+    assert history(alice, "bob", before=2**63 - 1)["type"] == "get_history"  # past every id: the newest page
+    # beyond SQLite's integers: a clear reply either way (the core may refuse them as out of range)
+    for reply in (history(alice, "bob", before=10**40), history(alice, "bob", limit=10**40),
+                  chat(alice, "bob", "x", client_id=10**40)):
+        assert reply["type"] in ("get_history", "chat_ack") or reply["code"] == "bad_request", reply
     assert chat(alice, "bob", "fine")["type"] == "chat_ack"
 
 
