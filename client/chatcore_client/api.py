@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import queue
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from chatcore_client.pinning import AskTrust, PinStore
 from chatcore_client.transfers import Download, ProgressFn, TransferFailed, Transfers, Upload
 
 DEFAULT_TIMEOUT = 10.0
+RATE_PAUSE = 0.05  # seconds before retrying a rate_limited chat, growing with each refusal
 CLIENT_NAME = f"chatcore-client/{__version__}"
 _ids = itertools.count(1)
 Types = Union[str, Sequence[str]]
@@ -194,15 +196,25 @@ class ChatClient:
     # -- chat --------------------------------------------------------------------------------
 
     def chat(self, peer: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-        """Send a message (``peer`` ``""`` = the global room) and return its ``chat_ack``."""
-        client_id = f"c{next(_ids)}"
-        self.send(command="chat", peer=peer, message=text, client_id=client_id)
-        reply = self.expect(("chat_ack", "error"), timeout,
-                            lambda m: m.get("client_id") == client_id or (m.get("type") == "error"
-                                                                          and m.get("command") == "chat"))
-        if reply["type"] == "error":
-            raise ServerError(str(reply.get("code")), str(reply.get("reason")), reply)
-        return reply
+        """Send a message (``peer`` ``""`` = the global room) and return its ``chat_ack``.
+
+        A ``rate_limited`` refusal is retried after a short pause (the server's token bucket
+        refills continuously), so scripts can send as fast as the server allows.
+        """
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        for attempt in itertools.count():
+            client_id = f"c{next(_ids)}"
+            self.send(command="chat", peer=peer, message=text, client_id=client_id)
+            reply = self.expect(("chat_ack", "error"), max(0.0, deadline - time.monotonic()),
+                                lambda m: m.get("client_id") == client_id or (m.get("type") == "error"
+                                                                              and m.get("command") == "chat"))
+            if reply["type"] == "chat_ack":
+                return reply
+            if reply.get("code") != "rate_limited" or time.monotonic() > deadline:
+                raise ServerError(str(reply.get("code")), str(reply.get("reason")), reply)
+            pause.wait(min(RATE_PAUSE * (attempt + 1), 1.0))
+        raise AssertionError("unreachable")
 
     def history(self, peer: str = "", before: Optional[int] = None, limit: Optional[int] = None) -> HistoryPage:
         """One page of history with ``peer``, older than message id ``before`` when given."""

@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 from chatcore import protocol
 
 from chatcore_client.pinning import AskTrust, PinError, PinStore, Verdict, fingerprint, server_key
+from chatcore_client.transport import PlainPipe, TlsPipe, tls_handshake
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,14 @@ Event = Union[Received, Disconnected]
 class Connection:
     """One open connection: a reader thread feeding a queue, and a lock-protected ``send``."""
 
-    def __init__(self, sock: socket.socket, host: str, port: int, *, tls: bool = False,
+    def __init__(self, pipe: PlainPipe, host: str, port: int, *,
                  fingerprint: Optional[str] = None, ca_verified: bool = False) -> None:
-        self.sock = sock
+        self.pipe = pipe
         self.host, self.port = host, port
-        self.tls = tls
+        self.tls = pipe.tls
         self.fingerprint = fingerprint
         self.ca_verified = ca_verified
-        self.warning: Optional[str] = None if tls else PLAINTEXT_WARNING
+        self.warning: Optional[str] = None if self.tls else PLAINTEXT_WARNING
         self._send_lock = threading.Lock()
         self._closing = threading.Event()
         self._reader: Optional[threading.Thread] = None
@@ -75,7 +76,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        return self._closing.is_set() or self.sock.fileno() < 0
+        return self._closing.is_set()
 
     def start(self, events: "queue.Queue[Any]") -> None:
         """Start the reader thread; every message and the final Disconnected go to ``events``."""
@@ -84,7 +85,7 @@ class Connection:
         self._reader.start()
 
     def _read_loop(self, events: "queue.Queue[Any]") -> None:
-        reader = protocol.FrameReader(self.sock.recv_into, self.sock.settimeout)
+        reader = protocol.FrameReader(self.pipe.recv_into, self.pipe.settimeout)
         reason = "The server closed the connection."
         try:
             while True:
@@ -103,7 +104,7 @@ class Connection:
             requested = self._closing.is_set()
             self._closing.set()
             try:
-                self.sock.close()
+                self.pipe.close()
             except OSError:
                 pass
             events.put(Disconnected(self, "Disconnected." if requested else reason, requested))
@@ -115,24 +116,21 @@ class Connection:
             if self._closing.is_set():
                 raise NotConnected("not connected")
             try:
-                self.sock.sendall(frame)
+                self.pipe.sendall(frame)
             except (OSError, ValueError) as exc:
                 self._shutdown()
                 raise NotConnected(f"sending failed: {exc}") from None
 
     def _shutdown(self) -> None:
         """Wake the reader (a blocked recv does not wake on close) without freeing the socket under it."""
-        try:
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)  # the plain TCP shutdown, also under TLS
-        except OSError:
-            pass
+        self.pipe.shutdown()
 
     def close(self, wait: float = 5.0) -> None:
         """Close from this side; the reader reports Disconnected(requested=True) and frees the socket."""
         self._closing.set()
         self._shutdown()
         if self._reader is None:
-            self.sock.close()
+            self.pipe.close()
         elif self._reader is not threading.current_thread():
             self._reader.join(wait)
 
@@ -178,31 +176,29 @@ def system_context() -> ssl.SSLContext:
     return context
 
 
-def _handshake(host: str, port: int, context: ssl.SSLContext, timeout: float) -> ssl.SSLSocket:
+def _handshake(host: str, port: int, context: ssl.SSLContext, timeout: float) -> TlsPipe:
     """TCP connect and TLS handshake; _NoTLS when the server does not speak TLS."""
     raw = _tcp(host, port, timeout)
     try:
-        tls = context.wrap_socket(raw, server_hostname=host)
+        return tls_handshake(raw, context, host, timeout)
     except ssl.SSLCertVerificationError:
         raw.close()
         raise
-    except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+    except (ssl.SSLError, OSError) as exc:
         raw.close()
         raise _NoTLS(str(exc)) from None
-    tls.settimeout(None)
-    return tls
 
 
-def _peer_fingerprint(sock: ssl.SSLSocket) -> str:
-    der = sock.getpeercert(binary_form=True)
+def _peer_fingerprint(pipe: TlsPipe) -> str:
+    der = pipe.peer_certificate()
     if not der:
-        sock.close()
+        pipe.close()
         raise ConnectError("The server sent no TLS certificate.")
     return fingerprint(der)
 
 
-def _verified_by_cas(host: str, port: int, context: ssl.SSLContext, timeout: float) -> Optional[ssl.SSLSocket]:
-    """A socket whose certificate verifies for ``host`` against ``context``'s CAs, or None."""
+def _verified_by_cas(host: str, port: int, context: ssl.SSLContext, timeout: float) -> Optional[TlsPipe]:
+    """A pipe whose certificate verifies for ``host`` against ``context``'s CAs, or None."""
     try:
         return _handshake(host, port, context, timeout)
     except (ssl.SSLCertVerificationError, _NoTLS):
@@ -222,7 +218,7 @@ def open_connection(host: str, port: int, *, pins: Optional[PinStore] = None, as
     """
     pins = pins or PinStore()
     try:
-        sock = _handshake(host, port, _pinning_context(), timeout)
+        pipe = _handshake(host, port, _pinning_context(), timeout)
     except _NoTLS as exc:
         log.info("%s does not speak TLS (%s)", server_key(host, port), exc)
         if tls == "require":
@@ -232,24 +228,24 @@ def open_connection(host: str, port: int, *, pins: Optional[PinStore] = None, as
             raise DowngradeRefused(f"{server_key(host, port)} used TLS before but now offers only an "
                                    "unencrypted connection. Someone may be tampering with the connection; "
                                    "refusing to connect.") from None
-        return Connection(_tcp(host, port, timeout), host, port)
-    presented = _peer_fingerprint(sock)
+        sock = _tcp(host, port, timeout)
+        sock.settimeout(None)
+        return Connection(PlainPipe(sock), host, port)
+    presented = _peer_fingerprint(pipe)
     if pins.check(host, port, presented) is Verdict.MATCH:
-        return Connection(sock, host, port, tls=True, fingerprint=presented)
+        return Connection(pipe, host, port, fingerprint=presented)
     verified = _verified_by_cas(host, port, ca_context or system_context(), timeout)
     if verified is not None:
-        sock.close()
-        return Connection(verified, host, port, tls=True, fingerprint=_peer_fingerprint(verified), ca_verified=True)
-    asked = pins.check(host, port, presented) is Verdict.NEW
-    sock.close()  # the user may take a while to decide; do not hold a connection open meanwhile
-    pins.trust(host, port, presented, ask)
-    if asked:
-        sock = _handshake(host, port, _pinning_context(), timeout)
-        again = _peer_fingerprint(sock)
-        if again != presented:
-            sock.close()
-            pins.trust(host, port, again, None)  # raises CertificateChanged
-    return Connection(sock, host, port, tls=True, fingerprint=presented)
+        pipe.close()
+        return Connection(verified, host, port, fingerprint=_peer_fingerprint(verified), ca_verified=True)
+    pipe.close()  # the user may take a while to decide; do not hold a connection open meanwhile
+    pins.trust(host, port, presented, ask)  # asks on first contact; raises when refused or changed
+    pipe = _handshake(host, port, _pinning_context(), timeout)
+    again = _peer_fingerprint(pipe)
+    if again != presented:
+        pipe.close()
+        pins.trust(host, port, again, None)  # raises CertificateChanged
+    return Connection(pipe, host, port, fingerprint=presented)
 
 
 __all__ = ["Connection", "ConnectError", "DowngradeRefused", "Disconnected", "Event", "NotConnected",

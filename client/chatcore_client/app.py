@@ -1,0 +1,416 @@
+"""The Tk application: one queue drained by an ``after()`` loop, the wiring, reconnects.
+
+Only this thread touches Tk. The connection's reader thread, the connect thread and file
+transfer threads put events or callables on ``self.events``; ``pump`` runs them here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import ssl
+import threading
+import tkinter as tk
+from pathlib import Path
+from tkinter import filedialog
+from typing import Any, Callable, Optional
+
+from chatcore_client.api import ChatClient, ServerInfo
+from chatcore_client.backoff import Backoff
+from chatcore_client.config import ClientSettings, load_settings, parse_port
+from chatcore_client.connection import (Connection, ConnectError, Disconnected, NotConnected, Received,
+                                        open_connection)
+from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.handlers.auth import AuthHandlers
+from chatcore_client.handlers.chat import ChatHandlers
+from chatcore_client.handlers.filexfer import FileHandlers
+from chatcore_client.pinning import PinError, PinStore, server_key
+from chatcore_client.state import ROOM, AppState, Line
+from chatcore_client.transfers import Progress, Transfers
+from chatcore_client.views import theme
+from chatcore_client.views.files import FileOfferDialog, TransferWindow
+from chatcore_client.views.login import LoginWindow
+from chatcore_client.views.main import MainCallbacks, MainWindow
+from chatcore_client.views.trust import TrustDialog
+
+log = logging.getLogger(__name__)
+
+PUMP_MS = 20  # how often the queue is drained
+BATCH = 200  # events handled per tick, so a flood cannot freeze the window
+ChooseOpen = Callable[[tk.Misc], Optional[str]]
+ChooseSave = Callable[[tk.Misc, str], Optional[str]]
+
+
+def _ask_open(parent: tk.Misc) -> Optional[str]:
+    return filedialog.askopenfilename(parent=parent, title="Send a file") or None
+
+
+def _ask_save(parent: tk.Misc, name: str) -> Optional[str]:
+    return filedialog.asksaveasfilename(parent=parent, title="Save the file as", initialfile=name) or None
+
+
+class App:
+    """The desktop client. ``root`` defaults to a new, hidden Tk root; call ``run`` or pump it yourself."""
+
+    def __init__(self, settings: Optional[ClientSettings] = None, *, root: Optional[tk.Tk] = None,
+                 pins: Optional[PinStore] = None, ca_context: Optional[ssl.SSLContext] = None,
+                 choose_open: ChooseOpen = _ask_open, choose_save: ChooseSave = _ask_save) -> None:
+        self.settings = settings or load_settings()
+        self.root = root or tk.Tk()
+        self.root.withdraw()  # no stray empty window: every visible window is a Toplevel
+        theme.apply(self.root)
+        self.pins = pins or PinStore(self.settings.known_servers)
+        self.ca_context = ca_context
+        self.choose_open, self.choose_save = choose_open, choose_save
+        self.events: "queue.Queue[Any]" = queue.Queue()
+        self.client: Optional[ChatClient] = None
+        self.address = (self.settings.host, self.settings.port)
+        self.state = AppState()
+        self.ctx = Context(self.state, self, self._send, Transfers(self._send), self.post)
+        self.dispatcher = Dispatcher(self)
+        self.auth, self.chat, self.files = AuthHandlers(self.ctx), ChatHandlers(self.ctx), FileHandlers(self.ctx)
+        for handlers in (self.auth, self.chat, self.files):
+            handlers.register(self.dispatcher)
+        self.main: Optional[MainWindow] = None
+        self.transfer_windows: dict[str, TransferWindow] = {}
+        self.offer_dialogs: dict[str, FileOfferDialog] = {}
+        self.trust_dialog: Optional[TrustDialog] = None
+        self.backoff = Backoff()
+        self.reconnecting = False
+        self.closing = False
+        self._keepalive: Optional[str] = None
+        self.login = LoginWindow(self.root, self.settings.host, self.settings.port, self._login_clicked,
+                                 self._register_clicked, self.quit)
+        self._pump_id: Optional[str] = self.root.after(PUMP_MS, self.pump)
+
+    # -- the queue pump (Tk thread) --------------------------------------------------------------
+
+    def post(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the Tk thread soon; callable from any thread."""
+        self.events.put(action)
+
+    def pump(self) -> None:
+        """Drain a batch of events; every failure is logged and shown, and the loop goes on."""
+        handled = 0
+        while handled < BATCH:
+            try:
+                item = self.events.get_nowait()
+            except queue.Empty:
+                break
+            handled += 1
+            try:
+                self._handle(item)
+            except Exception as exc:
+                log.exception("handling %r failed", item)
+                self.show_error(f"Internal error: {exc}")
+        if not self.closing:
+            self._pump_id = self.root.after(1 if handled == BATCH else PUMP_MS, self.pump)
+
+    def _handle(self, item: Any) -> None:
+        current = self.client.connection if self.client is not None else None
+        if isinstance(item, Received):
+            if item.connection is current:
+                self.dispatcher.dispatch(item.message)
+        elif isinstance(item, Disconnected):
+            if item.connection is current:
+                self._disconnected(item)
+        elif callable(item):
+            item()
+
+    # -- connecting --------------------------------------------------------------------------------
+
+    def _login_clicked(self, host: str, port: str, username: str, password: str) -> None:
+        self._start(host, port, username, password, self.auth.login)
+
+    def _register_clicked(self, host: str, port: str, username: str, password: str) -> None:
+        self._start(host, port, username, password, self.auth.register_account)
+
+    def _start(self, host: str, port_text: str, username: str, password: str,
+               action: Callable[[str, str], None]) -> None:
+        """Validate the form, then connect (or reuse the connection) and send login/register."""
+        if not username or not password:
+            self.login.show_error("Enter a username and a password.")
+            return
+        try:
+            port = parse_port(port_text)
+        except ValueError as exc:
+            self.login.show_error(f"Server: {exc}.")
+            return
+        if not host:
+            self.login.show_error("Enter the server's address.")
+            return
+        self.login.set_busy(True, f"Connecting to {server_key(host, port)}…")
+        if self.client is not None and self.address == (host, port):
+            action(username, password)
+            return
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        self.address = (host, port)
+        self._connect(lambda: action(username, password))
+
+    def _connect(self, then: Callable[[], None]) -> None:
+        """Open a connection in a worker thread (TLS handshakes and the trust question may take time)."""
+        host, port = self.address
+
+        def work() -> None:
+            try:
+                conn = open_connection(host, port, pins=self.pins, ask=self._ask_trust, tls=self.settings.tls,
+                                       ca_context=self.ca_context)
+            except (ConnectError, PinError) as exc:
+                message = str(exc)
+                self.post(lambda: self._connect_failed(message))
+            except Exception as exc:  # anything else is still the user's to see, not a silent thread death
+                log.exception("connecting to %s failed", server_key(host, port))
+                message = f"Could not connect to {server_key(host, port)}: {exc}"
+                self.post(lambda: self._connect_failed(message))
+            else:
+                self.post(lambda: self._connected(conn, then))
+
+        threading.Thread(target=work, daemon=True, name="chatcore-client-connect").start()
+
+    def _ask_trust(self, host: str, port: int, fingerprint: str) -> bool:
+        """Called on the connect thread: show the dialog on the Tk thread and wait for the answer."""
+        answered = threading.Event()
+        answer = [False]
+
+        def reply(trusted: bool) -> None:
+            answer[0] = trusted
+            self.trust_dialog = None
+            answered.set()
+
+        def show() -> None:
+            if self.closing:
+                answered.set()
+                return
+            parent = self.main if self.main is not None else self.login
+            self.trust_dialog = TrustDialog(parent, server_key(host, port), fingerprint, reply)
+
+        self.post(show)
+        answered.wait()
+        return answer[0]
+
+    def _connected(self, connection: Connection, then: Callable[[], None]) -> None:
+        if self.closing:
+            connection.close()
+            return
+        self.client = ChatClient(connection, self.events)
+        self.client.send({"command": "hello", "client": "chatcore-client (Tk)", "protocol": 2})
+        if connection.warning:
+            self.login.show_warning(connection.warning)
+        then()
+
+    def _connect_failed(self, reason: str) -> None:
+        if self.reconnecting and self.main is not None:
+            self._schedule_reconnect(reason)
+            return
+        self.login.set_busy(False)
+        self.login.show_error(reason)
+
+    # -- disconnects and reconnects ----------------------------------------------------------------
+
+    def _disconnected(self, event: Disconnected) -> None:
+        self.client = None
+        self._stop_keepalive()
+        self.ctx.transfers.abort_all(event.reason)
+        self.state.reset_session()
+        if self.closing or event.requested:
+            return
+        if self.main is None:
+            self.login.set_busy(False)
+            self.login.show_error(event.reason)
+            return
+        self.ctx.notice(self.state.current, f"Disconnected: {event.reason}")
+        self.conversations_changed()
+        self.reconnecting = True
+        self._schedule_reconnect(event.reason)
+
+    def _schedule_reconnect(self, reason: str) -> None:
+        delay = self.backoff.next()
+        if self.main is not None:
+            self.main.set_status(f"Disconnected ({reason}) — reconnecting in {delay:g} s…", "error")
+        self.root.after(int(delay * 1000), self._reconnect)
+
+    def _reconnect(self) -> None:
+        if self.closing or self.client is not None or self.ctx.credentials is None:
+            return
+        if self.main is not None:
+            self.main.set_status(f"Reconnecting to {server_key(*self.address)}…", "warning")
+        credentials = self.ctx.credentials
+        self._connect(lambda: self.auth.login(*credentials))
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """Send on the current connection (any thread); NotConnected while there is none."""
+        client = self.client
+        if client is None:
+            raise NotConnected("Not connected to the server.")
+        client.send(message)
+
+    def _keepalive_tick(self, every_ms: int) -> None:
+        try:
+            self._send({"command": "ping"})
+        except NotConnected:
+            return
+        self._keepalive = self.root.after(every_ms, self._keepalive_tick, every_ms)
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self.root.after_cancel(self._keepalive)
+            self._keepalive = None
+
+    # -- the View protocol (called by handlers on the Tk thread) -----------------------------------
+
+    def server_info(self, info: ServerInfo) -> None:
+        idle = float(info.raw.get("idle_timeout") or 0)
+        self._stop_keepalive()
+        if idle > 0:
+            every = int(max(1.0, idle / 3) * 1000)
+            self._keepalive = self.root.after(every, self._keepalive_tick, every)
+        if self.main is not None:
+            self.main.set_features(self.chat.available, self.files.available)
+
+    def logged_in(self, user: str) -> None:
+        self.backoff.reset()
+        self.reconnecting = False
+        if self.main is None:
+            self.main = MainWindow(self.root, user, MainCallbacks(
+                select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,
+                scrolled_to_top=self._scrolled_to_top, close=self.quit))
+            self.main.set_features(self.chat.available, self.files.available)
+            self.login.withdraw()
+        self._show_connection_status()
+        self.conversations_changed()
+
+    def _show_connection_status(self) -> None:
+        assert self.main is not None
+        client = self.client
+        if client is None:
+            return
+        where = server_key(*self.address)
+        if client.tls:
+            how = "certificate verified by a CA" if client.connection.ca_verified else "pinned certificate"
+            self.main.set_status(f"Connected to {where} · encrypted (TLS, {how})", "ok")
+        else:
+            self.main.set_status(f"Connected to {where} · NOT ENCRYPTED: {client.connection.warning}", "warning")
+        missing = [name for name in ("chat", "filexfer") if name not in self.state.server.plugins]
+        if missing:
+            self.main.set_status(f"{self.main.status.cget('text')} · server without: {', '.join(missing)}",
+                                 "ok" if client.tls else "warning")
+
+    def login_failed(self, reason: str) -> None:
+        if self.main is not None and self.reconnecting:
+            self.main.set_status(f"Could not log in again: {reason}", "error")
+            self.reconnecting = False
+            self.login.deiconify()
+        self.login.set_busy(False)
+        self.login.show_error(reason)
+
+    def conversations_changed(self) -> None:
+        if self.main is not None:
+            self.main.show_conversations(self.state.ordered(), self.state.current)
+
+    def lines_added(self, key: str, lines: list[Line], at_start: bool) -> None:
+        if self.main is not None:
+            self.main.pane(key).add(lines, at_start)
+
+    def show_error(self, text: str) -> None:
+        log.warning("%s", text)
+        if self.main is not None:
+            self.main.set_status(text, "error")
+        else:
+            self.login.show_error(text)
+
+    def file_offered(self, offer: dict[str, Any]) -> None:
+        file_id = str(offer["file_id"])
+        parent = self.main or self.login
+        self.offer_dialogs[file_id] = FileOfferDialog(parent, offer, lambda: self._accept_offer(file_id),
+                                                      lambda: self.files.decline(file_id))
+
+    def transfer_started(self, tid: str, title: str, total: int) -> None:
+        self.transfer_windows[tid] = TransferWindow(self.main or self.login, title, total)
+
+    def transfer_progress(self, tid: str, progress: Progress) -> None:
+        window = self.transfer_windows.get(tid)
+        if window is not None and window.winfo_exists():
+            window.update_progress(progress)
+
+    def transfer_finished(self, tid: str, ok: bool, text: str) -> None:
+        window = self.transfer_windows.get(tid)
+        if window is not None and window.winfo_exists():
+            window.finish(ok, text)
+
+    # -- user actions from the main window ----------------------------------------------------------
+
+    def _send_text(self, text: str) -> None:
+        try:
+            self.chat.send_text(text)
+        except NotConnected as exc:
+            self.ctx.notice(self.state.current, f"Not sent: {exc}")
+
+    def _scrolled_to_top(self, key: str) -> None:
+        if key == self.state.current and self.client is not None:
+            self.chat.load_older(key)
+
+    def _send_file_clicked(self) -> None:
+        peer = self.state.current
+        if peer == ROOM or self.main is None:
+            return
+        chosen = self.choose_open(self.main)
+        if chosen:
+            self.files.send_file(peer, Path(chosen))
+
+    def _accept_offer(self, file_id: str) -> None:
+        offer = self.state.offers.get(file_id)
+        if offer is None or self.main is None:
+            return
+        chosen = self.choose_save(self.main, Path(str(offer.get("filename", "file"))).name)
+        if chosen:
+            try:
+                self.files.accept(file_id, Path(chosen))
+            except (OSError, NotConnected) as exc:
+                self.show_error(f"Could not receive {offer.get('filename')}: {exc}")
+
+    # -- lifetime -------------------------------------------------------------------------------------
+
+    def quit(self) -> None:
+        """Close the connection and every window."""
+        if self.closing:
+            return
+        self.closing = True
+        if self.trust_dialog is not None:
+            self.trust_dialog.answer(False)
+        if self._pump_id is not None:
+            self.root.after_cancel(self._pump_id)
+        self._stop_keepalive()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        self.ctx.transfers.abort_all("The client closed.")
+        self.root.destroy()
+
+    def run(self) -> None:
+        """The Tk main loop, until the user closes the window."""
+        self.root.mainloop()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``chatcore-client [--host H] [--port P]``: start the desktop client."""
+    parser = argparse.ArgumentParser(prog="chatcore-client", description="chatcore desktop client")
+    parser.add_argument("--host", help="server address (default: SERVER_IP or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="server port (default: SERVER_PORT or 8888)")
+    parser.add_argument("--verbose", action="store_true", help="log debugging detail to stderr")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    if args.host or args.port:
+        settings = ClientSettings(args.host or settings.host, args.port or settings.port, settings.tls,
+                                  settings.known_servers)
+    try:
+        app = App(settings)
+    except tk.TclError as exc:
+        print(f"chatcore-client: cannot open a window: {exc}")
+        return 1
+    app.run()
+    return 0

@@ -1,0 +1,1 @@
+"""Tk widgets of the client: windows and dialogs with callbacks, and no socket code."""

@@ -1,0 +1,246 @@
+"""The main window: conversation list on the left, one message pane per conversation on the right."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from dataclasses import dataclass
+from tkinter import ttk
+from typing import Callable, Iterable, Optional
+
+from chatcore_client.state import ROOM, Conversation, Line, local_time
+from chatcore_client.views import theme
+
+
+@dataclass
+class MainCallbacks:
+    """What the window reports; the app wires these to handlers."""
+
+    select: Callable[[str], None]
+    send: Callable[[str], None]
+    send_file: Callable[[], None]
+    scrolled_to_top: Callable[[str], None]
+    close: Callable[[], None]
+
+
+class MessagePane(ttk.Frame):
+    """A read-only Text with sender, time and text per message, and notices in grey italics."""
+
+    def __init__(self, master: tk.Misc, key: str, at_top: Callable[[str], None]) -> None:
+        super().__init__(master)
+        self.key = key
+        self._at_top = at_top
+        self.text = tk.Text(self, wrap="word", state="disabled", relief="flat", padx=14, pady=10,
+                            background=theme.PANE, spacing1=2, spacing3=2, cursor="arrow",
+                            font=("TkTextFont", 11))
+        scroll = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
+        self.text.configure(yscrollcommand=lambda first, last: self._scrolled(scroll, first, last))
+        self.text.grid(row=0, column=0, sticky="nsew")
+        scroll.grid(row=0, column=1, sticky="ns")
+        self.rowconfigure(0, weight=1)
+        self.columnconfigure(0, weight=1)
+        self.text.tag_configure("sender", font=("TkTextFont", 11, "bold"), foreground=theme.OTHER)
+        self.text.tag_configure("own", font=("TkTextFont", 11, "bold"), foreground=theme.OWN)
+        self.text.tag_configure("time", foreground=theme.MUTED, font=("TkTextFont", 9))
+        self.text.tag_configure("body", lmargin1=4, lmargin2=4, spacing3=8)
+        self.text.tag_configure("notice", foreground=theme.MUTED, font=("TkTextFont", 10, "italic"),
+                                justify="center", spacing1=4, spacing3=6)
+        self.lines = 0
+
+    def _scrolled(self, scroll: ttk.Scrollbar, first: str, last: str) -> None:
+        scroll.set(first, last)
+        if float(first) <= 0.0 and self.winfo_ismapped():
+            self._at_top(self.key)
+
+    def _chunks(self, line: Line) -> list[tuple[str, tuple[str, ...]]]:
+        if line.notice:
+            return [(f"— {line.text} —\n", ("notice",))]
+        when = local_time(line.ts) if line.ts else ""
+        extra = "  (sent while you were offline)" if line.offline else ""
+        return [(line.sender, ("own" if line.own else "sender",)), (f"  {when}{extra}\n", ("time",)),
+                (f"{line.text}\n", ("body",))]
+
+    def add(self, lines: Iterable[Line], at_start: bool) -> None:
+        """Append newer lines (following the end if it was visible) or insert older ones on top."""
+        lines = list(lines)
+        if not lines:
+            return
+        following = self.text.yview()[1] >= 0.999
+        self.text.configure(state="normal")
+        if at_start:
+            self.text.mark_set("previous_top", "1.0")
+            self.text.mark_gravity("previous_top", "right")
+            for line in reversed(lines):
+                for chunk, tags in reversed(self._chunks(line)):
+                    self.text.insert("1.0", chunk, tags)
+            self.text.yview("previous_top")
+        else:
+            for line in lines:
+                for chunk, tags in self._chunks(line):
+                    self.text.insert("end-1c", chunk, tags)
+            if following:
+                self.text.see("end")
+        self.text.configure(state="disabled")
+        self.lines += len(lines)
+
+    def content(self) -> str:
+        """The pane's text (for tests and accessibility tools)."""
+        return self.text.get("1.0", "end-1c")
+
+
+class MainWindow(tk.Toplevel):
+    """Conversations with online state and unread counts; the open one's pane; the compose row."""
+
+    def __init__(self, master: tk.Misc, user: str, callbacks: MainCallbacks) -> None:
+        super().__init__(master)
+        self.callbacks = callbacks
+        self.title(f"chatcore — {user}")
+        self.geometry("1040x660")
+        self.minsize(640, 400)
+        self.protocol("WM_DELETE_WINDOW", callbacks.close)
+        self.panes: dict[str, MessagePane] = {}
+        self.current = ROOM
+        self.chat_enabled = True
+        self.files_enabled = True
+
+        split = ttk.PanedWindow(self, orient="horizontal")
+        split.pack(fill="both", expand=True)
+        side = ttk.Frame(split, style="Sidebar.TFrame", padding=(10, 12, 6, 10))
+        main = ttk.Frame(split, padding=(0, 0, 0, 0))
+        split.add(side, weight=0)
+        split.add(main, weight=1)
+
+        ttk.Label(side, text=f"Signed in as {user}", style="Sidebar.TLabel").pack(anchor="w", pady=(0, 8))
+        self.tree = ttk.Treeview(side, style="Conversations.Treeview", show="tree", columns=("unread",),
+                                 selectmode="browse", height=16)
+        self.tree.column("#0", width=190, stretch=True)
+        self.tree.column("unread", width=44, anchor="e", stretch=False)
+        self.tree.tag_configure("online", foreground="#111827")
+        self.tree.tag_configure("offline", foreground=theme.MUTED)
+        self.tree.tag_configure("unread", font=("TkDefaultFont", 11, "bold"))
+        self.tree.pack(fill="both", expand=True)
+        self.tree.bind("<<TreeviewSelect>>", self._selected)
+
+        header = ttk.Frame(main, padding=(14, 10))
+        header.grid(row=0, column=0, sticky="ew")
+        self.title_label = ttk.Label(header, text="Everyone", style="Title.TLabel")
+        self.title_label.pack(side="left")
+        self.presence_label = ttk.Label(header, text="", style="Muted.TLabel")
+        self.presence_label.pack(side="left", padx=(10, 0))
+        ttk.Separator(main).grid(row=1, column=0, sticky="ew")
+
+        self.stack = ttk.Frame(main)
+        self.stack.grid(row=2, column=0, sticky="nsew")
+        self.stack.rowconfigure(0, weight=1)
+        self.stack.columnconfigure(0, weight=1)
+
+        compose = ttk.Frame(main, padding=(10, 8))
+        compose.grid(row=3, column=0, sticky="ew")
+        compose.columnconfigure(0, weight=1)
+        self.entry = ttk.Entry(compose, font=("TkTextFont", 11))
+        self.entry.grid(row=0, column=0, sticky="ew", ipady=4)
+        self.entry.bind("<Return>", lambda _e: self._send())
+        self.entry.bind("<KP_Enter>", lambda _e: self._send())
+        self.send_button = ttk.Button(compose, text="Send", style="Accent.TButton", command=self._send)
+        self.send_button.grid(row=0, column=1, padx=(8, 0))
+        self.file_button = ttk.Button(compose, text="Send file…", command=callbacks.send_file)
+        self.file_button.grid(row=0, column=2, padx=(8, 0))
+        main.rowconfigure(2, weight=1)
+        main.columnconfigure(0, weight=1)
+
+        self.status = ttk.Label(self, text="Connected", style="Muted.TLabel", padding=(10, 3), anchor="w",
+                                relief="sunken")
+        self.status.pack(fill="x", side="bottom")
+        self.bind("<Control-Prior>", lambda _e: self._step(-1))
+        self.bind("<Control-Next>", lambda _e: self._step(1))
+        self.entry.focus_set()
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def pane(self, key: str) -> MessagePane:
+        """The message pane of a conversation, made on first use."""
+        if key not in self.panes:
+            pane = MessagePane(self.stack, key, self.callbacks.scrolled_to_top)
+            pane.grid(row=0, column=0, sticky="nsew")
+            self.panes[key] = pane
+        return self.panes[key]
+
+    @staticmethod
+    def iid(key: str) -> str:
+        """The tree item of a conversation ("" is the tree's own root, so the room gets a name)."""
+        return "room" if key == ROOM else f"peer:{key}"
+
+    @staticmethod
+    def key_of(iid: str) -> str:
+        return ROOM if iid == "room" else iid.removeprefix("peer:")
+
+    def show_conversations(self, conversations: list[Conversation], current: str) -> None:
+        """Redraw the list: ● online, ○ offline, # the room; unread counts on the right."""
+        wanted = [self.iid(c.key) for c in conversations]
+        for item in self.tree.get_children():
+            if item not in wanted:
+                self.tree.delete(item)
+        for index, conversation in enumerate(conversations):
+            key = self.iid(conversation.key)
+            mark = "#" if key == ROOM else ("●" if conversation.online else "○")
+            tags = ["online" if conversation.online else "offline"] + (["unread"] if conversation.unread else [])
+            values = (str(conversation.unread) if conversation.unread else "",)
+            if self.tree.exists(key):
+                self.tree.item(key, text=f"{mark}  {conversation.title}", values=values, tags=tags)
+                self.tree.move(key, "", index)
+            else:
+                self.tree.insert("", index, iid=key, text=f"{mark}  {conversation.title}", values=values, tags=tags)
+            if conversation.key == current:
+                self.presence_label.configure(text="" if current == ROOM else ("online" if conversation.online
+                                                                                else "offline"))
+        if self.tree.exists(self.iid(current)) and self.tree.selection() != (self.iid(current),):
+            self.tree.selection_set(self.iid(current))
+        self.show(current, conversations)
+
+    def show(self, key: str, conversations: Optional[list[Conversation]] = None) -> None:
+        """Raise a conversation's pane and set the header."""
+        self.current = key
+        self.pane(key).tkraise()
+        self.title_label.configure(text="Everyone" if key == ROOM else key)
+        self._update_compose()
+
+    def _selected(self, _event: object) -> None:
+        selection = self.tree.selection()
+        if selection and self.key_of(selection[0]) != self.current:
+            self.callbacks.select(self.key_of(selection[0]))
+
+    def select(self, key: str) -> None:
+        """Open a conversation as if the user clicked it."""
+        if self.tree.exists(self.iid(key)):
+            self.tree.selection_set(self.iid(key))
+        self.callbacks.select(key)
+
+    def _step(self, delta: int) -> None:
+        items = [self.key_of(item) for item in self.tree.get_children()]
+        if self.current in items:
+            self.select(items[(items.index(self.current) + delta) % len(items)])
+
+    # -- compose -------------------------------------------------------------------------------
+
+    def _send(self) -> None:
+        text = self.entry.get()
+        if text.strip() and self.chat_enabled:
+            self.callbacks.send(text)
+            self.entry.delete(0, "end")
+
+    def set_features(self, chat: bool, files: bool) -> None:
+        """Hide what the server does not offer."""
+        self.chat_enabled, self.files_enabled = chat, files
+        if not chat:
+            self.entry.configure(state="disabled")
+            self.send_button.grid_remove()
+        if not files:
+            self.file_button.grid_remove()
+        self._update_compose()
+
+    def _update_compose(self) -> None:
+        if self.files_enabled:
+            self.file_button.configure(state="disabled" if self.current == ROOM else "normal")
+
+    def set_status(self, text: str, level: str = "info") -> None:
+        style = {"info": "Muted.TLabel", "ok": "Ok.TLabel", "warning": "Warning.TLabel", "error": "Error.TLabel"}
+        self.status.configure(text=text, style=style.get(level, "Muted.TLabel"))
