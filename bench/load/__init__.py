@@ -1,0 +1,1 @@
+"""chatcore's benchmark and load harness: server control, load workers, scenarios, baseline, reports."""

@@ -1,0 +1,211 @@
+"""The scenarios of issue 8. Each runs against one target ("chatcore" or "baseline") and
+returns plain numbers; ``report`` turns the pair into ratios."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from load.fleet import Fleet
+from load.harness import Harness, sampler, users
+from load.proc import settle
+
+
+def connections(h: Harness, target: str) -> dict[str, Any]:
+    """Authenticated idle connections: how many, RSS each, time to log in all, a message still gets through."""
+    n = h.sizes.connections
+    server = h.start(target)
+    fleet = Fleet(h.pool, server.port)
+    try:
+        rss0 = server.rss_kib()
+        h.log(f"{target}: connecting and logging in {n} clients")
+        conn = fleet.connect(users("idle", n), h.sizes.connect_concurrency, h.sizes.connect_timeout)
+        h.log(f"{target}: {conn['ready']}/{n} logged in after {conn['seconds']:.1f} s; draining presence events")
+        storm = fleet.quiet(idle=2.0, timeout=h.sizes.connect_timeout)
+        settle(server, timeout=60)
+        status = server.status()
+        rss1 = status.get("VmRSS", 0)
+        names = users("idle", n)
+        private = fleet.probe(names[0], names[-1], [names[-1]])
+        everyone = fleet.probe(names[1], "", names[:1] + names[2:], timeout=60)
+        h.log(f"{target}: private probe {private}, broadcast probe delivered {everyone['delivered']}/{everyone['expected']}")
+        out = {"held": conn["ready"], "asked": n, "login_all_s": conn["seconds"], "timed_out": conn["timed_out"],
+               "failures": conn["failures"], "login_wait_p50_ms": conn["login_wait_p50_ms"],
+               "presence_frames": storm["frames"], "presence_s": storm["seconds"],
+               "rss_before_kib": rss0, "rss_after_kib": rss1, "threads": status.get("Threads"),
+               "kib_per_conn": (rss1 - rss0) / max(1, conn["ready"]),
+               "probe_private_delivered": private["delivered"], "probe_private_ms": private["slowest_ms"],
+               "probe_broadcast_delivered": everyone["delivered"], "probe_broadcast_expected": everyone["expected"],
+               "probe_broadcast_slowest_ms": everyone["slowest_ms"], "loadgen_nofile": conn["nofile"]}
+    finally:
+        out_stop = h.finish(server, fleet, graceful=target == "baseline")
+    out.update(out_stop)
+    return out
+
+
+def login_cost(h: Harness) -> dict[str, Any]:
+    """Logins per second at the default Argon2 parameters (the load runs use cheap hashing)."""
+    server = h.start("chatcore", fast_hash=False)
+    fleet = Fleet(h.pool, server.port)
+    try:
+        names = users("cost", h.sizes.login_cost_users)
+        fleet.connect(names, concurrency=16, timeout=120)
+        fleet.close()
+        timed = fleet.connect(names, concurrency=16, timeout=120, register=False)
+    finally:
+        h.finish(server, fleet)
+    return {"logins": timed["ready"], "seconds": timed["seconds"], "per_s": timed["ready"] / timed["seconds"],
+            "login_wait_p50_ms": timed["login_wait_p50_ms"]}
+
+
+def relay(h: Harness, target: str) -> dict[str, Any]:
+    """Broadcast fan-out to each client count, private pairs saturated, latency at fixed offered loads."""
+    s = h.sizes
+    server = h.start(target)
+    fleet = Fleet(h.pool, server.port)
+    out: dict[str, Any] = {"broadcast": {}, "latency": {}}
+    online: list[str] = []
+    try:
+        for clients in sorted(s.broadcast_clients):
+            grow(h, fleet, online, clients, target)
+            senders = online[:s.broadcast_senders]
+            fleet.mode(decode=senders, count=online[s.broadcast_senders:], sample=s.sample)
+            h.log(f"{target}: broadcast from {len(senders)} senders to {clients} clients")
+            spy = h.profiler(server, f"broadcast{clients}", s.warmup + s.measure) if clients == max(s.broadcast_clients) else None
+            r = run(fleet, server, [(x, "") for x in senders], s.warmup, s.measure, s.drain, window=s.broadcast_window)
+            wait(spy)
+            r["clients"] = clients
+            out["broadcast"][str(clients)] = r
+            h.log(f"{target}: {r['delivered_per_s']:.0f} deliveries/s ({r['acked_per_s']:.0f} msg/s), "
+                  f"p99 {r['p99_ms']} ms, disconnects {r['disconnects']}; {r['cpu_note']}")
+            fleet.quiet(idle=1.0, timeout=60)
+            if clients == min(s.broadcast_clients):
+                grow(h, fleet, online, s.relay_clients, target)
+                out["private"] = private(h, fleet, server, online, target)
+                out["latency"] = latency(h, fleet, server, online, target)
+    finally:
+        out.update(h.finish(server, fleet))
+    return out
+
+
+def grow(h: Harness, fleet: Fleet, online: list[str], clients: int, target: str) -> None:
+    """Log in more clients until ``clients`` are online, then let presence traffic settle."""
+    if len(online) >= clients:
+        return
+    more = users("relay", clients - len(online), len(online))
+    r = fleet.connect(more, h.sizes.connect_concurrency, h.sizes.connect_timeout)
+    online.extend(more)
+    fleet.quiet(idle=1.0, timeout=120)
+    h.log(f"{target}: {len(online)} clients online ({r['ready']}/{len(more)} new in {r['seconds']:.1f} s)")
+
+
+def pairs(online: list[str]) -> list[tuple[str, str]]:
+    """Sender 2k -> receiver 2k+1 (always on another worker)."""
+    return [(online[i], online[i + 1]) for i in range(0, len(online) - 1, 2)]
+
+
+def private(h: Harness, fleet: Fleet, server: Any, online: list[str], target: str) -> dict[str, Any]:
+    """Private messages between many pairs at once, each sender keeping a window in flight."""
+    s = h.sizes
+    p = pairs(online)
+    fleet.mode(decode=[a for a, _ in p], count=[b for _, b in p], sample=s.sample)
+    h.log(f"{target}: private relay, {len(p)} pairs, window {s.relay_window}")
+    spy = h.profiler(server, "private", s.warmup + s.measure)
+    r = run(fleet, server, p, s.warmup, s.measure, s.drain, window=s.relay_window)
+    wait(spy)
+    r["pairs"] = len(p)
+    h.log(f"{target}: {r['acked_per_s']:.0f} msg/s acked, {r['delivered_per_s']:.0f} delivered/s, "
+          f"p99 {r['p99_ms']} ms, errors {r['errors']}; {r['cpu_note']}")
+    fleet.quiet(idle=1.0, timeout=60)
+    return r
+
+
+def latency(h: Harness, fleet: Fleet, server: Any, online: list[str], target: str) -> dict[str, Any]:
+    """Open-loop offered loads with every client connected: delivery latency p50/p99/max."""
+    s = h.sizes
+    p = pairs(online)
+    fleet.mode(decode=online)
+    out = {}
+    for rate in s.rates:
+        r = run(fleet, server, p, s.warmup / 2, s.measure, s.drain, rate=rate)
+        r["offered"] = rate
+        r["lost"] = max(0, r["sent_total"] - r["delivered_total"])
+        out[str(rate)] = r
+        h.log(f"{target}: offered {rate}/s -> {r['delivered_per_s']:.0f}/s delivered, p50 {r['p50_ms']} "
+              f"p99 {r['p99_ms']} max {r['max_ms']} ms; {r['cpu_note']}")
+        fleet.quiet(idle=0.5, timeout=60)
+    return out
+
+
+def slow(h: Harness, target: str) -> dict[str, Any]:
+    """One client stops reading while others chat: the others' delivery rate and server memory."""
+    s = h.sizes
+    server = h.start(target)
+    fleet = Fleet(h.pool, server.port)
+    rss = sampler(server)
+    try:
+        online = users("slow", 2 * s.slow_pairs + 2)
+        fleet.connect(online, s.connect_concurrency, s.connect_timeout)
+        fleet.quiet(idle=1.0, timeout=60)
+        flooder, victim = online[-2], online[-1]
+        p = pairs(online[:-2]) + [(flooder, victim)]
+        fleet.mode(decode=[a for a, _ in p], count=[b for _, b in p], sample=s.sample)
+        before = fleet.run(p, 1.0, s.measure / 2, 1.0, window=s.relay_window, text_size=1000)
+        rss_before = server.rss_kib()
+        fleet.reading([victim], False)
+        t_stall = time.monotonic()
+        h.log(f"{target}: {victim} stops reading; others at {before['delivered_per_s']:.0f}/s before")
+        during = fleet.run(p, 0.5, s.slow_stalled, 1.0, window=s.relay_window, text_size=1000)
+        rss_during = rss.peak(since=t_stall)
+        after = fleet.run(p[:-1], 0.5, s.measure / 2, 1.0, window=s.relay_window, text_size=1000)
+        still_open = fleet.alive([victim], timeout=10)
+        h.log(f"{target}: during {during['delivered_per_s']:.0f}/s, after {after['delivered_per_s']:.0f}/s; "
+              f"RSS {rss_before} -> peak {rss_during} KiB; stalled client still connected: {bool(still_open)}")
+        rss.stop()
+        others_before = before["delivered_per_s"] * len(p[:-1]) / len(p)
+        return {"before_per_s": before["delivered_per_s"], "during_per_s": during["delivered_per_s"],
+                "after_per_s": after["delivered_per_s"], "others_before_per_s": others_before,
+                "rss_before_kib": rss_before, "rss_peak_during_kib": rss_during, "rss_after_kib": server.rss_kib(),
+                "stalled_client_disconnected": not still_open, "pairs": len(p) - 1,
+                "errors": before["errors"] + during["errors"] + after["errors"],
+                **h.finish(server, fleet)}
+    except BaseException:
+        h.finish(server, fleet)
+        raise
+
+
+def files(h: Harness, target: str) -> dict[str, Any]:
+    """Upload and download one file through the server; server RSS before, at peak, and its high-water mark."""
+    size = h.sizes.file_mib << 20
+    server = h.start(target)
+    rss = sampler(server)
+    try:
+        rss0 = server.rss_kib()
+        r = h.pool.call("files", workers=[0], wait=900, port=server.port, size=size, sender="fileA",
+                        recipient="fileB", timeout=300)[0]
+        samples = rss.stop()
+        r.update({"rss_before_kib": rss0, "rss_peak_kib": max(k for _, k in samples),
+                  "hwm_kib": server.status().get("VmHWM")})
+        h.log(f"{target}: upload {r['upload_mbps']:.1f} MB/s, download {r['download_mbps']:.1f} MB/s, "
+              f"intact {r['intact']}, RSS {rss0} -> peak {r['rss_peak_kib']} KiB")
+    finally:
+        rss.stop()
+        r_stop = h.finish(server, None)
+    r.update(r_stop)
+    return r
+
+
+def run(fleet: Fleet, server: Any, senders: list[tuple[str, str]], warmup: float, measure: float, drain: float,
+        **kw: Any) -> dict[str, Any]:
+    """``fleet.run`` plus the CPU the server used meanwhile (who was the bottleneck?)."""
+    cpu0 = server.cpu()
+    r = fleet.run(senders, warmup, measure, drain, **kw)
+    r["server_cpu_s"] = round(server.cpu() - cpu0, 2)
+    h_log = f"server {r['server_cpu_s']} CPU-s, load generators {r['loadgen_cpu_s']} CPU-s in {r['seconds']:.1f} s"
+    r["cpu_note"] = h_log
+    return r
+
+
+def wait(spy: Any) -> None:
+    if spy is not None:
+        spy.wait(60)
