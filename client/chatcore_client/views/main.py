@@ -102,6 +102,9 @@ class MainWindow(tk.Toplevel):
         self.chat_enabled = True
         self.files_enabled = True
 
+        self.status = ttk.Label(self, text="Connected", style="Muted.TLabel", padding=(10, 3), anchor="w",
+                                relief="sunken")
+        self.status.pack(fill="x", side="bottom")  # packed first so it keeps its row when space is short
         split = ttk.PanedWindow(self, orient="horizontal")
         split.pack(fill="both", expand=True)
         side = ttk.Frame(split, style="Sidebar.TFrame", padding=(10, 12, 6, 10))
@@ -147,9 +150,6 @@ class MainWindow(tk.Toplevel):
         main.rowconfigure(2, weight=1)
         main.columnconfigure(0, weight=1)
 
-        self.status = ttk.Label(self, text="Connected", style="Muted.TLabel", padding=(10, 3), anchor="w",
-                                relief="sunken")
-        self.status.pack(fill="x", side="bottom")
         self.bind("<Control-Prior>", lambda _e: self._step(-1))
         self.bind("<Control-Next>", lambda _e: self._step(1))
         self.entry.focus_set()
@@ -181,7 +181,7 @@ class MainWindow(tk.Toplevel):
                 self.tree.delete(item)
         for index, conversation in enumerate(conversations):
             key = self.iid(conversation.key)
-            mark = "#" if key == ROOM else ("●" if conversation.online else "○")
+            mark = "#" if conversation.key == ROOM else ("●" if conversation.online else "○")
             tags = ["online" if conversation.online else "offline"] + (["unread"] if conversation.unread else [])
             values = (str(conversation.unread) if conversation.unread else "",)
             if self.tree.exists(key):

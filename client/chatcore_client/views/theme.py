@@ -34,4 +34,5 @@ def apply(root: tk.Misc) -> None:
     style.configure("Conversations.Treeview", rowheight=28, background=SIDEBAR, fieldbackground=SIDEBAR,
                     borderwidth=0)
     style.configure("Accent.TButton", foreground="white", background=ACCENT)
+    style.configure("Horizontal.TProgressbar", background=ACCENT, troughcolor="#e5e7eb")
     style.map("Accent.TButton", background=[("active", "#1e40af"), ("disabled", "#93c5fd")])
