@@ -387,6 +387,7 @@ class App:
             self.client.close()
             self.client = None
         self.ctx.transfers.abort_all("The client closed.")
+        self.login.release()
         self.root.destroy()
 
     def run(self) -> None:

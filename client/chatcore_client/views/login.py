@@ -64,6 +64,11 @@ class LoginWindow(tk.Toplevel):
             self.bind(key, lambda _e: self.submit_login())
         self.username_entry.focus_set()
 
+    def release(self) -> None:
+        """Drop the Tk variables on the Tk thread (garbage collection in another thread would call Tcl there)."""
+        for name in ("host", "port", "username", "password"):
+            setattr(self, name, None)
+
     def _values(self) -> tuple[str, str, str, str]:
         return self.host.get().strip(), self.port.get().strip(), self.username.get().strip(), self.password.get()
 

@@ -3,6 +3,7 @@ deadline, app fixtures against real servers, and PNG screenshots of windows."""
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import shutil
@@ -127,6 +128,11 @@ def make_app(display: str, pump: Pump, tmp_path: Path) -> Iterator[Callable[...,
     for app in apps:
         if not app.closing:
             app.quit()
+    # Tk objects live in reference cycles; collect them here, on the Tk thread: if the garbage
+    # collector ran later in a server thread, Tcl would abort the process (Tcl_AsyncDelete).
+    apps.clear()
+    pump.roots.clear()
+    gc.collect()
 
 
 def screenshot(window: tk.Misc, name: str, also: Optional[Path] = None) -> Path:
