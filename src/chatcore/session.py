@@ -7,6 +7,7 @@ one that makes no progress for ``send_timeout`` seconds, disconnects that client
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import logging
@@ -14,7 +15,7 @@ import selectors
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 from chatcore import protocol
 
@@ -23,6 +24,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _session_ids = itertools.count(1)
+_cork = threading.local()
+
+
+@contextlib.contextmanager
+def corked() -> Iterator[None]:
+    """Within this block, sends made by this thread only queue; each session they touched is
+    written once at the end. Fan-out loops use it to spend one system call per recipient
+    instead of one per frame. Nested blocks flush with the outermost."""
+    if getattr(_cork, "sessions", None) is not None:
+        yield
+        return
+    touched: dict[int, "Session"] = {}
+    _cork.sessions = touched
+    try:
+        yield
+    finally:
+        _cork.sessions = None
+        for session in touched.values():
+            session.push()
 
 
 class Session:
@@ -102,21 +122,39 @@ class Session:
         return True
 
     def _queue_wire(self, wire: bytes) -> None:
-        """Send wire bytes now or add them to the backlog; the session lock is held."""
-        if self._backlog:
-            self._backlog += wire
-            if len(self._backlog) > self._send_buffer:
-                self._overflow = "send buffer full: the client is not reading"
+        """Add wire bytes to the backlog and write them now unless corked; the session lock is held."""
+        was_empty = not self._backlog
+        self._backlog += wire
+        if len(self._backlog) > self._send_buffer:
+            self._overflow = "send buffer full: the client is not reading"
             return
+        scope = getattr(_cork, "sessions", None)
+        if scope is not None:
+            scope[self.id] = self
+        elif was_empty:
+            self._write_backlog()
+
+    def _write_backlog(self) -> None:
+        """Write what the kernel takes now; the flusher waits to write the rest. Lock held."""
         try:
-            sent = self.transport.send_nowait(wire)
+            sent = self.transport.send_nowait(self._backlog)
         except OSError:
             self._overflow = "connection lost while sending"
             return
-        if sent < len(wire):
-            self._backlog += memoryview(wire)[sent:]
+        if sent:
+            del self._backlog[:sent]
+        if self._backlog and not self._stalled_since:
             self._stalled_since = time.monotonic()
             self._flusher.watch(self)
+
+    def push(self) -> None:
+        """Write the backlog a ``corked`` block queued."""
+        with self._lock:
+            if not self._closed and self._backlog:
+                self._write_backlog()
+            problem = self._overflow
+        if problem:
+            self.close(problem)
 
     def wait_drained(self, below: int = 0, timeout: Optional[float] = None) -> bool:
         """Block until at most ``below`` bytes are pending (for streaming senders); False if closed or timed out."""
@@ -124,28 +162,28 @@ class Session:
             self._drained.wait_for(lambda: self._closed or len(self._backlog) <= below, timeout)
             return not self._closed and len(self._backlog) <= below
 
-    def flush(self) -> bool:
-        """Write what the kernel takes from the backlog; True when nothing is left. Flusher only."""
+    def flush(self) -> None:
+        """Write what the kernel takes from the backlog (flusher thread). Once it is empty the
+        flusher stops watching, decided under the session lock so no queued byte is orphaned."""
         with self._lock:
             if self._closed:
-                return True
+                return
             try:
                 sent = self.transport.send_nowait(self._backlog)
             except OSError:
                 sent = -1
             if sent > 0:
                 del self._backlog[:sent]
-                self._stalled_since = time.monotonic()
+                self._stalled_since = time.monotonic() if self._backlog else 0.0
                 self._drained.notify_all()
-            done = not self._backlog
+            if not self._backlog:
+                self._flusher.forget(self)
         if sent < 0:
             self.close("connection lost while sending")
-            return True
-        return done
 
     def stalled_for(self, now: float) -> float:
         """Seconds the backlog has made no progress (0 when empty)."""
-        return now - self._stalled_since if self._backlog else 0.0
+        return now - self._stalled_since if self._stalled_since else 0.0
 
     @property
     def send_timeout(self) -> float:
@@ -216,8 +254,8 @@ class Flusher(threading.Thread):
                         self._wake_r.recv(4096)
                     except BlockingIOError:
                         pass
-                elif key.data.flush():
-                    self.forget(key.data)
+                else:
+                    key.data.flush()
             self._expire(time.monotonic())
 
     def _expire(self, now: float) -> None:

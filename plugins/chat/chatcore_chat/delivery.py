@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
 
@@ -26,6 +27,7 @@ from chatcore_chat.writer import Batch, Operation, Writer
 log = logging.getLogger(__name__)
 STATE_KEY = "chat"  # this plugin's slot in session.state
 READY_KEY = "chat.ready"  # batch scratch: ids of sessions made ready earlier in the same transaction
+IN_FLIGHT = 256  # chat messages one session may have queued for the writer before its reads pause
 Clock = Callable[[], float]
 
 
@@ -56,11 +58,13 @@ class SessionChat:
 
     ready: bool = False
     held: list[Message] = field(default_factory=list)
+    window: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(IN_FLIGHT))
 
 
 def session_state(session: SessionLike) -> SessionChat:
     """The session's delivery state, created on first use (``setdefault`` is atomic)."""
-    return session.state.setdefault(STATE_KEY, SessionChat())
+    state = session.state.get(STATE_KEY)
+    return state if state is not None else session.state.setdefault(STATE_KEY, SessionChat())
 
 
 def event(message: Message, offline: bool = False) -> dict[str, Any]:
@@ -106,9 +110,23 @@ class Relay:
         self._last_ms = max(self._last_ms, now)
         return self._last_ms
 
-    def post(self, origin: SessionLike, sender: str, to: str, text: str) -> "Post":
-        """Queue a message from ``sender`` (on connection ``origin``) to ``to`` (``""`` = everyone)."""
-        return self.writer.submit(Post(self, origin, sender, to, text))  # type: ignore[return-value]
+    def post(self, origin: SessionLike, sender: str, to: str, text: str,
+             ack: Optional[dict[str, Any]] = None, wait: Optional[float] = None) -> "Post":
+        """Queue a message from ``sender`` (on connection ``origin``) to ``to`` (``""`` = everyone).
+
+        With ``ack`` (the ``chat_ack`` fields beyond id and ts), the writer acknowledges to
+        ``origin`` after the commit, so the connection need not wait and can pipeline; at most
+        IN_FLIGHT such posts per session are queued (TimeoutError after ``wait`` seconds).
+        """
+        window = session_state(origin).window if ack is not None else None
+        if window is not None and not window.acquire(timeout=wait):
+            raise TimeoutError("too many messages waiting to be stored")
+        try:
+            return self.writer.submit(Post(self, origin, sender, to, text, ack, window))  # type: ignore[return-value]
+        except BaseException:
+            if window is not None:
+                window.release()
+            raise
 
     def claim(self, session: SessionLike) -> "Claim":
         """Queue delivery of ``session``'s user's offline messages; the session becomes ready."""
@@ -132,12 +150,26 @@ class Relay:
 
 
 class Post(Operation):
-    """Store one message, then deliver it to whoever should get it now."""
+    """Store one message, then acknowledge it (if asked) and deliver it to whoever should get it now."""
 
-    def __init__(self, relay: Relay, origin: SessionLike, sender: str, to: str, text: str) -> None:
+    def __init__(self, relay: Relay, origin: SessionLike, sender: str, to: str, text: str,
+                 ack: Optional[dict[str, Any]] = None, window: Optional[threading.BoundedSemaphore] = None) -> None:
         super().__init__()
         self.relay, self.origin, self.sender, self.to, self.text = relay, origin, sender, to, text
+        self.ack, self.window = ack, window
         self.stored_pending = False
+
+    def _answer(self, reply: dict[str, Any]) -> None:
+        """Acknowledge (or report failure) to the sending connection and free its window slot."""
+        if self.window is not None:
+            self.window.release()
+            self.window = None
+        if self.ack is not None:
+            _send(self.origin, protocol.encode(reply))
+
+    def failed(self, error: BaseException) -> None:
+        self._answer({"type": "error", "command": "chat", "code": "internal_error",
+                      "reason": "the message could not be stored"})
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
         if self.to == GLOBAL_ROOM:
@@ -151,6 +183,7 @@ class Post(Operation):
 
     def after(self, batch: Batch) -> None:
         message: Message = self.result
+        self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
         frame = protocol.encode(event(message))
         if message.broadcast:
             for session in self.relay.directory.authenticated():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from chatcore import CommandError, protocol
+from chatcore.session import corked
 
 from chatcore_chat import store
 from chatcore_chat.delivery import STATE_KEY, Directory, Relay, SessionLike
@@ -25,7 +26,7 @@ from chatcore_chat.writer import StoreClosed, Writer
 log = logging.getLogger(__name__)
 Lookup = Callable[[str], Optional[str]]
 Filter = Callable[[Any, dict[str, Any]], Any]
-COMMIT_TIMEOUT = 30.0  # seconds a chat request waits for its commit before answering an error
+QUEUE_TIMEOUT = 30.0  # seconds a chat request waits for room in its session's in-flight window
 ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields around the text
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 MAX_CLIENT_ID = 128  # characters of an echoed client_id
@@ -55,7 +56,7 @@ class ChatService:
         self.path = directory / store.FILENAME
         conn = store.connect(self.path, settings.synchronous)
         store.create_schema(conn)
-        self.writer = Writer(conn, settings.batch)
+        self.writer = Writer(conn, settings.batch, followups=corked)
         self.writer.start()
         self.readers = ReaderPool(self.path)
         self.relay = Relay(self.writer, sessions, self.clock)
@@ -80,8 +81,9 @@ class ChatService:
 
     # -- commands ------------------------------------------------------------------------------
 
-    def chat(self, session: SessionLike, message: dict[str, Any]) -> dict[str, Any]:
-        """``chat`` {peer, message, client_id?}: store, deliver, acknowledge after the commit."""
+    def chat(self, session: SessionLike, message: dict[str, Any]) -> None:
+        """``chat`` {peer, message, client_id?}: queue for storage; the writer acknowledges
+        (``chat_ack``) and delivers after the commit, so a client may pipeline messages."""
         sender = self._user(session)
         client_id = message.get("client_id")
         if isinstance(client_id, str) and len(client_id) > MAX_CLIENT_ID:
@@ -94,18 +96,13 @@ class ChatService:
         text = draft.get("message")
         if text is not message["message"]:  # a filter replaced it: check the new text too
             self._check_text(text)
-        post = self._relay().post(session, sender, to, text)
-        try:
-            stored = post.wait(COMMIT_TIMEOUT)
-        except (StoreClosed, TimeoutError) as exc:
-            raise CommandError("unavailable", f"the message was not stored: {exc}") from None
-        except Exception:
-            log.exception("storing a chat message failed")
-            raise CommandError("internal_error", "the message could not be stored") from None
-        ack: dict[str, Any] = {"type": "chat_ack", "id": stored.id, "ts": stored.ts, "peer": to}
+        ack: dict[str, Any] = {"peer": to}
         if client_id is not None:
             ack["client_id"] = client_id
-        return ack
+        try:
+            self._relay().post(session, sender, to, text, ack, QUEUE_TIMEOUT)
+        except (StoreClosed, TimeoutError) as exc:
+            raise CommandError("unavailable", f"the message was not stored: {exc}") from None
 
     def get_history(self, session: SessionLike, message: dict[str, Any]) -> dict[str, Any]:
         """``get_history`` {peer, before?, limit?}: the newest page older than ``before`` that fits one frame."""
@@ -158,8 +155,14 @@ class ChatService:
         return session.user
 
     def _resolve(self, peer: str) -> str:
-        """The registered display name for ``peer`` (any case), or an ``unknown_peer`` error."""
-        name = self._lookup(peer) if len(peer) <= 64 else None
+        """The registered display name for ``peer`` (any case), or an ``unknown_peer`` error.
+
+        An online user's name comes from its session, sparing the accounts store a query.
+        """
+        if len(peer) > 64:
+            raise CommandError("unknown_peer", f"no user named {peer[:64]!r}")
+        online = self._relay().directory.of_user(peer)
+        name = next((s.user for s in online if s.user), None) or self._lookup(peer)
         if name is None:
             raise CommandError("unknown_peer", f"no user named {peer[:64]!r}")
         return name

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -58,8 +58,8 @@ class Message:
 
 def iso_utc(ts_ms: int) -> str:
     """Milliseconds since the epoch as ISO 8601 UTC, the form PROTOCOL.md §2.3 asks for."""
-    moment = datetime.fromtimestamp(ts_ms / 1000, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(ts_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def conversation_key(a: str, b: str) -> str:

@@ -9,11 +9,12 @@ a lone operation commits at once. No pluggy, no sessions: operations bring their
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,12 @@ class Batch:
 class Writer(threading.Thread):
     """Owns the writing connection; operations are submitted from any thread."""
 
-    def __init__(self, conn: sqlite3.Connection, batch: int = 100) -> None:
+    def __init__(self, conn: sqlite3.Connection, batch: int = 100,
+                 followups: Callable[[], ContextManager[Any]] = contextlib.nullcontext) -> None:
         super().__init__(name="chat-writer", daemon=True)
         self._conn = conn
         self._batch = max(1, batch)
+        self._followups = followups  # wraps a batch's follow-ups (the service corks sends there)
         self._queue: "queue.Queue[Optional[Operation]]" = queue.Queue()
         self._lock = threading.Lock()
         self._closed = False
@@ -121,11 +124,12 @@ class Writer(threading.Thread):
             return
         for op in ops:
             op.finish()
-        for op in ops:
-            try:
-                op.after(batch)
-            except Exception:  # one bad follow-up never skips the others
-                log.exception("follow-up of %s failed", type(op).__name__)
+        with self._followups():
+            for op in ops:
+                try:
+                    op.after(batch)
+                except Exception:  # one bad follow-up never skips the others
+                    log.exception("follow-up of %s failed", type(op).__name__)
 
     def stop(self) -> None:
         """Finish what is queued, end the thread and close the connection; later submits raise StoreClosed."""
