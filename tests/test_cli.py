@@ -37,9 +37,13 @@ def start_server(cwd: Path, *args: str, **env: str) -> tuple[subprocess.Popen, "
 
 
 def wait_for_line(lines: "queue.Queue[str]", pattern: str) -> re.Match:
+    """The first log line matching ``pattern``; fails listing the lines seen if none comes."""
     seen = []
     while True:
-        line = lines.get(timeout=20)
+        try:
+            line = lines.get(timeout=60)
+        except queue.Empty:
+            raise AssertionError(f"no log line matched {pattern!r}; saw {seen!r}") from None
         seen.append(line)
         match = re.search(pattern, line)
         if match:

@@ -168,5 +168,6 @@ def test_requests_beyond_the_rate_limit_get_rate_limited(make_server, connect):
     errors = [client.expect("error") for _ in range(2)]
     assert {e["code"] for e in errors} == {"rate_limited"}
     assert "at most 0.1 per second" in errors[0]["reason"]
+    assert 0 < errors[0]["retry_after"] <= 10  # seconds until the next request is allowed
     for _ in range(10):  # bulk data commands are bounded by bytes, not by this rate
         assert client.request(command="bulk") == {"type": "bulk"}

@@ -308,9 +308,10 @@ class ChatServer:
             return
         command = self.commands.get(name)
         if (command is None or command.limited) and not session.bucket.take():
-            wait = session.bucket.wait_time()
+            wait = round(session.bucket.wait_time(), 3)
             self._send_error(session, name, "rate_limited",
-                             f"too many requests: at most {self.rate_limit:g} per second; retry in {wait:.1f} s")
+                             f"too many requests: at most {self.rate_limit:g} per second; retry in {wait:.1f} s",
+                             retry_after=wait)
             return
         if command is None:
             self._send_error(session, name, "unknown_command", f"unknown command {name[:64]!r}")
