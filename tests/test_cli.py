@@ -57,6 +57,9 @@ def test_serve_with_no_configuration_then_sigterm_shuts_down_in_order(tmp_path):
         assert (tmp_path / "data").is_dir()
         client = TestClient(("127.0.0.1", port))
         assert client.request(command="ping")["type"] == "pong"
+        created = [path for path in (tmp_path / "data").rglob("*")]
+        assert len(created) >= 5  # plugin folders, their databases, the TLS key and certificate
+        assert {oct(path.stat().st_mode & 0o777) for path in created} <= {"0o600", "0o700"}
         process.send_signal(signal.SIGTERM)
         for expected in SHUTDOWN_ORDER:
             wait_for_line(lines, re.escape(expected))

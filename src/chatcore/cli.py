@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -39,6 +40,7 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     from chatcore.server import ChatServer
 
     raise_open_file_limit()
+    os.umask(0o077)  # every file the server and its plugins create is private to this account
     overrides = {name: value for name, value in (("CHATCORE_HOST", args.host), ("SERVER_PORT", args.port),
                                                  ("STORAGE_DIR", args.data_dir)) if value is not None}
     server = ChatServer(config.with_overrides(**overrides) if overrides else config)
