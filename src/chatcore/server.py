@@ -132,6 +132,7 @@ class ChatServer:
         if self._listener is not None:
             self._listener.close()
         with self._threads_lock:
+            threads = list(self._threads)  # before disconnecting: the threads may end at once
             for sock in self._connecting:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
@@ -143,11 +144,9 @@ class ChatServer:
         for session in sessions:
             session.send_frame(notice)
             session.close()
-        with self._threads_lock:
-            threads = list(self._threads)
-        timeout = self.config.get(settings.SHUTDOWN_TIMEOUT)
-        for thread in threads:
-            thread.join(timeout)
+        deadline = time.monotonic() + self.config.get(settings.SHUTDOWN_TIMEOUT)
+        for thread in threads:  # one deadline for all, not a timeout each
+            thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in threads if t.is_alive()]
         if alive:
             log.warning("shutdown: %d connection thread(s) did not end: %s", len(alive), ", ".join(alive))
