@@ -10,6 +10,7 @@ writes bench/results/latest.json and bench/results/latency.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -46,6 +47,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="sample the server with py-spy during the relay runs (slows it down)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline relay (no ratios)")
     parser.add_argument("--pythonpath", help="run chatcore from these paths (to try a change in a copy)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a size from load/sizes.py, e.g. --set connections=2000")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     return parser.parse_args(argv)
 
@@ -78,8 +81,14 @@ def main(argv: list[str]) -> int:
                             "python": platform.python_version(), "cpus": os.cpu_count(),
                             "loadavg_before": os.getloadavg(), "profile": args.profile,
                             "pythonpath": args.pythonpath}
+    sizes = QUICK if args.quick else FULL
+    for item in args.set:
+        key, _, value = item.partition("=")
+        current = getattr(sizes, key)
+        parsed = tuple(int(v) for v in value.split(",")) if isinstance(current, tuple) else type(current)(value)
+        sizes = dataclasses.replace(sizes, **{key: parsed})
     pool = Pool(args.workers)
-    h = Harness(pool, QUICK if args.quick else FULL, args.out, args.profile, args.pythonpath)
+    h = Harness(pool, sizes, args.out, args.profile, args.pythonpath)
     meta["sizes"] = {k: v for k, v in vars(h.sizes).items()}
     results: dict[str, Any] = {}
     runners: dict[str, Callable[[Harness, str], dict[str, Any]]] = {

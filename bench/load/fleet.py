@@ -49,7 +49,8 @@ class Fleet:
                 "failures": [f for r in replies for f in r["failures"]][:10],
                 "login_wait_p50_ms": 1000 * sorted(waits)[len(waits) // 2] if waits else None,
                 "login_wait_max_ms": 1000 * max(r["login_wait_max"] or 0 for r in replies),
-                "nofile": min(r["nofile"] for r in replies)}
+                "nofile": min(r["nofile"] for r in replies), "frames": sum(r["frames"] for r in replies),
+                "ready_names": sorted(n for r in replies for n in r["ready_names"])}
 
     def quiet(self, idle: float = 1.0, timeout: float = 120.0) -> dict[str, Any]:
         """Read everything the server still sends until it has been silent for ``idle`` seconds."""
@@ -57,16 +58,20 @@ class Fleet:
         return {"frames": sum(r["frames"] for r in replies), "bytes": sum(r["bytes"] for r in replies),
                 "seconds": max(r["elapsed"] for r in replies), "disconnects": sum(r["disconnects"] for r in replies)}
 
-    def mode(self, decode: Sequence[str] = (), count: Sequence[str] = (), sample: Optional[int] = None) -> None:
-        d, c = self.split(decode), self.split(count)
-        self.pool.call("mode", [{"decode": d[i], "count": c[i]} for i in range(len(self.pool))], sample=sample)
+    def mode(self, decode: Sequence[str] = (), count: Sequence[str] = (), sample: Optional[int] = None,
+             ignore: Sequence[str] = ()) -> None:
+        """Which clients decode everything, which only count frames (sampling 1 in ``sample``),
+        which are left out of delivery counts."""
+        d, c, g = self.split(decode), self.split(count), self.split(ignore)
+        self.pool.call("mode", [{"decode": d[i], "count": c[i], "ignore": g[i]} for i in range(len(self.pool))],
+                       sample=sample)
 
-    def run(self, senders: Sequence[tuple[str, str]], warmup: float, measure: float, drain: float,
+    def run(self, senders: Sequence[tuple[str, ...]], warmup: float, measure: float, drain: float,
             window: int = 0, rate: float = 0.0, text_size: int = 64) -> dict[str, Any]:
-        """Run traffic on every worker at once and add up what they counted."""
-        parts: list[list[tuple[str, str]]] = [[] for _ in range(len(self.pool))]
-        for name, peer in senders:
-            parts[self.where[name]].append((name, peer))
+        """Run traffic from (name, peer[, text size]) on every worker at once and add up what they counted."""
+        parts: list[list[tuple[str, str, int]]] = [[] for _ in range(len(self.pool))]
+        for name, peer, *size in senders:
+            parts[self.where[name]].append((name, peer, size[0] if size else 0))
         total = max(1, len(senders))
         start = time.monotonic() + 0.3
         args = [{"senders": p, "rate": rate * len(p) / total} for p in parts]

@@ -67,11 +67,13 @@ class Harness:
         if not self.profile:
             return None
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.results_dir.mkdir(parents=True, exist_ok=True)
         out = self.results_dir / f"profile-{name}.txt"
         self.log(f"profiling {server.name} for {seconds:g} s -> {out}")
-        return subprocess.Popen([spy, "record", "--pid", str(server.pid), "--duration", str(int(seconds)),
-                                 "--rate", "250", "--nonblocking", "--threads", "--format", "raw", "-o", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.results_dir / f"profile-{name}.log", "w") as log:
+            return subprocess.Popen([spy, "record", "--pid", str(server.pid), "--duration", str(int(seconds)),
+                                     "--rate", "100", "--nonblocking", "--format", "raw", "-o", str(out)],
+                                    stdout=log, stderr=subprocess.STDOUT)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)

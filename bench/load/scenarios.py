@@ -10,6 +10,8 @@ from load.fleet import Fleet
 from load.harness import Harness, sampler, users
 from load.proc import settle
 
+FLOOD_TEXT = 3900  # characters per message written to the stalled client (the limit is 4,000)
+
 
 def connections(h: Harness, target: str) -> dict[str, Any]:
     """Authenticated idle connections: how many, RSS each, time to log in all, a message still gets through."""
@@ -19,24 +21,29 @@ def connections(h: Harness, target: str) -> dict[str, Any]:
     try:
         rss0 = server.rss_kib()
         h.log(f"{target}: connecting and logging in {n} clients")
+        cpu0, lg0 = server.cpu(), sum(fleet.cpu())
         conn = fleet.connect(users("idle", n), h.sizes.connect_concurrency, h.sizes.connect_timeout)
-        h.log(f"{target}: {conn['ready']}/{n} logged in after {conn['seconds']:.1f} s; draining presence events")
-        storm = fleet.quiet(idle=2.0, timeout=h.sizes.connect_timeout)
-        settle(server, timeout=60)
+        cpu1, lg1 = server.cpu(), sum(fleet.cpu())
+        h.log(f"{target}: {conn['ready']}/{n} logged in after {conn['seconds']:.1f} s (server {cpu1 - cpu0:.1f} "
+              f"CPU-s, load generators {lg1 - lg0:.1f} CPU-s); draining presence events")
+        storm = fleet.quiet(idle=2.0, timeout=h.sizes.quiet_timeout)
+        settle(server, timeout=30)
         status = server.status()
         rss1 = status.get("VmRSS", 0)
-        names = users("idle", n)
+        names = conn["ready_names"]
         private = fleet.probe(names[0], names[-1], [names[-1]])
         everyone = fleet.probe(names[1], "", names[:1] + names[2:], timeout=60)
         h.log(f"{target}: private probe {private}, broadcast probe delivered {everyone['delivered']}/{everyone['expected']}")
         out = {"held": conn["ready"], "asked": n, "login_all_s": conn["seconds"], "timed_out": conn["timed_out"],
                "failures": conn["failures"], "login_wait_p50_ms": conn["login_wait_p50_ms"],
-               "presence_frames": storm["frames"], "presence_s": storm["seconds"],
+               "presence_frames": conn["frames"] + storm["frames"], "presence_s": conn["seconds"] + storm["seconds"],
                "rss_before_kib": rss0, "rss_after_kib": rss1, "threads": status.get("Threads"),
                "kib_per_conn": (rss1 - rss0) / max(1, conn["ready"]),
                "probe_private_delivered": private["delivered"], "probe_private_ms": private["slowest_ms"],
                "probe_broadcast_delivered": everyone["delivered"], "probe_broadcast_expected": everyone["expected"],
-               "probe_broadcast_slowest_ms": everyone["slowest_ms"], "loadgen_nofile": conn["nofile"]}
+               "probe_broadcast_slowest_ms": everyone["slowest_ms"], "loadgen_nofile": conn["nofile"],
+               "connect_server_cpu_s": cpu1 - cpu0, "connect_loadgen_cpu_s": lg1 - lg0,
+               "presence_drained": storm["seconds"] < h.sizes.quiet_timeout}
     finally:
         out_stop = h.finish(server, fleet, graceful=target == "baseline")
     out.update(out_stop)
@@ -138,40 +145,46 @@ def latency(h: Harness, fleet: Fleet, server: Any, online: list[str], target: st
 
 
 def slow(h: Harness, target: str) -> dict[str, Any]:
-    """One client stops reading while others chat: the others' delivery rate and server memory."""
+    """One client stops reading while others chat (and a few keep writing to it): the others'
+    delivery rate and server memory before, during and after."""
     s = h.sizes
     server = h.start(target)
     fleet = Fleet(h.pool, server.port)
     rss = sampler(server)
     try:
-        online = users("slow", 2 * s.slow_pairs + 2)
+        online = users("slow", 2 * s.slow_pairs + s.slow_flooders + 1)
         fleet.connect(online, s.connect_concurrency, s.connect_timeout)
         fleet.quiet(idle=1.0, timeout=60)
-        flooder, victim = online[-2], online[-1]
-        p = pairs(online[:-2]) + [(flooder, victim)]
-        fleet.mode(decode=[a for a, _ in p], count=[b for _, b in p], sample=s.sample)
-        before = fleet.run(p, 1.0, s.measure / 2, 1.0, window=s.relay_window, text_size=1000)
+        victim = online[-1]
+        flooders = online[2 * s.slow_pairs:-1]
+        others = pairs(online[:2 * s.slow_pairs])
+        flood = [(f, victim, FLOOD_TEXT) for f in flooders]
+        fleet.mode(decode=[a for a, _ in others] + flooders, count=[b for _, b in others], ignore=[victim],
+                   sample=s.sample)
+        before = run(fleet, server, others + flood, 1.0, s.measure / 2, 1.0, window=s.relay_window)
         rss_before = server.rss_kib()
         fleet.reading([victim], False)
         t_stall = time.monotonic()
-        h.log(f"{target}: {victim} stops reading; others at {before['delivered_per_s']:.0f}/s before")
-        during = fleet.run(p, 0.5, s.slow_stalled, 1.0, window=s.relay_window, text_size=1000)
+        h.log(f"{target}: {victim} stops reading ({len(flooders)} clients keep writing to it); "
+              f"{before['delivered_per_s']:.0f}/s delivered before")
+        during = run(fleet, server, others + flood, 0.5, s.slow_stalled, 1.0, window=s.relay_window)
         rss_during = rss.peak(since=t_stall)
-        after = fleet.run(p[:-1], 0.5, s.measure / 2, 1.0, window=s.relay_window, text_size=1000)
+        after = run(fleet, server, others, 0.5, s.measure / 2, 1.0, window=s.relay_window)
         still_open = fleet.alive([victim], timeout=10)
-        h.log(f"{target}: during {during['delivered_per_s']:.0f}/s, after {after['delivered_per_s']:.0f}/s; "
-              f"RSS {rss_before} -> peak {rss_during} KiB; stalled client still connected: {bool(still_open)}")
         rss.stop()
-        others_before = before["delivered_per_s"] * len(p[:-1]) / len(p)
-        return {"before_per_s": before["delivered_per_s"], "during_per_s": during["delivered_per_s"],
-                "after_per_s": after["delivered_per_s"], "others_before_per_s": others_before,
-                "rss_before_kib": rss_before, "rss_peak_during_kib": rss_during, "rss_after_kib": server.rss_kib(),
-                "stalled_client_disconnected": not still_open, "pairs": len(p) - 1,
-                "errors": before["errors"] + during["errors"] + after["errors"],
-                **h.finish(server, fleet)}
-    except BaseException:
-        h.finish(server, fleet)
-        raise
+        out = {"before_per_s": before["delivered_per_s"], "during_per_s": during["delivered_per_s"],
+               "after_per_s": after["delivered_per_s"], "flood_frames_before_per_s": before["acked_per_s"] - before["delivered_per_s"],
+               "rss_before_kib": rss_before, "rss_peak_during_kib": rss_during, "rss_after_kib": server.rss_kib(),
+               "stalled_client_disconnected": not still_open, "pairs": len(others), "flooders": len(flooders),
+               "errors": before["errors"] + during["errors"] + after["errors"],
+               "cpu": [before["cpu_note"], during["cpu_note"], after["cpu_note"]]}
+        h.log(f"{target}: others during {out['during_per_s']:.0f}/s, after {out['after_per_s']:.0f}/s; RSS "
+              f"{rss_before} -> peak {rss_during} KiB; stalled client disconnected: {not still_open}")
+    finally:
+        rss.stop()
+        stopped = h.finish(server, fleet)
+    out.update(stopped)
+    return out
 
 
 def files(h: Harness, target: str) -> dict[str, Any]:

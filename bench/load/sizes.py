@@ -11,7 +11,8 @@ class Sizes:
 
     connections: int = 10_000
     connect_concurrency: int = 400
-    connect_timeout: float = 240.0
+    connect_timeout: float = 150.0
+    quiet_timeout: float = 60.0
     login_cost_users: int = 40
     relay_clients: int = 1000
     relay_window: int = 4
@@ -23,6 +24,7 @@ class Sizes:
     measure: float = 8.0
     drain: float = 3.0
     slow_pairs: int = 100
+    slow_flooders: int = 8
     slow_stalled: float = 15.0  # longer than CHATCORE_SEND_TIMEOUT (10 s)
     file_mib: int = 200
     sample: int = 8  # decode 1 in N frames of counting connections
@@ -30,6 +32,6 @@ class Sizes:
 
 
 FULL = Sizes()
-QUICK = Sizes(connections=500, connect_concurrency=100, connect_timeout=60.0, login_cost_users=8,
+QUICK = Sizes(connections=500, connect_concurrency=100, connect_timeout=60.0, quiet_timeout=20.0, login_cost_users=8,
               relay_clients=200, broadcast_clients=(50, 200), broadcast_senders=2, rates=(200, 1000),
-              warmup=1.0, measure=3.0, drain=1.5, slow_pairs=20, slow_stalled=12.0, file_mib=20)
+              warmup=1.0, measure=3.0, drain=1.5, slow_pairs=20, slow_flooders=4, slow_stalled=12.0, file_mib=20)

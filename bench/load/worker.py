@@ -37,7 +37,7 @@ class Conn:
     """One client connection and its buffers."""
 
     __slots__ = ("sock", "fd", "name", "rbuf", "wbuf", "decode", "state", "started", "outstanding",
-                 "reading", "closed", "peer", "sent", "events")
+                 "reading", "closed", "peer", "sent", "events", "pad", "tally")
 
     def __init__(self, sock: socket.socket, name: str) -> None:
         self.sock = sock
@@ -54,6 +54,8 @@ class Conn:
         self.peer = ""
         self.sent = 0
         self.events = 0
+        self.pad = ""
+        self.tally = True  # count what it receives as deliveries
 
 
 class Phase:
@@ -217,7 +219,7 @@ class Worker:
         kind = msg.get("type")
         now = time.monotonic_ns()
         if kind in ("private_message", "broadcast_message"):
-            if self.measuring[0]:
+            if self.measuring[0] and conn.tally:
                 self.phase.delivered += 1
             text = msg.get("message", "")
             if text.startswith("T") and self.measuring[0]:
@@ -291,6 +293,7 @@ class Worker:
         """Connect and log in every name (at most ``concurrency`` logins in flight)."""
         self.register, self.decode_after_login = register, decode_after
         self.login_waits, self.failures = [], []
+        frames0 = self.frames
         start = time.monotonic()
         todo = list(reversed(names))
         pending: list[Conn] = []
@@ -306,13 +309,15 @@ class Worker:
         waits = sorted(self.login_waits)
         return {"ready": ready, "asked": len(names), "elapsed": elapsed, "failures": self.failures[:10],
                 "timed_out": bool(todo or pending), "login_wait_p50": waits[len(waits) // 2] if waits else None,
-                "login_wait_max": waits[-1] if waits else None, "nofile": self.nofile}
+                "login_wait_max": waits[-1] if waits else None, "nofile": self.nofile,
+                "frames": self.frames - frames0,
+                "ready_names": [n for n in names if self.conns.get(n) and self.conns[n].state == "ready"]}
 
     # -- traffic -------------------------------------------------------------------------------
 
     def send_chat(self, conn: Conn, marker: str = "T") -> None:
         """Send one chat message to ``conn.peer`` whose text starts with the send time."""
-        text = f"{marker}{time.monotonic_ns()} " + self.pad
+        text = f"{marker}{time.monotonic_ns()} " + (conn.pad or self.pad)
         conn.wbuf += self.frame({"command": "chat", "peer": conn.peer, "message": text})
         self.dirty.add(conn)
         conn.outstanding += 1
@@ -320,8 +325,12 @@ class Worker:
         self.phase.sent += 1
 
     def op_mode(self, decode: Optional[list[str]] = None, count: Optional[list[str]] = None,
-                sample: Optional[int] = None) -> dict[str, Any]:
-        """Set which connections decode every frame and how often counting ones are sampled."""
+                sample: Optional[int] = None, ignore: Optional[list[str]] = None) -> dict[str, Any]:
+        """Set which connections decode every frame, how often counting ones are sampled, and
+        which ones (decoding) are left out of the delivery count."""
+        for name in ignore or ():
+            self.conns[name].decode = True
+            self.conns[name].tally = False
         for name in decode or ():
             self.conns[name].decode = True
         for name in count or ():
@@ -331,16 +340,17 @@ class Worker:
         return {"ok": True}
 
     def op_run(self, start: float, warmup: float, measure: float, drain: float,
-               senders: list[tuple[str, str]], window: int = 0, rate: float = 0.0,
+               senders: list[tuple[str, str, int]], window: int = 0, rate: float = 0.0,
                text_size: int = 64) -> dict[str, Any]:
-        """Traffic from ``senders`` (name, peer): closed loop with ``window`` messages in flight
+        """Traffic from ``senders`` (name, peer, text size or 0 for ``text_size``): closed loop with ``window`` messages in flight
         each, or open loop at ``rate`` msg/s over this worker's senders; counts in the window."""
         self.phase = Phase()
         self.pad = "x" * max(0, text_size - 21)
-        conns = [self.conns[name] for name, _ in senders if self.conns.get(name) and not self.conns[name].closed]
-        for (name, peer) in senders:
+        conns = [self.conns[name] for name, *_ in senders if self.conns.get(name) and not self.conns[name].closed]
+        for (name, peer, size) in senders:
             if name in self.conns:
                 self.conns[name].peer = peer
+                self.conns[name].pad = "x" * max(0, size - 21) if size else ""
                 self.conns[name].decode = True
                 self.conns[name].outstanding = 0
         t_measure = start + warmup
@@ -395,7 +405,7 @@ class Worker:
         conn = self.conns[sender]
         conn.peer = peer
         conn.decode = True
-        self.pad = "probe"
+        conn.pad = "probe"
         self.send_chat(conn, marker="P")
         start = time.monotonic()
         while conn.outstanding > 0 and time.monotonic() - start < timeout:
