@@ -93,13 +93,15 @@ class TestClient:
         raise AssertionError(f"expected {type_} {fields or ''} within {wait:g} s"
                              f"{' (connection closed)' if self.eof else ''}; received: {self.backlog!r}")
 
-    def request(self, payload: Any = None, /, *, reply: Optional[str] = None, **fields: Any) -> dict[str, Any]:
+    def request(self, payload: Any = None, /, *, reply: Types = None, **fields: Any) -> dict[str, Any]:
         """Send a command and return its reply: a message of type ``reply`` if given, else the
-        first whose type is the command's name, ``<command>_result``, ``pong`` (for ping) or ``error``."""
+        first whose type is the command's name, ``<command>_result``, ``pong`` (for ping) or ``error``.
+        ``reply`` may name several types."""
         payload = dict(fields) if payload is None else payload
         self.send(payload)
         command = payload.get("command", payload.get("type"))
-        return self.expect(reply or (command, f"{command}_result", "pong" if command == "ping" else "error", "error"))
+        default = (command, f"{command}_result", "error") + (("pong",) if command == "ping" else ())
+        return self.expect(reply or default)
 
     def sync(self) -> list[Any]:
         """Round-trip a ``ping`` and return (and clear) everything that arrived before its ``pong``.

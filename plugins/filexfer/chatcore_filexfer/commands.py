@@ -26,10 +26,12 @@ Reply = Optional[dict[str, Any]]
 Handler = Callable[["Session", dict[str, Any]], Reply]
 MAX_NAME = 64  # a username is at most 32 characters; longer peers are not looked up
 MAX_LEGACY_FIELD = 1024  # characters of a legacy md5/size string that are forwarded
+MAX_CLIENT_ID = 128  # characters of a client's request id echoed back
 
 # Every command: the fields the core type-checks before calling FileCommands.<name>.
 COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
-    "file_upload": {"fields": {"peer": str, "filename": str, "size": int, "sha256": str}},
+    "file_upload": {"fields": {"peer": str, "filename": str, "size": int, "sha256": str},
+                    "optional": {"client_id": str}},
     # bulk data, bounded by bytes (chunk size, quota), not by the per-session request rate
     "file_chunk": {"fields": {"upload_id": str, "offset": int, "data": str}, "limited": False},
     "file_upload_done": {"fields": {"upload_id": str}},
@@ -43,18 +45,19 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def replies_errors(command: str) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
-    """Turn a TransferError into ``error`` {command, code, reason, ...extra} (the core's
-    CommandError carries no extra fields such as the offset to resume from)."""
-    def decorate(handler: Callable[..., Reply]) -> Callable[..., Reply]:
-        @functools.wraps(handler)
-        def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
-            try:
-                return handler(self, session, message)
-            except TransferError as exc:
-                return {"type": "error", "command": command, "code": exc.code, "reason": exc.reason, **exc.extra}
-        return wrapper
-    return decorate
+def replies_errors(handler: Callable[..., Reply]) -> Callable[..., Reply]:
+    """Turn a TransferError into the core's ``error`` reply with its extra fields (the offset
+    to resume from, the limit that was hit), echoing the request's ``client_id`` if it had one."""
+    @functools.wraps(handler)
+    def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
+        try:
+            return handler(self, session, message)
+        except TransferError as exc:
+            extra = dict(exc.extra)
+            if isinstance(message.get("client_id"), str):
+                extra["client_id"] = message["client_id"][:MAX_CLIENT_ID]
+            raise CommandError(exc.code, exc.reason, **extra) from None
+    return wrapper
 
 
 class FileCommands:
@@ -105,7 +108,7 @@ class FileCommands:
 
     # -- store and forward (PROTOCOL.md §2.4) -----------------------------------------------
 
-    @replies_errors("file_upload")
+    @replies_errors
     def file_upload(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Offer a file to a registered user: a new upload, or the unfinished one to resume."""
         assert session.user is not None
@@ -115,18 +118,21 @@ class FileCommands:
         self.sweep()
         entry, held = self.service.offer(session.user, recipient, message["filename"], message["size"],
                                          message["sha256"])
-        return {"type": "file_upload_ready", "upload_id": entry.upload_id, "offset": held,
-                "chunk_size": self.service.limits.chunk_size, "peer": entry.recipient,
-                "filename": entry.filename, "size": entry.size}
+        ready = {"type": "file_upload_ready", "upload_id": entry.upload_id, "offset": held,
+                 "chunk_size": self.service.limits.chunk_size, "peer": entry.recipient,
+                 "filename": entry.filename, "size": entry.size}
+        if "client_id" in message:  # lets a client with several offers in flight match the reply
+            ready["client_id"] = message["client_id"][:MAX_CLIENT_ID]
+        return ready
 
-    @replies_errors("file_chunk")
+    @replies_errors
     def file_chunk(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Store one chunk; silent on success (the sender streams chunks without waiting)."""
         assert session.user is not None
         self.service.write_chunk(session.user, message["upload_id"], message["offset"], message["data"])
         return None
 
-    @replies_errors("file_upload_done")
+    @replies_errors
     def file_upload_done(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Verify the upload and offer the file to its recipient now (or at their next login)."""
         assert session.user is not None
@@ -134,7 +140,7 @@ class FileCommands:
         self._to_user(entry.recipient, {"type": "file_offer", **offer_fields(entry)})
         return {"type": "file_uploaded", "upload_id": entry.upload_id, "file_id": entry.file_id}
 
-    @replies_errors("file_cancel")
+    @replies_errors
     def file_cancel(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The sender withdraws an upload or a file its recipient has not taken yet."""
         assert session.user is not None
@@ -145,7 +151,7 @@ class FileCommands:
                                             "peer": entry.sender})
         return {"type": "file_cancel_result", "upload_id": entry.upload_id, "file_id": entry.file_id}
 
-    @replies_errors("file_list")
+    @replies_errors
     def file_list(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The files waiting for the user, oldest first, as many as fit one frame (then ``has_more``;
         ask again with ``after`` = the last file_id received)."""
@@ -168,7 +174,7 @@ class FileCommands:
             reply["files"].append(fields)
         return reply
 
-    @replies_errors("file_download")
+    @replies_errors
     def file_download(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Start streaming a file (from ``offset`` to resume) in its own thread; no reply here."""
         assert session.user is not None
@@ -178,7 +184,7 @@ class FileCommands:
                                 file_id=entry.file_id)
         return None
 
-    @replies_errors("file_decline")
+    @replies_errors
     def file_decline(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The recipient refuses a file: delete it and tell the sender."""
         assert session.user is not None
@@ -188,7 +194,7 @@ class FileCommands:
                                      "upload_id": entry.upload_id, "peer": entry.recipient})
         return {"type": "file_decline_result", "file_id": entry.file_id}
 
-    @replies_errors("file_received")
+    @replies_errors
     def file_received(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The recipient confirms it holds the whole file: delete the spool copy now (no reply)."""
         assert session.user is not None

@@ -328,3 +328,16 @@ def test_the_recipient_keeps_talking_while_a_download_streams(start, login_as, w
     bob.expect("pong", nonce="during")
     received, end = wire.receive(bob, file_id)
     assert received == data and end is not None
+
+
+def test_an_offer_echoes_its_client_id_in_the_reply_and_in_errors(start, login_as, wire) -> None:
+    server, _ = start()
+    login_as(server, "bob")
+    ann = login_as(server, "ann")
+    data = os.urandom(100)
+    ready = ann.request(command="file_upload", peer="bob", filename="a.txt", size=len(data),
+                        sha256=wire.sha(data), client_id="offer-1", reply=("file_upload_ready", "error"))
+    assert (ready["type"], ready["client_id"]) == ("file_upload_ready", "offer-1")
+    refused = ann.request(command="file_upload", peer="nobody", filename="b.txt", size=1,
+                          sha256=wire.sha(b"x"), client_id="offer-2")
+    assert (refused["code"], refused["client_id"], refused["command"]) == ("unknown_peer", "offer-2", "file_upload")
