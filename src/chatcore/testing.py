@@ -2,7 +2,8 @@
 
 Fixtures: ``make_server(plugins=[...])`` starts a server with exactly those installed
 plugins (plus any plugin objects given as ``extra``) in a temporary data directory and stops
-it after the test; ``connect(server)`` opens a ``TestClient`` to it.
+it after the test; ``connect(server)`` opens a ``TestClient`` to it; ``clock`` is a
+``FakeClock`` to hand to a plugin instead of the real time.
 """
 
 from __future__ import annotations
@@ -157,6 +158,26 @@ def server_config(data_dir: Path, plugins: Sequence[str], env: Optional[Mapping[
 
 
 MakeServer = Callable[..., ChatServer]
+
+
+class FakeClock:
+    """A clock that moves only when the test says so: give it to a plugin to test expiry,
+    throttling or retention without sleeping."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fresh ``FakeClock`` for the test."""
+    return FakeClock()
 
 
 @pytest.fixture

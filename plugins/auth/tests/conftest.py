@@ -15,22 +15,7 @@ from chatcore.testing import TestClient
 PASSWORD = "correct horse battery"
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand (throttling without sleeping)."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -18,18 +18,6 @@ FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY
              "CHATCORE_RATE_LIMIT": "1000000", "CHATCORE_RATE_BURST": "1000000"}
 
 
-class FakeClock:
-    """A wall clock the test moves by hand (retention without sleeping)."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 @pytest.fixture
 def chat_server(make_server: Callable[..., ChatServer]) -> Callable[..., ChatServer]:
@@ -135,7 +123,3 @@ def settle() -> Callable[..., list]:
     return wait
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    """A hand-moved wall clock for ``ChatPlugin(clock=...)``."""
-    return FakeClock()

@@ -11,29 +11,14 @@ from typing import Any, Callable, Mapping, Optional
 import pytest
 
 from chatcore.server import ChatServer
-from chatcore.testing import TestClient
+from chatcore.testing import FakeClock, TestClient
 from chatcore_filexfer.plugin import FilexferPlugin
 
 PASSWORD = "correct horse battery"
 CHUNK = 32 * 1024
 
 
-class FakeClock:
-    """Wall-clock seconds that move only when the test says so (expiry without sleeping)."""
 
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
