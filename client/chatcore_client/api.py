@@ -22,7 +22,8 @@ from chatcore_client.pinning import AskTrust, PinStore
 from chatcore_client.transfers import Download, ProgressFn, TransferFailed, Transfers, Upload
 
 DEFAULT_TIMEOUT = 10.0
-RATE_PAUSE = 0.05  # seconds before retrying a rate_limited chat, growing with each refusal
+RATE_PAUSE = 0.05  # seconds before retrying a rate_limited chat when the server gives no retry_after
+RETRY_MARGIN = 0.02  # added to retry_after so the retry is not refused again
 CLIENT_NAME = f"chatcore-client/{__version__}"
 _ids = itertools.count(1)
 Types = Union[str, Sequence[str]]
@@ -94,6 +95,9 @@ class ChatClient:
         self.user: Optional[str] = None
         self.closed_reason: Optional[str] = None
         self.transfers = Transfers(self.send)
+        self.rate_limited = 0  # rate_limited refusals seen by ``chat`` (each waits the server's retry_after)
+        self._dial: Optional[Callable[[], Connection]] = None
+        self._credentials: Optional[tuple[str, str]] = None
         connection.start(self.events)
 
     @classmethod
@@ -101,7 +105,10 @@ class ChatClient:
                 tls: str = "auto", ca_context: Optional[ssl.SSLContext] = None, hello: bool = True,
                 events: Optional["queue.Queue[Any]"] = None) -> "ChatClient":
         """Open a connection (see ``connection.open_connection``) and say ``hello``."""
-        client = cls(open_connection(host, port, pins=pins, ask=ask, tls=tls, ca_context=ca_context), events)
+        def dial() -> Connection:
+            return open_connection(host, port, pins=pins, ask=ask, tls=tls, ca_context=ca_context)
+        client = cls(dial(), events)
+        client._dial = dial
         if hello:
             client.hello()
         return client
@@ -116,17 +123,19 @@ class ChatClient:
         """Send one command, a dict or keyword fields, without waiting (thread-safe)."""
         self.connection.send(dict(fields) if command is None else command)
 
-    def _next(self, deadline: float) -> dict[str, Any]:
-        """The next message from the connection; Closed or TimeoutError otherwise."""
+    def _next(self, deadline: float) -> Optional[dict[str, Any]]:
+        """The next message from the connection (None for one to skip); Closed or TimeoutError otherwise."""
         if self.closed_reason is not None:
             raise Closed(self.closed_reason)
         try:
             event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             raise TimeoutError("no reply from the server in time") from None
+        if event.connection is not self.connection or (isinstance(event, Received) and event.connection.requested):
+            return None  # an earlier connection's, or read after we closed it: not to be trusted as complete
         if isinstance(event, Disconnected):
             self.closed_reason = event.reason
-            self.transfers.abort_all(event.reason)
+            self.transfers.suspend_all()  # kept for reconnect(); abandoned with the client otherwise
             raise Closed(event.reason)
         assert isinstance(event, Received)
         return event.message
@@ -145,6 +154,8 @@ class ChatClient:
         deadline = time.monotonic() + timeout
         while True:
             message = self._next(deadline)
+            if message is None:
+                continue
             if fits(message):
                 return message
             self.backlog.append(message)
@@ -173,7 +184,7 @@ class ChatClient:
         self.server = ServerInfo(self.request("hello", ["hello"], client=CLIENT_NAME, protocol=2))
         return self.server
 
-    def _credentials(self, command: str, username: str, password: str) -> dict[str, Any]:
+    def _authenticate(self, command: str, username: str, password: str) -> dict[str, Any]:
         result = self.request(command, [f"{command}_result"], username=username, password=password)
         if result.get("response") != "ok":
             raise ServerError("fail", str(result.get("reason") or f"{command} failed"), result)
@@ -181,13 +192,28 @@ class ChatClient:
 
     def register(self, username: str, password: str) -> dict[str, Any]:
         """Create an account; ServerError carries the server's reason on failure."""
-        return self._credentials("register", username, password)
+        return self._authenticate("register", username, password)
 
     def login(self, username: str, password: str) -> dict[str, Any]:
         """Log in; ServerError carries the server's reason on failure."""
-        result = self._credentials("login", username, password)
+        result = self._authenticate("login", username, password)
         self.user = str(result.get("username") or username)
+        self._credentials = (username, password)
         return result
+
+    def reconnect(self) -> None:
+        """Connect again to the same server (say hello, log in again) and resume paused transfers."""
+        if self._dial is None:
+            raise Closed("this client was not made by ChatClient.connect and cannot reconnect")
+        if not self.connection.closed:
+            self.connection.close()
+        self.connection = self._dial()
+        self.closed_reason = None
+        self.connection.start(self.events)
+        self.hello()
+        if self._credentials is not None:
+            self.login(*self._credentials)
+        self.transfers.resume_all()
 
     def users(self) -> list[str]:
         """The users online now, except this one."""
@@ -198,8 +224,8 @@ class ChatClient:
     def chat(self, peer: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         """Send a message (``peer`` ``""`` = the global room) and return its ``chat_ack``.
 
-        A ``rate_limited`` refusal is retried after a short pause (the server's token bucket
-        refills continuously), so scripts can send as fast as the server allows.
+        A ``rate_limited`` refusal is retried after the ``retry_after`` seconds the server names,
+        so scripts can send as fast as the server allows.
         """
         deadline = time.monotonic() + timeout
         pause = threading.Event()
@@ -211,9 +237,12 @@ class ChatClient:
                                                                               and m.get("command") == "chat"))
             if reply["type"] == "chat_ack":
                 return reply
-            if reply.get("code") != "rate_limited" or time.monotonic() > deadline:
+            retry = reply.get("retry_after")
+            wait = float(retry) + RETRY_MARGIN if isinstance(retry, (int, float)) else RATE_PAUSE * (attempt + 1)
+            if reply.get("code") != "rate_limited" or time.monotonic() + wait > deadline:
                 raise ServerError(str(reply.get("code")), str(reply.get("reason")), reply)
-            pause.wait(min(RATE_PAUSE * (attempt + 1), 1.0))
+            self.rate_limited += 1
+            pause.wait(wait)
         raise AssertionError("unreachable")
 
     def history(self, peer: str = "", before: Optional[int] = None, limit: Optional[int] = None) -> HistoryPage:
@@ -234,17 +263,27 @@ class ChatClient:
     def upload(self, peer: str, path: Path, progress: Optional[ProgressFn] = None,
                timeout: float = 60.0) -> str:
         """Send a file to ``peer`` through the server's spool; returns its ``file_id``."""
+        return self.wait_upload(self.start_upload(peer, path, progress), timeout)
+
+    def start_upload(self, peer: str, path: Path, progress: Optional[ProgressFn] = None) -> Upload:
+        """Hash and offer a file in a worker thread; ``wait_upload`` drives it to the end."""
         upload = Upload(Path(path), peer, progress)
         self.transfers.start_upload(upload)
+        return upload
+
+    def wait_upload(self, upload: Upload, timeout: float = 60.0) -> str:
+        """Handle replies until ``upload`` ends; its ``file_id``, TransferFailed, or Closed on a
+        disconnect (the upload is paused: ``reconnect`` resumes it, then wait again)."""
         deadline = time.monotonic() + timeout
         while not upload.done.is_set():
-            message = self.expect(("file_upload_ready", "file_uploaded", "error"), max(0.0, deadline - time.monotonic()),
+            message = self.expect(("file_upload_ready", "file_uploaded", "file_cancel_result", "error"),
+                                  max(0.0, deadline - time.monotonic()),
                                   lambda m: m["type"] != "error" or str(m.get("command", "")).startswith("file_"))
             if message["type"] == "file_upload_ready":
                 self.transfers.upload_ready(message)
             elif message["type"] == "file_uploaded":
                 self.transfers.uploaded(message)
-            else:
+            elif message["type"] == "error":
                 self.transfers.error(message)
         if upload.error is not None or upload.file_id is None:
             raise TransferFailed(upload.error or "the upload failed")
@@ -257,8 +296,17 @@ class ChatClient:
     def download(self, offer: dict[str, Any], dest: Path, progress: Optional[ProgressFn] = None,
                  timeout: float = 60.0) -> Path:
         """Download an offered file to ``dest``, verified against its SHA-256."""
+        return self.wait_download(self.start_download(offer, dest, progress), timeout)
+
+    def start_download(self, offer: dict[str, Any], dest: Path, progress: Optional[ProgressFn] = None) -> Download:
+        """Ask for an offered file; ``wait_download`` writes it."""
         download = Download(offer, Path(dest), progress)
         self.transfers.start_download(download)
+        return download
+
+    def wait_download(self, download: Download, timeout: float = 60.0) -> Path:
+        """Handle ``file_data`` until the verified file is in place; Closed on a disconnect (the
+        partial file is kept: ``reconnect`` asks for the rest, then wait again)."""
         deadline = time.monotonic() + timeout
         file_id = download.file_id
         while True:

@@ -69,6 +69,7 @@ class Connection:
         self.warning: Optional[str] = None if self.tls else PLAINTEXT_WARNING
         self._send_lock = threading.Lock()
         self._closing = threading.Event()
+        self.requested = False  # close() was called: what is read afterwards is not to be trusted as complete
         self._reader: Optional[threading.Thread] = None
 
     def __repr__(self) -> str:
@@ -127,6 +128,7 @@ class Connection:
 
     def close(self, wait: float = 5.0) -> None:
         """Close from this side; the reader reports Disconnected(requested=True) and frees the socket."""
+        self.requested = True
         self._closing.set()
         self._shutdown()
         if self._reader is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
+import itertools
 import hashlib
 import logging
 import os
@@ -18,12 +18,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Deque, Optional
+from typing import Any, Callable, Optional, Union
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 32 * 1024  # PROTOCOL.md §2.4: at most 32 KiB of raw bytes per chunk
 Send = Callable[[dict[str, Any]], None]
+Later = Callable[[float, Callable[[], None]], None]  # run a function after some seconds, on any thread
+RETRY_MARGIN = 0.02  # seconds added to a server's retry_after, so the retry is not refused again
+_client_ids = itertools.count(1)
 
 
 class TransferFailed(Exception):
@@ -77,11 +80,12 @@ def sha256_file(path: Path) -> str:
 
 
 class Upload:
-    """One outgoing file: ``begin`` hashes and offers it, ``ready`` streams the chunks.
+    """One outgoing file: ``offer`` hashes it, ``stream`` sends the chunks from an offset.
 
     Both run in worker threads; ``progress`` and ``finished`` are called from them (a GUI
     must hand them to its own thread). ``finished(upload, error)`` runs once: error is None
-    when the server confirmed the file (``file_id`` set).
+    when the server confirmed the file (``file_id`` set). An upload cut off by a disconnect is
+    *paused*, not failed: offering it again resumes from the bytes the server holds.
     """
 
     def __init__(self, path: Path, peer: str, progress: Optional[ProgressFn] = None,
@@ -90,48 +94,90 @@ class Upload:
         self.filename = self.path.name
         self.size = self.path.stat().st_size
         self.sha256 = ""
+        self.client_id = f"up-{next(_client_ids)}"
+        self.tag = ""  # the caller's name for it (the GUI's transfer window)
         self.upload_id: Optional[str] = None
         self.file_id: Optional[str] = None
         self.error: Optional[str] = None
         self.done = threading.Event()
+        self.streams: list[tuple[int, int]] = []  # (offset the server said it held, bytes sent from there)
         self._progress, self._finished = progress, finished
-        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped to stop the running stream (pause, cancel, restart)
+        self._streaming = False
+        self.cancelled = False
 
     def __repr__(self) -> str:
         return f"<Upload {self.filename!r} to {self.peer} {self.upload_id or 'unoffered'}>"
 
     def offer(self) -> dict[str, Any]:
         """Hash the file and build the ``file_upload`` command (in the caller's thread)."""
+        self.size = self.path.stat().st_size
         self.sha256 = sha256_file(self.path)
         return {"command": "file_upload", "peer": self.peer, "filename": self.filename, "size": self.size,
-                "sha256": self.sha256}
+                "sha256": self.sha256, "client_id": self.client_id}
 
-    def stream(self, send: Send, offset: int, chunk_size: int) -> None:
-        """Send every chunk from ``offset`` then ``file_upload_done`` (in the caller's thread)."""
+    def claim_stream(self) -> int:
+        """Stop any running stream and return the generation a new one must run under."""
+        with self._lock:
+            self._generation += 1
+            return self._generation
+
+    def stream(self, send: Send, offset: int, chunk_size: int, generation: int) -> None:
+        """Send every chunk from ``offset`` then ``file_upload_done``, until the generation changes."""
         assert self.upload_id is not None
+        upload_id = self.upload_id
         chunk_size = max(1, min(chunk_size or CHUNK_SIZE, CHUNK_SIZE))
         meter = Meter(self.size, offset)
-        with self.path.open("rb") as source:
-            source.seek(offset)
-            position = offset
-            while position < self.size:
-                if self._cancelled.is_set():
-                    send({"command": "file_cancel", "upload_id": self.upload_id})
-                    self.fail("Cancelled.")
-                    return
-                data = source.read(min(chunk_size, self.size - position))
-                if not data:
-                    raise TransferFailed(f"{self.filename} shrank while it was being sent")
-                send({"command": "file_chunk", "upload_id": self.upload_id, "offset": position,
-                      "data": base64.b64encode(data).decode("ascii")})
-                position += len(data)
-                if self._progress:
-                    self._progress(meter.at(position))
-        send({"command": "file_upload_done", "upload_id": self.upload_id})
+        with self._lock:
+            self._streaming = True
+        self.streams.append((offset, 0))
+        try:
+            with self.path.open("rb") as source:
+                source.seek(offset)
+                position = offset
+                while position < self.size:
+                    if not self._still(generation, send, upload_id):
+                        return
+                    data = source.read(min(chunk_size, self.size - position))
+                    if not data:
+                        raise TransferFailed(f"{self.filename} shrank while it was being sent")
+                    send({"command": "file_chunk", "upload_id": upload_id, "offset": position,
+                          "data": base64.b64encode(data).decode("ascii")})
+                    position += len(data)
+                    self.streams[-1] = (offset, position - offset)
+                    if self._progress:
+                        self._progress(meter.at(position))
+                if self._still(generation, send, upload_id):
+                    send({"command": "file_upload_done", "upload_id": upload_id})
+        finally:
+            with self._lock:
+                if self._generation == generation:
+                    self._streaming = False
 
-    def cancel(self) -> None:
-        """Stop sending chunks; the server is told to drop what it has."""
-        self._cancelled.set()
+    def _still(self, generation: int, send: Send, upload_id: str) -> bool:
+        """Whether this stream should go on; a cancelled one tells the server first."""
+        with self._lock:
+            if self._generation != generation:
+                return False
+            if not self.cancelled:
+                return True
+            self._streaming = False
+        send({"command": "file_cancel", "upload_id": upload_id})
+        return False
+
+    def cancel(self) -> bool:
+        """Stop sending; True when the caller must send ``file_cancel`` (no stream will)."""
+        with self._lock:
+            self.cancelled = True
+            return not self._streaming
+
+    def pause(self) -> None:
+        """The connection is gone: stop streaming and forget the server's upload id until resumed."""
+        self.claim_stream()
+        with self._lock:
+            self._streaming = False
+        self.upload_id = None
 
     def complete(self, file_id: str) -> None:
         """The server holds the whole file with the right hash."""
@@ -152,7 +198,10 @@ class Upload:
 
 
 class Download:
-    """One incoming file, written to a hidden temporary file and renamed only once verified."""
+    """One incoming file, written to a hidden temporary file and renamed only once verified.
+
+    A download cut off by a disconnect keeps its partial file and asks again from there.
+    """
 
     def __init__(self, offer: dict[str, Any], dest: Path, progress: Optional[ProgressFn] = None) -> None:
         self.file_id: str = str(offer["file_id"])
@@ -161,7 +210,9 @@ class Download:
         self.size: int = int(offer["size"])
         self.sha256: str = str(offer["sha256"]).lower()
         self.dest = Path(dest)
+        self.tag = ""
         self.written = 0
+        self.requests: list[int] = []  # the offset of every file_download sent
         self._progress = progress
         self._digest = hashlib.sha256()
         self._meter = Meter(self.size)
@@ -169,9 +220,17 @@ class Download:
         self._tmp = Path(name)
         self._out = os.fdopen(fd, "wb")
 
+    @property
+    def temp_path(self) -> Path:
+        return self._tmp
+
     def request(self) -> dict[str, Any]:
-        """The ``file_download`` command that starts the stream."""
-        return {"command": "file_download", "file_id": self.file_id}
+        """The ``file_download`` command that starts (or resumes) the stream."""
+        self.requests.append(self.written)
+        command: dict[str, Any] = {"command": "file_download", "file_id": self.file_id}
+        if self.written:
+            command["offset"] = self.written
+        return command
 
     def data(self, message: dict[str, Any]) -> None:
         """Append one ``file_data`` chunk; chunks must arrive in order."""
@@ -213,53 +272,90 @@ class Download:
         self._tmp.unlink(missing_ok=True)
 
 
-class Transfers:
-    """Routes ``file_*`` replies to the uploads and downloads of one connection.
+Transfer = Union[Upload, Download]
 
-    Replies to ``file_upload`` carry no token of ours, but the server answers a connection's
-    commands in order, so offers wait in a FIFO that is filled in the same critical section as
-    the send.
+
+def _timer(seconds: float, action: Callable[[], None]) -> None:
+    timer = threading.Timer(seconds, action)
+    timer.daemon = True
+    timer.start()
+
+
+class Transfers:
+    """Routes ``file_*`` replies to the uploads and downloads of one logical session.
+
+    Offers carry a ``client_id`` the server echoes in ``file_upload_ready`` and in errors, so
+    replies are matched by id (oldest offer first only for a reply without one). A disconnect
+    ``suspend_all``s: transfers are kept and ``resume_all`` continues them on the next connection.
     """
 
-    def __init__(self, send: Send) -> None:
-        self.send = send
+    def __init__(self, send: Send, later: Later = _timer) -> None:
+        self.send, self.later = send, later
         self._lock = threading.Lock()
-        self._offered: Deque[Upload] = collections.deque()
-        self.uploads: dict[str, Upload] = {}
+        self._offered: dict[str, Upload] = {}  # client_id -> upload waiting for file_upload_ready
+        self.uploads: dict[str, Upload] = {}  # upload_id -> upload being streamed or verified
         self.downloads: dict[str, Download] = {}
+        self.suspended: list[Transfer] = []
+        self.ignored: set[str] = set()  # file_ids of cancelled downloads whose stream may still arrive
+
+    # -- uploads -------------------------------------------------------------------------------
 
     def start_upload(self, upload: Upload) -> threading.Thread:
         """Hash and offer in a worker thread; returns it (already started)."""
         def run() -> None:
             try:
                 command = upload.offer()
-                with self._lock:
-                    self.send(command)
-                    self._offered.append(upload)
-            except Exception as exc:  # unreadable file, lost connection
+            except Exception as exc:  # unreadable file
                 log.warning("offering %s failed: %s", upload.filename, exc)
                 upload.fail(str(exc))
+                return
+            self._offer(upload, command)
         thread = threading.Thread(target=run, daemon=True, name=f"chatcore-upload-{upload.filename}")
         thread.start()
         return thread
 
-    def upload_ready(self, message: dict[str, Any]) -> Optional[Upload]:
-        """``file_upload_ready``: stream the oldest offered upload in a worker thread."""
+    def _offer(self, upload: Upload, command: dict[str, Any]) -> None:
         with self._lock:
-            upload = self._offered.popleft() if self._offered else None
+            self._offered[upload.client_id] = upload
+        try:
+            self.send(command)
+        except ConnectionError as exc:  # kept in _offered: suspend_all picks it up for the next connection
+            log.info("offering %s waits for a connection: %s", upload.filename, exc)
+
+    def _claim_offer(self, message: dict[str, Any]) -> Optional[Upload]:
+        """The offer a reply answers: by its client_id, else the oldest (a server without echo)."""
+        with self._lock:
+            client_id = message.get("client_id")
+            if isinstance(client_id, str):
+                return self._offered.pop(client_id, None)
+            return self._offered.pop(next(iter(self._offered)), None) if self._offered else None
+
+    def upload_ready(self, message: dict[str, Any]) -> Optional[Upload]:
+        """``file_upload_ready``: stream the upload it answers from the offset the server holds."""
+        upload = self._claim_offer(message)
         if upload is None:
             return None
         upload.upload_id = str(message["upload_id"])
+        if upload.cancelled:  # cancelled while the offer was on its way
+            self._send_quietly({"command": "file_cancel", "upload_id": upload.upload_id})
+            return upload
         self.uploads[upload.upload_id] = upload
+        self._stream(upload, int(message.get("offset", 0)), int(message.get("chunk_size", CHUNK_SIZE)))
+        return upload
+
+    def _stream(self, upload: Upload, offset: int, chunk_size: int) -> None:
+        generation = upload.claim_stream()
 
         def run() -> None:
             try:
-                upload.stream(self.send, int(message.get("offset", 0)), int(message.get("chunk_size", CHUNK_SIZE)))
+                upload.stream(self.send, offset, chunk_size, generation)
+            except ConnectionError as exc:  # the disconnect decides: suspend (resume later) or abort
+                log.info("sending %s stopped: %s", upload.filename, exc)
             except Exception as exc:
                 log.warning("sending %s failed: %s", upload.filename, exc)
+                self.uploads.pop(upload.upload_id or "", None)
                 upload.fail(str(exc))
         threading.Thread(target=run, daemon=True, name=f"chatcore-upload-{upload.upload_id}").start()
-        return upload
 
     def uploaded(self, message: dict[str, Any]) -> Optional[Upload]:
         """``file_uploaded``: the server verified the hash."""
@@ -268,33 +364,90 @@ class Transfers:
             upload.complete(str(message["file_id"]))
         return upload
 
-    def error(self, message: dict[str, Any]) -> Optional[Download | Upload]:
-        """An ``error`` for a file command: fail the transfer it names; None if it names none."""
+    def cancel_upload(self, upload: Upload) -> None:
+        """Stop an upload and have the server drop what it holds (or withdraw the finished file)."""
+        must_send = upload.cancel()
+        upload_id = upload.upload_id
+        if upload_id is not None:
+            self.uploads.pop(upload_id, None)
+            if must_send:
+                self._send_quietly({"command": "file_cancel", "upload_id": upload_id})
+        with self._lock:
+            if upload in self.suspended:
+                self.suspended.remove(upload)
+        upload.fail("Cancelled.")
+
+    def _send_quietly(self, command: dict[str, Any]) -> None:
+        try:
+            self.send(command)
+        except ConnectionError as exc:
+            log.info("could not send %s: %s", command.get("command"), exc)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def error(self, message: dict[str, Any]) -> Optional[Transfer]:
+        """An ``error`` for a file command: retry, restart or fail the transfer it names; None if none."""
         command = message.get("command")
         reason = str(message.get("reason") or message.get("code") or "failed")
         if command == "file_upload":
-            with self._lock:
-                upload = self._offered.popleft() if self._offered else None
-            if upload is not None:
-                upload.fail(reason)
+            upload = self._claim_offer(message)
+            if upload is None:
+                return None
+            retry = message.get("retry_after")
+            if message.get("code") == "rate_limited" and isinstance(retry, (int, float)) and not upload.cancelled:
+                offer = {"command": "file_upload", "peer": upload.peer, "filename": upload.filename,
+                         "size": upload.size, "sha256": upload.sha256, "client_id": upload.client_id}
+                self.later(float(retry) + RETRY_MARGIN, lambda: self._offer(upload, offer))
+                return upload
+            upload.fail(reason)
             return upload
         if "upload_id" in message:
-            upload = self.uploads.pop(str(message["upload_id"]), None)
-            if upload is not None:
-                upload.cancel()
-                upload.fail(reason)
-            return upload
+            return self._upload_error(message, reason)
         if "file_id" in message:
-            download = self.downloads.pop(str(message["file_id"]), None)
+            file_id = str(message["file_id"])
+            if file_id in self.ignored:
+                return None
+            download = self.downloads.pop(file_id, None)
             if download is not None:
                 download.abort()
             return download
         return None
 
+    def _upload_error(self, message: dict[str, Any], reason: str) -> Optional[Upload]:
+        upload = self.uploads.get(str(message["upload_id"]))
+        if upload is None:
+            return None
+        offset = message.get("offset")
+        if message.get("code") == "bad_offset" and isinstance(offset, int) and not upload.cancelled:
+            # the server holds a different amount (a resume raced the old connection): go on from there.
+            # Errors for chunks of the stream being replaced all name its starting offset: ignore those.
+            if not upload.streams or upload.streams[-1][0] != offset:
+                self._stream(upload, offset, CHUNK_SIZE)
+            return upload
+        self.uploads.pop(str(message["upload_id"]), None)
+        upload.cancel()
+        upload.fail(reason)
+        return upload
+
+    # -- downloads -----------------------------------------------------------------------------
+
     def start_download(self, download: Download) -> None:
-        """Ask the server to stream a file into ``download``."""
+        """Ask the server to stream a file into ``download`` (from what it already holds)."""
         self.downloads[download.file_id] = download
+        self.ignored.discard(download.file_id)
         self.send(download.request())
+
+    def cancel_download(self, file_id: str) -> Optional[Download]:
+        """Stop a download: delete the partial file and ignore the rest of the stream."""
+        download = self.downloads.pop(file_id, None)
+        with self._lock:
+            for item in [t for t in self.suspended if isinstance(t, Download) and t.file_id == file_id]:
+                self.suspended.remove(item)
+                download = item
+        if download is not None:
+            download.abort()
+            self.ignored.add(file_id)
+        return download
 
     def data(self, message: dict[str, Any]) -> Optional[Download]:
         """``file_data`` for a download in progress (raises TransferFailed and forgets it on bad data)."""
@@ -309,21 +462,60 @@ class Transfers:
 
     def data_end(self, message: dict[str, Any]) -> tuple[Optional[Download], Optional[Path]]:
         """``file_data_end``: verify and place the file, then tell the server it may delete its copy."""
-        download = self.downloads.pop(str(message.get("file_id")), None)
+        file_id = str(message.get("file_id"))
+        self.ignored.discard(file_id)  # a cancelled download's stream is over
+        download = self.downloads.pop(file_id, None)
         if download is None:
             return None, None
         path = download.end(message)
-        self.send({"command": "file_received", "file_id": download.file_id})
+        self._send_quietly({"command": "file_received", "file_id": download.file_id})
         return download, path
 
-    def abort_all(self, reason: str) -> None:
-        """The connection is gone: fail every transfer in flight."""
+    # -- the connection's lifetime -------------------------------------------------------------
+
+    def suspend_all(self) -> list[Transfer]:
+        """The connection is gone: pause every transfer in flight and keep it for ``resume_all``."""
         with self._lock:
-            offered, self._offered = list(self._offered), collections.deque()
-        for upload in [*offered, *self.uploads.values()]:
-            upload.cancel()
-            upload.fail(reason)
-        for download in self.downloads.values():
-            download.abort()
-        self.uploads.clear()
-        self.downloads.clear()
+            offered, self._offered = list(self._offered.values()), {}
+            paused: list[Transfer] = [*offered, *self.uploads.values(), *self.downloads.values()]
+            self.uploads.clear()
+            self.downloads.clear()
+            for transfer in paused:
+                if isinstance(transfer, Upload):
+                    transfer.pause()
+            self.suspended.extend(t for t in paused if t not in self.suspended)
+            self.ignored.clear()
+            return list(self.suspended)
+
+    def resume_all(self) -> list[Transfer]:
+        """On a new connection: offer paused uploads again (the server answers the offset it holds)
+        and ask for paused downloads from the bytes already written."""
+        with self._lock:
+            resumed, self.suspended = [t for t in self.suspended if not (isinstance(t, Upload) and t.done.is_set())], []
+        for transfer in resumed:
+            if isinstance(transfer, Upload):
+                self.start_upload(transfer)
+            else:
+                try:
+                    self.start_download(transfer)
+                except ConnectionError:
+                    with self._lock:
+                        self.downloads.pop(transfer.file_id, None)
+                        self.suspended.append(transfer)
+        return resumed
+
+    def abort_all(self, reason: str) -> list[Transfer]:
+        """Give up on every transfer, paused ones included (quitting, or no way back in)."""
+        with self._lock:
+            offered, self._offered = list(self._offered.values()), {}
+            every: list[Transfer] = [*offered, *self.uploads.values(), *self.downloads.values(), *self.suspended]
+            self.uploads.clear()
+            self.downloads.clear()
+            self.suspended = []
+        for transfer in every:
+            if isinstance(transfer, Upload):
+                transfer.pause()
+                transfer.fail(reason)
+            else:
+                transfer.abort()
+        return every

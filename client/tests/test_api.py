@@ -133,3 +133,11 @@ def test_server_shutdown_ends_waits_with_closed(make_server, api_client):
     server.stop()
     with pytest.raises(Closed):
         alice.expect("never")
+
+
+def test_rate_limited_chat_waits_the_servers_retry_after(make_server, api_client):
+    server = make_server(plugins=ALL_PLUGINS, env={"CHATCORE_RATE_LIMIT": "5", "CHATCORE_RATE_BURST": "3"})
+    alice = api_client(server, "alice")  # hello, register, login took the burst; one token per 0.2 s
+    acks = [alice.chat("", f"quick {i}")["id"] for i in range(4)]
+    assert acks == sorted(acks) and len(set(acks)) == 4
+    assert 1 <= alice.rate_limited <= 4  # refused, then retried once after retry_after: never refused twice
