@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PUMP_MS = 20  # how often the queue is drained
 BATCH = 200  # events handled per tick, so a flood cannot freeze the window
+PINGS_PER_IDLE = 3  # keep-alive pings per server idle timeout
+MIN_PING_MS = 100
 ChooseOpen = Callable[[tk.Misc], Optional[str]]
 ChooseSave = Callable[[tk.Misc, str], Optional[str]]
 
@@ -80,6 +82,8 @@ class App:
         self.reconnecting = False
         self.closing = False
         self._keepalive: Optional[str] = None
+        self.pongs = 0  # keep-alive replies received, for the status and tests
+        self.dispatcher.register("pong", self._pong)
         self.login = LoginWindow(self.root, self.settings.host, self.settings.port, self._login_clicked,
                                  self._register_clicked, self.quit)
         self._pump_id: Optional[str] = self.root.after(PUMP_MS, self.pump)
@@ -213,8 +217,11 @@ class App:
     def _disconnected(self, event: Disconnected) -> None:
         self.client = None
         self._stop_keepalive()
-        self.ctx.transfers.abort_all(event.reason)
         self.state.reset_session()
+        if self.closing or event.requested or self.main is None:
+            self.files.abort(event.reason)
+        else:
+            self.files.suspend()  # resumed by the next login (FileHandlers.resume)
         if self.closing or event.requested:
             return
         if self.main is None:
@@ -254,6 +261,9 @@ class App:
             return
         self._keepalive = self.root.after(every_ms, self._keepalive_tick, every_ms)
 
+    def _pong(self, message: dict[str, Any]) -> None:
+        self.pongs += 1
+
     def _stop_keepalive(self) -> None:
         if self._keepalive is not None:
             self.root.after_cancel(self._keepalive)
@@ -264,8 +274,8 @@ class App:
     def server_info(self, info: ServerInfo) -> None:
         idle = float(info.raw.get("idle_timeout") or 0)
         self._stop_keepalive()
-        if idle > 0:
-            every = int(max(1.0, idle / 3) * 1000)
+        if idle > 0:  # well inside the timeout: a ping may wait behind a file chunk or a slow network
+            every = max(MIN_PING_MS, int(idle * 1000 / PINGS_PER_IDLE))
             self._keepalive = self.root.after(every, self._keepalive_tick, every)
         if self.main is not None:
             self.main.set_features(self.chat.available, self.files.available)
@@ -302,6 +312,7 @@ class App:
         if self.main is not None and self.reconnecting:
             self.main.set_status(f"Could not log in again: {reason}", "error")
             self.reconnecting = False
+            self.files.abort(f"Could not log in again: {reason}")
             self.login.deiconify()
         self.login.set_busy(False)
         self.login.show_error(reason)
@@ -328,7 +339,20 @@ class App:
                                                       lambda: self.files.decline(file_id))
 
     def transfer_started(self, tid: str, title: str, total: int) -> None:
-        self.transfer_windows[tid] = TransferWindow(self.main or self.login, title, total)
+        self.transfer_windows[tid] = TransferWindow(self.main or self.login, title, total,
+                                                    on_cancel=lambda: self._cancel_transfer(tid))
+
+    def _cancel_transfer(self, tid: str) -> None:
+        """Cancel pressed in a transfer window: stop the transfer and close the window."""
+        self.files.cancel(tid)
+        window = self.transfer_windows.pop(tid, None)
+        if window is not None and window.winfo_exists():
+            window.destroy()
+
+    def transfer_note(self, tid: str, text: str) -> None:
+        window = self.transfer_windows.get(tid)
+        if window is not None and window.winfo_exists():
+            window.note(text)
 
     def transfer_progress(self, tid: str, progress: Progress) -> None:
         window = self.transfer_windows.get(tid)

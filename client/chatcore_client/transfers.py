@@ -297,6 +297,7 @@ class Transfers:
         self.downloads: dict[str, Download] = {}
         self.suspended: list[Transfer] = []
         self.ignored: set[str] = set()  # file_ids of cancelled downloads whose stream may still arrive
+        self.cancelled: list[Upload] = []  # cancelled uploads, until their file_cancel_result
 
     # -- uploads -------------------------------------------------------------------------------
 
@@ -367,6 +368,7 @@ class Transfers:
     def cancel_upload(self, upload: Upload) -> None:
         """Stop an upload and have the server drop what it holds (or withdraw the finished file)."""
         must_send = upload.cancel()
+        self.cancelled.append(upload)
         upload_id = upload.upload_id
         if upload_id is not None:
             self.uploads.pop(upload_id, None)

@@ -14,7 +14,7 @@ from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.state import ROOM, AppState
-from chatcore_client.transfers import Transfers
+from chatcore_client.transfers import Transfers, Upload
 
 HELLO = {"type": "hello", "plugins": ["auth", "chat", "filexfer"],
          "commands": ["hello", "login", "register", "get_users", "chat", "get_history", "file_upload", "file_download",
@@ -39,7 +39,9 @@ class Harness:
         self.view = FakeView()
         self.sent: list[dict[str, Any]] = []
         self.state = AppState()
-        self.ctx = Context(self.state, self.view, self.sent.append, Transfers(self.sent.append), lambda fn: fn())
+        self.delayed: list[tuple[float, Any]] = []  # (seconds, action) handed to Transfers' timer
+        transfers = Transfers(self.sent.append, later=lambda seconds, action: self.delayed.append((seconds, action)))
+        self.ctx = Context(self.state, self.view, self.sent.append, transfers, lambda fn: fn())
         self.dispatcher = Dispatcher(self.view)
         self.auth, self.chat, self.files = AuthHandlers(self.ctx), ChatHandlers(self.ctx), FileHandlers(self.ctx)
         for handlers in (self.auth, self.chat, self.files):
@@ -195,3 +197,61 @@ def test_features_follow_hello(h):
     h.feed(type="login_result", username="alice", response="ok")
     assert not any(c["command"] == "get_history" for c in h.sent)
     assert not h.chat.send_text("hi")
+
+
+def _offer(h: Harness, path: Path, peer: str = "bob") -> Upload:
+    """Start an upload and wait for its hashing thread to send the offer."""
+    upload = Upload(path, peer)
+    h.ctx.transfers.start_upload(upload).join(10)
+    return upload
+
+
+def test_upload_replies_are_matched_by_client_id(h, tmp_path):
+    h.login()
+    (tmp_path / "one.txt").write_text("one")
+    (tmp_path / "two.txt").write_text("two")
+    one, two = _offer(h, tmp_path / "one.txt"), _offer(h, tmp_path / "two.txt")
+    assert one.client_id != two.client_id
+    h.feed(type="file_upload_ready", upload_id="u2", offset=0, chunk_size=32768, client_id=two.client_id)
+    assert (one.upload_id, two.upload_id) == (None, "u2")  # answered out of order: still the right one
+    h.feed(type="error", command="file_upload", code="quota", reason="over quota", client_id=one.client_id)
+    assert one.error == "over quota" and two.error is None
+
+
+def test_rate_limited_offer_is_sent_again_after_retry_after(h, tmp_path):
+    h.login()
+    (tmp_path / "a.txt").write_text("a")
+    upload = _offer(h, tmp_path / "a.txt")
+    offer = h.sent[-1]
+    h.feed(type="error", command="file_upload", code="rate_limited", reason="too many requests; retry in 0.4 s",
+           retry_after=0.4, client_id=upload.client_id)
+    (seconds, again), = h.delayed
+    assert 0.4 <= seconds < 0.5 and not upload.done.is_set()
+    again()
+    assert h.sent[-1] == offer  # the same offer, same client_id
+
+
+def test_rate_limited_chat_says_when_to_retry(h):
+    h.login()
+    h.chat.send_text("hello")
+    h.feed(type="error", command="chat", code="rate_limited", reason="too many requests: ... retry in 2.3 s",
+           retry_after=2.3)
+    assert "wait 3 s and send it again" in h.state.conversation(ROOM).lines[-1].text
+
+
+def test_download_paused_by_a_disconnect_resumes_from_bytes_written(h, tmp_path):
+    h.login()
+    data = b"y" * 70_000
+    h.feed(type="file_offer", file_id="f3", peer="bob", filename="c.bin", size=len(data),
+           sha256=hashlib.sha256(data).hexdigest(), ts="")
+    h.files.accept("f3", tmp_path / "c.bin")
+    h.feed(type="file_data", file_id="f3", offset=0, data=base64.b64encode(data[:32768]).decode())
+    h.files.suspend()
+    assert "paused" in h.view.named("transfer_note")[-1][1]
+    h.state.reset_session()
+    h.auth.login("alice", "pw")
+    h.feed(type="login_result", username="alice", response="ok")
+    assert h.sent[-1] == {"command": "file_download", "file_id": "f3", "offset": 32768}
+    h.feed(type="file_data", file_id="f3", offset=32768, data=base64.b64encode(data[32768:]).decode())
+    h.feed(type="file_data_end", file_id="f3", size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    assert (tmp_path / "c.bin").read_bytes() == data

@@ -42,6 +42,8 @@ class View(Protocol):
 
     def transfer_finished(self, tid: str, ok: bool, text: str) -> None: ...
 
+    def transfer_note(self, tid: str, text: str) -> None: ...
+
 
 @dataclass
 class Context:

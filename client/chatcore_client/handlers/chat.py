@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from chatcore_client.api import history_page
@@ -118,16 +119,26 @@ class ChatHandlers:
                              own=True))
 
     def chat_error(self, message: dict[str, Any]) -> None:
-        """The oldest unacknowledged message was refused: say so where it was typed."""
+        """A message was refused: say so where it was typed.
+
+        Matched by ``client_id`` when the error echoes it; otherwise the oldest unacknowledged
+        message (errors carry no id yet, so with several in flight this is a best guess).
+        """
         pending = self.ctx.state.pending
         key = self.ctx.state.current
-        if pending:
-            client_id = next(iter(pending))
+        client_id = message.get("client_id")
+        if not (isinstance(client_id, str) and client_id in pending):
+            client_id = next(iter(pending), None)
+        reason = str(message.get("reason") or message.get("code"))
+        retry = message.get("retry_after")
+        if message.get("code") == "rate_limited" and isinstance(retry, (int, float)):
+            reason = f"too many messages at once; wait {max(1, math.ceil(retry)):d} s and send it again"
+        if client_id is not None:
             key = pending.pop(client_id)
             text = self._texts.pop(client_id, "")
-            self.ctx.notice(key, f"Not sent: {message.get('reason') or message.get('code')} ({text[:40]!r})")
+            self.ctx.notice(key, f"Not sent: {reason} ({text[:40]!r})")
         else:
-            self.ctx.notice(key, f"Not sent: {message.get('reason') or message.get('code')}")
+            self.ctx.notice(key, f"Not sent: {reason}")
 
     def history(self, message: dict[str, Any]) -> None:
         """A page of history: older lines go on top; on a reload newer ones are merged below."""

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.state import ROOM
-from chatcore_client.transfers import Download, Progress, TransferFailed, Upload, human_size
+from chatcore_client.transfers import Download, Progress, Transfer, TransferFailed, Upload, human_size
 
 FILE_COMMANDS = ("file_upload", "file_chunk", "file_upload_done", "file_cancel", "file_download", "file_decline",
                  "file_received", "file_list")
@@ -20,6 +20,8 @@ class FileHandlers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._tids = itertools.count(1)
+        self.active: dict[str, Transfer] = {}  # transfer window id -> transfer, until it ends
+        ctx.on_login.append(self.resume)
 
     def register(self, dispatcher: Dispatcher) -> None:
         """Claim this module's event types."""
@@ -27,6 +29,7 @@ class FileHandlers:
             "file_offer": self.offer, "file_upload_ready": self.ready, "file_uploaded": self.uploaded,
             "file_data": self.data, "file_data_end": self.data_end, "file_declined": self.declined,
             "file_delivered": self.delivered, "file_cancelled": self.cancelled,
+            "file_cancel_result": self.cancel_result,
         }.items():
             dispatcher.register(event, handler)
         for command in FILE_COMMANDS:
@@ -48,12 +51,17 @@ class FileHandlers:
         upload = Upload(path, peer,
                         progress=lambda p: post(lambda: view.transfer_progress(tid, p)),
                         finished=lambda u, error: post(lambda: self._upload_done(tid, u, error)))
+        upload.tag = tid
+        self.active[tid] = upload
         view.transfer_started(tid, f"Sending {upload.filename} to {peer}", upload.size)
         self.ctx.transfers.start_upload(upload)
         return tid
 
     def _upload_done(self, tid: str, upload: Upload, error: Optional[str]) -> None:
-        if error is None:
+        self.active.pop(tid, None)
+        if upload.cancelled:
+            self.ctx.notice(upload.peer, f"You cancelled sending {upload.filename}.")
+        elif error is None:
             self.ctx.view.transfer_finished(tid, True, f"{upload.filename} is on the server, waiting for {upload.peer}.")
             self.ctx.notice(upload.peer, f"You sent {upload.filename} ({human_size(upload.size)}).")
         else:
@@ -64,6 +72,39 @@ class FileHandlers:
 
     def uploaded(self, message: dict[str, Any]) -> None:
         self.ctx.transfers.uploaded(message)
+
+    def cancel(self, tid: str) -> None:
+        """The user pressed Cancel: stop the transfer (the server drops an upload's bytes)."""
+        transfer = self.active.get(tid)
+        if isinstance(transfer, Upload):
+            self.ctx.transfers.cancel_upload(transfer)  # its finished callback says so in the conversation
+        elif isinstance(transfer, Download):
+            self.active.pop(tid, None)
+            self.ctx.transfers.cancel_download(transfer.file_id)
+            self.ctx.notice(transfer.peer, f"You stopped receiving {transfer.filename}; the partial file was deleted.")
+
+    def cancel_result(self, message: dict[str, Any]) -> None:
+        """``file_cancel_result``: the server dropped a cancelled upload."""
+        upload_id = str(message.get("upload_id"))
+        for upload in [t for t in self.ctx.transfers.cancelled if t.upload_id == upload_id]:
+            self.ctx.transfers.cancelled.remove(upload)
+            self.ctx.notice(upload.peer, f"The server dropped {upload.filename}.")
+
+    def suspend(self) -> None:
+        """The connection is gone: pause transfers until the next login."""
+        for transfer in self.ctx.transfers.suspend_all():
+            self.ctx.view.transfer_note(transfer.tag, "Connection lost: paused, resumes after reconnecting…")
+
+    def resume(self) -> None:
+        """Logged in (again): continue paused transfers from where the server and the disk stand."""
+        for transfer in self.ctx.transfers.resume_all():
+            self.ctx.view.transfer_note(transfer.tag, "Reconnected: resuming…")
+
+    def abort(self, reason: str) -> None:
+        """No way back in: every transfer fails (uploads report through their callbacks)."""
+        for transfer in self.ctx.transfers.abort_all(reason):
+            if isinstance(transfer, Download):
+                self._download_failed(transfer.file_id, reason)
 
     def declined(self, message: dict[str, Any]) -> None:
         peer = str(message.get("peer", ""))
@@ -92,6 +133,8 @@ class FileHandlers:
         offer = self.ctx.state.offers[file_id]
         tid = f"down-{file_id}"
         download = Download(offer, dest, progress=lambda p: self.ctx.view.transfer_progress(tid, p))
+        download.tag = tid
+        self.active[tid] = download
         self.ctx.view.transfer_started(tid, f"Receiving {download.filename} from {download.peer}", download.size)
         self.ctx.transfers.start_download(download)
         return tid
@@ -120,11 +163,13 @@ class FileHandlers:
         if download is None or path is None:
             return
         self.ctx.state.offers.pop(file_id, None)
-        self.ctx.view.transfer_finished(f"down-{file_id}", True, f"Saved {path} (SHA-256 verified).")
+        self.active.pop(download.tag, None)
+        self.ctx.view.transfer_finished(download.tag, True, f"Saved as {path.name} in {path.parent} (SHA-256 verified).")
         self.ctx.notice(download.peer, f"Received {download.filename} ({human_size(download.size)}, "
                                        f"SHA-256 verified) → {path}")
 
     def _download_failed(self, file_id: str, reason: str) -> None:
+        self.active.pop(f"down-{file_id}", None)
         self.ctx.view.transfer_finished(f"down-{file_id}", False, reason)
         offer = self.ctx.state.offers.get(file_id)
         if offer is not None:

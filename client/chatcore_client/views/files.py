@@ -61,7 +61,11 @@ class TransferWindow(tk.Toplevel):
     def update_progress(self, progress: Progress) -> None:
         self.bar.configure(value=progress.done)
         self.detail.configure(text=f"{human_size(progress.done)} of {human_size(progress.total)} · "
-                                   f"{human_size(progress.rate)}/s")
+                                   f"{human_size(progress.rate)}/s", style="Muted.TLabel")
+
+    def note(self, text: str) -> None:
+        """A word on the transfer's state (paused, resuming) until the next progress."""
+        self.detail.configure(text=text, style="Warning.TLabel")
 
     def finish(self, ok: bool, text: str) -> None:
         self.finished, self.ok = True, ok
