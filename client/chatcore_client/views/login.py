@@ -8,6 +8,7 @@ from typing import Callable
 
 # on_submit(host, port_text, username, password)
 Submit = Callable[[str, str, str, str], None]
+PADDING = 20
 
 
 class LoginWindow(tk.Toplevel):
@@ -21,7 +22,7 @@ class LoginWindow(tk.Toplevel):
         self.resizable(True, True)
         self.protocol("WM_DELETE_WINDOW", on_close)
         self._on_login, self._on_register = on_login, on_register
-        body = ttk.Frame(self, padding=20)
+        body = ttk.Frame(self, padding=PADDING)
         body.pack(fill="both", expand=True)
         body.columnconfigure(1, weight=1)
 
@@ -55,10 +56,12 @@ class LoginWindow(tk.Toplevel):
                                        command=self.submit_login)
         self.login_button.pack(side="right", padx=(0, 8))
 
-        self.status = ttk.Label(body, text="", wraplength=320, justify="left")
+        self.status = ttk.Label(body, text="", wraplength=300 - 2 * PADDING, justify="left")
         self.status.grid(row=4, column=0, columnspan=2, sticky="ew", pady=(12, 0))
         body.rowconfigure(4, weight=1)
-        body.bind("<Configure>", lambda e: self.status.configure(wraplength=max(200, e.width - 10)))
+        # wrap at the width inside the padding: wrapping wider than that made a long error widen
+        # the window, which widened the wrap, until the text fitted on one or two very long lines
+        body.bind("<Configure>", lambda e: self.status.configure(wraplength=max(200, e.width - 2 * PADDING - 4)))
 
         for key in ("<Return>", "<KP_Enter>"):
             self.bind(key, lambda _e: self.submit_login())

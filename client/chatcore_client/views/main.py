@@ -231,6 +231,8 @@ class MainWindow(tk.Toplevel):
         """Hide what the server does not offer."""
         self.chat_enabled, self.files_enabled = chat, files
         if not chat:
+            self.entry.delete(0, "end")
+            self.entry.insert(0, "This server has no chat plugin: messages cannot be sent.")
             self.entry.configure(state="disabled")
             self.send_button.grid_remove()
         if not files:

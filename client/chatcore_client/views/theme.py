@@ -15,6 +15,7 @@ WARNING = "#b45309"
 OK = "#15803d"
 SIDEBAR = "#f3f4f6"
 PANE = "#ffffff"
+DISABLED = "#e5e7eb"
 
 
 def apply(root: tk.Misc) -> None:
@@ -35,4 +36,7 @@ def apply(root: tk.Misc) -> None:
                     borderwidth=0)
     style.configure("Accent.TButton", foreground="white", background=ACCENT)
     style.configure("Horizontal.TProgressbar", background=ACCENT, troughcolor="#e5e7eb")
+    # clam draws a disabled entry white like an active one: grey it so it does not invite typing
+    style.map("TEntry", fieldbackground=[("disabled", DISABLED), ("readonly", DISABLED)],
+              foreground=[("disabled", MUTED)])
     style.map("Accent.TButton", background=[("active", "#1e40af"), ("disabled", "#93c5fd")])

@@ -84,8 +84,12 @@ def test_connection_refused_is_clear_and_opens_nothing(display, make_server, mak
     app.login.port.set(str(closed_port))
     app.login.username.set("alice")
     app.login.password.set(PASSWORD)
+    pump.until(lambda: app.login.winfo_ismapped(), what="the login window")
+    width = app.login.winfo_width()
     app.login.login_button.invoke()
     pump.until(lambda: "refused" in str(app.login.status.cget("text")), what="the refusal message")
+    pump.until(lambda: app.login.status.winfo_height() > 1, what="the message laid out")
+    assert app.login.winfo_width() == width  # a long message wraps; it does not widen the window
     assert app.main is None
     visible = [w for w in app.root.winfo_children() if isinstance(w, tk.Toplevel) and w.winfo_ismapped()]
     assert visible == [app.login]
@@ -197,6 +201,8 @@ def test_server_without_chat_or_files_hides_them(make_server, make_app, pump):
     app = make_app(server)
     log_in(app, pump, "gina")
     assert str(app.main.entry.cget("state")) == "disabled"
+    assert "no chat plugin" in app.main.entry.get()  # says why, instead of an empty white field
+    assert app.main.entry.tk.call("ttk::style", "map", "TEntry", "-fieldbackground")  # greyed when disabled
     assert not app.main.send_button.winfo_ismapped() and not app.main.file_button.winfo_ismapped()
     assert "server without: chat, filexfer" in str(app.main.status.cget("text"))
     assert not app.state.conversations[ROOM].loaded  # no get_history sent to a server without chat
