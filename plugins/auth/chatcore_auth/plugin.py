@@ -99,6 +99,8 @@ class AuthPlugin:
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:
+        if self.presence is not None:
+            self.presence.stop()
         if self.store is not None:
             self.accounts = None  # lookups from other plugins' shutdown now answer None
             self.store.close()
