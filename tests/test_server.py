@@ -69,6 +69,15 @@ def test_bad_requests_get_error_replies_and_the_session_survives(probe_server, c
     assert client.request(command="ping")["type"] == "pong"
 
 
+def test_error_replies_echo_the_request_client_id(probe_server, connect):
+    client = connect(probe_server)
+    assert client.request(command="nope", client_id="c-1")["client_id"] == "c-1"
+    assert client.request(command="typed", n="x", s="y", client_id="c-2")["client_id"] == "c-2"
+    refused = client.request(command="refuse", client_id="c-3")
+    assert (refused["code"], refused["client_id"], refused["retry_after"]) == ("refused", "c-3", 3)
+    assert "client_id" not in client.request(command="boom", client_id=7)  # only strings are echoed
+
+
 def test_well_typed_request_passes_field_checks(probe_server, connect):
     reply = connect(probe_server).request(command="typed", n=1, s="x", f=2, flag=False)
     assert reply == {"type": "typed", "ok": True}

@@ -27,6 +27,7 @@ from chatcore.tls import certificate_paths, fingerprint, server_context
 from chatcore.transport import TLS_RECORD_START, PlainTransport, handshake, peek_first_byte
 
 log = logging.getLogger(__name__)
+MAX_CLIENT_ID = 128  # characters of a request's client_id echoed in error replies
 
 
 class ChatServer:
@@ -297,30 +298,33 @@ class ChatServer:
     # -- dispatch --------------------------------------------------------------------------
 
     def dispatch(self, session: Session, message: Any) -> None:
-        """Route one decoded message to its handler; every failure becomes an ``error`` reply."""
+        """Route one decoded message to its handler; every failure becomes an ``error`` reply,
+        carrying the request's ``client_id`` if it had one (so pipelining clients can match it)."""
         if not isinstance(message, dict):
             self._send_error(session, None, "bad_request", "a message must be a JSON object")
             return
+        client_id = message.get("client_id")
+        echo = {"client_id": client_id[:MAX_CLIENT_ID]} if isinstance(client_id, str) else {}
         name = message["command"] if "command" in message else message.get("type")
         if not isinstance(name, str) or not name:
-            self._send_error(session, None, "bad_request", "missing field 'command' (a string)")
+            self._send_error(session, None, "bad_request", "missing field 'command' (a string)", **echo)
             return
         command = self.commands.get(name)
         if (command is None or command.limited) and not session.bucket.take():
             wait = round(session.bucket.wait_time(), 3)
             self._send_error(session, name, "rate_limited",
                              f"too many requests: at most {self.rate_limit:g} per second; retry in {wait:.1f} s",
-                             retry_after=wait)
+                             retry_after=wait, **echo)
             return
         if command is None:
-            self._send_error(session, name, "unknown_command", f"unknown command {name[:64]!r}")
+            self._send_error(session, name, "unknown_command", f"unknown command {name[:64]!r}", **echo)
             return
         if command.auth and session.user is None:
-            self._send_error(session, name, "not_authenticated", f"log in before using {name!r}")
+            self._send_error(session, name, "not_authenticated", f"log in before using {name!r}", **echo)
             return
         problem = command.field_problem(message)
         if problem is not None:
-            self._send_error(session, name, "bad_request", problem)
+            self._send_error(session, name, "bad_request", problem, **echo)
             return
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%r -> %s %s", session, name, redact(message))
@@ -329,10 +333,10 @@ class ChatServer:
             if reply is not None:
                 session.send(reply)
         except CommandError as exc:
-            self._send_error(session, name, exc.code, exc.reason, **exc.extra)
+            self._send_error(session, name, exc.code, exc.reason, **{**echo, **exc.extra})
         except Exception:
             log.exception("handler for %r (plugin %s) failed", name, command.plugin)
-            self._send_error(session, name, "internal_error", f"the server failed to handle {name!r}")
+            self._send_error(session, name, "internal_error", f"the server failed to handle {name!r}", **echo)
 
     def _send_error(self, session: Session, command: Optional[str], code: str, reason: str, **extra: Any) -> None:
         session.send({**extra, "type": "error", "command": command, "code": code, "reason": reason})

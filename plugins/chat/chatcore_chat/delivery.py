@@ -168,7 +168,8 @@ class Post(Operation):
             _send(self.origin, protocol.encode(reply))
 
     def failed(self, error: BaseException) -> None:
-        self._answer({"type": "error", "command": "chat", "code": "internal_error",
+        echo = {"client_id": self.ack["client_id"]} if self.ack and "client_id" in self.ack else {}
+        self._answer({**echo, "type": "error", "command": "chat", "code": "internal_error",
                       "reason": "the message could not be stored"})
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:

@@ -47,16 +47,13 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
 
 def replies_errors(handler: Callable[..., Reply]) -> Callable[..., Reply]:
     """Turn a TransferError into the core's ``error`` reply with its extra fields (the offset
-    to resume from, the limit that was hit), echoing the request's ``client_id`` if it had one."""
+    to resume from, the limit that was hit); the core adds the request's ``client_id``."""
     @functools.wraps(handler)
     def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
         try:
             return handler(self, session, message)
         except TransferError as exc:
-            extra = dict(exc.extra)
-            if isinstance(message.get("client_id"), str):
-                extra["client_id"] = message["client_id"][:MAX_CLIENT_ID]
-            raise CommandError(exc.code, exc.reason, **extra) from None
+            raise CommandError(exc.code, exc.reason, **exc.extra) from None
     return wrapper
 
 
