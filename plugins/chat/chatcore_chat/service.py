@@ -40,6 +40,7 @@ class ChatService:
         self.settings = ChatSettings()
         self.path: Optional[Path] = None
         self.writer: Optional[Writer] = None
+        self.checkpointer: Optional[store.Checkpointer] = None
         self.readers: Optional[ReaderPool] = None
         self.relay: Optional[Relay] = None
         self.retention: Optional[Retention] = None
@@ -54,8 +55,10 @@ class ChatService:
         self.settings = settings
         self._lookup, self._filter = lookup, message_filter
         self.path = directory / store.FILENAME
-        conn = store.connect(self.path, settings.synchronous)
+        conn = store.connect(self.path, settings.synchronous, autocheckpoint=False)
         store.create_schema(conn)
+        self.checkpointer = store.Checkpointer(self.path)
+        self.checkpointer.start()
         self.writer = Writer(conn, settings.batch, followups=corked)
         self.writer.start()
         self.readers = ReaderPool(self.path)
@@ -70,6 +73,8 @@ class ChatService:
         """Stop retention, commit what is queued, close the database."""
         if self.retention is not None:
             self.retention.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         if self.writer is not None:
             self.writer.stop()
         if self.readers is not None:

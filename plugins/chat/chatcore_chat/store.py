@@ -1,19 +1,24 @@
 """SQLite storage of chat messages: schema, row model and the queries the plugin runs.
 
-Plain data access only: no threads, no sessions, no pluggy. One connection (the writer's)
-changes the database; readers borrow connections from a small pool, which WAL lets run
-alongside the writer. Every message is one row; nothing ever rewrites the whole file.
+Data access only: no sessions, no pluggy. One connection (the writer's) changes the
+database; readers borrow connections from a small pool, which WAL lets run alongside the
+writer; a ``Checkpointer`` thread copies the WAL back so the writer never has to. Every
+message is one row; nothing ever rewrites the whole file.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
+
+log = logging.getLogger(__name__)
 
 FILENAME = "messages.sqlite3"
 GLOBAL_ROOM = ""  # conversation key and recipient of broadcast messages
@@ -73,13 +78,48 @@ def _row(row: Sequence[object]) -> Message:
     return Message(int(id_), str(conv), str(sender), str(recipient), int(ts), str(body))  # type: ignore[call-overload]
 
 
-def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
-    """Open ``path`` in WAL mode with explicit transactions; usable from any one thread at a time."""
+def connect(path: Path, synchronous: str = "NORMAL", autocheckpoint: bool = True) -> sqlite3.Connection:
+    """Open ``path`` in WAL mode with explicit transactions; usable from any one thread at a time.
+
+    ``autocheckpoint=False`` leaves checkpoints to a ``Checkpointer`` thread.
+    """
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=ON")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
+
+
+class Checkpointer(threading.Thread):
+    """Copies the WAL into the database every ``interval`` seconds, off the writer thread.
+
+    With SQLite's automatic checkpoints the writer itself stops to write back and sync the
+    database every 1,000 pages; the load harness saw that as a 16 ms p99 at 1,000 msg/s
+    (3 ms on tmpfs). Passive checkpoints block neither the writer nor readers.
+    """
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        super().__init__(name="chat-checkpoint", daemon=True)
+        self._path, self._interval = path, interval
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False, timeout=30.0)
+        try:
+            while not self._stopping.wait(self._interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy or I/O trouble: the next round tries again
+                    log.warning("chat history checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.is_alive():
+            self.join()
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
