@@ -151,14 +151,19 @@ def test_idle_time_between_frames_is_not_limited(make_server, connect, probe):
     assert client.request(command="ping")["type"] == "pong"
 
 
-def test_a_client_that_never_reads_does_not_block_others(make_server, connect, probe):
-    server = make_server(plugins=[], extra=[("probe", probe)],
-                         env={"CHATCORE_SEND_BUFFER": "64M", "CHATCORE_SEND_TIMEOUT": "60"})
+def stalled_and_sender(server, connect, probe):
+    """A client with a tiny receive buffer that will never read again (its server-side
+    session), and a second client to send from."""
     stalled = connect(server)
     stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.request(command="ping")  # the server opens a session at the client's first byte
-    stalled_session = probe.opened.get(timeout=5)
-    sender = connect(server)
+    return probe.opened.get(timeout=5), connect(server)
+
+
+def test_a_client_that_never_reads_does_not_block_others(make_server, connect, probe):
+    server = make_server(plugins=[], extra=[("probe", probe)],
+                         env={"CHATCORE_SEND_BUFFER": "64M", "CHATCORE_SEND_TIMEOUT": "60"})
+    stalled_session, sender = stalled_and_sender(server, connect, probe)
     # 16 MiB towards a client that reads nothing: far more than the kernel buffers hold
     assert sender.request(command="blast", count=400, size=40000)["sessions"] == 1
     assert sender.request(command="ping")["type"] == "pong"
@@ -167,11 +172,7 @@ def test_a_client_that_never_reads_does_not_block_others(make_server, connect, p
 
 def test_a_client_whose_backlog_overflows_is_disconnected(make_server, connect, probe):
     server = make_server(plugins=[], extra=[("probe", probe)], env={"CHATCORE_SEND_BUFFER": "256K"})
-    stalled = connect(server)
-    stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.request(command="ping")  # the server opens a session at the client's first byte
-    stalled_session = probe.opened.get(timeout=5)
-    sender = connect(server)
+    stalled_session, sender = stalled_and_sender(server, connect, probe)
     sender.request(command="blast", count=400, size=40000)
     assert probe.closed.get(timeout=5) is stalled_session
     assert "send buffer full" in stalled_session.close_reason
@@ -181,11 +182,7 @@ def test_a_client_whose_backlog_overflows_is_disconnected(make_server, connect, 
 def test_a_client_that_stops_reading_is_disconnected_after_the_send_timeout(make_server, connect, probe):
     server = make_server(plugins=[], extra=[("probe", probe)],
                          env={"CHATCORE_SEND_BUFFER": "64M", "CHATCORE_SEND_TIMEOUT": "0.5"})
-    stalled = connect(server)
-    stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.request(command="ping")  # the server opens a session at the client's first byte
-    stalled_session = probe.opened.get(timeout=5)
-    sender = connect(server)
+    stalled_session, sender = stalled_and_sender(server, connect, probe)
     sender.request(command="blast", count=200, size=40000)
     assert probe.closed.get(timeout=10) is stalled_session
     assert "read nothing for 0.5 s" in stalled_session.close_reason
