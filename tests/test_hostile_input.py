@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from chatcore import protocol
 from chatcore.registry import Command
-from chatcore.testing import TestClient
 
 PLUGINS = ["auth", "chat", "filexfer"]
 LOOSE_LIMITS = {"CHATCORE_RATE_LIMIT": "100000", "CHATCORE_RATE_BURST": "100000",
@@ -61,18 +60,15 @@ def requests(draw, commands: list[Command]):
     return message
 
 
-def login(client: TestClient, name: str, password: str = "correct horse battery") -> None:
-    client.request(command="register", username=name, password=password)
-    reply = client.request(command="login", username=name, password=password)
-    assert reply["response"] == "ok", reply
+PASSWORD = "correct horse battery"
 
 
 def test_random_values_for_every_command_never_cause_internal_errors(make_server, connect):
     server = make_server(plugins=PLUGINS, env=LOOSE_LIMITS)
     commands = [server.commands.get(name) for name in server.commands.names() if name not in STATE_CHANGING]
     anonymous, fuzzer, peer = connect(server), connect(server), connect(server)
-    login(fuzzer, "fuzzer")
-    login(peer, "bob")
+    fuzzer.login("fuzzer", PASSWORD, register=True)
+    peer.login("bob", PASSWORD, register=True)
     seen: list[dict] = []
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -112,8 +108,8 @@ def broken_frames(count: int) -> list[bytes]:
 def test_a_flood_of_malformed_frames_loses_nothing_and_service_continues(make_server, connect):
     server = make_server(plugins=["auth", "chat"], env=LOOSE_LIMITS)
     alice, bob = connect(server), connect(server)
-    login(alice, "alice")
-    login(bob, "bob")
+    alice.login("alice", PASSWORD, register=True)
+    bob.login("bob", PASSWORD, register=True)
     for client in (alice, bob):
         client.request(command="hello", protocol=2)
     sent = [f"before the flood {n}" for n in range(20)]
@@ -136,7 +132,7 @@ def test_a_flood_of_malformed_frames_loses_nothing_and_service_continues(make_se
 
     later = connect(server)
     later.request(command="hello", protocol=2)
-    assert later.request(command="login", username="alice", password="correct horse battery")["response"] == "ok"
+    later.login("alice", PASSWORD)
     later.send(command="chat", peer="bob", message="after the flood")
     later.expect("chat_ack")
     assert bob.expect("private_message", message="after the flood")["peer"] == "alice"

@@ -38,8 +38,7 @@ def test_no_password_or_message_text_in_any_log_record(make_server, connect, cap
     server = make_server(plugins=["auth", "chat"])
     alice, bob = connect(server), connect(server)
     for client, name in ((alice, "alice"), (bob, "bob")):
-        client.request(command="register", username=name, password=PASSWORD)
-        assert client.request(command="login", username=name, password=PASSWORD)["response"] == "ok"
+        client.login(name, PASSWORD, register=True)
     alice.request(command="login", username=PASSWORD, password=PASSWORD)  # a password typed as the name
     alice.request(command="change_password", old=PASSWORD, new=PASSWORD + "2")
     alice.send(command="chat", peer="bob", message=MESSAGE)

@@ -104,6 +104,16 @@ class TestClient:
         default = (command, f"{command}_result", "error") + (("pong",) if command == "ping" else ())
         return self.expect(reply or default)
 
+    def login(self, username: str, password: str, register: bool = False) -> dict[str, Any]:
+        """Log in through the accounts plugin (registering first if asked); fails the test
+        unless the server says ok. Returns the ``login_result``."""
+        if register:
+            reply = self.request(command="register", username=username, password=password)
+            assert reply.get("response") == "ok", reply
+        reply = self.request(command="login", username=username, password=password)
+        assert reply.get("response") == "ok", reply
+        return reply
+
     def sync(self) -> list[Any]:
         """Round-trip a ``ping`` and return (and clear) everything that arrived before its ``pong``.
 

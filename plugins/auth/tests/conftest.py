@@ -30,11 +30,7 @@ def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
 
     def factory(server: ChatServer, name: str, password: str = PASSWORD, register: bool = True) -> TestClient:
         client = connect(server)
-        if register:
-            reply = client.request(command="register", username=name, password=password)
-            assert reply["response"] == "ok", reply
-        reply = client.request(command="login", username=name, password=password)
-        assert reply["response"] == "ok", reply
+        client.login(name, password, register)
         return client
 
     return factory

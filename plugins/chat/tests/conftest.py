@@ -56,11 +56,7 @@ def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
         client = connect(server)
         if v2:
             assert client.request(command="hello", client="tests", protocol=2)["protocol"] == 2
-        if register:
-            reply = client.request(command="register", username=name, password=password)
-            assert reply["response"] == "ok", reply
-        reply = client.request(command="login", username=name, password=password)
-        assert reply["response"] == "ok", reply
+        client.login(name, password, register)
         # login_result precedes the binding: a ping round trip makes sure the login finished
         # (the session is online, offline delivery queued); keep what arrived for later expects
         arrived = client.sync()

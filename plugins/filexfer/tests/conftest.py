@@ -47,11 +47,7 @@ def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
 
     def factory(server: ChatServer, name: str, register: bool = True) -> TestClient:
         client = connect(server)
-        if register:
-            reply = client.request(command="register", username=name, password=PASSWORD)
-            assert reply["response"] == "ok", reply
-        reply = client.request(command="login", username=name, password=PASSWORD)
-        assert reply["response"] == "ok", reply
+        client.login(name, PASSWORD, register)
         # login_result goes out just before the server binds the session, so wait for a pong
         # (handled after the login completes) before others may count on this user being
         # online; expect() keeps whatever arrives meanwhile (file offers) for the test.
