@@ -135,17 +135,26 @@ class Session:
             self._write_backlog()
 
     def _write_backlog(self) -> None:
-        """Write what the kernel takes now; the flusher waits to write the rest. Lock held."""
+        """Write what the kernel takes now; the flusher writes the rest when it can. Lock held."""
         try:
             sent = self.transport.send_nowait(self._backlog)
         except OSError:
             self._overflow = "connection lost while sending"
             return
+        self._account(sent)
+        if self._backlog:
+            self._flusher.watch(self)
+
+    def _account(self, sent: int) -> None:
+        """Drop the bytes the kernel took; the stall clock restarts on progress and stops when
+        the backlog is empty. Lock held."""
         if sent:
             del self._backlog[:sent]
-        if self._backlog and not self._stalled_since:
+            self._drained.notify_all()
+        if not self._backlog:
+            self._stalled_since = 0.0
+        elif sent or not self._stalled_since:
             self._stalled_since = time.monotonic()
-            self._flusher.watch(self)
 
     def push(self) -> None:
         """Write the backlog a ``corked`` block queued."""
@@ -172,12 +181,10 @@ class Session:
                 sent = self.transport.send_nowait(self._backlog)
             except OSError:
                 sent = -1
-            if sent > 0:
-                del self._backlog[:sent]
-                self._stalled_since = time.monotonic() if self._backlog else 0.0
-                self._drained.notify_all()
-            if not self._backlog:
-                self._flusher.forget(self)
+            else:
+                self._account(sent)
+                if not self._backlog:
+                    self._flusher.forget(self)
         if sent < 0:
             self.close("connection lost while sending")
 
