@@ -50,7 +50,7 @@ class CorePlugin:
             "tls": session.tls, "idle_timeout": self.server.idle_timeout or 0,
             "rate_limit": self.server.rate_limit, "rate_burst": self.server.rate_burst,
         }
-        for extra in self.server.hook.chat_hello(session=session):
+        for extra in self.server.hook.chat_hello(session=session, message=message):
             for key, value in (extra or {}).items():
                 reply.setdefault(key, value)
         return reply

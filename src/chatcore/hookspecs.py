@@ -75,10 +75,12 @@ def chat_register_commands(register: Callable[..., "Command"]) -> None:
 
 
 @hookspec
-def chat_hello(session: "Session") -> Optional[dict[str, Any]]:
+def chat_hello(session: "Session", message: dict[str, Any]) -> Optional[dict[str, Any]]:
     """Extra fields for the ``hello`` reply, such as limits a client must know.
 
     :param session: the session that said ``hello``.
+    :param message: the ``hello`` request, for options a plugin defines (``auth`` reads
+        ``presence``); raise ``CommandError`` to refuse a bad one.
     :return: fields to add; the core's own fields cannot be replaced.
     """
 

@@ -14,11 +14,10 @@ from typing import Callable
 
 from chatcore.config import Config
 
+from chatcore_auth import NAME
 from chatcore_auth.names import password_problem, username_problem
 from chatcore_auth.settings import MAX_PASSWORD, MIN_PASSWORD, hasher_from
 from chatcore_auth.store import FILENAME, AccountStore
-
-NAME = "auth"
 
 
 def open_store(config: Config) -> AccountStore:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from chatcore import protocol
 from chatcore.registry import CommandError
 
+from chatcore_auth import NAME
 from chatcore_auth.accounts import Accounts, Outcome
 from chatcore_auth.names import name_key
 
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from chatcore.session import Session
 
 Reply = dict[str, Any]
-NAME = "auth"
 PENDING_REPLY = "login_reply"
 TLS_REQUIRED = ("This server accepts passwords only over an encrypted connection: "
                 "reconnect with TLS to log in or register.")

@@ -11,14 +11,14 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from chatcore import Setting, hookimpl
+from chatcore import CommandError, Setting, hookimpl
 from chatcore.config import Config
 
-from chatcore_auth import cli
+from chatcore_auth import NAME, cli
 from chatcore_auth.accounts import Accounts
 from chatcore_auth.commands import AuthCommands
 from chatcore_auth.names import USERNAME_MAX
-from chatcore_auth.presence import Presence
+from chatcore_auth.presence import MODES, Presence, set_mode
 from chatcore_auth.settings import PLAINTEXT_LOGIN, SETTINGS, hasher_from, policy_from
 from chatcore_auth.store import FILENAME, AccountStore
 from chatcore_auth.throttle import Clock
@@ -26,8 +26,6 @@ from chatcore_auth.throttle import Clock
 if TYPE_CHECKING:
     from chatcore.server import ChatServer
     from chatcore.session import Session
-
-NAME = "auth"
 
 
 class AuthPlugin:
@@ -70,12 +68,18 @@ class AuthPlugin:
         register("change_password", self.commands.change_password, auth=True, fields={"old": str, "new": str})
 
     @hookimpl
-    def chat_hello(self, session: "Session") -> Optional[dict[str, Any]]:
-        """Tell v2 clients the account rules so they can check input before sending it."""
+    def chat_hello(self, session: "Session", message: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """Tell v2 clients the account rules so they can check input before sending it, and
+        take the session's choice of ``presence`` delivery (``each`` or ``batched``)."""
         if self.accounts is None:
             return None
+        mode = message.get("presence", MODES[0])
+        if mode not in MODES:
+            raise CommandError("bad_request", "field 'presence' must be one of: " + ", ".join(MODES))
+        set_mode(session, mode)
         policy = self.accounts.policy
-        return {"auth": {"username_max": USERNAME_MAX, "password_min": policy.min_password,
+        return {"presence": mode,
+                "auth": {"username_max": USERNAME_MAX, "password_min": policy.min_password,
                          "password_max": policy.max_password}}
 
     @hookimpl

@@ -10,22 +10,65 @@ Every login tells everyone else online, so N logins cost N² frames. Events are 
 queued (in order, under the user's lock) and one announcer thread writes each batch as one
 concatenated send per online session: 10,000 clients logging in at once cost the server
 a few writes per client instead of one per event.
+
+A session whose ``hello`` asked for ``"presence": "batched"`` gets one ``presence``
+{``joined``, ``left``} frame per batch instead, carrying each user's net change, so a
+login storm costs it a few frames rather than one per user.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
 
 from chatcore import protocol
 
+from chatcore_auth import NAME
 from chatcore_auth.names import name_key
 
 if TYPE_CHECKING:
-    from chatcore.session import SessionRegistry
+    from chatcore.session import Session, SessionRegistry
+
+log = logging.getLogger(__name__)
 
 _STRIPES = 64
+PRESENCE_KEY = "presence"  # in session.state["auth"]: the mode the session asked for in hello
+EACH, BATCHED = "each", "batched"
+MODES = (EACH, BATCHED)
+# Names per ``presence`` frame: 500 × (32 characters + quotes and comma) ≈ 17.5 KB of JSON,
+# well under the 49 KB a frame can carry.
+NAMES_PER_FRAME = 500
+
+
+@dataclass(frozen=True)
+class Change:
+    """One queued announcement: ``user`` (display name) came online or went offline."""
+
+    key: str
+    user: str
+    online: bool
+    frame: bytes  # the Part 1 event, encoded once
+
+
+def set_mode(session: "Session", mode: str) -> None:
+    """Remember how ``session`` wants presence delivered (from its ``hello``)."""
+    session.state.setdefault(NAME, {})[PRESENCE_KEY] = mode
+
+
+def is_batched(session: "Session") -> bool:
+    return session.state.get(NAME, {}).get(PRESENCE_KEY) == BATCHED
+
+
+def batched_frames(joined: list[str], left: list[str]) -> Iterator[bytes]:
+    """``presence`` frames carrying ``joined`` and ``left``, at most NAMES_PER_FRAME names each."""
+    while joined or left:
+        take_joined = joined[:NAMES_PER_FRAME]
+        take_left = left[:NAMES_PER_FRAME - len(take_joined)]
+        joined, left = joined[len(take_joined):], left[len(take_left):]
+        yield protocol.encode({"type": "presence", "joined": take_joined, "left": take_left})
 
 
 class Presence:
@@ -36,7 +79,7 @@ class Presence:
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._announced: set[str] = set()
         self._announced_lock = threading.Lock()
-        self._pending: list[tuple[str, bytes]] = []  # (user key, encoded event), in order
+        self._pending: list[Change] = []  # in order
         self._wake = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._announce_loop, name="auth-presence", daemon=True)
@@ -56,7 +99,7 @@ class Presence:
                     self._announced.discard(key)
             frame = protocol.encode({"type": "peer_joined" if online else "peer_left", "peer": username})
             with self._wake:
-                self._pending.append((key, frame))
+                self._pending.append(Change(key, username, online, frame))
                 self._wake.notify()
 
     def _announce_loop(self) -> None:
@@ -67,18 +110,31 @@ class Presence:
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []
-            self._announce(batch)
+            try:
+                self._announce(batch)
+            except Exception:  # one bad batch must not end presence for the server's lifetime
+                log.exception("presence: announcing %d changes failed", len(batch))
 
-    def _announce(self, batch: list[tuple[str, bytes]]) -> None:
+    def _announce(self, batch: list[Change]) -> None:
         """One write per online session: every event in the batch except those about its own user."""
-        about = {key for key, _ in batch}
-        everything = b"".join(frame for _, frame in batch)
+        about = {change.key for change in batch}
+        everything = b"".join(change.frame for change in batch)
+        net = _net_changes(batch)
+        batched_for: dict[str, bytes] = {}  # own user key ("" for none) -> that session's frames
         for session in self._sessions.authenticated():
             user = session.user
             if not user:
                 continue
             own = name_key(user)
-            frames = everything if own not in about else b"".join(f for key, f in batch if key != own)
+            if is_batched(session):
+                mine = own if own in net else ""
+                if mine not in batched_for:
+                    changes = [change for key, change in net.items() if key != mine]
+                    batched_for[mine] = b"".join(batched_frames(
+                        [c.user for c in changes if c.online], [c.user for c in changes if not c.online]))
+                frames = batched_for[mine]
+            else:
+                frames = everything if own not in about else b"".join(c.frame for c in batch if c.key != own)
             if frames:
                 session.send_frame(frames)
 
@@ -88,3 +144,14 @@ class Presence:
             self._stopping = True
             self._wake.notify()
         self._thread.join()
+
+
+def _net_changes(batch: list[Change]) -> dict[str, Change]:
+    """Each user's last change, for users whose state differs at the end of the batch from
+    before it (a user's events alternate, so an even count is no change)."""
+    count: dict[str, int] = {}
+    last: dict[str, Change] = {}
+    for change in batch:
+        count[change.key] = count.get(change.key, 0) + 1
+        last[change.key] = change
+    return {key: change for key, change in last.items() if count[key] % 2}

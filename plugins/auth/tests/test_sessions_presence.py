@@ -108,6 +108,7 @@ class _Elsewhere:
 
     def __init__(self, name: str) -> None:
         self.user = name
+        self.state: dict = {}
 
     def send_frame(self, frame: bytes) -> bool:
         return True
