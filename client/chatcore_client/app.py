@@ -200,7 +200,8 @@ class App:
             connection.close()
             return
         self.client = ChatClient(connection, self.events)
-        self.client.send({"command": "hello", "client": "chatcore-client (Tk)", "protocol": 2})
+        self.client.send({"command": "hello", "client": "chatcore-client (Tk)", "protocol": 2,
+                          "presence": "batched"})
         if connection.warning:
             self.login.show_warning(connection.warning)
         then()

@@ -111,6 +111,24 @@ def test_join_and_leave_notices(h):
     assert texts == ["bob joined", "bob left"] and not h.state.conversation("bob").online
 
 
+def test_batched_presence_marks_online_and_notices_each_of_a_few(h):
+    h.login()
+    h.feed(type="presence", joined=["bob", "carol", "alice"], left=[])
+    h.feed(type="presence", joined=[], left=["bob"])
+    texts = [line.text for line in h.state.conversation(ROOM).lines]
+    assert texts == ["bob joined", "carol joined", "bob left"]  # nothing about oneself
+    assert h.state.conversation("carol").online and not h.state.conversation("bob").online
+    assert "alice" not in h.state.conversations
+
+
+def test_batched_presence_summarises_a_crowd(h):
+    h.login()
+    crowd = [f"user{i}" for i in range(40)]
+    h.feed(type="presence", joined=crowd, left=["gone", 7])  # a non-string name is skipped
+    assert [line.text for line in h.state.conversation(ROOM).lines] == ["40 joined, 1 left"]
+    assert all(h.state.conversation(name).online for name in crowd)
+
+
 def test_messages_count_unread_outside_the_current_conversation(h):
     h.login()
     h.feed(type="private_message", peer="bob", message="hi", id=5, ts="2024-01-01T10:00:00Z", to="alice")

@@ -8,6 +8,8 @@ from chatcore_client.api import ServerInfo
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.state import ROOM
 
+NOTICES_PER_BATCH = 5  # more presence changes at once than this get one summary notice
+
 
 class AuthHandlers:
     """hello, register/login results, the online list and join/leave notices."""
@@ -21,7 +23,7 @@ class AuthHandlers:
             "hello": self.hello, "login_result": self.login_result, "register_result": self.register_result,
             "error:login": self.credentials_error, "error:register": self.credentials_error,
             "get_users": self.users, "peer_joined": self.joined, "peer_left": self.left,
-            "shutdown": self.shutdown,
+            "presence": self.presence, "shutdown": self.shutdown,
         }.items():
             dispatcher.register(event, handler)
 
@@ -90,6 +92,25 @@ class AuthHandlers:
             return
         self.ctx.state.conversation(peer).online = False
         self.ctx.notice(ROOM, f"{peer} left")
+        self.ctx.view.conversations_changed()
+
+    def presence(self, message: dict[str, Any]) -> None:
+        """``presence`` {joined, left} (batched presence, asked for in hello): a notice per
+        name for a few changes, one summary line for a crowd."""
+        state = self.ctx.state
+        joined = [n for n in message.get("joined", []) if isinstance(n, str) and n and n != state.user]
+        left = [n for n in message.get("left", []) if isinstance(n, str) and n]
+        for name in joined:
+            state.conversation(name).online = True
+        for name in left:
+            state.conversation(name).online = False
+        if len(joined) + len(left) <= NOTICES_PER_BATCH:
+            for name in joined:
+                self.ctx.notice(ROOM, f"{name} joined")
+            for name in left:
+                self.ctx.notice(ROOM, f"{name} left")
+        else:
+            self.ctx.notice(ROOM, f"{len(joined)} joined, {len(left)} left")
         self.ctx.view.conversations_changed()
 
     def shutdown(self, message: dict[str, Any]) -> None:

@@ -104,6 +104,8 @@ def test_two_clients_chat_and_main_window_screenshot(make_server, make_app, pump
     log_in(bob, pump, "bob")
     pump.until(lambda: "bob" in alice.state.conversations and alice.state.conversations["bob"].online,
                what="bob online in alice's list")
+    assert alice.state.server.raw["presence"] == "batched"  # the app asks for presence frames
+    pump.until(lambda: "bob joined" in pane_text(alice, ROOM), what="the join notice")
     alice.main.select("bob")
     alice.main.entry.insert(0, "Hi Bob! Lunch at noon?")
     alice.main.entry.focus_force()
