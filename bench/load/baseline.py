@@ -105,6 +105,8 @@ class Relay:
             self.chat(peer, msg)
         elif command == "ping":
             peer.send(protocol.encode({"type": "pong"}))
+        elif command == "hello":
+            peer.send(protocol.encode({"type": "hello", "protocol": 2, "presence": msg.get("presence", "each")}))
         elif command == "file_upload":
             upload_id = f"u{next(self.ids)}"
             self.uploads[upload_id] = int(msg["size"])

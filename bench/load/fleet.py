@@ -35,13 +35,14 @@ class Fleet:
         return out
 
     def connect(self, names: Sequence[str], concurrency: int = 200, timeout: float = 120.0,
-                register: bool = True) -> dict[str, Any]:
-        """Connect and log in ``names`` from all workers at once; wall time until all are in."""
+                register: bool = True, presence: str = "") -> dict[str, Any]:
+        """Connect and log in ``names`` from all workers at once; wall time until all are in.
+        ``presence``: the mode each asks for in hello ("" says no hello)."""
         parts = self.split(names)
         start = time.monotonic()
         replies = self.pool.call("connect", [{"names": p} for p in parts], wait=timeout, port=self.port,
                                  concurrency=max(1, concurrency // len(self.pool)), timeout=timeout,
-                                 register=register)
+                                 register=register, presence=presence)
         waits = [r["login_wait_p50"] for r in replies if r["login_wait_p50"] is not None]
         return {"ready": sum(r["ready"] for r in replies), "asked": len(names),
                 "seconds": max(r["elapsed"] for r in replies), "wall": time.monotonic() - start,

@@ -51,7 +51,7 @@ def rows(results: dict[str, Any], enforce: bool) -> list[Row]:
         add("connections", "server RSS per connection", "KiB", ("kib_per_conn",), "≤ 40 KiB",
             lambda c, b, r: c <= 40, sc)
         add("connections", "time to connect + log in all", "s", ("login_all_s",), scenario=sc)
-        add("connections", "presence events sent while logging in", "frames", ("presence_frames",), scenario=sc)
+        add("connections", "frames received while logging in (all clients)", "frames", ("presence_frames",), scenario=sc)
         add("connections", "time until presence traffic ends", "s", ("presence_s",), scenario=sc)
         add("connections", "server RSS with all connected", "KiB", ("rss_after_kib",), scenario=sc)
         add("connections", "private probe delivered with all connected", "msgs", ("probe_private_delivered",),

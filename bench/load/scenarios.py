@@ -22,7 +22,8 @@ def connections(h: Harness, target: str) -> dict[str, Any]:
         rss0 = server.rss_kib()
         h.log(f"{target}: connecting and logging in {n} clients")
         cpu0, lg0 = server.cpu(), sum(fleet.cpu())
-        conn = fleet.connect(users("idle", n), h.sizes.connect_concurrency, h.sizes.connect_timeout)
+        conn = fleet.connect(users("idle", n), h.sizes.connect_concurrency, h.sizes.connect_timeout,
+                             presence=h.sizes.presence)
         cpu1, lg1 = server.cpu(), sum(fleet.cpu())
         h.log(f"{target}: {conn['ready']}/{n} logged in after {conn['seconds']:.1f} s (server {cpu1 - cpu0:.1f} "
               f"CPU-s, load generators {lg1 - lg0:.1f} CPU-s); draining presence events")
@@ -100,7 +101,7 @@ def grow(h: Harness, fleet: Fleet, online: list[str], clients: int, target: str)
     if len(online) >= clients:
         return
     more = users("relay", clients - len(online), len(online))
-    r = fleet.connect(more, h.sizes.connect_concurrency, h.sizes.connect_timeout)
+    r = fleet.connect(more, h.sizes.connect_concurrency, h.sizes.connect_timeout, presence=h.sizes.presence)
     online.extend(more)
     fleet.quiet(idle=1.0, timeout=120)
     h.log(f"{target}: {len(online)} clients online ({r['ready']}/{len(more)} new in {r['seconds']:.1f} s)")
@@ -153,7 +154,7 @@ def slow(h: Harness, target: str) -> dict[str, Any]:
     rss = sampler(server)
     try:
         online = users("slow", 2 * s.slow_pairs + s.slow_flooders + 1)
-        fleet.connect(online, s.connect_concurrency, s.connect_timeout)
+        fleet.connect(online, s.connect_concurrency, s.connect_timeout, presence=s.presence)
         fleet.quiet(idle=1.0, timeout=60)
         victim = online[-1]
         flooders = online[2 * s.slow_pairs:-1]

@@ -95,6 +95,7 @@ class Worker:
         self.last_rx = time.monotonic()
         self.nofile = raise_nofile()
         self.register = True
+        self.presence = ""  # if set, say hello with this presence mode before logging in
         self.decode_after_login = False
         self.pad = ""
         self.probes: list[tuple[str, Any, int]] = []
@@ -272,6 +273,8 @@ class Worker:
             self.lost(conn)
             return
         conn.state = "register" if self.register else "login"
+        if self.presence:
+            self.queue(conn, {"command": "hello", "client": "bench", "protocol": 2, "presence": self.presence})
         self.queue(conn, {"command": conn.state, "username": conn.name, "password": PASSWORD})
 
     def auth_reply(self, conn: Conn, msg: dict[str, Any]) -> None:
@@ -289,9 +292,10 @@ class Worker:
                 self.failures.append(f"{conn.name}: {msg.get('type')} {msg.get('reason')}")
 
     def op_connect(self, port: int, names: list[str], concurrency: int = 200, timeout: float = 120.0,
-                   register: bool = True, decode_after: bool = False) -> dict[str, Any]:
-        """Connect and log in every name (at most ``concurrency`` logins in flight)."""
-        self.register, self.decode_after_login = register, decode_after
+                   register: bool = True, decode_after: bool = False, presence: str = "") -> dict[str, Any]:
+        """Connect and log in every name (at most ``concurrency`` logins in flight); with
+        ``presence``, each first says hello asking for that presence mode."""
+        self.register, self.decode_after_login, self.presence = register, decode_after, presence
         self.login_waits, self.failures = [], []
         frames0 = self.frames
         start = time.monotonic()
