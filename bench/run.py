@@ -3,7 +3,8 @@ processes, every figure beside the same figure for a minimal threaded relay (the
 
     .venv/bin/python bench/run.py [--quick] [--only SCENARIO ...] [--profile]
 
-Scenarios: connections, relay (broadcast, private, latency), slow, files. Prints a table,
+Scenarios: connections, relay (broadcast, private, latency), slow, files; ``--only latency``
+runs relay's latency part alone. Prints a table,
 writes bench/results/latest.json and bench/results/latency.png.
 """
 
@@ -24,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 SCENARIOS = ("connections", "relay", "slow", "files")
+EXTRA_SCENARIOS = ("latency",)  # only with --only: relay's latency runs alone
 
 
 def missing_dependencies() -> list[str]:
@@ -40,8 +42,9 @@ def missing_dependencies() -> list[str]:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="chatcore load benchmark (see bench/run.py's docstring)")
     parser.add_argument("--quick", action="store_true", help="small numbers, about two minutes")
-    parser.add_argument("--only", nargs="+", choices=SCENARIOS, metavar="SCENARIO",
-                        help=f"run only these of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS + EXTRA_SCENARIOS, metavar="SCENARIO",
+                        help=f"run only these of: {', '.join(SCENARIOS + EXTRA_SCENARIOS)} "
+                             "(latency: just relay's latency runs)")
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the server with py-spy during the relay runs (slows it down)")
@@ -93,7 +96,7 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {}
     runners: dict[str, Callable[[Harness, str], dict[str, Any]]] = {
         "connections": scenarios.connections, "relay": scenarios.relay, "slow": scenarios.slow,
-        "files": scenarios.files}
+        "files": scenarios.files, "latency": scenarios.latency_only}
     try:
         for name in chosen:
             results[name] = {}

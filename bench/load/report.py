@@ -72,7 +72,8 @@ def rows(results: dict[str, Any], enforce: bool) -> list[Row]:
             big = int(n) >= 1000
             add("relay", f"broadcast deliveries/s to {n} clients", "1/s", ("broadcast", n, "delivered_per_s"),
                 "≥ 50,000" if big else "", (lambda c, b, r: c >= 50_000) if big else None, sc)
-        for rate in sorted(results["relay"].get("chatcore", {}).get("latency", {}), key=int):
+    for sc in ("relay", "latency"):  # the latency runs are part of relay, or run alone
+        for rate in sorted(results.get(sc, {}).get("chatcore", {}).get("latency", {}), key=int):
             tgt = rate == "1000"
             for q in ("p50", "p99", "max"):
                 add("relay", f"latency {q} at {rate} msg/s offered", "ms", ("latency", rate, f"{q}_ms"),

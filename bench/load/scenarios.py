@@ -96,6 +96,20 @@ def relay(h: Harness, target: str) -> dict[str, Any]:
     return out
 
 
+def latency_only(h: Harness, target: str) -> dict[str, Any]:
+    """Just the relay scenario's latency runs (``relay_clients`` online), to try a change quickly."""
+    server = h.start(target)
+    fleet = Fleet(h.pool, server.port)
+    online: list[str] = []
+    try:
+        grow(h, fleet, online, h.sizes.relay_clients, target)
+        out = {"latency": latency(h, fleet, server, online, target)}
+    finally:
+        out_stop = h.finish(server, fleet)
+    out.update(out_stop)
+    return out
+
+
 def grow(h: Harness, fleet: Fleet, online: list[str], clients: int, target: str) -> None:
     """Log in more clients until ``clients`` are online, then let presence traffic settle."""
     if len(online) >= clients:

@@ -128,7 +128,9 @@ class Worker:
         self.dirty.add(conn)
 
     def poll(self, timeout: float) -> None:
-        """Service ready sockets once, then flush what was queued."""
+        """Flush what was queued, service ready sockets once, then flush what that queued
+        (flushing first: a message stamped with its send time must not wait out the select)."""
+        self.flush_dirty()
         for key, events in self.sel.select(timeout):
             conn: Optional[Conn] = key.data
             if conn is None:
@@ -140,6 +142,9 @@ class Worker:
                     self.dirty.add(conn)
             if events & selectors.EVENT_READ and not conn.closed:
                 self.readable(conn)
+        self.flush_dirty()
+
+    def flush_dirty(self) -> None:
         if self.dirty:
             for conn in list(self.dirty):
                 self.flush(conn)
