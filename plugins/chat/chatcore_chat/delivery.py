@@ -1,7 +1,8 @@
 """Storing and delivering messages: the writer operations for sending, offline claims and undo.
 
-Every message is committed before anyone hears of it; delivery runs after the commit on the
-writer thread, so each recipient receives messages in id order. Sends never block (a
+Every message is committed before anyone hears of it; delivery runs after the commit by the
+writer's one executor at a time (its thread, or the submitting thread when the store was
+idle), so each recipient receives messages in id order. Sends never block (a
 session only queues), no lock is held while sending, and a failed send to one session is
 logged and skipped without touching the others or the stored message.
 
@@ -54,11 +55,49 @@ class Directory(Protocol):
 
 @dataclass
 class SessionChat:
-    """Per-session delivery state; touched only by the writer thread."""
+    """Per-session delivery state; touched only by the writer's executor (one thread at a time)."""
 
     ready: bool = False
     held: list[Message] = field(default_factory=list)
-    window: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(IN_FLIGHT))
+    window: "Window" = field(default_factory=lambda: Window(IN_FLIGHT))
+
+
+class Window:
+    """At most ``size`` of a session's messages queued or being stored. A BoundedSemaphore
+    costs a Condition per session and a notify per release; this waits (and allocates its
+    Condition) only when the window is actually full."""
+
+    def __init__(self, size: int) -> None:
+        self._free = self._size = size
+        self._lock = threading.Lock()
+        self._room: Optional[threading.Condition] = None
+        self._waiting = 0
+
+    def acquire(self, timeout: Optional[float] = None) -> bool:
+        """Take a slot, waiting up to ``timeout`` seconds for one; False if none came."""
+        with self._lock:
+            if self._free:
+                self._free -= 1
+                return True
+            if self._room is None:
+                self._room = threading.Condition(self._lock)
+            self._waiting += 1
+            try:
+                if not self._room.wait_for(lambda: self._free > 0, timeout):
+                    return False
+            finally:
+                self._waiting -= 1
+            self._free -= 1
+            return True
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            if self._free >= self._size:
+                raise ValueError("window released more often than acquired")
+            self._free += 1
+            if self._waiting and self._room is not None:
+                self._room.notify()
 
 
 def session_state(session: SessionLike) -> SessionChat:
@@ -102,10 +141,10 @@ class Relay:
         self.writer = writer
         self.directory = directory
         self.clock = clock
-        self._last_ms = 0  # writer thread only: keeps ts non-decreasing along ids
+        self._last_ms = 0  # writer's executor only: keeps ts non-decreasing along ids
 
     def stamp(self) -> int:
-        """Now in milliseconds, never earlier than the previous stamp (writer thread only)."""
+        """Now in milliseconds, never earlier than the previous stamp (writer's executor only)."""
         now = int(self.clock() * 1000)
         self._last_ms = max(self._last_ms, now)
         return self._last_ms
@@ -153,7 +192,7 @@ class Post(Operation):
     """Store one message, then acknowledge it (if asked) and deliver it to whoever should get it now."""
 
     def __init__(self, relay: Relay, origin: SessionLike, sender: str, to: str, text: str,
-                 ack: Optional[dict[str, Any]] = None, window: Optional[threading.BoundedSemaphore] = None) -> None:
+                 ack: Optional[dict[str, Any]] = None, window: Optional[Window] = None) -> None:
         super().__init__()
         self.relay, self.origin, self.sender, self.to, self.text = relay, origin, sender, to, text
         self.ack, self.window = ack, window

@@ -1,17 +1,20 @@
-"""The single writer thread: runs queued operations in batched transactions, then their follow-ups.
+"""The chat store's single writer: queued operations run in batched transactions, then their follow-ups.
 
 Every change to the chat database goes through here, so SQLite sees one writer and ids are
-assigned in one order. The thread takes what is queued (up to ``batch`` operations), runs each
-one's ``apply`` inside one transaction, commits, and only then runs each one's ``after`` in
-queue order (delivery, acknowledgement). Under load, batches grow by themselves; when idle,
-a lone operation commits at once. No pluggy, no sessions: operations bring their own logic.
+assigned in one order. One executor at a time takes what is queued (up to ``batch``
+operations), runs each one's ``apply`` inside one transaction, commits, and only then runs
+each one's ``after`` in queue order (delivery, acknowledgement). When nothing is queued or
+running, ``submit`` runs the operation at once in the caller's thread, so a lone message
+costs no hand-off to another thread; otherwise it queues and the writer thread takes it in
+the next batch, so under load batches grow by themselves. No pluggy, no sessions:
+operations bring their own logic.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
-import queue
 import sqlite3
 import threading
 from typing import Any, Callable, ContextManager, Optional
@@ -27,7 +30,8 @@ class Operation:
     """One unit of work for the writer; subclasses override ``apply`` and ``after``."""
 
     def __init__(self) -> None:
-        self._done = threading.Event()
+        self._done: Optional[threading.Event] = None  # made only if someone waits (most never do)
+        self._finished = False
         self.error: Optional[BaseException] = None
         self.result: Any = None
 
@@ -43,15 +47,26 @@ class Operation:
     def finish(self, error: Optional[BaseException] = None) -> None:
         """Record the outcome and wake whoever waits for it."""
         self.error = error
-        self._done.set()
+        with _waiting:
+            self._finished = True
+            done = self._done
+        if done is not None:
+            done.set()
 
     def wait(self, timeout: Optional[float] = None) -> Any:
         """Block until committed; returns ``result`` or raises what went wrong."""
-        if not self._done.wait(timeout):
+        with _waiting:
+            if not self._finished and self._done is None:
+                self._done = threading.Event()
+            done = self._done
+        if done is not None and not done.wait(timeout):
             raise TimeoutError("the chat store did not commit in time")
         if self.error is not None:
             raise self.error
         return self.result
+
+
+_waiting = threading.Lock()  # orders an operation's finish against a waiter creating its Event
 
 
 class Batch:
@@ -70,36 +85,45 @@ class Writer(threading.Thread):
         self._conn = conn
         self._batch = max(1, batch)
         self._followups = followups  # wraps a batch's follow-ups (the service corks sends there)
-        self._queue: "queue.Queue[Optional[Operation]]" = queue.Queue()
-        self._lock = threading.Lock()
+        self._pending: "collections.deque[Operation]" = collections.deque()
+        self._changed = threading.Condition()
+        self._busy = False  # an executor (this thread or a submitter) is running a batch
         self._closed = False
         self.commits = 0  # transactions committed (diagnostics, benchmark)
 
     def submit(self, op: Operation) -> Operation:
-        """Queue ``op``; raises StoreClosed after ``stop``."""
-        with self._lock:
+        """Run ``op`` now in this thread if the store is idle, else queue it for the next
+        batch; raises StoreClosed after ``stop``."""
+        with self._changed:
             if self._closed:
                 raise StoreClosed("the chat store is closed")
-            self._queue.put(op)
+            if self._busy or self._pending:
+                self._pending.append(op)
+                self._changed.notify()
+                return op
+            self._busy = True
+        self._execute([op])
         return op
 
     def run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            ops = [first]
-            while len(ops) < self._batch:
-                try:
-                    op = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if op is None:
-                    stopping = True
-                    break
-                ops.append(op)
+        """Run queued batches until ``stop``; what is queued by then still runs."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: not self._busy and (self._pending or self._closed))
+                if not self._pending:
+                    return
+                ops = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+                self._busy = True
+            self._execute(ops)
+
+    def _execute(self, ops: list[Operation]) -> None:
+        """Run one batch as the executor, then let the next one (queued work) go."""
+        try:
             self._run_batch(ops)
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify()
 
     def _run_batch(self, ops: list[Operation]) -> None:
         batch = Batch()
@@ -132,12 +156,15 @@ class Writer(threading.Thread):
                     log.exception("follow-up of %s failed", type(op).__name__)
 
     def stop(self) -> None:
-        """Finish what is queued, end the thread and close the connection; later submits raise StoreClosed."""
-        with self._lock:
+        """Finish what is queued or running, end the thread and close the connection; later
+        submits raise StoreClosed."""
+        with self._changed:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(None)
+            self._changed.notify()
         if self.is_alive():
             self.join()
+        with self._changed:  # a submitter's batch may still be running
+            self._changed.wait_for(lambda: not self._busy)
         self._conn.close()

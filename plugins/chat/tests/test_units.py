@@ -10,7 +10,7 @@ import pytest
 
 from chatcore import protocol
 from chatcore_chat import store
-from chatcore_chat.delivery import Claim, Relay, session_state
+from chatcore_chat.delivery import Claim, Relay, Window, session_state
 from chatcore_chat.history import fit_reply
 from chatcore_chat.store import Message
 from chatcore_chat.writer import Operation, StoreClosed, Writer
@@ -118,13 +118,16 @@ class Exploding(Operation):
 def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
     path, writer = db
     relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
-    gate = threading.Event()
+    gate, holding = threading.Event(), threading.Event()
 
     class Hold(Operation):
         def after(self, batch) -> None:
+            holding.set()
             gate.wait(5)
 
-    writer.submit(Hold())  # keeps the writer busy so the next three land in one batch
+    # another thread runs Hold and stays the executor, so the next two queue up as one batch
+    threading.Thread(target=writer.submit, args=(Hold(),), daemon=True).start()
+    assert holding.wait(5)
     first = relay.post(FakeSession(1, "a"), "a", "", "rolled back")
     boom = writer.submit(Exploding())
     gate.set()
@@ -136,6 +139,73 @@ def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
     conn = sqlite3.connect(path)
     assert [row[0] for row in conn.execute("SELECT body FROM messages")] == ["kept"]
     assert later.id >= 1
+
+
+def test_an_idle_store_runs_an_operation_in_the_submitting_thread(db):
+    _, writer = db
+    ran_in = []
+
+    class Where(Operation):
+        def after(self, batch) -> None:
+            ran_in.append(threading.current_thread())
+
+    assert writer.submit(Where()).wait(5) is None
+    assert ran_in == [threading.current_thread()]
+
+
+def test_queued_work_goes_to_the_writer_thread_in_order(db):
+    _, writer = db
+    gate, holding = threading.Event(), threading.Event()
+    order = []
+
+    class Hold(Operation):
+        def after(self, batch) -> None:
+            holding.set()
+            gate.wait(5)
+
+    class Note(Operation):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n = n
+
+        def after(self, batch) -> None:
+            order.append((self.n, threading.current_thread().name))
+
+    threading.Thread(target=writer.submit, args=(Hold(),), daemon=True).start()
+    assert holding.wait(5)
+    notes = [writer.submit(Note(n)) for n in range(5)]  # queued: the store is busy
+    gate.set()
+    for note in notes:
+        note.wait(5)
+    assert order == [(n, "chat-writer") for n in range(5)]
+
+
+def test_stop_waits_for_a_batch_running_in_a_submitting_thread(tmp_path):
+    conn = store.connect(tmp_path / "x.sqlite3")
+    store.create_schema(conn)
+    writer = Writer(conn)
+    writer.start()
+    gate, holding = threading.Event(), threading.Event()
+    finished = []
+
+    class Hold(Operation):
+        def apply(self, conn, batch) -> None:
+            holding.set()
+            gate.wait(5)
+            conn.execute("SELECT 1").fetchall()  # the connection is still open
+            finished.append(True)
+
+    runner = threading.Thread(target=writer.submit, args=(Hold(),), daemon=True)
+    runner.start()
+    assert holding.wait(5)
+    stopper = threading.Thread(target=writer.stop, daemon=True)
+    stopper.start()
+    gate.set()
+    stopper.join(10)
+    runner.join(10)
+    assert finished == [True] and not stopper.is_alive()
+    with pytest.raises(StoreClosed):
+        writer.submit(Operation())
 
 
 def test_submitting_after_stop_raises(tmp_path):
@@ -194,3 +264,19 @@ def test_readme_documents_every_setting_and_hook():
     for name in dir(hookspecs):
         if name.startswith("chat_"):
             assert f"`{name}(" in readme, name
+
+
+def test_the_in_flight_window_holds_a_sender_back_until_a_slot_frees():
+    window = Window(2)
+    assert window.acquire(0) and window.acquire(0)
+    assert not window.acquire(0.01)  # full: times out
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(window.acquire(5)))
+    waiter.start()
+    window.release()  # wakes the waiter
+    waiter.join(5)
+    assert got == [True] and not window.acquire(0)
+    window.release()
+    window.release()
+    with pytest.raises(ValueError):
+        window.release()
