@@ -59,12 +59,17 @@ class Command:
     optional: Mapping[str, FieldType] = field(default_factory=dict)
     limited: bool = True  # counts against the session's request rate (bulk data bounded by bytes does not)
 
+    _all_fields: Mapping[str, FieldType] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_all_fields", {**self.fields, **self.optional})  # merged once, not per request
+
     def field_problem(self, message: Mapping[str, Any]) -> Optional[str]:
         """Why ``message`` does not fit this command's fields, or None when it does."""
         for name, expected in self.fields.items():
             if name not in message:
                 return f"missing field '{name}'"
-        for name, expected in {**self.fields, **self.optional}.items():
+        for name, expected in self._all_fields.items():
             if name not in message:
                 continue
             value = message[name]

@@ -63,6 +63,7 @@ class ChatServer:
         self.idle_timeout: Optional[float] = config.get(settings.IDLE_TIMEOUT) or None
         self.rate_limit: float = config.get(settings.RATE_LIMIT)
         self.rate_burst: int = config.get(settings.RATE_BURST)
+        self._direct_handling = False  # set in start(): no plugin wraps chat_handle_message
         self._connections = ConnectionCounter(config.get(settings.MAX_CONNECTIONS), config.get(settings.MAX_PER_ADDRESS))
         self.tls_context: Optional[ssl.SSLContext] = None
         self.tls_fingerprint = ""
@@ -91,6 +92,9 @@ class ChatServer:
             self.tls_context = server_context(cert, key)
             self.tls_fingerprint = fingerprint(cert.read_bytes())
         self.hook.chat_configure(server=self)
+        # Only the core's own chat_handle_message (no plugin wraps it): call handlers directly,
+        # sparing every request a pluggy hook call.
+        self._direct_handling = [impl.plugin_name for impl in self.hook.chat_handle_message.get_hookimpls()] == ["core"]
         host, port = self.config.get(settings.HOST), self.config.get(settings.PORT)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
@@ -329,7 +333,8 @@ class ChatServer:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%r -> %s %s", session, name, redact(message))
         try:
-            reply = self.hook.chat_handle_message(session=session, command=command, message=message)
+            reply = (command.handler(session, message) if self._direct_handling else
+                     self.hook.chat_handle_message(session=session, command=command, message=message))
             if reply is not None:
                 session.send(reply)
         except CommandError as exc:

@@ -66,6 +66,7 @@ class Session:
         self._send_timeout = send_timeout
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
+        self._drain_waiters = 0  # threads in wait_drained: sends notify only when there are some
         self._backlog = bytearray()
         self._stalled_since = 0.0
         self._closed = False
@@ -150,7 +151,8 @@ class Session:
         the backlog is empty. Lock held."""
         if sent:
             del self._backlog[:sent]
-            self._drained.notify_all()
+            if self._drain_waiters:
+                self._drained.notify_all()
         if not self._backlog:
             self._stalled_since = 0.0
         elif sent or not self._stalled_since:
@@ -168,7 +170,11 @@ class Session:
     def wait_drained(self, below: int = 0, timeout: Optional[float] = None) -> bool:
         """Block until at most ``below`` bytes are pending (for streaming senders); False if closed or timed out."""
         with self._drained:
-            self._drained.wait_for(lambda: self._closed or len(self._backlog) <= below, timeout)
+            self._drain_waiters += 1
+            try:
+                self._drained.wait_for(lambda: self._closed or len(self._backlog) <= below, timeout)
+            finally:
+                self._drain_waiters -= 1
             return not self._closed and len(self._backlog) <= below
 
     def flush(self) -> None:

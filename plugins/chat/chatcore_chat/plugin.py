@@ -48,9 +48,12 @@ class ChatPlugin:
     @hookimpl
     def chat_configure(self, server: "ChatServer") -> None:
         """Open the history database under ``<data>/chat/`` and start the writer."""
+        filters = server.hook.chat_message_filter
         self.service.open(ChatSettings.from_config(server.config), server.plugin_dir(NAME), server.sessions,
                           server.lookup_user,
-                          lambda session, message: server.hook.chat_message_filter(session=session, message=message))
+                          # no filter plugin (the usual case): skip the hook call on every message
+                          (lambda session, message: filters(session=session, message=message))
+                          if filters.get_hookimpls() else (lambda session, message: None))
 
     @hookimpl
     def chat_hello(self, session: "Session") -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -51,10 +51,10 @@ class Message:
     ts_ms: int
     text: str
 
-    @property
-    def ts(self) -> str:
-        """The server time as ISO 8601 UTC with milliseconds (``2024-05-01T12:00:00.000Z``)."""
-        return iso_utc(self.ts_ms)
+    ts: str = field(init=False, repr=False, compare=False)  # ISO 8601 UTC with milliseconds, made once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ts", iso_utc(self.ts_ms))
 
     @property
     def broadcast(self) -> bool:
