@@ -155,13 +155,14 @@ class Relay:
 
         With ``ack`` (the ``chat_ack`` fields beyond id and ts), the writer acknowledges to
         ``origin`` after the commit, so the connection need not wait and can pipeline; at most
-        IN_FLIGHT such posts per session are queued (TimeoutError after ``wait`` seconds).
+        IN_FLIGHT such posts per session are queued. With ``wait``, the caller also waits for
+        room in the store's queue (backpressure); either wait raises TimeoutError after ``wait`` s.
         """
         window = session_state(origin).window if ack is not None else None
         if window is not None and not window.acquire(timeout=wait):
             raise TimeoutError("too many messages waiting to be stored")
         try:
-            return self.writer.submit(Post(self, origin, sender, to, text, ack, window))  # type: ignore[return-value]
+            return self.writer.submit(Post(self, origin, sender, to, text, ack, window), wait)  # type: ignore[return-value]
         except BaseException:
             if window is not None:
                 window.release()

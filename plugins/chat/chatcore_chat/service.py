@@ -26,7 +26,7 @@ from chatcore_chat.writer import StoreClosed, Writer
 log = logging.getLogger(__name__)
 Lookup = Callable[[str], Optional[str]]
 Filter = Callable[[Any, dict[str, Any]], Any]
-QUEUE_TIMEOUT = 30.0  # seconds a chat request waits for room in its session's in-flight window
+QUEUE_TIMEOUT = 30.0  # seconds a chat request waits for room in its session's window and the store's queue
 ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields around the text
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 MAX_CLIENT_ID = 128  # characters of an echoed client_id

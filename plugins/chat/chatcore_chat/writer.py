@@ -80,23 +80,39 @@ class Writer(threading.Thread):
     """Owns the writing connection; operations are submitted from any thread."""
 
     def __init__(self, conn: sqlite3.Connection, batch: int = 100,
-                 followups: Callable[[], ContextManager[Any]] = contextlib.nullcontext) -> None:
+                 followups: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+                 max_queued: int = 0) -> None:
         super().__init__(name="chat-writer", daemon=True)
         self._conn = conn
         self._batch = max(1, batch)
         self._followups = followups  # wraps a batch's follow-ups (the service corks sends there)
+        self._max_queued = max_queued or 4 * self._batch
         self._pending: "collections.deque[Operation]" = collections.deque()
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # work queued or the executor freed
+        self._room = threading.Condition(self._lock)  # the queue shrank below max_queued
         self._busy = False  # an executor (this thread or a submitter) is running a batch
         self._closed = False
         self.commits = 0  # transactions committed (diagnostics, benchmark)
 
-    def submit(self, op: Operation) -> Operation:
+    def submit(self, op: Operation, wait: Optional[float] = None) -> Operation:
         """Run ``op`` now in this thread if the store is idle, else queue it for the next
-        batch; raises StoreClosed after ``stop``."""
+        batch; raises StoreClosed after ``stop``.
+
+        With ``wait``, a caller finding ``max_queued`` operations already queued waits up to
+        that many seconds for room (TimeoutError after). Connection threads pass it: parked
+        on a condition they leave the GIL to the executor, so an overloaded server keeps
+        committing at full speed instead of starving its one writer among hundreds of
+        runnable threads. Follow-ups never pass it (the executor must not wait on itself).
+        """
         with self._changed:
             if self._closed:
                 raise StoreClosed("the chat store is closed")
+            if wait is not None and len(self._pending) >= self._max_queued:
+                if not self._room.wait_for(lambda: self._closed or len(self._pending) < self._max_queued, wait):
+                    raise TimeoutError("the chat store is overloaded")
+                if self._closed:
+                    raise StoreClosed("the chat store is closed")
             if self._busy or self._pending:
                 self._pending.append(op)
                 self._changed.notify()
@@ -114,6 +130,7 @@ class Writer(threading.Thread):
                     return
                 ops = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
                 self._busy = True
+                self._room.notify(len(ops))
             self._execute(ops)
 
     def _execute(self, ops: list[Operation]) -> None:
@@ -163,6 +180,7 @@ class Writer(threading.Thread):
                 return
             self._closed = True
             self._changed.notify()
+            self._room.notify_all()
         if self.is_alive():
             self.join()
         with self._changed:  # a submitter's batch may still be running

@@ -180,6 +180,35 @@ def test_queued_work_goes_to_the_writer_thread_in_order(db):
     assert order == [(n, "chat-writer") for n in range(5)]
 
 
+def test_a_full_queue_makes_connection_threads_wait_for_room(tmp_path):
+    conn = store.connect(tmp_path / "x.sqlite3")
+    store.create_schema(conn)
+    writer = Writer(conn, batch=2, max_queued=2)
+    writer.start()
+    gate, holding = threading.Event(), threading.Event()
+
+    class Hold(Operation):
+        def after(self, batch) -> None:
+            holding.set()
+            gate.wait(5)
+
+    threading.Thread(target=writer.submit, args=(Hold(),), daemon=True).start()
+    assert holding.wait(5)
+    queued = [writer.submit(Operation(), wait=5), writer.submit(Operation(), wait=5)]
+    with pytest.raises(TimeoutError):
+        writer.submit(Operation(), wait=0.05)  # full: a connection thread waits, then gives up
+    queued.append(writer.submit(Operation()))  # follow-ups never wait
+    waited = []
+    waiter = threading.Thread(target=lambda: waited.append(writer.submit(Operation(), wait=5)))
+    waiter.start()
+    gate.set()  # the writer takes a batch, which makes room for the waiter
+    waiter.join(5)
+    for op in queued + waited:
+        op.wait(5)
+    assert len(waited) == 1
+    writer.stop()
+
+
 def test_stop_waits_for_a_batch_running_in_a_submitting_thread(tmp_path):
     conn = store.connect(tmp_path / "x.sqlite3")
     store.create_schema(conn)
