@@ -57,10 +57,10 @@ class ChatService:
         self.path = directory / store.FILENAME
         conn = store.connect(self.path, settings.synchronous, autocheckpoint=False)
         store.create_schema(conn)
-        self.checkpointer = store.Checkpointer(self.path)
-        self.checkpointer.start()
         self.writer = Writer(conn, settings.batch, followups=corked)
         self.writer.start()
+        self.checkpointer = store.Checkpointer(self.path, hold_writes=self.writer.paused)
+        self.checkpointer.start()
         self.readers = ReaderPool(self.path)
         self.relay = Relay(self.writer, sessions, self.clock)
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)

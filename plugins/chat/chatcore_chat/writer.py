@@ -17,7 +17,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class Writer(threading.Thread):
         self._changed = threading.Condition(self._lock)  # work queued or the executor freed
         self._room = threading.Condition(self._lock)  # the queue shrank below max_queued
         self._busy = False  # an executor (this thread or a submitter) is running a batch
+        self._pausing = False  # paused() waits for the executor: nobody may start a batch
         self._closed = False
         self.commits = 0  # transactions committed (diagnostics, benchmark)
 
@@ -113,7 +114,7 @@ class Writer(threading.Thread):
                     raise TimeoutError("the chat store is overloaded")
                 if self._closed:
                     raise StoreClosed("the chat store is closed")
-            if self._busy or self._pending:
+            if self._busy or self._pending or self._pausing:
                 self._pending.append(op)
                 self._changed.notify()
                 return op
@@ -125,7 +126,7 @@ class Writer(threading.Thread):
         """Run queued batches until ``stop``; what is queued by then still runs."""
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: not self._busy and (self._pending or self._closed))
+                self._changed.wait_for(lambda: not self._busy and not self._pausing and (self._pending or self._closed))
                 if not self._pending:
                     return
                 ops = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
@@ -140,7 +141,7 @@ class Writer(threading.Thread):
         finally:
             with self._changed:
                 self._busy = False
-                self._changed.notify()
+                self._changed.notify_all()  # the writer thread, and paused() if it waits
 
     def _run_batch(self, ops: list[Operation]) -> None:
         batch = Batch()
@@ -171,6 +172,25 @@ class Writer(threading.Thread):
                     op.after(batch)
                 except Exception:  # one bad follow-up never skips the others
                     log.exception("follow-up of %s failed", type(op).__name__)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold every write back for the block (the running batch finishes first); what is
+        submitted meanwhile queues. The checkpointer's final catch-up runs here, so it never
+        meets the writer inside SQLite, whose busy handler would sleep for milliseconds."""
+        with self._changed:
+            self._pausing = True
+            try:
+                self._changed.wait_for(lambda: not self._busy)
+            finally:
+                self._pausing = False
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
 
     def stop(self) -> None:
         """Finish what is queued or running, end the thread and close the connection; later
