@@ -149,6 +149,9 @@ def latency(h: Harness, fleet: Fleet, server: Any, online: list[str], target: st
     fleet.mode(decode=online)
     out = {}
     for rate in s.rates:
+        # steady state: let the server finish what the last run left (its checkpoint of the
+        # history written at full speed) before timing deliveries
+        settle(server, window=1.5, timeout=30)
         r = run(fleet, server, p, s.warmup / 2, s.measure, s.drain, rate=rate)
         r["offered"] = rate
         r["lost"] = max(0, r["sent_total"] - r["delivered_total"])

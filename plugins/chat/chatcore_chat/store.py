@@ -37,8 +37,7 @@ CREATE INDEX IF NOT EXISTS messages_conv ON messages (conv, id);
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
 CREATE INDEX IF NOT EXISTS messages_pending ON messages (pending_for, id) WHERE pending_for IS NOT NULL;
 """
-CATCH_UP_ROUNDS = 4  # extra passive checkpoints before writers are held for the rest
-CAUGHT_UP_FRAMES = 256  # frames written during one passive round that count as caught up
+CATCH_UP_ROUNDS = 8  # passive checkpoints in a row, each shorter, to catch up with writers
 WAL_SIZE_LIMIT = 64 << 20  # bytes of WAL file kept when it starts over (see Checkpointer)
 COLUMNS = "id, conv, sender, recipient, ts, body"
 
@@ -103,21 +102,20 @@ class Checkpointer(threading.Thread):
     database every 1,000 pages; the load harness saw that as a 16 ms p99 at 1,000 msg/s
     (3 ms on tmpfs). Passive checkpoints block neither the writer nor readers.
 
-    But the WAL only starts over when a checkpoint caught up with *every* frame, which a
-    passive one never does while messages keep coming: under sustained load the file grew
-    by 15 MB/s (395 MB in 25 s of the slow-consumer benchmark). Once it holds
-    ``restart_frames`` pages after a passive round, a RESTART checkpoint copies the few
-    frames written since, so the next commit writes from the file's start again. It runs
-    inside ``hold_writes`` (the writer's ``paused``), so writer and checkpointer never meet
-    in SQLite's busy handler, which sleeps for milliseconds. RESTART, not TRUNCATE: cutting
-    the file and growing it again cost tens of ms per round here (p99 at 1,000 msg/s 30 ms
-    with TRUNCATE, 1.5 ms with RESTART); ``journal_size_limit`` on the writer caps what stays.
+    But the WAL only starts over when a checkpoint caught up with *every* frame, which one
+    passive round rarely does while messages keep coming: under sustained load the file grew
+    by 15 MB/s (395 MB in 25 s of the slow-consumer benchmark). So a long WAL gets passive
+    rounds in a row until one sees no new frame (see ``checkpoint``). Holding writers for a
+    RESTART every time instead cost ~15 ms per second at 1,000 msg/s (p99 7 ms); TRUNCATE,
+    which also cuts the file, cost more. ``journal_size_limit`` on the writer caps the file
+    size kept after a start-over.
     """
 
     def __init__(self, path: Path, interval: float = 1.0, restart_frames: int = 4096,
                  hold_writes: Callable[[], ContextManager[Any]] = nullcontext) -> None:
         super().__init__(name="chat-checkpoint", daemon=True)
-        self._path, self._interval, self._restart_frames = path, interval, restart_frames
+        self._path, self._interval = path, interval
+        self._restart_frames, self._must_restart_frames = restart_frames, 4 * restart_frames
         self._hold_writes = hold_writes
         self._stopping = threading.Event()
         self.restarts = 0  # RESTART checkpoints run (diagnostics, tests)
@@ -130,22 +128,35 @@ class Checkpointer(threading.Thread):
         finally:
             conn.close()
 
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
-        """One round: passive (alongside writers); if the WAL is long, more passive rounds
-        until few frames arrive during one, then restart with writers held for those few."""
+    def checkpoint(self, conn: sqlite3.Connection) -> Optional[str]:
+        """One round; returns how a long WAL was dealt with (None: it was short).
+
+        Passive first (alongside writers). Past ``restart_frames``, more passive rounds: each
+        copies only what arrived during the last, so they shrink until one sees no new frame,
+        and then the next commit starts the WAL over by itself ("caught up"). Writers that
+        keep ahead (a saturated server) get held only past 4 × restart_frames, for a RESTART
+        of what is left ("restarted", ~15 ms here).
+        """
         try:
             frames = self._passive(conn)
             if frames < self._restart_frames:
-                return
+                return None
             for _ in range(CATCH_UP_ROUNDS):
                 before, frames = frames, self._passive(conn)
-                if frames - before <= CAUGHT_UP_FRAMES:
-                    break
+                if frames <= before:  # nothing new during that round (or it already started over)
+                    return "caught up"
+            if frames < self._must_restart_frames:
+                return "behind"
+            started = time.perf_counter()
             with self._hold_writes():
                 conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
             self.restarts += 1
+            log.info("chat history WAL restarted at %d frames; writers held %.1f ms", frames,
+                     1000 * (time.perf_counter() - started))
+            return "restarted"
         except sqlite3.Error as exc:  # busy or I/O trouble: the next round tries again
             log.warning("chat history checkpoint failed: %s", exc)
+            return None
 
     @staticmethod
     def _passive(conn: sqlite3.Connection) -> int:

@@ -327,30 +327,67 @@ def test_paused_holds_writes_back_until_the_block_ends(db):
     assert ran == ["chat-writer"]
 
 
-def test_a_long_wal_starts_over_after_the_checkpointer_catches_up(tmp_path):
+def long_wal(tmp_path, messages: int = 200):
+    """A store whose WAL holds ``messages`` single-message commits (~4 frames each)."""
     path = tmp_path / "x.sqlite3"
     writer = store.connect(path, autocheckpoint=False)
     store.create_schema(writer)
-    for n in range(200):  # one transaction each, as under sustained load: ~200 WAL frames
+    for n in range(messages):
         store.insert_message(writer, "a\nb", "a", "b", n, "x" * 500, None)
+    return path, writer
+
+
+def test_a_long_wal_starts_over_once_the_checkpointer_catches_up(tmp_path):
+    path, writer = long_wal(tmp_path)
     wal = Path(f"{path}-wal")
-    assert wal.stat().st_size > 100 * 4096
+    size = wal.stat().st_size
+    assert size > 100 * 4096
+    held = []
+    checkpointer = store.Checkpointer(path, restart_frames=50, hold_writes=lambda: held.append(1) or contextlib.nullcontext())
+    reader = sqlite3.connect(path, isolation_level=None)
+    assert checkpointer.checkpoint(reader) == "caught up" and held == []  # writers never held
+    store.insert_message(writer, "a\nb", "a", "b", 999, "after", None)
+    assert wal.stat().st_size == size  # the next commit wrote over the start of the file
+    assert checkpointer.checkpoint(reader) is None  # short WAL now
+    assert reader.execute("SELECT count(*) FROM messages").fetchone()[0] == 201
+    writer.close()
+    reader.close()
+
+
+class _WriterAheadConnection:
+    """Stands in for the checkpointer's connection while writers stay ahead: every passive
+    round reports 100 more frames than the last, as on a saturated server."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames, self.statements = frames, []
+
+    def execute(self, sql: str):
+        self.statements.append(sql)
+        if "PASSIVE" in sql:
+            self.frames += 100
+        frames = self.frames
+
+        class Result:
+            def fetchone(self):
+                return (0, frames, frames)
+
+            def fetchall(self):
+                return [self.fetchone()]
+
+        return Result()
+
+
+def test_writers_that_keep_ahead_are_held_for_a_restart_only_past_the_hard_limit(tmp_path):
     held = []
 
     @contextlib.contextmanager
     def hold_writes():
-        held.append("held")
+        held.append(1)
         yield
 
-    checkpointer = store.Checkpointer(path, restart_frames=50, hold_writes=hold_writes)
-    reader = sqlite3.connect(path, isolation_level=None)
-    checkpointer.checkpoint(reader)
-    assert checkpointer.restarts == 1 and held == ["held"]
-    size = wal.stat().st_size
-    store.insert_message(writer, "a\nb", "a", "b", 999, "after", None)
-    assert wal.stat().st_size == size  # the next commit wrote over the start of the file
-    assert reader.execute("SELECT count(*) FROM messages").fetchone()[0] == 201
-    checkpointer.checkpoint(reader)  # short WAL now: passive only
-    assert checkpointer.restarts == 1
-    writer.close()
-    reader.close()
+    checkpointer = store.Checkpointer(tmp_path / "x.sqlite3", restart_frames=1000, hold_writes=hold_writes)
+    assert checkpointer.checkpoint(_WriterAheadConnection(frames=900)) == "behind"  # 9 rounds: 1,000 -> 1,800 frames
+    assert held == [] and checkpointer.restarts == 0
+    busy = _WriterAheadConnection(frames=3500)  # 9 rounds: 3,600 -> 4,400 frames, past 4 x 1,000
+    assert checkpointer.checkpoint(busy) == "restarted"
+    assert held == [1] and checkpointer.restarts == 1 and busy.statements[-1] == "PRAGMA wal_checkpoint(RESTART)"
