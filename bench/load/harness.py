@@ -32,17 +32,19 @@ class Harness:
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chatcore-bench-")))
     notes: list[str] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)
+    starts: int = 0  # chatcore servers started (each gets data-<n>)
 
     def log(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     def start(self, target: str, fast_hash: bool = True, extra: Optional[dict[str, str]] = None) -> ServerProcess:
-        """A fresh server process for ``target`` ("chatcore" keeps its data across scenarios)."""
+        """A fresh server process for ``target``; chatcore gets an empty data directory, so no
+        scenario inherits another's history (or its WAL)."""
         if target == "baseline":
             server = servers.baseline()
         else:
-            server = servers.chatcore(self.data_dir / ("data" if fast_hash else "data-default-hash"), extra,
-                                      fast_hash, self.pythonpath)
+            self.starts += 1
+            server = servers.chatcore(self.data_dir / f"data-{self.starts}", extra, fast_hash, self.pythonpath)
         settle(server, timeout=10)
         self.log(f"{target} started (pid {server.pid}, port {server.port})")
         return server
@@ -55,6 +57,8 @@ class Harness:
         else:
             server.kill()
         took = time.monotonic() - start
+        if server.name == "chatcore":
+            shutil.rmtree(server.cwd, ignore_errors=True)  # its data directory
         if fleet is not None:
             fleet.close()
         errors = server.errors()
