@@ -116,9 +116,9 @@ class Exploding(Operation):
         raise sqlite3.OperationalError("disk I/O error")
 
 
-def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
-    path, writer = db
-    relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
+def occupy(writer: Writer) -> threading.Event:
+    """Make another thread the store's executor until the returned gate is set, so what is
+    submitted meanwhile queues for the writer thread."""
     gate, holding = threading.Event(), threading.Event()
 
     class Hold(Operation):
@@ -126,9 +126,15 @@ def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
             holding.set()
             gate.wait(5)
 
-    # another thread runs Hold and stays the executor, so the next two queue up as one batch
     threading.Thread(target=writer.submit, args=(Hold(),), daemon=True).start()
     assert holding.wait(5)
+    return gate
+
+
+def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
+    path, writer = db
+    relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
+    gate = occupy(writer)  # so the next two queue up as one batch
     first = relay.post(FakeSession(1, "a"), "a", "", "rolled back")
     boom = writer.submit(Exploding())
     gate.set()
@@ -156,13 +162,7 @@ def test_an_idle_store_runs_an_operation_in_the_submitting_thread(db):
 
 def test_queued_work_goes_to_the_writer_thread_in_order(db):
     _, writer = db
-    gate, holding = threading.Event(), threading.Event()
     order = []
-
-    class Hold(Operation):
-        def after(self, batch) -> None:
-            holding.set()
-            gate.wait(5)
 
     class Note(Operation):
         def __init__(self, n: int) -> None:
@@ -172,8 +172,7 @@ def test_queued_work_goes_to_the_writer_thread_in_order(db):
         def after(self, batch) -> None:
             order.append((self.n, threading.current_thread().name))
 
-    threading.Thread(target=writer.submit, args=(Hold(),), daemon=True).start()
-    assert holding.wait(5)
+    gate = occupy(writer)
     notes = [writer.submit(Note(n)) for n in range(5)]  # queued: the store is busy
     gate.set()
     for note in notes:
@@ -186,15 +185,7 @@ def test_a_full_queue_makes_connection_threads_wait_for_room(tmp_path):
     store.create_schema(conn)
     writer = Writer(conn, batch=2, max_queued=2)
     writer.start()
-    gate, holding = threading.Event(), threading.Event()
-
-    class Hold(Operation):
-        def after(self, batch) -> None:
-            holding.set()
-            gate.wait(5)
-
-    threading.Thread(target=writer.submit, args=(Hold(),), daemon=True).start()
-    assert holding.wait(5)
+    gate = occupy(writer)
     queued = [writer.submit(Operation(), wait=5), writer.submit(Operation(), wait=5)]
     with pytest.raises(TimeoutError):
         writer.submit(Operation(), wait=0.05)  # full: a connection thread waits, then gives up
