@@ -151,7 +151,7 @@ class Checkpointer(threading.Thread):
             with self._hold_writes():
                 conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
             self.restarts += 1
-            log.info("chat history WAL restarted at %d frames; writers held %.1f ms", frames,
+            log.debug("chat history WAL restarted at %d frames; writers held %.1f ms", frames,
                      1000 * (time.perf_counter() - started))
             return "restarted"
         except sqlite3.Error as exc:  # busy or I/O trouble: the next round tries again
