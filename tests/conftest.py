@@ -34,6 +34,7 @@ class ProbePlugin:
                  fields={"n": int, "s": str}, optional={"f": float, "flag": bool})
         register("pretend_login", self.pretend_login, auth=False, fields={"name": str})
         register("blast", self.blast, auth=False, fields={"count": int, "size": int})
+        register("pipelined", lambda s, m: {"type": "pipelined", "more": s.more_requests}, auth=False)
 
     @hookimpl
     def chat_session_opened(self, session: Session) -> None:

@@ -196,3 +196,11 @@ def test_many_malformed_frames_then_normal_service(probe_server, connect):
         client.close()
     assert connect(probe_server).request(command="ping")["type"] == "pong"
     assert len(probe_server.sessions) == 1
+
+
+def test_a_handler_knows_when_the_client_has_already_sent_more(probe_server, connect):
+    client = connect(probe_server)
+    frame = protocol.encode({"command": "pipelined"})
+    client.send_raw(frame * 3)  # one write: the server reads all three at once
+    assert [client.expect("pipelined")["more"] for _ in range(3)] == [True, True, False]
+    assert client.request(command="pipelined")["more"] is False

@@ -194,6 +194,11 @@ class FrameReader:
             self._start = self._end = 0
         return body
 
+    @property
+    def buffered(self) -> int:
+        """Bytes already received beyond the frames returned (the start of the next request)."""
+        return self._end - self._start
+
     def _make_room(self, total: int) -> None:
         """Move unread bytes to the front, growing the buffer if ``total`` bytes cannot fit."""
         remaining = self._end - self._start

@@ -284,6 +284,7 @@ class ChatServer:
                 return
             except OSError:
                 return  # reset by peer, or shut down by us
+            session.more_requests = reader.buffered > 0  # a pipelining client: plugins may defer work
             self.dispatch(session, message)
 
     def _end_session(self, session: Session) -> None:

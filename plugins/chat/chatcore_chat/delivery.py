@@ -162,7 +162,8 @@ class Relay:
         if window is not None and not window.acquire(timeout=wait):
             raise TimeoutError("too many messages waiting to be stored")
         try:
-            return self.writer.submit(Post(self, origin, sender, to, text, ack, window), wait)  # type: ignore[return-value]
+            return self.writer.submit(Post(self, origin, sender, to, text, ack, window), wait,  # type: ignore[return-value]
+                                      inline=not getattr(origin, "more_requests", False))
         except BaseException:
             if window is not None:
                 window.release()

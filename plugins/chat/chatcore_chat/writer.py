@@ -96,9 +96,12 @@ class Writer(threading.Thread):
         self._closed = False
         self.commits = 0  # transactions committed (diagnostics, benchmark)
 
-    def submit(self, op: Operation, wait: Optional[float] = None) -> Operation:
-        """Run ``op`` now in this thread if the store is idle, else queue it for the next
-        batch; raises StoreClosed after ``stop``.
+    def submit(self, op: Operation, wait: Optional[float] = None, inline: bool = True) -> Operation:
+        """Run ``op`` now in this thread if the store is idle (and ``inline``), else queue it
+        for the next batch; raises StoreClosed after ``stop``. A connection whose client has
+        more requests waiting passes ``inline=False``: it goes on reading while the writer
+        thread commits, and its messages batch (one pipelining sender: 6,059 msg/s inline,
+        7,921 queued, ``./dev bench chat_relay``).
 
         With ``wait``, a caller finding ``max_queued`` operations already queued waits up to
         that many seconds for room (TimeoutError after). Connection threads pass it: parked
@@ -114,7 +117,7 @@ class Writer(threading.Thread):
                     raise TimeoutError("the chat store is overloaded")
                 if self._closed:
                     raise StoreClosed("the chat store is closed")
-            if self._busy or self._pending or self._pausing:
+            if self._busy or self._pending or self._pausing or not inline:
                 self._pending.append(op)
                 self._changed.notify()
                 return op

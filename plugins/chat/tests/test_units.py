@@ -160,6 +160,18 @@ def test_an_idle_store_runs_an_operation_in_the_submitting_thread(db):
     assert ran_in == [threading.current_thread()]
 
 
+def test_a_pipelining_connection_leaves_its_work_to_the_writer_thread(db):
+    _, writer = db
+    ran_in = []
+
+    class Where(Operation):
+        def after(self, batch) -> None:
+            ran_in.append(threading.current_thread().name)
+
+    writer.submit(Where(), inline=False).wait(5)
+    assert ran_in == ["chat-writer"]
+
+
 def test_queued_work_goes_to_the_writer_thread_in_order(db):
     _, writer = db
     order = []
