@@ -20,6 +20,7 @@ PREFIX_SIZE = HEADER.size + KEY_SIZE + IV_SIZE  # 50 bytes before the base64 tex
 MAX_FRAME = 0xFFFF  # largest L, the length after the 2-byte header
 MAX_BASE64 = (MAX_FRAME - KEY_SIZE - IV_SIZE) // 4 * 4
 MAX_JSON = MAX_BASE64 // 4 * 3  # 49,113 bytes of JSON in the largest frame
+MAX_CLIENT_ID = 128  # characters of a request's ``client_id`` that a reply echoes
 FRAME_TIMEOUT = 5.0  # seconds a started frame may take to arrive in full
 
 

@@ -27,7 +27,6 @@ from chatcore.tls import certificate_paths, fingerprint, server_context
 from chatcore.transport import TLS_RECORD_START, PlainTransport, handshake, peek_first_byte
 
 log = logging.getLogger(__name__)
-MAX_CLIENT_ID = 128  # characters of a request's client_id echoed in error replies
 
 
 class ChatServer:
@@ -309,7 +308,7 @@ class ChatServer:
             self._send_error(session, None, "bad_request", "a message must be a JSON object")
             return
         client_id = message.get("client_id")
-        echo = {"client_id": client_id[:MAX_CLIENT_ID]} if isinstance(client_id, str) else {}
+        echo = {"client_id": client_id[:protocol.MAX_CLIENT_ID]} if isinstance(client_id, str) else {}
         name = message["command"] if "command" in message else message.get("type")
         if not isinstance(name, str) or not name:
             self._send_error(session, None, "bad_request", "missing field 'command' (a string)", **echo)

@@ -29,7 +29,6 @@ Filter = Callable[[Any, dict[str, Any]], Any]
 QUEUE_TIMEOUT = 30.0  # seconds a chat request waits for room in its session's window and the store's queue
 ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields around the text
 MAX_ID = 2**63 - 1  # SQLite's largest integer
-MAX_CLIENT_ID = 128  # characters of an echoed client_id
 
 
 class ChatService:
@@ -91,8 +90,8 @@ class ChatService:
         (``chat_ack``) and delivers after the commit, so a client may pipeline messages."""
         sender = self._user(session)
         client_id = message.get("client_id")
-        if isinstance(client_id, str) and len(client_id) > MAX_CLIENT_ID:
-            raise CommandError("bad_request", f"field 'client_id' must be at most {MAX_CLIENT_ID} characters")
+        if isinstance(client_id, str) and len(client_id) > protocol.MAX_CLIENT_ID:
+            raise CommandError("bad_request", f"field 'client_id' must be at most {protocol.MAX_CLIENT_ID} characters")
         self._check_text(message["message"])
         peer: str = message["peer"]
         to = GLOBAL_ROOM if peer == "" else self._resolve(peer)

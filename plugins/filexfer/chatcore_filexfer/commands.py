@@ -26,7 +26,6 @@ Reply = Optional[dict[str, Any]]
 Handler = Callable[["Session", dict[str, Any]], Reply]
 MAX_NAME = 64  # a username is at most 32 characters; longer peers are not looked up
 MAX_LEGACY_FIELD = 1024  # characters of a legacy md5/size string that are forwarded
-MAX_CLIENT_ID = 128  # characters of a client's request id echoed back
 
 # Every command: the fields the core type-checks before calling FileCommands.<name>.
 COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
@@ -119,7 +118,7 @@ class FileCommands:
                  "chunk_size": self.service.limits.chunk_size, "peer": entry.recipient,
                  "filename": entry.filename, "size": entry.size}
         if "client_id" in message:  # lets a client with several offers in flight match the reply
-            ready["client_id"] = message["client_id"][:MAX_CLIENT_ID]
+            ready["client_id"] = message["client_id"][:protocol.MAX_CLIENT_ID]
         return ready
 
     @replies_errors
