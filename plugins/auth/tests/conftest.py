@@ -15,9 +15,6 @@ from chatcore.testing import TestClient
 PASSWORD = "correct horse battery"
 
 
-
-
-
 @pytest.fixture
 def server(make_server: Callable[..., ChatServer]) -> ChatServer:
     """A server with exactly the auth plugin."""
@@ -34,7 +31,6 @@ def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
         return client
 
     return factory
-
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY
              "CHATCORE_RATE_LIMIT": "1000000", "CHATCORE_RATE_BURST": "1000000"}
 
 
-
 @pytest.fixture
 def chat_server(make_server: Callable[..., ChatServer]) -> Callable[..., ChatServer]:
     """``chat_server(env={...}, extra=[...])``: a server with the real auth and chat plugins."""
@@ -117,5 +116,3 @@ def settle() -> Callable[..., list]:
         return client.sync() if client is not None else []
 
     return wait
-
-

@@ -148,44 +148,36 @@ def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
     assert later.id >= 1
 
 
+class Note(Operation):
+    """Records, in ``ran``, its ``n`` and the name of the thread that ran its follow-up."""
+
+    def __init__(self, ran: list, n: int = 0) -> None:
+        super().__init__()
+        self.ran, self.n = ran, n
+
+    def after(self, batch) -> None:
+        self.ran.append((self.n, threading.current_thread().name))
+
+
 def test_an_idle_store_runs_an_operation_in_the_submitting_thread(db):
     _, writer = db
-    ran_in = []
-
-    class Where(Operation):
-        def after(self, batch) -> None:
-            ran_in.append(threading.current_thread())
-
-    assert writer.submit(Where()).wait(5) is None
-    assert ran_in == [threading.current_thread()]
+    ran = []
+    assert writer.submit(Note(ran)).wait(5) is None
+    assert ran == [(0, threading.current_thread().name)]
 
 
 def test_a_pipelining_connection_leaves_its_work_to_the_writer_thread(db):
     _, writer = db
-    ran_in = []
-
-    class Where(Operation):
-        def after(self, batch) -> None:
-            ran_in.append(threading.current_thread().name)
-
-    writer.submit(Where(), inline=False).wait(5)
-    assert ran_in == ["chat-writer"]
+    ran = []
+    writer.submit(Note(ran), inline=False).wait(5)
+    assert ran == [(0, "chat-writer")]
 
 
 def test_queued_work_goes_to_the_writer_thread_in_order(db):
     _, writer = db
     order = []
-
-    class Note(Operation):
-        def __init__(self, n: int) -> None:
-            super().__init__()
-            self.n = n
-
-        def after(self, batch) -> None:
-            order.append((self.n, threading.current_thread().name))
-
     gate = occupy(writer)
-    notes = [writer.submit(Note(n)) for n in range(5)]  # queued: the store is busy
+    notes = [writer.submit(Note(order, n)) for n in range(5)]  # queued: the store is busy
     gate.set()
     for note in notes:
         note.wait(5)
@@ -318,16 +310,11 @@ def test_the_in_flight_window_holds_a_sender_back_until_a_slot_frees():
 def test_paused_holds_writes_back_until_the_block_ends(db):
     _, writer = db
     ran = []
-
-    class Note(Operation):
-        def after(self, batch) -> None:
-            ran.append(threading.current_thread().name)
-
     with writer.paused():
-        note = writer.submit(Note())  # queued, not run here: the store is paused
+        note = writer.submit(Note(ran))  # queued, not run here: the store is paused
         assert ran == []
     note.wait(5)
-    assert ran == ["chat-writer"]
+    assert ran == [(0, "chat-writer")]
 
 
 def long_wal(tmp_path, messages: int = 200):

@@ -18,9 +18,6 @@ PASSWORD = "correct horse battery"
 CHUNK = 32 * 1024
 
 
-
-
-
 @pytest.fixture
 def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatServer, FilexferPlugin]]:
     """``start(env={...}, clock=None)``: a server with the real auth plugin and a filexfer
