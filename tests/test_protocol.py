@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 
@@ -169,3 +170,36 @@ def test_idle_time_between_frames_is_allowed_unless_limited():
     left.sendall(protocol.encode({"late": True}))
     assert reader.read() == {"late": True}
     left.close(), right.close()
+
+
+@pytest.mark.parametrize("payload, field", [
+    (b'{"command": "chat", "message": "a\\ud800b"}', "message"),
+    (b'{"command": "x", "files": [{"name": "ok"}, {"name": "\\udfff"}]}', "files[1].name"),
+    (b'{"command": "x", "\\ud800": 1}', "(a key)"),
+    (b'{"command": "x", "pair": "\\ud83d\\ude00", "lone": "\\ude00\\ud83d"}', "lone"),
+])
+def test_strings_with_unpaired_surrogates_are_refused_naming_the_field(payload, field):
+    with pytest.raises(protocol.MessageError, match=f"field '{re.escape(field)}' holds an unpaired surrogate"):
+        protocol.decode(protocol.encode_payload(payload))
+
+
+def test_a_surrogate_pair_is_one_valid_character():
+    assert protocol.decode(protocol.encode_payload(b'{"m": "\\ud83d\\ude00"}')) == {"m": "\U0001F600"}
+
+
+def test_the_refused_request_keeps_its_command_and_client_id_for_the_error_reply():
+    with pytest.raises(protocol.MessageError) as refused:
+        protocol.decode(protocol.encode_payload(b'{"command": "chat", "client_id": "c7", "message": "\\ud800"}'))
+    assert (refused.value.command, refused.value.client_id) == ("chat", "c7")
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-2.5e999"])
+def test_non_finite_numbers_are_not_json(number):
+    with pytest.raises(protocol.MessageError, match="not valid JSON"):
+        protocol.decode(protocol.encode_payload(b'{"command": "ping", "nonce": ' + number + b"}"))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "\ud800"])
+def test_the_encoder_never_emits_non_standard_json(value):
+    with pytest.raises(ValueError):
+        protocol.encode({"type": "pong", "nonce": value})

@@ -13,8 +13,13 @@ import queue
 from typing import Any, Mapping, Optional
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
-SECRET_FIELDS = frozenset({"password", "old", "new", "token"})
-CREDENTIAL_COMMANDS = frozenset({"login", "register"})  # a password typed as the username must not leak
+SECRET_PARTS = ("pass", "pwd", "secret", "token", "key", "cred")  # any field whose name contains one
+SECRET_FIELDS = frozenset({"old", "new"})  # change_password's passwords
+# Requests that carry credentials: everything but these fields is hidden, whatever it is called
+# (a password typed into the username box, or sent under a misspelled name such as ``passwd``).
+CREDENTIAL_COMMANDS = frozenset({"login", "register", "change_password"})
+NAMING_FIELDS = frozenset({"command", "type", "client_id"})
+MAX_SHOWN = 200  # characters of a string value shown
 
 _listener: Optional[logging.handlers.QueueListener] = None
 
@@ -46,15 +51,34 @@ def stop_logger() -> None:
         _listener = None
 
 
+def is_secret_field(name: str) -> bool:
+    """Whether a field's name says it holds a secret (password, passwd, token, api_key, ...)."""
+    folded = name.casefold()
+    return folded in SECRET_FIELDS or any(part in folded for part in SECRET_PARTS)
+
+
 def redact(message: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a message safe for DEBUG logs: secret fields replaced, long strings cut."""
-    secret = SECRET_FIELDS | {"username"} if message.get("command") in CREDENTIAL_COMMANDS else SECRET_FIELDS
-    safe: dict[str, Any] = {}
-    for key, value in message.items():
-        if key in secret:
-            safe[key] = "***"
-        elif isinstance(value, str) and len(value) > 200:
-            safe[key] = value[:200] + f"...({len(value)} chars)"
-        else:
-            safe[key] = value
-    return safe
+    """A copy of a request safe for DEBUG logs: secret fields replaced by field name at any
+    depth, and for credential requests (named by ``command`` or ``type``) every field but
+    the ones naming the request; long strings cut."""
+    name = message.get("command", message.get("type"))
+    if isinstance(name, str) and name in CREDENTIAL_COMMANDS:
+        return {key: _shown(value) if key in NAMING_FIELDS else "***" for key, value in message.items()}
+    return _redacted(message)
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, Mapping):
+        if depth > 8:
+            return "{...}"
+        return {key: "***" if isinstance(key, str) and is_secret_field(key) else _redacted(item, depth + 1)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, depth + 1) for item in value[:20]] + (["..."] if len(value) > 20 else [])
+    return _shown(value)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_SHOWN:
+        return value[:MAX_SHOWN] + f"...({len(value)} chars)"
+    return value

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import os
+import re
 import struct
 import time
 from typing import Any, Callable, Optional
@@ -22,6 +24,7 @@ MAX_BASE64 = (MAX_FRAME - KEY_SIZE - IV_SIZE) // 4 * 4
 MAX_JSON = MAX_BASE64 // 4 * 3  # 49,113 bytes of JSON in the largest frame
 MAX_CLIENT_ID = 128  # characters of a request's ``client_id`` that a reply echoes
 FRAME_TIMEOUT = 5.0  # seconds a started frame may take to arrive in full
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class ProtocolError(Exception):
@@ -29,7 +32,16 @@ class ProtocolError(Exception):
 
 
 class MessageError(ValueError):
-    """A well-framed payload that is not a JSON object: reply ``bad_request``, keep the session."""
+    """A well-framed payload that is not a valid JSON object: reply ``bad_request``, keep the session.
+
+    ``command`` and ``client_id`` are the request's, when it was an object that named them
+    validly, so the error reply can say which request it answers.
+    """
+
+    def __init__(self, reason: str, command: Optional[str] = None, client_id: Any = None) -> None:
+        super().__init__(reason)
+        self.command = command
+        self.client_id = client_id
 
 
 class FrameTooLarge(ValueError):
@@ -51,8 +63,67 @@ def xor_mask(data: bytes, key: bytes, iv: bytes) -> bytes:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON, the payload form chatcore sends."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, the payload form chatcore sends. Standard JSON only: NaN and the
+    infinities raise ValueError (strict parsers such as JavaScript's, Go's and serde refuse
+    them), as does a string that is not valid Unicode (a lone surrogate)."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:32]} is beyond the range of a JSON number")
+    return value
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` that refuses NaN, Infinity and numbers too large for a double (1e400)."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def invalid_text(value: Any, path: str = "") -> Optional[str]:
+    """The path (``message``, ``files[2].name``) of the first string in ``value``, key or
+    value, that is not a sequence of Unicode scalar values (it holds an unpaired surrogate
+    such as ``\\ud800``, which no UTF-8 encoder and no SQLite write accepts); None if all are."""
+    if isinstance(value, str):
+        return None if _is_scalar_text(value) else (path or "(the payload)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if not _is_scalar_text(key):
+                return f"{path}.(a key)" if path else "(a key)"
+            found = invalid_text(item, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = invalid_text(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _is_scalar_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _request_names(value: Any) -> tuple[Optional[str], Any]:
+    """The ``command`` (or ``type``) and ``client_id`` of a request object, where they are valid."""
+    if not isinstance(value, dict):
+        return None, None
+    name = value.get("command", value.get("type"))
+    client_id = value.get("client_id")
+    name = name if isinstance(name, str) and _is_scalar_text(name) else None
+    client_id = client_id if isinstance(client_id, str) and _is_scalar_text(client_id) else None
+    return name, client_id
 
 
 def encode_payload(payload: bytes, key: Optional[bytes] = None, iv: Optional[bytes] = None) -> bytes:
@@ -95,13 +166,21 @@ def decode_body(body: bytes) -> Any:
         raise ProtocolError(f"invalid base64 in frame: {exc}") from None
     raw = xor_mask(masked, key, iv)
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = _loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise MessageError("payload is not valid UTF-8") from None
     except ValueError as exc:
         raise MessageError(f"payload is not valid JSON: {exc.args[0] if exc.args else exc}") from None
     except RecursionError:
         raise MessageError("payload nests too deeply") from None
+    # UTF-8 itself cannot carry a surrogate, so only a \uD800-\uDFFF escape can make one:
+    # look for the escape before walking the whole value.
+    if _SURROGATE_ESCAPE.search(raw):
+        where = invalid_text(value)
+        if where is not None:
+            command, client_id = _request_names(value)
+            raise MessageError(f"field '{where[:64]}' holds an unpaired surrogate: text must be valid Unicode",
+                               command, client_id)
     return value
 
 

@@ -274,7 +274,8 @@ class ChatServer:
                     session.close("idle")
                 return
             except protocol.MessageError as exc:
-                self._send_error(session, None, "bad_request", str(exc))
+                echo = {"client_id": exc.client_id[:protocol.MAX_CLIENT_ID]} if exc.client_id else {}
+                self._send_error(session, exc.command, "bad_request", str(exc), **echo)
                 continue
             except protocol.ProtocolError as exc:
                 if not session.closed:

@@ -68,6 +68,9 @@ class AuthCommands:
     def register(self, session: "Session", message: Reply) -> Reply:
         """``register`` {username, password} -> ``register_result``."""
         _, accounts = self._parts()
+        if session.user is not None:  # the contract: "before login"
+            raise CommandError("already_authenticated",
+                               f"this connection is logged in as {session.user}; log out to register another account")
         username = message["username"]
         if self._refuses(session):
             return _result("register", Outcome(False, TLS_REQUIRED), _echo(username))
