@@ -240,11 +240,13 @@ class FrameReader:
         self._end += n
         return n
 
-    def read_frame_body(self, idle_timeout: Optional[float] = None) -> Optional[bytes]:
+    def read_frame_body(self, idle_timeout: Optional[float] = None,
+                        deadline: Optional[float] = None) -> Optional[bytes]:
         """Return the next frame's body (the L bytes after the header), or None on clean EOF.
 
-        Raises TimeoutError when ``idle_timeout`` passes with no frame begun, and
-        ProtocolError for EOF or a stall mid-frame or an invalid length.
+        Raises TimeoutError when ``idle_timeout`` passes with no frame begun, or when the
+        absolute ``deadline`` (monotonic; the login deadline) passes before the frame is
+        complete, and ProtocolError for EOF or a stall mid-frame or an invalid length.
         """
         if self._end == self._start:
             self._apply_timeout(idle_timeout)
@@ -253,26 +255,36 @@ class FrameReader:
                     return None
             except BlockingIOError:
                 raise TimeoutError("idle timeout") from None
-        deadline = time.monotonic() + self._frame_timeout
+        frame_deadline = time.monotonic() + self._frame_timeout
+        limit = frame_deadline if deadline is None else min(deadline, frame_deadline)
+        capped = limit < frame_deadline
         try:
-            while self._end - self._start < HEADER.size:
-                if self._fill(deadline) == 0:
-                    raise ProtocolError("connection closed inside a frame header")
-            (length,) = HEADER.unpack_from(self._buf, self._start)
-            check_length(length)
-            total = HEADER.size + length
-            if self._start + total > len(self._buf):
-                self._make_room(total)
-            while self._end - self._start < total:
-                if self._fill(deadline) == 0:
-                    raise ProtocolError("connection closed inside a frame")
+            total = self._read_started_frame(limit)
         except (TimeoutError, BlockingIOError):
+            if capped:
+                raise TimeoutError("the deadline passed inside a frame") from None
             raise ProtocolError(f"frame not completed within {self._frame_timeout:g} s") from None
         body = bytes(self._view[self._start + HEADER.size:self._start + total])
         self._start += total
         if self._start == self._end:
             self._start = self._end = 0
         return body
+
+    def _read_started_frame(self, deadline: float) -> int:
+        """Buffer the rest of a frame whose first bytes have arrived, by ``deadline``; returns
+        its total length (header included). Timeouts propagate."""
+        while self._end - self._start < HEADER.size:
+            if self._fill(deadline) == 0:
+                raise ProtocolError("connection closed inside a frame header")
+        (length,) = HEADER.unpack_from(self._buf, self._start)
+        check_length(length)
+        total = HEADER.size + length
+        if self._start + total > len(self._buf):
+            self._make_room(total)
+        while self._end - self._start < total:
+            if self._fill(deadline) == 0:
+                raise ProtocolError("connection closed inside a frame")
+        return total
 
     @property
     def buffered(self) -> int:

@@ -207,14 +207,15 @@ class ChatServer:
     def _connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         """A connection's thread: choose plaintext or TLS by the first byte, then serve the session."""
         try:
-            transport = self._open_transport(sock, address)
+            login_deadline = time.monotonic() + self.login_timeout  # the TLS handshake counts against it
+            transport = self._open_transport(sock, address, login_deadline)
             with self._threads_lock:
                 self._connecting.discard(sock)
             if transport is None:
                 sock.close()
                 return
             session = Session(transport, address, self._flusher, self._send_buffer, self._send_timeout)
-            session.login_deadline = time.monotonic() + self.login_timeout
+            session.login_deadline = login_deadline
             session.bucket = TokenBucket(self.rate_limit, self.rate_burst)
             self.sessions.add(session)
             if self._stopping.is_set():
@@ -226,9 +227,10 @@ class ChatServer:
                 self._connecting.discard(sock)
                 self._threads.discard(threading.current_thread())
 
-    def _open_transport(self, sock: socket.socket, address: tuple[str, int]) -> Optional[PlainTransport]:
-        """Plaintext or TLS by the client's first byte; None when it sent nothing usable in time."""
-        first = peek_first_byte(sock, self.login_timeout)
+    def _open_transport(self, sock: socket.socket, address: tuple[str, int],
+                        deadline: float) -> Optional[PlainTransport]:
+        """Plaintext or TLS by the client's first byte; None when it sent nothing usable by ``deadline``."""
+        first = peek_first_byte(sock, max(0.001, deadline - time.monotonic()))
         if first is None:
             log.info("connection from %s:%d closed before sending anything", *address)
             return None
@@ -238,10 +240,12 @@ class ChatServer:
             log.info("TLS from %s:%d refused: TLS is off", *address)
             return None
         try:
-            return handshake(sock, self.tls_context, self.login_timeout)
+            transport = handshake(sock, self.tls_context, max(0.001, deadline - time.monotonic()))
         except (OSError, ssl.SSLError) as exc:
             log.info("TLS handshake with %s:%d failed: %s", *address, exc)
             return None
+        transport.record_timeout = self._frame_timeout
+        return transport
 
     def _run_session(self, session: Session) -> None:
         log.debug("connection %r opened", session)
@@ -261,7 +265,7 @@ class ChatServer:
             waiting_for_login = login_required and session.user is None
             wait = max(0.001, session.login_deadline - time.monotonic()) if waiting_for_login else self.idle_timeout
             try:
-                body = reader.read_frame_body(wait)
+                body = reader.read_frame_body(wait, session.login_deadline if waiting_for_login else None)
                 if body is None:
                     return
                 message = protocol.decode_body(body)

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Callable, Optional
 
+from chatcore.protocol import FRAME_TIMEOUT, ProtocolError
+
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 TLS_RECORD_START = 0x16  # a TLS handshake record; never the first byte of a valid plaintext frame
 
@@ -80,12 +82,34 @@ class TlsTransport(PlainTransport):
         self._tls, self._incoming, self._outgoing = tls, incoming, outgoing
         self._lock = threading.Lock()
         self._emit: Emit = lambda data: None
+        self._timeout: Optional[float] = None  # what set_recv_timeout asked for: bounds a whole recv_into
+        self.record_timeout = FRAME_TIMEOUT  # seconds a TLS record, once begun, may take to arrive in full
+        self._socket_timeout: Optional[float] = None  # what SO_RCVTIMEO is set to now
 
     def attach(self, lock: threading.Lock, emit: Emit) -> None:
         self._lock, self._emit = lock, emit
 
+    def set_recv_timeout(self, seconds: Optional[float]) -> None:
+        """Bound each ``recv_into`` call as a whole, however many raw reads its record takes."""
+        self._timeout = seconds
+        self._set_socket_timeout(seconds)
+
+    def _set_socket_timeout(self, seconds: Optional[float]) -> None:
+        if seconds != self._socket_timeout:
+            super().set_recv_timeout(seconds)
+            self._socket_timeout = seconds
+
     def recv_into(self, view: memoryview) -> int:
-        """Decrypted bytes into ``view``; 0 on EOF or close_notify."""
+        """Decrypted bytes into ``view``; 0 on EOF or close_notify.
+
+        A record may arrive in many pieces, each a raw read: the timeout is an absolute
+        deadline for the whole call, so a client trickling a byte a second cannot stretch
+        the login or frame deadline (BlockingIOError when it passes, as for plaintext). A
+        record once begun must be complete within ``record_timeout`` even while the reader
+        waits idly for its next frame: a started record is a started frame (ProtocolError).
+        """
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        record_deadline: Optional[float] = None  # set once raw bytes came but no whole record yet
         while True:
             with self._lock:
                 try:
@@ -98,11 +122,31 @@ class TlsTransport(PlainTransport):
                     pending = self._outgoing.read()
                     if pending:  # e.g. a key update answered while reading
                         self._emit(pending)
-            raw = self.sock.recv(65536)
+            if record_deadline is None:
+                self._set_socket_timeout(self._timeout)
+            else:
+                now = time.monotonic()
+                if now >= record_deadline:
+                    raise self._record_stalled()
+                if deadline is not None and now >= deadline:
+                    raise BlockingIOError("receive timeout")
+                left = min(record_deadline, deadline if deadline is not None else record_deadline) - now
+                self._set_socket_timeout(max(0.001, round(left + 0.0005, 3)))
+            try:
+                raw = self.sock.recv(65536)
+            except BlockingIOError:
+                if record_deadline is not None and time.monotonic() >= record_deadline:
+                    raise self._record_stalled() from None
+                raise
+            if record_deadline is None:
+                record_deadline = time.monotonic() + self.record_timeout
             if not raw:
                 return 0
             with self._lock:
                 self._incoming.write(raw)
+
+    def _record_stalled(self) -> ProtocolError:
+        return ProtocolError(f"TLS record not completed within {self.record_timeout:g} s")
 
     def seal(self, data: bytes) -> bytes:
         self._tls.write(data)
