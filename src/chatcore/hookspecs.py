@@ -137,6 +137,23 @@ def chat_logging_out(session: "Session", last: bool) -> None:
 
 
 @hookspec
+def chat_user_removed(server: "ChatServer", username: str) -> None:
+    """An account is being removed: forget everything the plugin keeps for the user.
+
+    Delete the user's stored data (history, pending deliveries, files and offers to or from
+    them, per-user state), so a stranger who registers the same name later inherits nothing.
+    Called after the user's live sessions were ended, by every plugin; the accounts plugin
+    (``tryfirst``) deletes the account itself. It may run in a server that is not listening
+    (``chatcore user remove`` while no server runs opens the plugins' storage only), and
+    it must be idempotent: an interrupted removal is simply run again.
+
+    :param server: the server; ``server.users.removed_recently(name)`` tells a plugin to
+        refuse storing anything new for the name for a few seconds after this call.
+    :param username: the account's registered display name.
+    """
+
+
+@hookspec
 def chat_session_closed(session: "Session") -> None:
     """A connection ended (after any logout); the session is about to be unregistered.
 

@@ -16,6 +16,7 @@ import pluggy
 
 from chatcore import config as settings
 from chatcore import protocol
+from chatcore.admin import AdminServer, DataDirLock
 from chatcore.config import Config
 from chatcore.core_plugin import CorePlugin
 from chatcore.limits import ConnectionCounter, TokenBucket
@@ -25,6 +26,7 @@ from chatcore.registry import CommandError, CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
 from chatcore.transport import TLS_RECORD_START, PlainTransport, handshake, peek_first_byte
+from chatcore.users import UserControl, admin_handlers
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,10 @@ class ChatServer:
         self._connections = ConnectionCounter(config.get(settings.MAX_CONNECTIONS), config.get(settings.MAX_PER_ADDRESS))
         self.tls_context: Optional[ssl.SSLContext] = None
         self.tls_fingerprint = ""
+        self.users = UserControl(self)
+        self._data_lock = DataDirLock(self.data_dir)
+        self._admin: Optional[AdminServer] = None
+        self._opened = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -82,15 +88,59 @@ class ChatServer:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
 
+    def open(self) -> None:
+        """Lock the data directory and configure the plugins (open their storage), without
+        listening: what ``start`` does first, and all the CLI needs to change data offline.
+        Raises DataDirInUse while another server runs on the same data."""
+        if self._opened:
+            return
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._data_lock.acquire()
+        self._opened = True
+        try:
+            self.hook.chat_configure(server=self)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close plugin storage and unlock the data directory (the end of ``stop``, or of ``open``)."""
+        if not self._opened:
+            return
+        try:
+            log.info("shutdown: closing plugin storage")
+            self.hook.chat_shutdown(server=self)
+        finally:
+            self._opened = False
+            self._data_lock.release()
+
     def start(self) -> None:
         """Configure plugins, bind and start accepting in a background thread."""
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.open()
+        try:
+            self._listen()
+        except BaseException:
+            self.close()  # a port in use must not leave plugin threads and databases open
+            raise
+        self._flusher.start()
+        self._admin = AdminServer(self.data_dir, admin_handlers(self))
+        self._admin.start()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
+        self._accept_thread.start()
+        log.info("chatcore listening on %s:%d with plugins: %s (data in %s)",
+                 *self.address, ", ".join(self.plugin_names) or "none", self.data_dir)
+        if self.tls_context is not None:
+            log.info("TLS on the same port; certificate SHA-256 fingerprint %s", self.tls_fingerprint)
+        else:
+            log.warning("TLS is off (CHATCORE_TLS=false): traffic, passwords included, is readable on the network")
+
+    def _listen(self) -> None:
+        """Load the TLS certificate and bind the listening socket."""
         if self.config.get(settings.TLS):
             cert, key = certificate_paths(self.plugin_dir("tls"), self.config.get(settings.TLS_CERT),
                                           self.config.get(settings.TLS_KEY))
             self.tls_context = server_context(cert, key)
             self.tls_fingerprint = fingerprint(cert.read_bytes())
-        self.hook.chat_configure(server=self)
         # Only the core's own chat_handle_message (no plugin wraps it): call handlers directly,
         # sparing every request a pluggy hook call.
         self._direct_handling = [impl.plugin_name for impl in self.hook.chat_handle_message.get_hookimpls()] == ["core"]
@@ -108,15 +158,6 @@ class ChatServer:
         self._listener = listener
         self._selector.register(listener, selectors.EVENT_READ)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._flusher.start()
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
-        self._accept_thread.start()
-        log.info("chatcore listening on %s:%d with plugins: %s (data in %s)",
-                 *self.address, ", ".join(self.plugin_names) or "none", self.data_dir)
-        if self.tls_context is not None:
-            log.info("TLS on the same port; certificate SHA-256 fingerprint %s", self.tls_fingerprint)
-        else:
-            log.warning("TLS is off (CHATCORE_TLS=false): traffic, passwords included, is readable on the network")
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until ``stop`` has finished; True if it has."""
@@ -157,8 +198,9 @@ class ChatServer:
         else:
             log.info("shutdown: all %d connection thread(s) ended", len(threads))
         self._flusher.stop()
-        log.info("shutdown: closing plugin storage")
-        self.hook.chat_shutdown(server=self)
+        if self._admin is not None:
+            self._admin.stop()
+        self.close()
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -357,6 +399,7 @@ class ChatServer:
         """Bind ``session`` to ``username`` and tell plugins; True if the user just came online."""
         if session.user is not None:
             raise CommandError("already_authenticated", f"this connection is already logged in as {session.user}")
+        self.users.check_login(username)
         first = self.sessions.bind(session, username)
         log.info("%s logged in from %s (%s)", username, session.address[0], "first session" if first else "another session")
         self.hook.chat_authenticated(session=session, first=first)

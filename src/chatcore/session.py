@@ -295,6 +295,8 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._sessions: dict[int, Session] = {}
         self._by_user: dict[str, list[Session]] = {}
+        self._unbound = threading.Condition(self._lock)  # wait_unbound's waiters, told on every unbind
+        self._unbound_waiters = 0
 
     def add(self, session: Session) -> None:
         with self._lock:
@@ -321,10 +323,26 @@ class SessionRegistry:
             sessions = self._by_user.get(key, [])
             if session in sessions:
                 sessions.remove(session)
+            if self._unbound_waiters:
+                self._unbound.notify_all()
             if sessions:
                 return False
             self._by_user.pop(key, None)
             return True
+
+    def wait_unbound(self, sessions: Iterable[Session], timeout: float) -> bool:
+        """Block until none of ``sessions`` is logged in any more; False if ``timeout`` passed first."""
+        waiting = list(sessions)
+
+        def gone() -> bool:
+            return not any(s in self._by_user.get((s.user or "").casefold(), ()) for s in waiting)
+
+        with self._unbound:
+            self._unbound_waiters += 1
+            try:
+                return self._unbound.wait_for(gone, timeout)
+            finally:
+                self._unbound_waiters -= 1
 
     def of_user(self, username: str) -> list[Session]:
         """The user's logged-in sessions (a copy; safe to iterate while others log in or out)."""

@@ -134,6 +134,17 @@ class Accounts:
         self.known.remember(key, address)
         return Outcome(True, username=display)
 
+    def remove(self, username: str) -> bool:
+        """Delete the account and what the throttles remember of its name; False if there was none.
+        A later account of the same name starts with a clean slate."""
+        key = name_key(username)
+        removed = self.store.remove(username)
+        self.user_throttle.clear(key)
+        self.known.forget(key)
+        if removed:
+            log.info("removed account %s", username)
+        return removed
+
     def change_password(self, username: str, old: str, new: str, address: str) -> Outcome:
         """Replace a logged-in user's password after checking the current one (throttled like login)."""
         key = name_key(username)

@@ -1,6 +1,7 @@
 """``chatcore user add|remove|list|passwd``: manage accounts in the same store as the server.
 
-Works whether or not the server runs (SQLite WAL). Passwords are read from a prompt, or from
+Works whether or not the server runs (SQLite WAL); a running server hears of removals and
+password changes over its admin socket and applies them to live sessions at once. Passwords are read from a prompt, or from
 standard input with ``--password-stdin``; never from the command line, where ``ps`` and shell
 history would show them.
 """
@@ -12,7 +13,9 @@ import getpass
 import sys
 from typing import Callable
 
+from chatcore.admin import DataDirInUse, NoServer, admin_request
 from chatcore.config import Config
+from chatcore.users import PASSWORD_CHANGED
 
 from chatcore_auth import NAME
 from chatcore_auth.names import password_problem, username_problem
@@ -71,16 +74,36 @@ def add_user(args: argparse.Namespace, config: Config) -> int:
 
 
 def remove_user(args: argparse.Namespace, config: Config) -> int:
-    """Delete an account (sessions already logged in stay until they disconnect)."""
-    store = open_store(config)
+    """Delete an account and everything every plugin keeps for it. With a server running,
+    the server does it (ending the user's live sessions at once); otherwise this command opens
+    the plugins' storage itself, holding the data directory so no server starts meanwhile."""
     try:
-        removed = store.remove(args.username)
-    finally:
-        store.close()
-    if not removed:
-        return _fail(f"no user {args.username!r}")
-    print(f"removed user {args.username}")
+        reply = admin_request(config.data_dir, {"command": "remove_user", "username": args.username})
+    except NoServer:
+        reply = _remove_offline(args.username, config)
+    if not reply.get("ok"):
+        return _fail(str(reply.get("error", "the server refused")))
+    print(f"removed user {reply['username']} and its data")
     return 0
+
+
+def _remove_offline(username: str, config: Config) -> dict[str, object]:
+    """``remove_user`` without a running server: the same code path, on storage opened here."""
+    from chatcore.server import ChatServer  # only this command needs the whole server
+
+    server = ChatServer(config)
+    try:
+        server.open()
+    except DataDirInUse:
+        return {"ok": False, "error": "a server holds the data directory but does not answer on its admin socket"}
+    try:
+        name = server.lookup_user(username)
+        if name is None:
+            return {"ok": False, "error": f"no user {username!r}"}
+        server.users.remove(name)
+        return {"ok": True, "username": name}
+    finally:
+        server.close()
 
 
 def list_users(args: argparse.Namespace, config: Config) -> int:
@@ -109,7 +132,12 @@ def set_password(args: argparse.Namespace, config: Config) -> int:
         store.set_hash(account.username, hasher_from(config).hash(password))
     finally:
         store.close()
-    print(f"changed the password of {account.username}")
+    try:  # a running server logs the user out everywhere: the old password may have leaked
+        ended = admin_request(config.data_dir, {"command": "end_sessions", "username": account.username,
+                                                "code": PASSWORD_CHANGED}).get("ended", 0)
+    except NoServer:
+        ended = 0
+    print(f"changed the password of {account.username}" + (f"; ended {ended} live session(s)" if ended else ""))
     return 0
 
 

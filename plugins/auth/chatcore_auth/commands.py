@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
 from chatcore.registry import CommandError
+from chatcore.users import PASSWORD_CHANGED
 
 from chatcore_auth import NAME
 from chatcore_auth.accounts import Accounts, Outcome
@@ -145,9 +146,11 @@ class AuthCommands:
 
     def change_password(self, session: "Session", message: Reply) -> Reply:
         """``change_password`` {old, new} -> ``change_password_result``."""
-        _, accounts = self._parts()
+        server, accounts = self._parts()
         assert session.user is not None  # the core checks login before calling
         if self._refuses(session):
             return _result("change_password", Outcome(False, TLS_REQUIRED))
         outcome = accounts.change_password(session.user, message["old"], message["new"], session.address[0])
+        if outcome.ok:  # whoever else knew the old password is logged out everywhere but here
+            server.users.end_sessions(session.user, PASSWORD_CHANGED, keep=session)
         return _result("change_password", outcome)

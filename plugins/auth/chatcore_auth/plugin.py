@@ -101,6 +101,12 @@ class AuthPlugin:
         if self.presence is not None and session.user is not None:
             self.presence.update(session.user)
 
+    @hookimpl(tryfirst=True)
+    def chat_user_removed(self, server: "ChatServer", username: str) -> None:
+        """Delete the account first, so nobody can log in as it while the others clean up."""
+        if self.accounts is not None:
+            self.accounts.remove(username)
+
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:
         if self.presence is not None:

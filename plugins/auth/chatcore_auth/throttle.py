@@ -134,3 +134,9 @@ class KnownAddresses:
                 del self._seen[(user_key, address)]
                 return False
             return True
+
+    def forget(self, user_key: str) -> None:
+        """Drop every address remembered for ``user_key`` (its account was removed)."""
+        with self._lock:
+            for key in [key for key in self._seen if key[0] == user_key]:
+                del self._seen[key]

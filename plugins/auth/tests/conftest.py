@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -47,3 +50,16 @@ def connect_from(connect: Callable[..., TestClient]) -> Callable[..., TestClient
         return client
 
     return factory
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """``run_cli("add", "dave", "--password-stdin", stdin=...)``: the real ``chatcore user`` command,
+    with STORAGE_DIR at the data directory ``make_server`` uses, and only the auth plugin."""
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        env = {**os.environ, "STORAGE_DIR": str(tmp_path / "data"), "CHATCORE_PLUGINS": "auth", "LOG_LEVEL": "WARNING"}
+        return subprocess.run([sys.executable, "-m", "chatcore", "user", *args], input=stdin, capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=60)
+
+    return run

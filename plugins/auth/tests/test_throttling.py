@@ -10,10 +10,11 @@ WRONG = "wrong password!"
 BAD = "Incorrect username or password!"
 
 
-def start(make_server, clock, **env):
+def start(make_server, clock, data_dir=None, **env):
     """A server whose only plugin is an auth plugin on ``clock`` (no entry points, so the name
     'auth' is not blocked as a disabled installed plugin)."""
-    return make_server(plugins=[], entry_points=[], extra=[("auth", AuthPlugin(clock=clock))], env=env)
+    return make_server(plugins=[], entry_points=[], extra=[("auth", AuthPlugin(clock=clock))], env=env,
+                       data_dir=data_dir)
 
 
 def login(client, name, password):
@@ -126,12 +127,13 @@ def test_registration_is_rate_limited_per_address(make_server, connect_from, clo
     assert client.request(command="register", username="a4", password=PASSWORD)["response"] == "ok"
 
 
-def test_loopback_is_exempt_from_the_registration_limit_unless_configured(make_server, connect, clock):
+def test_loopback_is_exempt_from_the_registration_limit_unless_configured(make_server, connect, clock, tmp_path):
     server = start(make_server, clock, CHATCORE_AUTH_REGISTER_LIMIT="2")
     client = connect(server)
     for index in range(5):
         assert client.request(command="register", username=f"u{index}", password=PASSWORD)["response"] == "ok"
-    strict = start(make_server, clock, CHATCORE_AUTH_REGISTER_LIMIT="2", CHATCORE_AUTH_REGISTER_EXEMPT="none")
+    strict = start(make_server, clock, tmp_path / "strict", CHATCORE_AUTH_REGISTER_LIMIT="2",
+                   CHATCORE_AUTH_REGISTER_EXEMPT="none")
     client = connect(strict)
     for index in range(2):
         assert client.request(command="register", username=f"v{index}", password=PASSWORD)["response"] == "ok"

@@ -1,0 +1,115 @@
+"""Ending a user's sessions on purpose, and removing an account from every plugin.
+
+Removal and password changes must take effect on live sessions at once: each session of the
+user gets a final ``session_ended`` {``code``, ``reason``} event and is closed; removal then
+asks every plugin, through ``chat_user_removed``, to forget what it keeps for the user, so
+a stranger who later registers the same name inherits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from chatcore import protocol
+from chatcore.registry import CommandError
+
+if TYPE_CHECKING:
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_REMOVED = "account_removed"
+PASSWORD_CHANGED = "password_changed"
+REASONS = {
+    ACCOUNT_REMOVED: "Your account was removed from this server.",
+    PASSWORD_CHANGED: "Your password was changed: log in again with the new password.",
+}
+REMOVAL_GUARD = 10.0  # seconds after a removal during which plugins refuse to store anything for the name
+UNBIND_WAIT = 5.0  # seconds to wait for ended sessions to finish logging out
+
+
+class UserControl:
+    """The server's means to end sessions of a user and to remove a user everywhere."""
+
+    def __init__(self, server: "ChatServer") -> None:
+        self._server = server
+        self._lock = threading.Lock()
+        self._removing: set[str] = set()  # names whose removal runs: their logins are refused
+        self._removed_at: dict[str, float] = {}  # name -> monotonic time of its removal
+
+    def end_sessions(self, username: str, code: str, reason: str = "",
+                     keep: Optional["Session"] = None, wait: float = UNBIND_WAIT) -> int:
+        """Send ``session_ended`` to every session of ``username`` but ``keep``, close them, and
+        wait (up to ``wait`` s) until they have logged out; returns how many were ended."""
+        sessions = [s for s in self._server.sessions.of_user(username) if s is not keep]
+        if not sessions:
+            return 0
+        frame = protocol.encode({"type": "session_ended", "code": code, "reason": reason or REASONS.get(code, code)})
+        for session in sessions:
+            session.send_frame(frame)
+            session.close(f"session ended: {code}")
+        if not self._server.sessions.wait_unbound(sessions, wait):
+            log.warning("sessions of %s did not log out within %g s of being ended", username, wait)
+        log.info("ended %d session(s) of %s: %s", len(sessions), username, code)
+        return len(sessions)
+
+    def check_login(self, username: str) -> None:
+        """Refuse a login for a name whose removal is under way (called by the core's ``login``)."""
+        with self._lock:
+            if username.casefold() in self._removing:
+                raise CommandError(ACCOUNT_REMOVED, "this account is being removed")
+
+    def remove(self, username: str) -> None:
+        """End the user's sessions, then have every plugin forget the user (``chat_user_removed``;
+        the accounts plugin deletes the account itself). Runs the hook even when no session is
+        open, and is safe to repeat: each plugin's part must be idempotent."""
+        key = username.casefold()
+        with self._lock:
+            self._removing.add(key)
+        try:
+            self.end_sessions(username, ACCOUNT_REMOVED)
+            with self._lock:
+                self._removed_at[key] = time.monotonic()
+            self._server.hook.chat_user_removed(server=self._server, username=username)
+        finally:
+            with self._lock:
+                self._removing.discard(key)
+        log.info("removed user %s and every plugin's data of it", username)
+
+    def removed_recently(self, username: str) -> bool:
+        """True for a name removed in the last REMOVAL_GUARD seconds. Plugins check it where they
+        store something for a user, so a request that resolved the name just before its
+        removal cannot leave data behind for the name's next owner."""
+        key = username.casefold()
+        with self._lock:
+            removed = self._removed_at.get(key)
+            if removed is None:
+                return False
+            if time.monotonic() - removed < REMOVAL_GUARD:
+                return True
+            del self._removed_at[key]
+            return False
+
+
+def admin_handlers(server: "ChatServer") -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+    """The admin-socket commands that change users (``chatcore user remove|passwd`` send them)."""
+
+    def remove_user(request: dict[str, Any]) -> dict[str, Any]:
+        name = server.lookup_user(str(request.get("username", "")))
+        if name is None:
+            return {"ok": False, "error": f"no user {request.get('username')!r}"}
+        server.users.remove(name)
+        return {"ok": True, "username": name}
+
+    def end_sessions(request: dict[str, Any]) -> dict[str, Any]:
+        code = request.get("code")
+        if code not in REASONS:
+            return {"ok": False, "error": f"unknown code {code!r}; known: {sorted(REASONS)}"}
+        ended = server.users.end_sessions(str(request.get("username", "")), code)
+        return {"ok": True, "ended": ended}
+
+    return {"remove_user": remove_user, "end_sessions": end_sessions}
