@@ -8,7 +8,8 @@ import struct
 import pytest
 
 from chatcore import protocol
-from chatcore.testing import TestClient
+from chatcore.server import ChatServer
+from chatcore.testing import TestClient, server_config
 
 
 def test_start_three_clients_stop_and_every_thread_ends(probe_server, connect, probe):
@@ -204,3 +205,16 @@ def test_a_handler_knows_when_the_client_has_already_sent_more(probe_server, con
     client.send_raw(frame * 3)  # one write: the server reads all three at once
     assert [client.expect("pipelined")["more"] for _ in range(3)] == [True, True, False]
     assert client.request(command="pipelined")["more"] is False
+
+
+def test_a_start_that_cannot_bind_closes_what_it_configured(make_server, probe, tmp_path):
+    running = make_server(plugins=[], extra=[("probe", probe)])
+    taken = type(probe)()  # a second, unconfigured probe
+    config = server_config(tmp_path / "other", ["probe"]).with_overrides(SERVER_PORT=running.address[1])
+    server = ChatServer(config, extra_plugins=[("probe", taken)])
+    with pytest.raises(OSError):
+        server.start()
+    assert taken.shutdown_calls == 1  # its storage was closed
+    with ChatServer(config.with_overrides(SERVER_PORT=0), extra_plugins=[("probe", taken)]) as again:
+        assert again.address[1] != 0  # the data directory was unlocked for the next server
+    assert taken.shutdown_calls == 2

@@ -159,6 +159,13 @@ class ChatServer:
         self._selector.register(listener, selectors.EVENT_READ)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
 
+    def __enter__(self) -> "ChatServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until ``stop`` has finished; True if it has."""
         return self._stopped.wait(timeout)
