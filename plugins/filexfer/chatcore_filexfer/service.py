@@ -4,7 +4,8 @@ No sockets and no pluggy here: callers pass user names in and get index entries 
 plugin turns them into replies and events. The spool file's length is the truth about how
 much of an upload has arrived, so a resume after a crash or restart starts from what is
 really on disk; the SHA-256 is kept incrementally in memory and rebuilt from disk when
-needed.
+needed. An unfinished upload reserves its declared size only while chunks keep coming: after
+``offer_timeout`` without one it goes idle and counts only what it holds (deleted if nothing).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Callable, Optional
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
+from chatcore_filexfer.quota import refusal
 from chatcore_filexfer.spool import Spool, SpoolError
 
 log = logging.getLogger(__name__)
@@ -44,13 +46,15 @@ class TransferError(Exception):
 
 @dataclass
 class _Upload:
-    """In-memory state of an upload in progress: its lock, bytes received and running hash."""
+    """In-memory state of an upload in progress: its lock, bytes received, running hash, activity."""
 
     entry: Entry
     lock: threading.RLock = field(default_factory=threading.RLock)
     received: int = -1  # -1: not loaded from disk yet
     digest: Any = None
-    touched: float = 0.0
+    touched: float = 0.0  # when its last chunk (or the offer) arrived
+    recorded: float = 0.0  # the activity time last written to the index, which lags by up to _touch_every
+    idle: bool = False  # no chunk for offer_timeout: it reserves only what it holds
     closed: bool = False  # finished or removed: no more writes
 
 
@@ -81,7 +85,7 @@ class FileService:
         self.index = Index(root / "index.sqlite3")
         self._lock = threading.Lock()  # quota checks + inserts, and the _uploads map
         self._uploads: dict[str, _Upload] = {}
-        self._touch_every = min(60.0, limits.partial_timeout / 4)
+        self._touch_every = min(60.0, limits.partial_timeout / 4, limits.offer_timeout / 4)
 
     def close(self) -> None:
         self.index.close()
@@ -123,20 +127,9 @@ class FileService:
         now = self.clock()
         existing = self.index.find_partial(sender_key, recipient_key, sha256, size)
         if existing is not None:  # resume: same sender, recipient and content
-            self.index.touch(existing.upload_id, now)
-            state = self._state(existing)
-            state.touched = now
-            return existing, state.received
+            return existing, self._resume(existing)
         with self._lock:
-            used, count, total = self.index.usage(sender_key)
-            if count >= self.limits.max_files:
-                raise TransferError("quota", f"you already have {count} files waiting in the spool; "
-                                    f"the limit is {self.limits.max_files}")
-            if used + size > self.limits.user_quota:
-                raise TransferError("quota", f"your files in the spool would take {used + size} bytes; "
-                                    f"your quota is {self.limits.user_quota}")
-            if total + size > self.limits.spool_limit:
-                raise TransferError("quota", "the server's spool is full; try again later")
+            self._check_room(sender_key, size, size, new_file=True)
             entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
                           sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
                           filename=sanitize_filename(filename), size=size, sha256=sha256, state=UPLOADING,
@@ -146,15 +139,40 @@ class FileService:
             except OSError as exc:
                 raise TransferError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
             self.index.insert(entry)
-            self._uploads[entry.upload_id] = _Upload(entry, received=0, digest=hashlib.sha256(), touched=now)
+            self._uploads[entry.upload_id] = _Upload(entry, received=0, digest=hashlib.sha256(), touched=now,
+                                                     recorded=now)
         return entry, 0
 
-    def _state(self, entry: Entry) -> _Upload:
-        """The in-memory state of an upload, loading bytes-held and hash from disk the first time."""
+    def _check_room(self, sender_key: str, size: int, needed: int, new_file: bool, **extra: Any) -> None:
+        """TransferError ``quota`` unless the sender may make an upload of ``size`` declared bytes
+        active, taking ``needed`` more bytes; call with ``_lock`` held, so check and change are one step."""
+        reason = refusal(self.limits, self.index.usage(sender_key), size, needed, new_file)
+        if reason is not None:
+            raise TransferError("quota", reason, **extra)
+
+    def _resume(self, entry: Entry) -> int:
+        """The bytes an unfinished upload holds, for a resume. Offering again does not count as
+        activity (it would keep a reservation alive without data); an idle upload must fit the
+        quotas again for what it still lacks (its next chunk makes it active)."""
+        state = self._state(entry)
+        with state.lock:
+            if state.idle and state.received < entry.size:
+                with self._lock:
+                    self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False)
+            return state.received
+
+    def _slot(self, entry: Entry) -> _Upload:
+        """The in-memory state of an unfinished upload, made (not yet loaded from disk) the first time."""
         with self._lock:
             state = self._uploads.get(entry.upload_id)
             if state is None:
-                state = self._uploads[entry.upload_id] = _Upload(entry)
+                state = self._uploads[entry.upload_id] = _Upload(entry, touched=entry.touched,
+                                                                 recorded=entry.touched, idle=entry.held is not None)
+        return state
+
+    def _state(self, entry: Entry) -> _Upload:
+        """The in-memory state of an upload, loading bytes-held and hash from disk the first time."""
+        state = self._slot(entry)
         with state.lock:
             if state.received < 0:
                 held = self.spool.size(entry.spool_name) or 0
@@ -162,7 +180,6 @@ class FileService:
                     held = 0
                 state.digest = self.spool.hash_prefix(entry.spool_name, held)
                 state.received = held
-                state.touched = entry.touched
         return state
 
     def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, _Upload]:
@@ -202,6 +219,8 @@ class FileService:
             if state.received + len(raw) > entry.size:
                 raise TransferError("too_large", f"the chunk goes past the declared size of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
+            if state.idle:
+                self._reactivate(entry, state)
             try:
                 state.received = self.spool.append(entry.spool_name, offset, raw)
             except SpoolError as exc:
@@ -209,11 +228,21 @@ class FileService:
                 code = "disk_full" if exc.full else "storage_error"
                 raise TransferError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
             state.digest.update(raw)
-            now = self.clock()
-            if now - state.touched >= self._touch_every:
-                state.touched = now
+            state.touched = now = self.clock()
+            if now - state.recorded >= self._touch_every:
                 self.index.touch(upload_id, now)
+                state.recorded = now
             return state.received
+
+    def _reactivate(self, entry: Entry, state: _Upload) -> None:
+        """A chunk for an idle upload: it reserves its declared size again, if the quotas allow
+        (``state.lock`` held)."""
+        with self._lock:
+            self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False,
+                             upload_id=entry.upload_id, offset=state.received)
+            self.index.set_held(entry.upload_id, None)
+        state.idle = False
+        state.recorded = float("-inf")  # record this chunk's time at once: the row's is from before
 
     def finish(self, user: str, upload_id: str) -> Entry:
         """Verify a complete upload's size and SHA-256 and make it a file offered to its recipient."""
@@ -304,11 +333,14 @@ class FileService:
         return removed
 
     def sweep(self) -> list[Entry]:
-        """Delete files past their expiry and uploads idle past the partial timeout; returns them."""
+        """Delete files past their expiry and uploads idle past the partial timeout, and make uploads
+        without a chunk for the offer timeout idle (deleting those that hold nothing); returns the deleted."""
         now = self.clock()
         candidates = self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout,
                                         now - self.limits.delivered_keep)
         gone = [entry for entry in candidates if self._still_expired(entry, now) and self.remove(entry)]
+        gone += [entry for entry in self.index.going_idle(now - self.limits.offer_timeout)
+                 if self._idle_out(entry, now)]
         for entry in gone:
             log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
                      entry.sender, entry.recipient, entry.size)
@@ -322,3 +354,17 @@ class FileService:
             state = self._uploads.get(entry.upload_id)
         touched = max(entry.touched, state.touched if state is not None else 0.0)
         return touched < now - self.limits.partial_timeout
+
+    def _idle_out(self, entry: Entry, now: float) -> bool:
+        """An upload without a chunk for the offer timeout stops reserving what it lacks: it counts
+        at the bytes it holds from now on, or is deleted if it holds none. True if it was deleted."""
+        state = self._slot(entry)
+        with state.lock:
+            if state.closed or state.idle or state.touched >= now - self.limits.offer_timeout:
+                return False
+            held = state.received if state.received >= 0 else (self.spool.size(entry.spool_name) or 0)
+            if held == 0:
+                return self.remove(entry)
+            self.index.set_held(entry.upload_id, held)
+            state.idle = True
+            return False
