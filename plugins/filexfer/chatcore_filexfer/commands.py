@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import CommandError, protocol
 
+from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.names import sanitize_filename
@@ -46,14 +48,27 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
 
 def replies_errors(handler: Callable[..., Reply]) -> Callable[..., Reply]:
     """Turn a TransferError into the core's ``error`` reply with its extra fields (the offset
-    to resume from, the limit that was hit); the core adds the request's ``client_id``."""
+    to resume from, the limit that was hit), and a full disk into ``disk_full``, counted in the
+    log instead of a traceback per request; the core adds the request's ``client_id``."""
     @functools.wraps(handler)
     def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
         try:
             return handler(self, session, message)
         except TransferError as exc:
+            if exc.code == "disk_full":
+                self.service.disk_full.failed(handler.__name__)
             raise CommandError(exc.code, exc.reason, **exc.extra) from None
+        except (OSError, sqlite3.Error) as exc:
+            if not is_disk_full(exc):
+                raise
+            self.service.disk_full.failed(handler.__name__)
+            raise CommandError("disk_full", "the server's disk is full; try again later", **_ids(message)) from None
     return wrapper
+
+
+def _ids(message: dict[str, Any]) -> dict[str, str]:
+    """The request's ``upload_id``/``file_id``, so the client knows which transfer an error stopped."""
+    return {key: message[key][:64] for key in ("upload_id", "file_id") if isinstance(message.get(key), str)}
 
 
 class FileCommands:
@@ -94,8 +109,16 @@ class FileCommands:
             session.send({"type": "file_offer", **offer_fields(entry)})
 
     def _delivered(self, entry: Entry, sink: Sink) -> None:
-        """A download sent the whole file: stop offering it and tell the sender (once)."""
-        if self.service.delivered(entry):
+        """A download sent the whole file: stop offering it and tell the sender (once). On a full
+        disk it cannot be marked, so it stays offered; the download still ends with file_data_end."""
+        try:
+            first = self.service.delivered(entry)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.service.disk_full.failed("marking a download delivered")
+            return
+        if first:
             self._tell_delivered(entry)
 
     def _tell_delivered(self, entry: Entry) -> None:

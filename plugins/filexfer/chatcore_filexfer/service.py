@@ -15,12 +15,14 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
@@ -83,6 +85,7 @@ class FileService:
         self.clock = clock
         self.spool = Spool(root / "spool")
         self.index = Index(root / "index.sqlite3")
+        self.disk_full = DiskFullLog(root, clock)
         self._lock = threading.Lock()  # quota checks + inserts, and the _uploads map
         self._uploads: dict[str, _Upload] = {}
         self._touch_every = min(60.0, limits.partial_timeout / 4, limits.offer_timeout / 4)
@@ -137,8 +140,14 @@ class FileService:
             try:
                 self.spool.create(entry.spool_name)
             except OSError as exc:
+                if is_disk_full(exc):
+                    raise TransferError("disk_full", "the server's disk is full; try again later") from None
                 raise TransferError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
-            self.index.insert(entry)
+            try:
+                self.index.insert(entry)
+            except Exception:  # a full disk (SQLITE_FULL) or worse: no file without its row
+                self.spool.remove(entry.spool_name)
+                raise
             self._uploads[entry.upload_id] = _Upload(entry, received=0, digest=hashlib.sha256(), touched=now,
                                                      recorded=now)
         return entry, 0
@@ -230,9 +239,20 @@ class FileService:
             state.digest.update(raw)
             state.touched = now = self.clock()
             if now - state.recorded >= self._touch_every:
-                self.index.touch(upload_id, now)
-                state.recorded = now
+                self._record(upload_id, state, now)
             return state.received
+
+    def _record(self, upload_id: str, state: _Upload, now: float) -> None:
+        """Write a chunk's time to the index; on a full disk the chunk still counts (the time is
+        only bookkeeping, kept in memory and written with a later chunk)."""
+        try:
+            self.index.touch(upload_id, now)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.disk_full.failed("recording a chunk's time")
+            return
+        state.recorded = now
 
     def _reactivate(self, entry: Entry, state: _Upload) -> None:
         """A chunk for an idle upload: it reserves its declared size again, if the quotas allow
@@ -326,11 +346,21 @@ class FileService:
         if state is not None:
             with state.lock:  # wait out a chunk being written
                 state.closed = True
-                removed = self.index.delete(entry.upload_id)
+                removed = self._delete(entry)
         else:
-            removed = self.index.delete(entry.upload_id)
+            removed = self._delete(entry)
         self.spool.remove(entry.spool_name)
         return removed
+
+    def _delete(self, entry: Entry) -> bool:
+        """Delete the row; on a full disk (the deletion is written too) free the file's space first."""
+        try:
+            return self.index.delete(entry.upload_id)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+        self.spool.remove(entry.spool_name)
+        return self.index.delete(entry.upload_id)
 
     def sweep(self) -> list[Entry]:
         """Delete files past their expiry and uploads idle past the partial timeout, and make uploads
@@ -338,13 +368,24 @@ class FileService:
         now = self.clock()
         candidates = self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout,
                                         now - self.limits.delivered_keep)
-        gone = [entry for entry in candidates if self._still_expired(entry, now) and self.remove(entry)]
+        gone = [entry for entry in candidates
+                if self._still_expired(entry, now) and self._sweep_one(self.remove, entry)]
         gone += [entry for entry in self.index.going_idle(now - self.limits.offer_timeout)
-                 if self._idle_out(entry, now)]
+                 if self._sweep_one(lambda e: self._idle_out(e, now), entry)]
         for entry in gone:
             log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
                      entry.sender, entry.recipient, entry.size)
         return gone
+
+    def _sweep_one(self, action: Callable[[Entry], bool], entry: Entry) -> bool:
+        """Run one sweep step; a full disk skips the entry (the next sweep tries again), not the sweep."""
+        try:
+            return action(entry)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.disk_full.failed(f"sweeping {entry.upload_id}")
+            return False
 
     def _still_expired(self, entry: Entry, now: float) -> bool:
         """Re-check a partial upload against its in-memory activity time (the row lags behind)."""
