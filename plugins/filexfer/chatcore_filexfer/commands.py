@@ -39,6 +39,7 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
     "file_cancel": {"fields": {"upload_id": str}},
     "file_list": {"optional": {"after": str}},
     "file_download": {"fields": {"file_id": str}, "optional": {"offset": int}},
+    "file_download_cancel": {"fields": {"file_id": str}},
     "file_decline": {"fields": {"file_id": str}},
     "file_received": {"fields": {"file_id": str}},
     "file_request": {"fields": {"peer": str, "filename": str, "size": (str, int, float), "md5": str}},
@@ -202,6 +203,17 @@ class FileCommands:
             raise TransferError("busy", f"at most {MAX_STREAMS_PER_SESSION} downloads at once per connection",
                                 file_id=entry.file_id)
         return None
+
+    @replies_errors
+    def file_download_cancel(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Stop this connection's stream of a file. The reply goes out only after the stream has
+        stopped, so no file_data of that file follows it; it is the same when no such stream runs
+        (never started, already ended, unknown id): either way none follows."""
+        file_id = message["file_id"][:64]
+        stopped = self.streams.cancel(session.id, file_id)
+        log.debug("filexfer: %r cancelled the download of %s (%s)", session, file_id,
+                  "stopped" if stopped else "no stream ran")
+        return {"type": "file_download_cancel_result", "file_id": file_id}
 
     @replies_errors
     def file_decline(self, session: "Session", message: dict[str, Any]) -> Reply:
