@@ -154,10 +154,12 @@ class FileCommands:
 
     @replies_errors
     def file_upload_done(self, session: "Session", message: dict[str, Any]) -> Reply:
-        """Verify the upload and offer the file to its recipient now (or at their next login)."""
+        """Verify the upload and offer the file to its recipient now (or at their next login). Asked
+        again (a client retrying after a reconnect) it answers the same file_uploaded, offering nothing."""
         assert session.user is not None
-        entry = self.service.finish(session.user, message["upload_id"])
-        self._to_user(entry.recipient, {"type": "file_offer", **offer_fields(entry)})
+        entry, made = self.service.finish(session.user, message["upload_id"])
+        if made:
+            self._to_user(entry.recipient, {"type": "file_offer", **offer_fields(entry)})
         return {"type": "file_uploaded", "upload_id": entry.upload_id, "file_id": entry.file_id}
 
     @replies_errors

@@ -264,12 +264,23 @@ class FileService:
         state.idle = False
         state.recorded = float("-inf")  # record this chunk's time at once: the row's is from before
 
-    def finish(self, user: str, upload_id: str) -> Entry:
-        """Verify a complete upload's size and SHA-256 and make it a file offered to its recipient."""
-        entry, state = self._own_upload(user, upload_id)
+    def finish(self, user: str, upload_id: str) -> tuple[Entry, bool]:
+        """Verify a complete upload's size and SHA-256 and make it a file offered to its recipient.
+        Returns (the file, whether this call made it): asked again for an upload the sender already
+        finished (a retry after a lost reply), it returns that file while it exists, made once."""
+        try:
+            entry, state = self._own_upload(user, upload_id)
+        except TransferError as exc:
+            done = self._finished_by(user, upload_id) if exc.code == "unknown_upload" else None
+            if done is None:
+                raise
+            return done, False
         with state.lock:
-            if state.closed:
-                raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+            if state.closed:  # finished by another request meanwhile, or removed
+                done = self._finished_by(user, upload_id)
+                if done is None:
+                    raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                return done, False
             if state.received != entry.size:
                 raise TransferError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
@@ -285,7 +296,14 @@ class FileService:
             self._uploads.pop(upload_id, None)
         done = self.index.by_upload(upload_id)
         assert done is not None
-        return done
+        return done, True
+
+    def _finished_by(self, user: str, upload_id: str) -> Optional[Entry]:
+        """The complete file made from ``upload_id`` if ``user`` sent it, else None."""
+        entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
+        if entry is None or entry.state != READY or entry.sender_key != user.casefold():
+            return None
+        return entry
 
     def cancel(self, user: str, upload_id: str) -> Entry:
         """The sender withdraws an upload or a file not yet taken; returns the removed entry."""

@@ -33,7 +33,7 @@ def upload(service: FileService, data: bytes, sender: str = "ann", recipient: st
     entry, held = service.offer(sender, recipient, "f.bin", len(data), hashlib.sha256(data).hexdigest())
     for offset in range(held, len(data), chunk):
         service.write_chunk(sender, entry.upload_id, offset, b64(data[offset:offset + chunk]))
-    return service.finish(sender, entry.upload_id).file_id
+    return service.finish(sender, entry.upload_id)[0].file_id
 
 
 def test_resume_after_restart_rebuilds_the_hash_from_disk(tmp_path: Path) -> None:
@@ -49,8 +49,8 @@ def test_resume_after_restart_rebuilds_the_hash_from_disk(tmp_path: Path) -> Non
     again, held = second.offer("Ann", "bob", "other name.bin", len(data), digest.upper())
     assert (again.upload_id, held) == (entry.upload_id, 3000)
     second.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:]))
-    done = second.finish("ann", entry.upload_id)
-    assert done.state == "ready" and done.file_id
+    done, made = second.finish("ann", entry.upload_id)
+    assert made and done.state == "ready" and done.file_id
     assert second.spool.path(done.spool_name).read_bytes() == data
     second.close()
 
@@ -84,7 +84,7 @@ def test_full_disk_is_an_error_and_the_upload_can_continue(tmp_path: Path, monke
     monkeypatch.undo()
     assert service.spool.size(entry.spool_name) == 1000
     service.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:]))
-    assert service.finish("ann", entry.upload_id).state == "ready"
+    assert service.finish("ann", entry.upload_id)[0].state == "ready"
 
 
 def test_sweep_removes_expired_files_and_idle_uploads_only(tmp_path: Path) -> None:
