@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
-import hashlib
 import logging
 import re
 import sqlite3
 import threading
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -28,6 +26,7 @@ from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
 from chatcore_filexfer.quota import refusal
 from chatcore_filexfer.spool import Spool, SpoolError
+from chatcore_filexfer.uploads import UploadState, UploadStates
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +43,6 @@ class TransferError(Exception):
         self.code = code
         self.reason = reason
         self.extra = extra
-
-
-@dataclass
-class _Upload:
-    """In-memory state of an upload in progress: its lock, bytes received, running hash, activity."""
-
-    entry: Entry
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    received: int = -1  # -1: not loaded from disk yet
-    digest: Any = None
-    touched: float = 0.0  # when its last chunk (or the offer) arrived
-    recorded: float = 0.0  # the activity time last written to the index, which lags by up to _touch_every
-    idle: bool = False  # no chunk for offer_timeout: it reserves only what it holds
-    closed: bool = False  # finished or removed: no more writes
 
 
 def iso_utc(when: float) -> str:
@@ -86,8 +71,8 @@ class FileService:
         self.spool = Spool(root / "spool")
         self.index = Index(root / "index.sqlite3")
         self.disk_full = DiskFullLog(root, clock)
-        self._lock = threading.Lock()  # quota checks + inserts, and the _uploads map
-        self._uploads: dict[str, _Upload] = {}
+        self._lock = threading.Lock()  # quota checks with the change they allow (insert, reactivation)
+        self.uploads = UploadStates(self.spool)
         self._touch_every = min(60.0, limits.partial_timeout / 4, limits.offer_timeout / 4)
 
     def close(self) -> None:
@@ -148,8 +133,7 @@ class FileService:
             except Exception:  # a full disk (SQLITE_FULL) or worse: no file without its row
                 self.spool.remove(entry.spool_name)
                 raise
-            self._uploads[entry.upload_id] = _Upload(entry, received=0, digest=hashlib.sha256(), touched=now,
-                                                     recorded=now)
+            self.uploads.add(entry, now)
         return entry, 0
 
     def _check_room(self, sender_key: str, size: int, needed: int, new_file: bool, **extra: Any) -> None:
@@ -163,47 +147,25 @@ class FileService:
         """The bytes an unfinished upload holds, for a resume. Offering again does not count as
         activity (it would keep a reservation alive without data); an idle upload must fit the
         quotas again for what it still lacks (its next chunk makes it active)."""
-        state = self._state(entry)
+        state = self.uploads.loaded(entry)
         with state.lock:
             if state.idle and state.received < entry.size:
                 with self._lock:
                     self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False)
             return state.received
 
-    def _slot(self, entry: Entry) -> _Upload:
-        """The in-memory state of an unfinished upload, made (not yet loaded from disk) the first time."""
-        with self._lock:
-            state = self._uploads.get(entry.upload_id)
-            if state is None:
-                state = self._uploads[entry.upload_id] = _Upload(entry, touched=entry.touched,
-                                                                 recorded=entry.touched, idle=entry.held is not None)
-        return state
-
-    def _state(self, entry: Entry) -> _Upload:
-        """The in-memory state of an upload, loading bytes-held and hash from disk the first time."""
-        state = self._slot(entry)
-        with state.lock:
-            if state.received < 0:
-                held = self.spool.size(entry.spool_name) or 0
-                if held > entry.size:  # cannot happen through append(); never trust it
-                    held = 0
-                state.digest = self.spool.hash_prefix(entry.spool_name, held)
-                state.received = held
-        return state
-
-    def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, _Upload]:
+    def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, UploadState]:
         """The uploading entry ``upload_id`` if ``user`` sent it; TransferError otherwise.
         Active uploads are answered from memory, so a chunk costs no database read."""
-        with self._lock:
-            state = self._uploads.get(upload_id)
+        state = self.uploads.get(upload_id)
         if state is None:
             entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
             if entry is None or entry.state != UPLOADING:
                 raise TransferError("unknown_upload", "no upload in progress has that upload_id",
                                     upload_id=upload_id[:64])
-            state = self._state(entry)
+            state = self.uploads.loaded(entry)
         elif state.received < 0:  # a failed write left the length unknown: reload from disk
-            state = self._state(state.entry)
+            state = self.uploads.loaded(state.entry)
         if state.entry.sender_key != user.casefold():
             raise TransferError("forbidden", "only the sender of an upload may write to it", upload_id=upload_id)
         return state.entry, state
@@ -242,7 +204,7 @@ class FileService:
                 self._record(upload_id, state, now)
             return state.received
 
-    def _record(self, upload_id: str, state: _Upload, now: float) -> None:
+    def _record(self, upload_id: str, state: UploadState, now: float) -> None:
         """Write a chunk's time to the index; on a full disk the chunk still counts (the time is
         only bookkeeping, kept in memory and written with a later chunk)."""
         try:
@@ -254,7 +216,7 @@ class FileService:
             return
         state.recorded = now
 
-    def _reactivate(self, entry: Entry, state: _Upload) -> None:
+    def _reactivate(self, entry: Entry, state: UploadState) -> None:
         """A chunk for an idle upload: it reserves its declared size again, if the quotas allow
         (``state.lock`` held)."""
         with self._lock:
@@ -292,8 +254,7 @@ class FileService:
             if not self.index.complete(upload_id, file_id, self.clock()):
                 raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
             state.closed = True
-        with self._lock:
-            self._uploads.pop(upload_id, None)
+        self.uploads.pop(upload_id)
         done = self.index.by_upload(upload_id)
         assert done is not None
         return done, True
@@ -359,8 +320,7 @@ class FileService:
 
     def remove(self, entry: Entry) -> bool:
         """Delete an entry's row, spool file and upload state; True if this call removed the row."""
-        with self._lock:
-            state = self._uploads.pop(entry.upload_id, None)
+        state = self.uploads.pop(entry.upload_id)
         if state is not None:
             with state.lock:  # wait out a chunk being written
                 state.closed = True
@@ -409,15 +369,14 @@ class FileService:
         """Re-check a partial upload against its in-memory activity time (the row lags behind)."""
         if entry.state != UPLOADING:
             return True
-        with self._lock:
-            state = self._uploads.get(entry.upload_id)
+        state = self.uploads.get(entry.upload_id)
         touched = max(entry.touched, state.touched if state is not None else 0.0)
         return touched < now - self.limits.partial_timeout
 
     def _idle_out(self, entry: Entry, now: float) -> bool:
         """An upload without a chunk for the offer timeout stops reserving what it lacks: it counts
         at the bytes it holds from now on, or is deleted if it holds none. True if it was deleted."""
-        state = self._slot(entry)
+        state = self.uploads.slot(entry)
         with state.lock:
             if state.closed or state.idle or state.touched >= now - self.limits.offer_timeout:
                 return False
