@@ -27,7 +27,8 @@ from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.pinning import PinError, PinStore, server_key
 from chatcore_client.state import ROOM, AppState, Line
-from chatcore_client.transfers import Progress, Transfers
+from chatcore_client.progress import Progress
+from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
 from chatcore_client.views.files import FileOfferDialog, TransferWindow
 from chatcore_client.views.login import LoginWindow

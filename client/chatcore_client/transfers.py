@@ -1,24 +1,22 @@
 """File transfers (PROTOCOL.md §2.4) as small state machines, shared by the GUI and scripts.
 
 An ``Upload`` hashes and streams from a worker thread (the caller's thread stays free); a
-``Download`` is fed ``file_data`` messages by whoever reads the connection and checks size and
-SHA-256 before the file appears under its final name. ``Transfers`` routes replies to them.
+``Download`` (download.py) is fed ``file_data`` messages by whoever reads the connection.
+``Transfers`` routes replies to them.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import itertools
 import hashlib
 import logging
-import os
-import tempfile
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
+
+from chatcore_client.download import Download
+from chatcore_client.progress import Meter, ProgressFn, TransferFailed
 
 log = logging.getLogger(__name__)
 
@@ -27,47 +25,6 @@ Send = Callable[[dict[str, Any]], None]
 Later = Callable[[float, Callable[[], None]], None]  # run a function after some seconds, on any thread
 RETRY_MARGIN = 0.02  # seconds added to a server's retry_after, so the retry is not refused again
 _client_ids = itertools.count(1)
-
-
-class TransferFailed(Exception):
-    """A transfer could not complete; the message is for the user."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Bytes done of total and the average speed so far."""
-
-    done: int
-    total: int
-    rate: float  # bytes per second
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
-
-
-ProgressFn = Callable[[Progress], None]
-
-
-def human_size(size: float) -> str:
-    """``1.5 MB`` style sizes for people (decimal units, like file managers)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
-
-
-class Meter:
-    """Turns byte counts into Progress with a speed measured from the first byte."""
-
-    def __init__(self, total: int, start_at: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total, self.base, self.clock = total, start_at, clock
-        self.started = clock()
-
-    def at(self, done: int) -> Progress:
-        elapsed = max(self.clock() - self.started, 1e-6)
-        return Progress(done, self.total, (done - self.base) / elapsed)
 
 
 def sha256_file(path: Path) -> str:
@@ -195,81 +152,6 @@ class Upload:
         self.done.set()
         if self._finished:
             self._finished(self, error)
-
-
-class Download:
-    """One incoming file, written to a hidden temporary file and renamed only once verified.
-
-    A download cut off by a disconnect keeps its partial file and asks again from there.
-    """
-
-    def __init__(self, offer: dict[str, Any], dest: Path, progress: Optional[ProgressFn] = None) -> None:
-        self.file_id: str = str(offer["file_id"])
-        self.filename: str = str(offer.get("filename", "file"))
-        self.peer: str = str(offer.get("peer", ""))
-        self.size: int = int(offer["size"])
-        self.sha256: str = str(offer["sha256"]).lower()
-        self.dest = Path(dest)
-        self.tag = ""
-        self.written = 0
-        self.requests: list[int] = []  # the offset of every file_download sent
-        self._progress = progress
-        self._digest = hashlib.sha256()
-        self._meter = Meter(self.size)
-        fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".part", dir=self.dest.parent)
-        self._tmp = Path(name)
-        self._out = os.fdopen(fd, "wb")
-
-    @property
-    def temp_path(self) -> Path:
-        return self._tmp
-
-    def request(self) -> dict[str, Any]:
-        """The ``file_download`` command that starts (or resumes) the stream."""
-        self.requests.append(self.written)
-        command: dict[str, Any] = {"command": "file_download", "file_id": self.file_id}
-        if self.written:
-            command["offset"] = self.written
-        return command
-
-    def data(self, message: dict[str, Any]) -> None:
-        """Append one ``file_data`` chunk; chunks must arrive in order."""
-        if message.get("offset") != self.written:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: data arrived out of order "
-                                 f"(offset {message.get('offset')}, expected {self.written})")
-        try:
-            raw = base64.b64decode(message.get("data", ""), validate=True)
-        except (binascii.Error, ValueError):
-            self.abort()
-            raise TransferFailed(f"{self.filename}: the server sent undecodable data") from None
-        if self.written + len(raw) > self.size:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: more data than the announced {self.size} bytes")
-        self._out.write(raw)
-        self._digest.update(raw)
-        self.written += len(raw)
-        if self._progress:
-            self._progress(self._meter.at(self.written))
-
-    def end(self, message: dict[str, Any]) -> Path:
-        """``file_data_end``: check size and SHA-256, then move the file into place."""
-        self._out.close()
-        actual = self._digest.hexdigest()
-        if self.written != self.size or message.get("size", self.size) != self.size:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: received {self.written} of {self.size} bytes")
-        if actual != self.sha256 or str(message.get("sha256", actual)).lower() != actual:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: the SHA-256 does not match; the damaged file was deleted")
-        os.replace(self._tmp, self.dest)
-        return self.dest
-
-    def abort(self) -> None:
-        """Delete the partial file."""
-        if not self._out.closed:
-            self._out.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 Transfer = Union[Upload, Download]

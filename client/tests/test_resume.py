@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from chatcore_client.api import Closed
-from chatcore_client.transfers import Progress
+from chatcore_client.progress import Progress
 
 from .conftest import ALL_PLUGINS
 
