@@ -14,7 +14,8 @@ from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.state import ROOM, AppState
-from chatcore_client.transfers import Transfers, Upload
+from chatcore_client.transfers import Transfers
+from chatcore_client.upload import Upload
 
 HELLO = {"type": "hello", "plugins": ["auth", "chat", "filexfer"],
          "commands": ["hello", "login", "register", "get_users", "chat", "get_history", "file_upload", "file_download",

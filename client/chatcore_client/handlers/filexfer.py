@@ -10,7 +10,8 @@ from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.state import ROOM
 from chatcore_client.download import Download
 from chatcore_client.progress import TransferFailed, human_size
-from chatcore_client.transfers import Transfer, Upload
+from chatcore_client.transfers import Transfer
+from chatcore_client.upload import Upload
 
 FILE_COMMANDS = ("file_upload", "file_chunk", "file_upload_done", "file_cancel", "file_download", "file_decline",
                  "file_received", "file_list")

@@ -11,7 +11,7 @@ from typing import Any
 
 from chatcore_client.api import ChatClient
 from chatcore_client.pinning import PinStore
-from chatcore_client.transfers import CHUNK_SIZE
+from chatcore_client.upload import CHUNK_SIZE
 
 from .conftest import screenshot
 from .test_gui import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text
