@@ -1,5 +1,5 @@
 """An incoming file: written to a hidden temporary file and moved into place only once its size
-and SHA-256 are checked."""
+and SHA-256 are checked; and the streams of cancelled downloads, whose rest is dropped."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import binascii
 import hashlib
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
@@ -87,3 +88,53 @@ class Download:
         if not self._out.closed:
             self._out.close()
         self._tmp.unlink(missing_ok=True)
+
+
+class StoppedStreams:
+    """Cancelled downloads whose stream may still be arriving: their ``file_data``, ``file_data_end``
+    and errors are dropped. A server with ``file_download_cancel`` answers when the stream has
+    stopped (nothing of it follows the answer); on one without, the stream runs to its end."""
+
+    def __init__(self) -> None:
+        self._asked: Counter[str] = Counter()  # file_id -> file_download_cancel requests not answered yet
+        self._until_end: set[str] = set()  # streams that run to their file_data_end
+
+    def __contains__(self, file_id: object) -> bool:
+        return file_id in self._asked or file_id in self._until_end
+
+    def stopped(self, file_id: str, asked: bool) -> None:
+        """A download was cancelled while streaming; ``asked``: file_download_cancel was sent."""
+        if asked:
+            self._asked[file_id] += 1
+        else:
+            self._until_end.add(file_id)
+
+    def answered(self, message: dict[str, Any]) -> None:
+        """The answer to file_download_cancel: its result means the stream has stopped; an error
+        (``rate_limited``, say; it names the file by ``client_id``) that it runs to its end."""
+        file_id = str(message.get("file_id") or message.get("client_id") or "")
+        left = self._asked.pop(file_id, 0) - 1
+        if left > 0:
+            self._asked[file_id] = left
+        if message.get("type") == "error":
+            self._until_end.add(file_id)
+
+    def drops(self, message: dict[str, Any]) -> bool:
+        """Whether ``message`` belongs to a stopped stream (then it is dropped); a file_data_end ends
+        a stream the server was not asked to stop, never one it will answer for."""
+        file_id = str(message.get("file_id"))
+        if file_id not in self:
+            return False
+        if message.get("type") == "file_data_end":
+            self._until_end.discard(file_id)
+        return True
+
+    def restarted(self, file_id: str) -> None:
+        """The file is asked for again: a server without file_download_cancel replaces the old
+        stream, so only an answer still due for it keeps its frames dropped."""
+        self._until_end.discard(file_id)
+
+    def clear(self) -> None:
+        """A new connection: nothing of the old one's streams arrives on it."""
+        self._asked.clear()
+        self._until_end.clear()

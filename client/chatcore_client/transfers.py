@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from chatcore_client.download import Download
+from chatcore_client.download import Download, StoppedStreams
 from chatcore_client.progress import TransferFailed
 from chatcore_client.upload import CHUNK_SIZE, Send, Upload
 
@@ -46,7 +46,7 @@ class Transfers:
         self.uploads: dict[str, Upload] = {}  # upload_id -> upload being streamed or verified
         self.downloads: dict[str, Download] = {}
         self.suspended: list[Transfer] = []
-        self.ignored: set[str] = set()  # file_ids of cancelled downloads whose stream may still arrive
+        self.stopped = StoppedStreams()  # cancelled downloads whose stream may still arrive
         self.cancelled: list[Upload] = []  # cancelled uploads, until their file_cancel_result
 
     # -- uploads -------------------------------------------------------------------------------
@@ -129,11 +129,14 @@ class Transfers:
                 self.suspended.remove(upload)
         upload.fail("Cancelled.")
 
-    def _send_quietly(self, command: dict[str, Any]) -> None:
+    def _send_quietly(self, command: dict[str, Any]) -> bool:
+        """Send if connected; False (logged) when not."""
         try:
             self.send(command)
         except ConnectionError as exc:
             log.info("could not send %s: %s", command.get("command"), exc)
+            return False
+        return True
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -141,6 +144,9 @@ class Transfers:
         """An ``error`` for a file command: retry, restart or fail the transfer it names; None if none."""
         command = message.get("command")
         reason = str(message.get("reason") or message.get("code") or "failed")
+        if command == "file_download_cancel":
+            self.stopped.answered(message)
+            return None
         if command == "file_upload":
             upload = self._claim_offer(message)
             if upload is None:
@@ -156,10 +162,9 @@ class Transfers:
         if "upload_id" in message:
             return self._upload_error(message, reason)
         if "file_id" in message:
-            file_id = str(message["file_id"])
-            if file_id in self.ignored:
+            if self.stopped.drops(message):
                 return None
-            download = self.downloads.pop(file_id, None)
+            download = self.downloads.pop(str(message["file_id"]), None)
             if download is not None:
                 download.abort()
             return download
@@ -186,23 +191,29 @@ class Transfers:
     def start_download(self, download: Download) -> None:
         """Ask the server to stream a file into ``download`` (from what it already holds)."""
         self.downloads[download.file_id] = download
-        self.ignored.discard(download.file_id)
+        self.stopped.restarted(download.file_id)
         self.send(download.request())
 
-    def cancel_download(self, file_id: str) -> Optional[Download]:
-        """Stop a download: delete the partial file and ignore the rest of the stream."""
-        download = self.downloads.pop(file_id, None)
+    def cancel_download(self, file_id: str, stop_stream: bool = True) -> Optional[Download]:
+        """Stop a download: delete the partial file, and drop the rest of its stream, which the
+        server stops at once if it can (``stop_stream``: it offers file_download_cancel)."""
+        download = streaming = self.downloads.pop(file_id, None)
         with self._lock:
             for item in [t for t in self.suspended if isinstance(t, Download) and t.file_id == file_id]:
                 self.suspended.remove(item)
                 download = item
         if download is not None:
             download.abort()
-            self.ignored.add(file_id)
+        if streaming is not None:
+            asked = stop_stream and self._send_quietly({"command": "file_download_cancel", "file_id": file_id,
+                                                         "client_id": file_id})
+            self.stopped.stopped(file_id, asked)
         return download
 
     def data(self, message: dict[str, Any]) -> Optional[Download]:
         """``file_data`` for a download in progress (raises TransferFailed and forgets it on bad data)."""
+        if self.stopped.drops(message):
+            return None
         download = self.downloads.get(str(message.get("file_id")))
         if download is not None:
             try:
@@ -214,9 +225,9 @@ class Transfers:
 
     def data_end(self, message: dict[str, Any]) -> tuple[Optional[Download], Optional[Path]]:
         """``file_data_end``: verify and place the file, then tell the server it may delete its copy."""
-        file_id = str(message.get("file_id"))
-        self.ignored.discard(file_id)  # a cancelled download's stream is over
-        download = self.downloads.pop(file_id, None)
+        if self.stopped.drops(message):  # a cancelled download's: it never counts as received
+            return None, None
+        download = self.downloads.pop(str(message.get("file_id")), None)
         if download is None:
             return None, None
         path = download.end(message)
@@ -236,7 +247,7 @@ class Transfers:
                 if isinstance(transfer, Upload):
                     transfer.pause()
             self.suspended.extend(t for t in paused if t not in self.suspended)
-            self.ignored.clear()
+            self.stopped.clear()
             return list(self.suspended)
 
     def resume_all(self) -> list[Transfer]:
