@@ -175,6 +175,9 @@ class Transfers:
         if upload is None:
             return None
         offset = message.get("offset")
+        if message.get("code") == "incomplete" and isinstance(offset, int) and not upload.cancelled:
+            self._stream(upload, offset, CHUNK_SIZE)  # chunks lost with a connection: send them again
+            return upload
         if message.get("code") == "bad_offset" and isinstance(offset, int) and not upload.cancelled:
             # the server holds a different amount (a resume raced the old connection): go on from there.
             # Errors for chunks of the stream being replaced all name its starting offset: ignore those.
@@ -251,12 +254,15 @@ class Transfers:
             return list(self.suspended)
 
     def resume_all(self) -> list[Transfer]:
-        """On a new connection: offer paused uploads again (the server answers the offset it holds)
-        and ask for paused downloads from the bytes already written."""
+        """On a new connection: offer paused uploads again (the server answers the offset it holds),
+        or send file_upload_done again where it went out, and ask for paused downloads from the
+        bytes already written."""
         with self._lock:
             resumed, self.suspended = [t for t in self.suspended if not (isinstance(t, Upload) and t.done.is_set())], []
         for transfer in resumed:
-            if isinstance(transfer, Upload):
+            if isinstance(transfer, Upload) and transfer.finishing and transfer.upload_id is not None:
+                self._finish_again(transfer)
+            elif isinstance(transfer, Upload):
                 self.start_upload(transfer)
             else:
                 try:
@@ -266,6 +272,19 @@ class Transfers:
                         self.downloads.pop(transfer.file_id, None)
                         self.suspended.append(transfer)
         return resumed
+
+    def _finish_again(self, upload: Upload) -> None:
+        """Send file_upload_done again for an upload whose answer was lost with the connection: the
+        server answers the same file_uploaded if it finished it (or finishes it, or says what is
+        missing), where offering it anew could make a second file."""
+        assert upload.upload_id is not None
+        self.uploads[upload.upload_id] = upload
+        try:
+            self.send({"command": "file_upload_done", "upload_id": upload.upload_id})
+        except ConnectionError:
+            self.uploads.pop(upload.upload_id, None)
+            with self._lock:
+                self.suspended.append(upload)
 
     def abort_all(self, reason: str) -> list[Transfer]:
         """Give up on every transfer, paused ones included (quitting, or no way back in)."""

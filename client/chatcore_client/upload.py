@@ -32,7 +32,9 @@ class Upload:
     Both run in worker threads; ``progress`` and ``finished`` are called from them (a GUI
     must hand them to its own thread). ``finished(upload, error)`` runs once: error is None
     when the server confirmed the file (``file_id`` set). An upload cut off by a disconnect is
-    *paused*, not failed: offering it again resumes from the bytes the server holds.
+    *paused*, not failed: offering it again resumes from the bytes the server holds, and one
+    whose ``file_upload_done`` went out sends that again instead (the lost reply may have been
+    ``file_uploaded``: offering anew would make a second file).
     """
 
     def __init__(self, path: Path, peer: str, progress: Optional[ProgressFn] = None,
@@ -53,6 +55,7 @@ class Upload:
         self._generation = 0  # bumped to stop the running stream (pause, cancel, restart)
         self._streaming = False
         self.cancelled = False
+        self.finishing = False  # file_upload_done was sent and not answered yet
 
     def __repr__(self) -> str:
         return f"<Upload {self.filename!r} to {self.peer} {self.upload_id or 'unoffered'}>"
@@ -78,6 +81,7 @@ class Upload:
         meter = Meter(self.size, offset)
         with self._lock:
             self._streaming = True
+        self.finishing = False
         self.streams.append((offset, 0))
         try:
             with self.path.open("rb") as source:
@@ -96,6 +100,7 @@ class Upload:
                     if self._progress:
                         self._progress(meter.at(position))
                 if self._still(generation, send, upload_id):
+                    self.finishing = True
                     send({"command": "file_upload_done", "upload_id": upload_id})
         finally:
             with self._lock:
@@ -120,11 +125,13 @@ class Upload:
             return not self._streaming
 
     def pause(self) -> None:
-        """The connection is gone: stop streaming and forget the server's upload id until resumed."""
+        """The connection is gone: stop streaming and forget the server's upload id until it is
+        offered again, unless file_upload_done went out (that is asked again, by upload id)."""
         self.claim_stream()
         with self._lock:
             self._streaming = False
-        self.upload_id = None
+        if not self.finishing:
+            self.upload_id = None
 
     def complete(self, file_id: str) -> None:
         """The server holds the whole file with the right hash."""

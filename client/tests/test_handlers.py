@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,37 @@ def test_a_refused_download_cancel_drops_the_stream_to_its_end_quietly(h, tmp_pa
     assert "f4" in h.ctx.transfers.stopped and not h.view.named("show_error")
     _rest(h, data)  # the stream was not stopped: it runs to its end, all of it dropped
     assert "f4" not in h.ctx.transfers.stopped and not list(tmp_path.iterdir())
+
+
+def test_an_upload_whose_done_went_out_asks_again_and_sends_what_the_server_lacks(h, tmp_path):
+    h.login()
+    path = tmp_path / "e.bin"
+    path.write_bytes(b"e" * 70_000)
+    done = threading.Event()
+
+    def send(message: dict[str, Any]) -> None:
+        h.sent.append(message)
+        if message["command"] == "file_upload_done":
+            done.set()
+
+    h.ctx.transfers.send = send
+    upload = _offer(h, path)
+    h.feed(type="file_upload_ready", upload_id="u5", offset=0, chunk_size=32768, client_id=upload.client_id)
+    assert done.wait(10)
+    h.files.suspend()  # the connection broke before the answer
+    h.state.reset_session()
+    mark = len(h.sent)
+    h.auth.login("alice", "pw")
+    h.feed(type="login_result", username="alice", response="ok")
+    files = [c for c in h.sent[mark:] if c["command"].startswith("file_")]
+    assert files == [{"command": "file_upload_done", "upload_id": "u5"}]
+
+    done.clear()  # the server says chunks were lost with the old connection: send from there
+    mark = len(h.sent)
+    h.feed(type="error", command="file_upload_done", code="incomplete", reason="the server holds 65536 of 70000 bytes",
+           upload_id="u5", offset=65536)
+    assert done.wait(10)
+    files = [(c["command"], c.get("offset")) for c in h.sent[mark:]]
+    assert files == [("file_chunk", 65536), ("file_upload_done", None)]
+    h.feed(type="file_uploaded", upload_id="u5", file_id="f5")
+    assert (upload.file_id, upload.error) == ("f5", None)
