@@ -318,6 +318,33 @@ class App:
         self.login.set_busy(False)
         self.login.show_error(reason)
 
+    def session_ended(self, reason: str) -> None:
+        """The server ended the session on purpose: back to the Login window with the reason, server
+        and username filled in, the password empty. This side closes the connection, so its end is
+        not a loss to reconnect from (and the handler forgot the credentials)."""
+        user = self.state.user or self.login.username.get()
+        self.reconnecting = False
+        self._stop_keepalive()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        self.files.abort(reason)
+        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), self.main]:
+            if window is not None and window.winfo_exists():
+                window.destroy()
+        self.transfer_windows.clear()
+        self.offer_dialogs.clear()
+        self.main = None
+        self.state = self.ctx.state = AppState()  # the next login may be another user's
+        host, port = self.address
+        for variable, value in ((self.login.host, host), (self.login.port, str(port)), (self.login.username, user),
+                                (self.login.password, "")):
+            variable.set(value)
+        self.login.set_busy(False)
+        self.login.show_error(reason)
+        self.login.deiconify()
+        self.login.password_entry.focus_set()
+
     def conversations_changed(self) -> None:
         if self.main is not None:
             self.main.show_conversations(self.state.ordered(), self.state.current)

@@ -383,3 +383,16 @@ def test_an_upload_whose_done_went_out_asks_again_and_sends_what_the_server_lack
     assert files == [("file_chunk", 65536), ("file_upload_done", None)]
     h.feed(type="file_uploaded", upload_id="u5", file_id="f5")
     assert (upload.file_id, upload.error) == ("f5", None)
+
+
+def test_session_ended_forgets_the_credentials_and_tells_the_view_why(h):
+    h.login()
+    assert h.ctx.credentials == ("alice", "pw")
+    h.feed(type="session_ended", code="password_changed", reason="Your password was changed on another device.")
+    assert h.ctx.credentials is None  # nothing logs in with them again
+    assert h.view.named("session_ended") == [("Your password was changed on another device.",)]
+    h.feed(type="session_ended", code="account_removed")  # no reason given: the client's own words
+    assert "account was removed" in h.view.named("session_ended")[-1][0]
+    h.feed(type="session_ended", code="some_later_code", reason="")
+    assert h.view.named("session_ended")[-1] == ("The server ended your session.",)
+    assert not h.view.named("show_error")
