@@ -52,8 +52,9 @@ class Harness:
     def feed(self, **message: Any) -> None:
         self.dispatcher.dispatch(message)
 
-    def login(self, user: str = "alice") -> None:
-        self.feed(**HELLO)
+    def login(self, user: str = "alice", also: tuple[str, ...] = ()) -> None:
+        """Log in to a server that offers HELLO's commands and ``also`` these."""
+        self.feed(**{**HELLO, "commands": [*HELLO["commands"], *also]})
         self.auth.login(user, "pw")
         self.feed(type="login_result", username=user, response="ok")
 
@@ -295,9 +296,7 @@ def _rest(h: Harness, data: bytes, file_id: str = "f4", start: int = 32768) -> N
 
 
 def test_a_cancelled_download_asks_the_server_to_stop_and_drops_the_rest_until_it_says_so(h, tmp_path):
-    h.feed(**{**HELLO, "commands": [*HELLO["commands"], "file_download_cancel"]})
-    h.auth.login("alice", "pw")
-    h.feed(type="login_result", username="alice", response="ok")
+    h.login(also=("file_download_cancel",))
     data = b"z" * 100_000
     h.files.cancel(_streaming(h, tmp_path, data))
     assert h.sent[-1] == {"command": "file_download_cancel", "file_id": "f4", "client_id": "f4"}
@@ -315,9 +314,7 @@ def test_a_cancelled_download_asks_the_server_to_stop_and_drops_the_rest_until_i
 
 
 def test_a_download_asked_for_again_before_the_cancel_is_answered_waits_for_the_answer(h, tmp_path):
-    h.feed(**{**HELLO, "commands": [*HELLO["commands"], "file_download_cancel"]})
-    h.auth.login("alice", "pw")
-    h.feed(type="login_result", username="alice", response="ok")
+    h.login(also=("file_download_cancel",))
     data = b"q" * 100_000
     h.files.cancel(_streaming(h, tmp_path, data))
     h.files.accept("f4", tmp_path / "d.bin")
@@ -339,9 +336,7 @@ def test_on_a_server_without_download_cancel_the_rest_is_dropped_until_its_end(h
 
 
 def test_a_refused_download_cancel_drops_the_stream_to_its_end_quietly(h, tmp_path):
-    h.feed(**{**HELLO, "commands": [*HELLO["commands"], "file_download_cancel"]})
-    h.auth.login("alice", "pw")
-    h.feed(type="login_result", username="alice", response="ok")
+    h.login(also=("file_download_cancel",))
     data = b"r" * 100_000
     h.files.cancel(_streaming(h, tmp_path, data))
     h.feed(type="error", command="file_download_cancel", code="rate_limited", reason="too many requests",

@@ -132,19 +132,3 @@ def test_offering_again_does_not_keep_an_empty_offer_alive(start, login_as, wire
     assert wire.spool_files(server) == []
     assert ann.expect("file_expired")["upload_id"] == ready["upload_id"]
 
-
-def test_offering_again_does_not_keep_a_partial_upload_alive(start, login_as, wire, clock) -> None:
-    hour = 3600.0
-    server, _ = start(env={"CHATCORE_FILEXFER_PARTIAL_TIMEOUT": str(hour)}, clock=clock)
-    ann, _ = login_as(server, "ann"), login_as(server, "bob")
-    data = os.urandom(3 * wire.CHUNK)
-    ready = wire.offer(ann, "bob", data)
-    wire.send_chunks(ann, ready["upload_id"], data, 0, wire.CHUNK)
-    ann.sync()
-    clock.advance(hour - 1)
-    again = wire.offer(ann, "bob", data)  # resumable until the partial timeout, counted from the chunk
-    assert (again["upload_id"], again["offset"]) == (ready["upload_id"], wire.CHUNK)
-    clock.advance(2)
-    ann.request(command="file_list")
-    assert wire.spool_files(server) == []
-    assert ann.expect("file_expired")["upload_id"] == ready["upload_id"]
