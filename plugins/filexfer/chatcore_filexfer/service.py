@@ -380,6 +380,10 @@ class FileService:
         with state.lock:
             if state.closed or state.idle or state.touched >= now - self.limits.offer_timeout:
                 return False
+            current = self.index.by_upload(entry.upload_id)
+            if current is None or current.state != UPLOADING:  # finished or removed since the query
+                self.uploads.discard(state)
+                return False
             held = state.received if state.received >= 0 else (self.spool.size(entry.spool_name) or 0)
             if held == 0:
                 return self.remove(entry)

@@ -47,6 +47,12 @@ class UploadStates:
         with self._lock:
             return self._by_id.pop(upload_id, None)
 
+    def discard(self, state: UploadState) -> None:
+        """Forget ``state`` if it is still the upload's record (one made for an upload that is gone)."""
+        with self._lock:
+            if self._by_id.get(state.entry.upload_id) is state:
+                del self._by_id[state.entry.upload_id]
+
     def add(self, entry: Entry, now: float) -> UploadState:
         """The record of an upload just offered: nothing received yet."""
         state = UploadState(entry, received=0, digest=hashlib.sha256(), touched=now, recorded=now)

@@ -118,3 +118,17 @@ def test_quota_counts_partial_uploads_and_file_count(tmp_path: Path) -> None:
     with pytest.raises(TransferError) as caught:
         service.offer("cy", "bob", "d", 51, "4" * 64)
     assert caught.value.code == "quota" and "spool" in caught.value.reason
+
+
+def test_an_upload_finished_while_the_sweep_looks_at_it_stays_finished(tmp_path: Path) -> None:
+    clock = Clock()
+    service = FileService(tmp_path, Limits(offer_timeout=50), clock)
+    data = os.urandom(3000)
+    entry, _ = service.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())
+    service.write_chunk("ann", entry.upload_id, 0, b64(data))
+    clock.now += 60
+    (candidate,) = service.index.going_idle(clock.now - 50)  # the sweep's query saw it unfinished...
+    done, made = service.finish("ann", entry.upload_id)  # ...and it is finished before the sweep acts
+    assert made and service.sweep() == [] and service._idle_out(candidate, clock.now) is False
+    assert service.uploads.get(entry.upload_id) is None  # no record left behind for a finished upload
+    assert service.finish("ann", entry.upload_id) == (done, False)  # a retried upload_done still answers
