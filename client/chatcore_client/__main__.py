@@ -1,5 +1,5 @@
 """``python -m chatcore_client``: start the desktop client."""
 
-from chatcore_client.app import main
+from chatcore_client.cli import main
 
 raise SystemExit(main())

@@ -19,7 +19,10 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 from chatcore_client import __version__
 from chatcore_client.connection import Connection, Disconnected, NotConnected, Received, open_connection
 from chatcore_client.pinning import AskTrust, PinStore
-from chatcore_client.transfers import RETRY_MARGIN, Download, ProgressFn, TransferFailed, Transfers, Upload
+from chatcore_client.download import Download
+from chatcore_client.progress import ProgressFn, TransferFailed
+from chatcore_client.transfers import RETRY_MARGIN, Transfers
+from chatcore_client.upload import Upload
 
 DEFAULT_TIMEOUT = 10.0
 RATE_PAUSE = 0.05  # seconds before retrying a rate_limited chat when the server gives no retry_after

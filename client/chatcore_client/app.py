@@ -6,7 +6,6 @@ transfer threads put events or callables on ``self.events``; ``pump`` runs them 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import queue
 import ssl
@@ -25,9 +24,11 @@ from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
+from chatcore_client.keepalive import KeepAlive
 from chatcore_client.pinning import PinError, PinStore, server_key
 from chatcore_client.state import ROOM, AppState, Line
-from chatcore_client.transfers import Progress, Transfers
+from chatcore_client.progress import Progress
+from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
 from chatcore_client.views.files import FileOfferDialog, TransferWindow
 from chatcore_client.views.login import LoginWindow
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 
 PUMP_MS = 20  # how often the queue is drained
 BATCH = 200  # events handled per tick, so a flood cannot freeze the window
-PINGS_PER_IDLE = 3  # keep-alive pings per server idle timeout
-MIN_PING_MS = 100
 ChooseOpen = Callable[[tk.Misc], Optional[str]]
 ChooseSave = Callable[[tk.Misc, str], Optional[str]]
 
@@ -81,9 +80,8 @@ class App:
         self.backoff = Backoff()
         self.reconnecting = False
         self.closing = False
-        self._keepalive: Optional[str] = None
-        self.pongs = 0  # keep-alive replies received, for the status and tests
-        self.dispatcher.register("pong", self._pong)
+        self.keepalive = KeepAlive(self.root, self._send)
+        self.dispatcher.register("pong", self.keepalive.pong)
         self.login = LoginWindow(self.root, self.settings.host, self.settings.port, self._login_clicked,
                                  self._register_clicked, self.quit)
         self._pump_id: Optional[str] = self.root.after(PUMP_MS, self.pump)
@@ -217,7 +215,7 @@ class App:
 
     def _disconnected(self, event: Disconnected) -> None:
         self.client = None
-        self._stop_keepalive()
+        self.keepalive.stop()
         self.state.reset_session()
         if self.closing or event.requested or self.main is None:
             self.files.abort(event.reason)
@@ -255,29 +253,10 @@ class App:
             raise NotConnected("Not connected to the server.")
         client.send(message)
 
-    def _keepalive_tick(self, every_ms: int) -> None:
-        try:
-            self._send({"command": "ping"})
-        except NotConnected:
-            return
-        self._keepalive = self.root.after(every_ms, self._keepalive_tick, every_ms)
-
-    def _pong(self, message: dict[str, Any]) -> None:
-        self.pongs += 1
-
-    def _stop_keepalive(self) -> None:
-        if self._keepalive is not None:
-            self.root.after_cancel(self._keepalive)
-            self._keepalive = None
-
     # -- the View protocol (called by handlers on the Tk thread) -----------------------------------
 
     def server_info(self, info: ServerInfo) -> None:
-        idle = float(info.raw.get("idle_timeout") or 0)
-        self._stop_keepalive()
-        if idle > 0:  # well inside the timeout: a ping may wait behind a file chunk or a slow network
-            every = max(MIN_PING_MS, int(idle * 1000 / PINGS_PER_IDLE))
-            self._keepalive = self.root.after(every, self._keepalive_tick, every)
+        self.keepalive.start(float(info.raw.get("idle_timeout") or 0))
         if self.main is not None:
             self.main.set_features(self.chat.available, self.files.available)
 
@@ -317,6 +296,33 @@ class App:
             self.login.deiconify()
         self.login.set_busy(False)
         self.login.show_error(reason)
+
+    def session_ended(self, reason: str) -> None:
+        """The server ended the session on purpose: back to the Login window with the reason, server
+        and username filled in, the password empty. This side closes the connection, so its end is
+        not a loss to reconnect from (and the handler forgot the credentials)."""
+        user = self.state.user or self.login.username.get()
+        self.reconnecting = False
+        self.keepalive.stop()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        self.files.abort(reason)
+        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), self.main]:
+            if window is not None and window.winfo_exists():
+                window.destroy()
+        self.transfer_windows.clear()
+        self.offer_dialogs.clear()
+        self.main = None
+        self.state = self.ctx.state = AppState()  # the next login may be another user's
+        host, port = self.address
+        for variable, value in ((self.login.host, host), (self.login.port, str(port)), (self.login.username, user),
+                                (self.login.password, "")):
+            variable.set(value)
+        self.login.set_busy(False)
+        self.login.show_error(reason)
+        self.login.deiconify()
+        self.login.password_entry.focus_set()
 
     def conversations_changed(self) -> None:
         if self.main is not None:
@@ -407,7 +413,7 @@ class App:
             self.trust_dialog.answer(False)
         if self._pump_id is not None:
             self.root.after_cancel(self._pump_id)
-        self._stop_keepalive()
+        self.keepalive.stop()
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -418,25 +424,3 @@ class App:
     def run(self) -> None:
         """The Tk main loop, until the user closes the window."""
         self.root.mainloop()
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``chatcore-client [--host H] [--port P]``: start the desktop client."""
-    parser = argparse.ArgumentParser(prog="chatcore-client", description="chatcore desktop client")
-    parser.add_argument("--host", help="server address (default: SERVER_IP or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="server port (default: SERVER_PORT or 8888)")
-    parser.add_argument("--verbose", action="store_true", help="log debugging detail to stderr")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
-    if args.host or args.port:
-        settings = ClientSettings(args.host or settings.host, args.port or settings.port, settings.tls,
-                                  settings.known_servers)
-    try:
-        app = App(settings)
-    except tk.TclError as exc:
-        print(f"chatcore-client: cannot open a window: {exc}")
-        return 1
-    app.run()
-    return 0

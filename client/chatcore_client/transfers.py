@@ -1,275 +1,25 @@
 """File transfers (PROTOCOL.md §2.4) as small state machines, shared by the GUI and scripts.
 
-An ``Upload`` hashes and streams from a worker thread (the caller's thread stays free); a
-``Download`` is fed ``file_data`` messages by whoever reads the connection and checks size and
-SHA-256 before the file appears under its final name. ``Transfers`` routes replies to them.
+An ``Upload`` (upload.py) hashes and streams from a worker thread (the caller's thread stays
+free); a ``Download`` (download.py) is fed ``file_data`` messages by whoever reads the
+connection. ``Transfers`` routes replies to them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import itertools
-import hashlib
 import logging
-import os
-import tempfile
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from chatcore_client.download import Download, StoppedStreams
+from chatcore_client.progress import TransferFailed
+from chatcore_client.upload import CHUNK_SIZE, Send, Upload
+
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 32 * 1024  # PROTOCOL.md §2.4: at most 32 KiB of raw bytes per chunk
-Send = Callable[[dict[str, Any]], None]
 Later = Callable[[float, Callable[[], None]], None]  # run a function after some seconds, on any thread
 RETRY_MARGIN = 0.02  # seconds added to a server's retry_after, so the retry is not refused again
-_client_ids = itertools.count(1)
-
-
-class TransferFailed(Exception):
-    """A transfer could not complete; the message is for the user."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Bytes done of total and the average speed so far."""
-
-    done: int
-    total: int
-    rate: float  # bytes per second
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
-
-
-ProgressFn = Callable[[Progress], None]
-
-
-def human_size(size: float) -> str:
-    """``1.5 MB`` style sizes for people (decimal units, like file managers)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
-
-
-class Meter:
-    """Turns byte counts into Progress with a speed measured from the first byte."""
-
-    def __init__(self, total: int, start_at: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total, self.base, self.clock = total, start_at, clock
-        self.started = clock()
-
-    def at(self, done: int) -> Progress:
-        elapsed = max(self.clock() - self.started, 1e-6)
-        return Progress(done, self.total, (done - self.base) / elapsed)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class Upload:
-    """One outgoing file: ``offer`` hashes it, ``stream`` sends the chunks from an offset.
-
-    Both run in worker threads; ``progress`` and ``finished`` are called from them (a GUI
-    must hand them to its own thread). ``finished(upload, error)`` runs once: error is None
-    when the server confirmed the file (``file_id`` set). An upload cut off by a disconnect is
-    *paused*, not failed: offering it again resumes from the bytes the server holds.
-    """
-
-    def __init__(self, path: Path, peer: str, progress: Optional[ProgressFn] = None,
-                 finished: Optional[Callable[["Upload", Optional[str]], None]] = None) -> None:
-        self.path, self.peer = Path(path), peer
-        self.filename = self.path.name
-        self.size = self.path.stat().st_size
-        self.sha256 = ""
-        self.client_id = f"up-{next(_client_ids)}"
-        self.tag = ""  # the caller's name for it (the GUI's transfer window)
-        self.upload_id: Optional[str] = None
-        self.file_id: Optional[str] = None
-        self.error: Optional[str] = None
-        self.done = threading.Event()
-        self.streams: list[tuple[int, int]] = []  # (offset the server said it held, bytes sent from there)
-        self._progress, self._finished = progress, finished
-        self._lock = threading.Lock()
-        self._generation = 0  # bumped to stop the running stream (pause, cancel, restart)
-        self._streaming = False
-        self.cancelled = False
-
-    def __repr__(self) -> str:
-        return f"<Upload {self.filename!r} to {self.peer} {self.upload_id or 'unoffered'}>"
-
-    def offer(self) -> dict[str, Any]:
-        """Hash the file and build the ``file_upload`` command (in the caller's thread)."""
-        self.size = self.path.stat().st_size
-        self.sha256 = sha256_file(self.path)
-        return {"command": "file_upload", "peer": self.peer, "filename": self.filename, "size": self.size,
-                "sha256": self.sha256, "client_id": self.client_id}
-
-    def claim_stream(self) -> int:
-        """Stop any running stream and return the generation a new one must run under."""
-        with self._lock:
-            self._generation += 1
-            return self._generation
-
-    def stream(self, send: Send, offset: int, chunk_size: int, generation: int) -> None:
-        """Send every chunk from ``offset`` then ``file_upload_done``, until the generation changes."""
-        assert self.upload_id is not None
-        upload_id = self.upload_id
-        chunk_size = max(1, min(chunk_size or CHUNK_SIZE, CHUNK_SIZE))
-        meter = Meter(self.size, offset)
-        with self._lock:
-            self._streaming = True
-        self.streams.append((offset, 0))
-        try:
-            with self.path.open("rb") as source:
-                source.seek(offset)
-                position = offset
-                while position < self.size:
-                    if not self._still(generation, send, upload_id):
-                        return
-                    data = source.read(min(chunk_size, self.size - position))
-                    if not data:
-                        raise TransferFailed(f"{self.filename} shrank while it was being sent")
-                    send({"command": "file_chunk", "upload_id": upload_id, "offset": position,
-                          "data": base64.b64encode(data).decode("ascii")})
-                    position += len(data)
-                    self.streams[-1] = (offset, position - offset)
-                    if self._progress:
-                        self._progress(meter.at(position))
-                if self._still(generation, send, upload_id):
-                    send({"command": "file_upload_done", "upload_id": upload_id})
-        finally:
-            with self._lock:
-                if self._generation == generation:
-                    self._streaming = False
-
-    def _still(self, generation: int, send: Send, upload_id: str) -> bool:
-        """Whether this stream should go on; a cancelled one tells the server first."""
-        with self._lock:
-            if self._generation != generation:
-                return False
-            if not self.cancelled:
-                return True
-            self._streaming = False
-        send({"command": "file_cancel", "upload_id": upload_id})
-        return False
-
-    def cancel(self) -> bool:
-        """Stop sending; True when the caller must send ``file_cancel`` (no stream will)."""
-        with self._lock:
-            self.cancelled = True
-            return not self._streaming
-
-    def pause(self) -> None:
-        """The connection is gone: stop streaming and forget the server's upload id until resumed."""
-        self.claim_stream()
-        with self._lock:
-            self._streaming = False
-        self.upload_id = None
-
-    def complete(self, file_id: str) -> None:
-        """The server holds the whole file with the right hash."""
-        self.file_id = file_id
-        self._end(None)
-
-    def fail(self, reason: str) -> None:
-        """The transfer ended without the file on the server."""
-        self._end(reason)
-
-    def _end(self, error: Optional[str]) -> None:
-        if self.done.is_set():
-            return
-        self.error = error
-        self.done.set()
-        if self._finished:
-            self._finished(self, error)
-
-
-class Download:
-    """One incoming file, written to a hidden temporary file and renamed only once verified.
-
-    A download cut off by a disconnect keeps its partial file and asks again from there.
-    """
-
-    def __init__(self, offer: dict[str, Any], dest: Path, progress: Optional[ProgressFn] = None) -> None:
-        self.file_id: str = str(offer["file_id"])
-        self.filename: str = str(offer.get("filename", "file"))
-        self.peer: str = str(offer.get("peer", ""))
-        self.size: int = int(offer["size"])
-        self.sha256: str = str(offer["sha256"]).lower()
-        self.dest = Path(dest)
-        self.tag = ""
-        self.written = 0
-        self.requests: list[int] = []  # the offset of every file_download sent
-        self._progress = progress
-        self._digest = hashlib.sha256()
-        self._meter = Meter(self.size)
-        fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".part", dir=self.dest.parent)
-        self._tmp = Path(name)
-        self._out = os.fdopen(fd, "wb")
-
-    @property
-    def temp_path(self) -> Path:
-        return self._tmp
-
-    def request(self) -> dict[str, Any]:
-        """The ``file_download`` command that starts (or resumes) the stream."""
-        self.requests.append(self.written)
-        command: dict[str, Any] = {"command": "file_download", "file_id": self.file_id}
-        if self.written:
-            command["offset"] = self.written
-        return command
-
-    def data(self, message: dict[str, Any]) -> None:
-        """Append one ``file_data`` chunk; chunks must arrive in order."""
-        if message.get("offset") != self.written:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: data arrived out of order "
-                                 f"(offset {message.get('offset')}, expected {self.written})")
-        try:
-            raw = base64.b64decode(message.get("data", ""), validate=True)
-        except (binascii.Error, ValueError):
-            self.abort()
-            raise TransferFailed(f"{self.filename}: the server sent undecodable data") from None
-        if self.written + len(raw) > self.size:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: more data than the announced {self.size} bytes")
-        self._out.write(raw)
-        self._digest.update(raw)
-        self.written += len(raw)
-        if self._progress:
-            self._progress(self._meter.at(self.written))
-
-    def end(self, message: dict[str, Any]) -> Path:
-        """``file_data_end``: check size and SHA-256, then move the file into place."""
-        self._out.close()
-        actual = self._digest.hexdigest()
-        if self.written != self.size or message.get("size", self.size) != self.size:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: received {self.written} of {self.size} bytes")
-        if actual != self.sha256 or str(message.get("sha256", actual)).lower() != actual:
-            self.abort()
-            raise TransferFailed(f"{self.filename}: the SHA-256 does not match; the damaged file was deleted")
-        os.replace(self._tmp, self.dest)
-        return self.dest
-
-    def abort(self) -> None:
-        """Delete the partial file."""
-        if not self._out.closed:
-            self._out.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 Transfer = Union[Upload, Download]
@@ -296,7 +46,7 @@ class Transfers:
         self.uploads: dict[str, Upload] = {}  # upload_id -> upload being streamed or verified
         self.downloads: dict[str, Download] = {}
         self.suspended: list[Transfer] = []
-        self.ignored: set[str] = set()  # file_ids of cancelled downloads whose stream may still arrive
+        self.stopped = StoppedStreams()  # cancelled downloads whose stream may still arrive
         self.cancelled: list[Upload] = []  # cancelled uploads, until their file_cancel_result
 
     # -- uploads -------------------------------------------------------------------------------
@@ -379,11 +129,14 @@ class Transfers:
                 self.suspended.remove(upload)
         upload.fail("Cancelled.")
 
-    def _send_quietly(self, command: dict[str, Any]) -> None:
+    def _send_quietly(self, command: dict[str, Any]) -> bool:
+        """Send if connected; False (logged) when not."""
         try:
             self.send(command)
         except ConnectionError as exc:
             log.info("could not send %s: %s", command.get("command"), exc)
+            return False
+        return True
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -391,6 +144,9 @@ class Transfers:
         """An ``error`` for a file command: retry, restart or fail the transfer it names; None if none."""
         command = message.get("command")
         reason = str(message.get("reason") or message.get("code") or "failed")
+        if command == "file_download_cancel":
+            self.stopped.answered(message)
+            return None
         if command == "file_upload":
             upload = self._claim_offer(message)
             if upload is None:
@@ -406,10 +162,9 @@ class Transfers:
         if "upload_id" in message:
             return self._upload_error(message, reason)
         if "file_id" in message:
-            file_id = str(message["file_id"])
-            if file_id in self.ignored:
+            if self.stopped.drops(message):
                 return None
-            download = self.downloads.pop(file_id, None)
+            download = self.downloads.pop(str(message["file_id"]), None)
             if download is not None:
                 download.abort()
             return download
@@ -420,6 +175,9 @@ class Transfers:
         if upload is None:
             return None
         offset = message.get("offset")
+        if message.get("code") == "incomplete" and isinstance(offset, int) and not upload.cancelled:
+            self._stream(upload, offset, CHUNK_SIZE)  # chunks lost with a connection: send them again
+            return upload
         if message.get("code") == "bad_offset" and isinstance(offset, int) and not upload.cancelled:
             # the server holds a different amount (a resume raced the old connection): go on from there.
             # Errors for chunks of the stream being replaced all name its starting offset: ignore those.
@@ -436,23 +194,29 @@ class Transfers:
     def start_download(self, download: Download) -> None:
         """Ask the server to stream a file into ``download`` (from what it already holds)."""
         self.downloads[download.file_id] = download
-        self.ignored.discard(download.file_id)
+        self.stopped.restarted(download.file_id)
         self.send(download.request())
 
-    def cancel_download(self, file_id: str) -> Optional[Download]:
-        """Stop a download: delete the partial file and ignore the rest of the stream."""
-        download = self.downloads.pop(file_id, None)
+    def cancel_download(self, file_id: str, stop_stream: bool = True) -> Optional[Download]:
+        """Stop a download: delete the partial file, and drop the rest of its stream, which the
+        server stops at once if it can (``stop_stream``: it offers file_download_cancel)."""
+        download = streaming = self.downloads.pop(file_id, None)
         with self._lock:
             for item in [t for t in self.suspended if isinstance(t, Download) and t.file_id == file_id]:
                 self.suspended.remove(item)
                 download = item
         if download is not None:
             download.abort()
-            self.ignored.add(file_id)
+        if streaming is not None:
+            asked = stop_stream and self._send_quietly({"command": "file_download_cancel", "file_id": file_id,
+                                                         "client_id": file_id})
+            self.stopped.stopped(file_id, asked)
         return download
 
     def data(self, message: dict[str, Any]) -> Optional[Download]:
         """``file_data`` for a download in progress (raises TransferFailed and forgets it on bad data)."""
+        if self.stopped.drops(message):
+            return None
         download = self.downloads.get(str(message.get("file_id")))
         if download is not None:
             try:
@@ -464,9 +228,9 @@ class Transfers:
 
     def data_end(self, message: dict[str, Any]) -> tuple[Optional[Download], Optional[Path]]:
         """``file_data_end``: verify and place the file, then tell the server it may delete its copy."""
-        file_id = str(message.get("file_id"))
-        self.ignored.discard(file_id)  # a cancelled download's stream is over
-        download = self.downloads.pop(file_id, None)
+        if self.stopped.drops(message):  # a cancelled download's: it never counts as received
+            return None, None
+        download = self.downloads.pop(str(message.get("file_id")), None)
         if download is None:
             return None, None
         path = download.end(message)
@@ -486,16 +250,19 @@ class Transfers:
                 if isinstance(transfer, Upload):
                     transfer.pause()
             self.suspended.extend(t for t in paused if t not in self.suspended)
-            self.ignored.clear()
+            self.stopped.clear()
             return list(self.suspended)
 
     def resume_all(self) -> list[Transfer]:
-        """On a new connection: offer paused uploads again (the server answers the offset it holds)
-        and ask for paused downloads from the bytes already written."""
+        """On a new connection: offer paused uploads again (the server answers the offset it holds),
+        or send file_upload_done again where it went out, and ask for paused downloads from the
+        bytes already written."""
         with self._lock:
             resumed, self.suspended = [t for t in self.suspended if not (isinstance(t, Upload) and t.done.is_set())], []
         for transfer in resumed:
-            if isinstance(transfer, Upload):
+            if isinstance(transfer, Upload) and transfer.finishing and transfer.upload_id is not None:
+                self._finish_again(transfer)
+            elif isinstance(transfer, Upload):
                 self.start_upload(transfer)
             else:
                 try:
@@ -505,6 +272,19 @@ class Transfers:
                         self.downloads.pop(transfer.file_id, None)
                         self.suspended.append(transfer)
         return resumed
+
+    def _finish_again(self, upload: Upload) -> None:
+        """Send file_upload_done again for an upload whose answer was lost with the connection: the
+        server answers the same file_uploaded if it finished it (or finishes it, or says what is
+        missing), where offering it anew could make a second file."""
+        assert upload.upload_id is not None
+        self.uploads[upload.upload_id] = upload
+        try:
+            self.send({"command": "file_upload_done", "upload_id": upload.upload_id})
+        except ConnectionError:
+            self.uploads.pop(upload.upload_id, None)
+            with self._lock:
+                self.suspended.append(upload)
 
     def abort_all(self, reason: str) -> list[Transfer]:
         """Give up on every transfer, paused ones included (quitting, or no way back in)."""

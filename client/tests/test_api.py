@@ -10,7 +10,7 @@ import pytest
 
 from chatcore_client.api import ChatClient, Closed, ServerError
 from chatcore_client.connection import ConnectError
-from chatcore_client.transfers import Progress
+from chatcore_client.progress import Progress
 
 PASSWORD = "correct horse battery"
 ALL_PLUGINS = ["auth", "chat", "filexfer"]

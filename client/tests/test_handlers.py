@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.state import ROOM, AppState
-from chatcore_client.transfers import Transfers, Upload
+from chatcore_client.transfers import Transfers
+from chatcore_client.upload import Upload
 
 HELLO = {"type": "hello", "plugins": ["auth", "chat", "filexfer"],
          "commands": ["hello", "login", "register", "get_users", "chat", "get_history", "file_upload", "file_download",
@@ -50,8 +52,9 @@ class Harness:
     def feed(self, **message: Any) -> None:
         self.dispatcher.dispatch(message)
 
-    def login(self, user: str = "alice") -> None:
-        self.feed(**HELLO)
+    def login(self, user: str = "alice", also: tuple[str, ...] = ()) -> None:
+        """Log in to a server that offers HELLO's commands and ``also`` these."""
+        self.feed(**{**HELLO, "commands": [*HELLO["commands"], *also]})
         self.auth.login(user, "pw")
         self.feed(type="login_result", username=user, response="ok")
 
@@ -273,3 +276,118 @@ def test_download_paused_by_a_disconnect_resumes_from_bytes_written(h, tmp_path)
     h.feed(type="file_data", file_id="f3", offset=32768, data=base64.b64encode(data[32768:]).decode())
     h.feed(type="file_data_end", file_id="f3", size=len(data), sha256=hashlib.sha256(data).hexdigest())
     assert (tmp_path / "c.bin").read_bytes() == data
+
+
+def _streaming(h: Harness, tmp_path: Path, data: bytes, file_id: str = "f4") -> str:
+    """Offer ``data`` as ``file_id``, accept it and feed its first chunk; returns the transfer id."""
+    h.feed(type="file_offer", file_id=file_id, peer="bob", filename="d.bin", size=len(data),
+           sha256=hashlib.sha256(data).hexdigest(), ts="")
+    tid = h.files.accept(file_id, tmp_path / "d.bin")
+    h.feed(type="file_data", file_id=file_id, offset=0, data=base64.b64encode(data[:32768]).decode())
+    return tid
+
+
+def _rest(h: Harness, data: bytes, file_id: str = "f4", start: int = 32768) -> None:
+    """Feed the stream from ``start`` to its file_data_end."""
+    for offset in range(start, len(data), 32768):
+        h.feed(type="file_data", file_id=file_id, offset=offset,
+               data=base64.b64encode(data[offset:offset + 32768]).decode())
+    h.feed(type="file_data_end", file_id=file_id, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def test_a_cancelled_download_asks_the_server_to_stop_and_drops_the_rest_until_it_says_so(h, tmp_path):
+    h.login(also=("file_download_cancel",))
+    data = b"z" * 100_000
+    h.files.cancel(_streaming(h, tmp_path, data))
+    assert h.sent[-1] == {"command": "file_download_cancel", "file_id": "f4", "client_id": "f4"}
+    assert not list(tmp_path.iterdir())
+    _rest(h, data)  # already on its way: dropped, and its file_data_end completes nothing
+    assert not list(tmp_path.iterdir()) and "f4" in h.ctx.transfers.stopped
+    assert not any(ok for _, ok, _ in h.view.named("transfer_finished"))
+    assert not any(c["command"] == "file_received" for c in h.sent)
+    h.feed(type="file_download_cancel_result", file_id="f4")
+    assert "f4" not in h.ctx.transfers.stopped
+
+    h.files.accept("f4", tmp_path / "d.bin")  # asked for again: this stream is taken
+    _rest(h, data, start=0)
+    assert (tmp_path / "d.bin").read_bytes() == data and h.sent[-1] == {"command": "file_received", "file_id": "f4"}
+
+
+def test_a_download_asked_for_again_before_the_cancel_is_answered_waits_for_the_answer(h, tmp_path):
+    h.login(also=("file_download_cancel",))
+    data = b"q" * 100_000
+    h.files.cancel(_streaming(h, tmp_path, data))
+    h.files.accept("f4", tmp_path / "d.bin")
+    _rest(h, data)  # the old stream's frames, before the answer: not the new download's
+    h.feed(type="file_download_cancel_result", file_id="f4")
+    _rest(h, data, start=0)
+    assert (tmp_path / "d.bin").read_bytes() == data
+    assert not h.view.named("show_error")
+
+
+def test_on_a_server_without_download_cancel_the_rest_is_dropped_until_its_end(h, tmp_path):
+    h.login()  # HELLO has no file_download_cancel
+    data = b"w" * 100_000
+    h.files.cancel(_streaming(h, tmp_path, data))
+    assert not any(c["command"] == "file_download_cancel" for c in h.sent)
+    _rest(h, data)
+    assert "f4" not in h.ctx.transfers.stopped and not list(tmp_path.iterdir())
+    assert not any(ok for _, ok, _ in h.view.named("transfer_finished"))
+
+
+def test_a_refused_download_cancel_drops_the_stream_to_its_end_quietly(h, tmp_path):
+    h.login(also=("file_download_cancel",))
+    data = b"r" * 100_000
+    h.files.cancel(_streaming(h, tmp_path, data))
+    h.feed(type="error", command="file_download_cancel", code="rate_limited", reason="too many requests",
+           retry_after=0.5, client_id="f4")
+    assert "f4" in h.ctx.transfers.stopped and not h.view.named("show_error")
+    _rest(h, data)  # the stream was not stopped: it runs to its end, all of it dropped
+    assert "f4" not in h.ctx.transfers.stopped and not list(tmp_path.iterdir())
+
+
+def test_an_upload_whose_done_went_out_asks_again_and_sends_what_the_server_lacks(h, tmp_path):
+    h.login()
+    path = tmp_path / "e.bin"
+    path.write_bytes(b"e" * 70_000)
+    done = threading.Event()
+
+    def send(message: dict[str, Any]) -> None:
+        h.sent.append(message)
+        if message["command"] == "file_upload_done":
+            done.set()
+
+    h.ctx.transfers.send = send
+    upload = _offer(h, path)
+    h.feed(type="file_upload_ready", upload_id="u5", offset=0, chunk_size=32768, client_id=upload.client_id)
+    assert done.wait(10)
+    h.files.suspend()  # the connection broke before the answer
+    h.state.reset_session()
+    mark = len(h.sent)
+    h.auth.login("alice", "pw")
+    h.feed(type="login_result", username="alice", response="ok")
+    files = [c for c in h.sent[mark:] if c["command"].startswith("file_")]
+    assert files == [{"command": "file_upload_done", "upload_id": "u5"}]
+
+    done.clear()  # the server says chunks were lost with the old connection: send from there
+    mark = len(h.sent)
+    h.feed(type="error", command="file_upload_done", code="incomplete", reason="the server holds 65536 of 70000 bytes",
+           upload_id="u5", offset=65536)
+    assert done.wait(10)
+    files = [(c["command"], c.get("offset")) for c in h.sent[mark:]]
+    assert files == [("file_chunk", 65536), ("file_upload_done", None)]
+    h.feed(type="file_uploaded", upload_id="u5", file_id="f5")
+    assert (upload.file_id, upload.error) == ("f5", None)
+
+
+def test_session_ended_forgets_the_credentials_and_tells_the_view_why(h):
+    h.login()
+    assert h.ctx.credentials == ("alice", "pw")
+    h.feed(type="session_ended", code="password_changed", reason="Your password was changed on another device.")
+    assert h.ctx.credentials is None  # nothing logs in with them again
+    assert h.view.named("session_ended") == [("Your password was changed on another device.",)]
+    h.feed(type="session_ended", code="account_removed")  # no reason given: the client's own words
+    assert "account was removed" in h.view.named("session_ended")[-1][0]
+    h.feed(type="session_ended", code="some_later_code", reason="")
+    assert h.view.named("session_ended")[-1] == ("The server ended your session.",)
+    assert not h.view.named("show_error")

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from chatcore_client.api import Closed
-from chatcore_client.transfers import Progress
+from chatcore_client.progress import Progress
 
 from .conftest import ALL_PLUGINS
 
@@ -89,3 +89,37 @@ def test_download_resumes_from_the_bytes_written_after_a_disconnect(make_server,
     assert _digest(target.read_bytes()) == _digest(source.read_bytes())
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
     assert alice.expect("file_delivered")["file_id"] == offer["file_id"]
+
+
+def test_an_upload_whose_done_went_out_asks_again_after_a_reconnect_not_anew(make_server, api_client, tmp_path):
+    server = make_server(plugins=ALL_PLUGINS)
+    alice, bob = api_client(server, "alice"), api_client(server, "bob")
+    source = tmp_path / "report.pdf"
+    source.write_bytes(os.urandom(300_000))
+    sent: list[str] = []
+    done_sent = threading.Event()
+    send = alice.transfers.send
+
+    def recording(message: dict) -> None:
+        sent.append(message["command"])
+        send(message)
+        if message["command"] == "file_upload_done":
+            done_sent.set()
+
+    alice.transfers.send = recording
+    upload = alice.start_upload("bob", source)
+    alice.transfers.upload_ready(alice.expect("file_upload_ready"))  # streams in a worker thread
+    offer = bob.offers()  # the server finished the upload: its file_uploaded is on the way to alice...
+    assert done_sent.wait(10)
+    alice.connection.close()  # ...and is lost with the connection
+    with pytest.raises(Closed):
+        alice.wait_upload(upload)
+    assert upload in alice.transfers.suspended
+    before = len(sent)
+
+    alice.reconnect()
+    assert alice.wait_upload(upload) == offer["file_id"]
+    assert sent[before:] == ["file_upload_done"]  # asked again: no new offer, no chunk sent twice
+    assert len(upload.streams) == 1
+    assert [f["file_id"] for f in bob.request("file_list", ["file_list"])["files"]] == [offer["file_id"]]
+    assert bob.take("file_offer") == []  # offered to bob once

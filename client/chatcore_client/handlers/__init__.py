@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional, Protocol
 
 from chatcore_client.api import ServerInfo
 from chatcore_client.state import AppState, Line
-from chatcore_client.transfers import Progress, Transfers
+from chatcore_client.progress import Progress
+from chatcore_client.transfers import Transfers
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], None]
@@ -27,6 +28,8 @@ class View(Protocol):
     def logged_in(self, user: str) -> None: ...
 
     def login_failed(self, reason: str) -> None: ...
+
+    def session_ended(self, reason: str) -> None: ...
 
     def conversations_changed(self) -> None: ...
 

@@ -1,4 +1,5 @@
-"""Handlers for the ``auth`` plugin's events and the core's ``hello``: session, login, presence."""
+"""Handlers for the ``auth`` plugin's events and the core's ``hello``, ``shutdown`` and
+``session_ended``: session, login, presence."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.state import ROOM
 
 NOTICES_PER_BATCH = 5  # more presence changes at once than this get one summary notice
+# What to tell the user when the server ends a session on purpose without saying why itself.
+SESSION_ENDED = {
+    "account_removed": "Your account was removed by the server's operator.",
+    "password_changed": "Your password was changed, on another device or by the server's operator. "
+                        "Log in with the new password.",
+}
 
 
 class AuthHandlers:
@@ -23,7 +30,7 @@ class AuthHandlers:
             "hello": self.hello, "login_result": self.login_result, "register_result": self.register_result,
             "error:login": self.credentials_error, "error:register": self.credentials_error,
             "get_users": self.users, "peer_joined": self.joined, "peer_left": self.left,
-            "presence": self.presence, "shutdown": self.shutdown,
+            "presence": self.presence, "shutdown": self.shutdown, "session_ended": self.session_ended,
         }.items():
             dispatcher.register(event, handler)
 
@@ -115,3 +122,12 @@ class AuthHandlers:
 
     def shutdown(self, message: dict[str, Any]) -> None:
         self.ctx.notice(ROOM, str(message.get("reason") or "The server is shutting down."))
+
+    def session_ended(self, message: dict[str, Any]) -> None:
+        """``session_ended`` {code, reason}: the server ends this session on purpose (the account was
+        removed, the password changed, more may come) and closes it. The credentials are forgotten,
+        so nothing logs in with them again, and the view goes back to the Login window with why."""
+        code = str(message.get("code") or "")
+        reason = str(message.get("reason") or SESSION_ENDED.get(code) or "The server ended your session.")
+        self.ctx.credentials = None
+        self.ctx.view.session_ended(reason)

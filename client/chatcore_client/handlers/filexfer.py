@@ -8,10 +8,13 @@ from typing import Any, Optional
 
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.state import ROOM
-from chatcore_client.transfers import Download, Progress, Transfer, TransferFailed, Upload, human_size
+from chatcore_client.download import Download
+from chatcore_client.progress import TransferFailed, human_size
+from chatcore_client.transfers import Transfer
+from chatcore_client.upload import Upload
 
 FILE_COMMANDS = ("file_upload", "file_chunk", "file_upload_done", "file_cancel", "file_download", "file_decline",
-                 "file_received", "file_list")
+                 "file_received", "file_list", "file_download_cancel")
 
 
 class FileHandlers:
@@ -30,6 +33,7 @@ class FileHandlers:
             "file_data": self.data, "file_data_end": self.data_end, "file_declined": self.declined,
             "file_delivered": self.delivered, "file_cancelled": self.cancelled,
             "file_cancel_result": self.cancel_result,
+            "file_download_cancel_result": self.ctx.transfers.stopped.answered,
         }.items():
             dispatcher.register(event, handler)
         for command in FILE_COMMANDS:
@@ -79,8 +83,9 @@ class FileHandlers:
         if isinstance(transfer, Upload):
             self.ctx.transfers.cancel_upload(transfer)  # its finished callback says so in the conversation
         elif isinstance(transfer, Download):
-            self.active.pop(tid, None)
-            self.ctx.transfers.cancel_download(transfer.file_id)
+            self.active.pop(tid, None)  # its rest is dropped, and file_data_end never marks it received
+            self.ctx.transfers.cancel_download(transfer.file_id,
+                                               stop_stream=self.ctx.state.server.offers("file_download_cancel"))
             self.ctx.notice(transfer.peer, f"You stopped receiving {transfer.filename}; the partial file was deleted.")
 
     def cancel_result(self, message: dict[str, Any]) -> None:
@@ -187,6 +192,6 @@ class FileHandlers:
         reason = str(message.get("reason") or message.get("code"))
         if isinstance(failed, Download):
             self._download_failed(failed.file_id, reason)
-        elif failed is None:
+        elif failed is None and message.get("command") != "file_download_cancel":  # that one: already cancelled
             self.ctx.view.show_error(f"File transfer: {reason}")
         # an Upload reports through its finished callback

@@ -6,7 +6,7 @@ import tkinter as tk
 from tkinter import ttk
 from typing import Any, Callable
 
-from chatcore_client.transfers import Progress, human_size
+from chatcore_client.progress import Progress, human_size
 
 
 class FileOfferDialog(tk.Toplevel):

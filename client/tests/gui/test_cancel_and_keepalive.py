@@ -11,7 +11,7 @@ from typing import Any
 
 from chatcore_client.api import ChatClient
 from chatcore_client.pinning import PinStore
-from chatcore_client.transfers import CHUNK_SIZE
+from chatcore_client.upload import CHUNK_SIZE
 
 from .conftest import screenshot
 from .test_gui import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text
@@ -93,12 +93,21 @@ def test_cancel_a_download_mid_transfer(make_server, make_app, pump, tmp_path):
     pump.until(lambda: shown, what="the first chunk")
     assert not bob.transfer_windows  # the window closed
     assert not target.exists() and not list(folder.iterdir())  # no partial file left behind
-    assert file_id in bob.ctx.transfers.ignored
-    pump.until(lambda: file_id not in bob.ctx.transfers.ignored, what="the rest of the stream, ignored")
+    # The rest of the stream and its file_data_end may all be handled in the tick of the cancel, or
+    # later: either way they are dropped until the server says the stream stopped.
+    pump.until(lambda: file_id not in bob.ctx.transfers.stopped, what="file_download_cancel_result")
+    pongs = bob.keepalive.pongs
+    bob.client.send({"command": "ping"})  # the server has handled everything bob sent before
+    pump.until(lambda: bob.keepalive.pongs > pongs, what="a pong")
     assert not target.exists() and not list(folder.iterdir())
+    assert len(list((server.data_dir / "filexfer" / "spool").iterdir())) == 1  # no file_received was sent
     assert "You stopped receiving archive.tar" in pane_text(bob, "alice")
     assert "SHA-256 verified" not in pane_text(bob, "alice")
     assert str(bob.main.status.cget("text")).startswith("Connected")  # no error shown
+
+    tid = bob.files.accept(file_id, target)  # asked for again, it arrives whole
+    pump.until(lambda: bob.transfer_windows[tid].finished, what="the second download")
+    assert bob.transfer_windows[tid].ok and target.read_bytes() == source.read_bytes()
 
 
 def test_keepalive_pings_outlive_several_idle_timeouts(make_server, make_app, pump, tmp_path):
@@ -112,10 +121,10 @@ def test_keepalive_pings_outlive_several_idle_timeouts(make_server, make_app, pu
         if period == 0:
             control.register("idler", PASSWORD)
         control.login("idler", PASSWORD)
-        pongs = app.pongs
+        pongs = app.keepalive.pongs
         pump.until(lambda: control.connection.closed, what=f"the idle control client closed ({period + 1})")
         assert control.expect("error")["code"] == "idle_timeout"  # closed for silence, not anything else
-        assert app.pongs > pongs  # the app pinged meanwhile
+        assert app.keepalive.pongs > pongs  # the app pinged meanwhile
         control.close()
     assert app.client is not None and app.client.connection is connection and not connection.closed
     assert not app.reconnecting and str(app.main.status.cget("text")).startswith("Connected")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import CommandError, protocol
 
+from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.names import sanitize_filename
@@ -37,6 +39,7 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
     "file_cancel": {"fields": {"upload_id": str}},
     "file_list": {"optional": {"after": str}},
     "file_download": {"fields": {"file_id": str}, "optional": {"offset": int}},
+    "file_download_cancel": {"fields": {"file_id": str}},
     "file_decline": {"fields": {"file_id": str}},
     "file_received": {"fields": {"file_id": str}},
     "file_request": {"fields": {"peer": str, "filename": str, "size": (str, int, float), "md5": str}},
@@ -46,14 +49,27 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
 
 def replies_errors(handler: Callable[..., Reply]) -> Callable[..., Reply]:
     """Turn a TransferError into the core's ``error`` reply with its extra fields (the offset
-    to resume from, the limit that was hit); the core adds the request's ``client_id``."""
+    to resume from, the limit that was hit), and a full disk into ``disk_full``, counted in the
+    log instead of a traceback per request; the core adds the request's ``client_id``."""
     @functools.wraps(handler)
     def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
         try:
             return handler(self, session, message)
         except TransferError as exc:
+            if exc.code == "disk_full":
+                self.service.disk_full.failed(handler.__name__)
             raise CommandError(exc.code, exc.reason, **exc.extra) from None
+        except (OSError, sqlite3.Error) as exc:
+            if not is_disk_full(exc):
+                raise
+            self.service.disk_full.failed(handler.__name__)
+            raise CommandError("disk_full", "the server's disk is full; try again later", **_ids(message)) from None
     return wrapper
+
+
+def _ids(message: dict[str, Any]) -> dict[str, str]:
+    """The request's ``upload_id``/``file_id``, so the client knows which transfer an error stopped."""
+    return {key: message[key][:64] for key in ("upload_id", "file_id") if isinstance(message.get(key), str)}
 
 
 class FileCommands:
@@ -94,8 +110,16 @@ class FileCommands:
             session.send({"type": "file_offer", **offer_fields(entry)})
 
     def _delivered(self, entry: Entry, sink: Sink) -> None:
-        """A download sent the whole file: stop offering it and tell the sender (once)."""
-        if self.service.delivered(entry):
+        """A download sent the whole file: stop offering it and tell the sender (once). On a full
+        disk it cannot be marked, so it stays offered; the download still ends with file_data_end."""
+        try:
+            first = self.service.delivered(entry)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.service.disk_full.failed("marking a download delivered")
+            return
+        if first:
             self._tell_delivered(entry)
 
     def _tell_delivered(self, entry: Entry) -> None:
@@ -130,10 +154,12 @@ class FileCommands:
 
     @replies_errors
     def file_upload_done(self, session: "Session", message: dict[str, Any]) -> Reply:
-        """Verify the upload and offer the file to its recipient now (or at their next login)."""
+        """Verify the upload and offer the file to its recipient now (or at their next login). Asked
+        again (a client retrying after a reconnect) it answers the same file_uploaded, offering nothing."""
         assert session.user is not None
-        entry = self.service.finish(session.user, message["upload_id"])
-        self._to_user(entry.recipient, {"type": "file_offer", **offer_fields(entry)})
+        entry, made = self.service.finish(session.user, message["upload_id"])
+        if made:
+            self._to_user(entry.recipient, {"type": "file_offer", **offer_fields(entry)})
         return {"type": "file_uploaded", "upload_id": entry.upload_id, "file_id": entry.file_id}
 
     @replies_errors
@@ -179,6 +205,17 @@ class FileCommands:
             raise TransferError("busy", f"at most {MAX_STREAMS_PER_SESSION} downloads at once per connection",
                                 file_id=entry.file_id)
         return None
+
+    @replies_errors
+    def file_download_cancel(self, session: "Session", message: dict[str, Any]) -> Reply:
+        """Stop this connection's stream of a file. The reply goes out only after the stream has
+        stopped, so no file_data of that file follows it; it is the same when no such stream runs
+        (never started, already ended, unknown id): either way none follows."""
+        file_id = message["file_id"][:64]
+        stopped = self.streams.cancel(session.id, file_id)
+        log.debug("filexfer: %r cancelled the download of %s (%s)", session, file_id,
+                  "stopped" if stopped else "no stream ran")
+        return {"type": "file_download_cancel_result", "file_id": file_id}
 
     @replies_errors
     def file_decline(self, session: "Session", message: dict[str, Any]) -> Reply:

@@ -2,6 +2,8 @@
 
 One connection guarded by a lock (the plugin's write rate is a few rows per file, not per
 chunk), WAL journal with ``synchronous=NORMAL``: a committed row survives a process crash.
+A row counts against quotas at its declared ``size``, except an idle upload, which counts at
+the bytes it ``held`` when it went idle.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ CREATE TABLE IF NOT EXISTS files (
     created       REAL NOT NULL,
     touched       REAL NOT NULL,
     completed     REAL,
-    delivered     REAL
+    delivered     REAL,
+    held          INTEGER
 );
 CREATE INDEX IF NOT EXISTS files_by_recipient ON files (recipient_key, state, completed);
 CREATE INDEX IF NOT EXISTS files_by_sender ON files (sender_key, recipient_key, sha256, size, state);
@@ -57,6 +60,18 @@ class Entry:
     touched: float
     completed: Optional[float]
     delivered: Optional[float] = None
+    held: Optional[int] = None  # an idle upload: the bytes it holds (None: it reserves its declared size)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one sender holds, and all senders together, as quotas count it."""
+
+    bytes: int  # the sender's complete files and active uploads at their size, idle uploads at what they hold
+    files: int  # the sender's rows, complete or not
+    offers: int  # the sender's active (not idle) unfinished uploads
+    offer_bytes: int  # their declared sizes together
+    total: int  # ``bytes`` over every sender
 
 
 _COLUMNS = ", ".join(Entry.__dataclass_fields__)
@@ -72,6 +87,9 @@ class Index:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "held" not in columns:  # an index written before idle uploads stopped reserving their size
+            self._db.execute("ALTER TABLE files ADD COLUMN held INTEGER")
 
     def close(self) -> None:
         with self._lock:
@@ -106,24 +124,33 @@ class Index:
             " AND size = ? AND state = 'uploading' ORDER BY created LIMIT 1",
             (sender_key, recipient_key, sha256, size))
 
-    def usage(self, sender_key: str) -> tuple[int, int, int]:
-        """(bytes reserved by ``sender_key``, files held for them, bytes reserved by everyone)."""
+    def usage(self, sender_key: str) -> Usage:
+        """What ``sender_key`` and everyone hold, counted the way the quotas count it."""
+        active = "state = 'uploading' AND held IS NULL"
         with self._lock:
-            mine = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM files WHERE sender_key = ?",
-                                    (sender_key,)).fetchone()
-            total = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM files").fetchone()
-        return int(mine[0]), int(mine[1]), int(total[0])
+            mine = self._db.execute(
+                f"SELECT COALESCE(SUM(COALESCE(held, size)), 0), COUNT(*), COALESCE(SUM({active}), 0),"
+                f" COALESCE(SUM(CASE WHEN {active} THEN size ELSE 0 END), 0) FROM files WHERE sender_key = ?",
+                (sender_key,)).fetchone()
+            total = self._db.execute("SELECT COALESCE(SUM(COALESCE(held, size)), 0) FROM files").fetchone()
+        return Usage(int(mine[0]), int(mine[1]), int(mine[2]), int(mine[3]), int(total[0]))
 
     def touch(self, upload_id: str, when: float) -> None:
-        """Record activity on an upload (abandoned uploads are judged by this time)."""
+        """Record a chunk's arrival (idle and abandoned uploads are judged by this time)."""
         with self._lock:
             self._db.execute("UPDATE files SET touched = ? WHERE upload_id = ?", (when, upload_id))
+
+    def set_held(self, upload_id: str, held: Optional[int]) -> None:
+        """Mark an upload idle, counting only the ``held`` bytes, or active again (None)."""
+        with self._lock:
+            self._db.execute("UPDATE files SET held = ? WHERE upload_id = ? AND state = 'uploading'",
+                             (held, upload_id))
 
     def complete(self, upload_id: str, file_id: str, when: float) -> bool:
         """Mark an upload as a ready file; False if it was not (or no longer) uploading."""
         with self._lock:
             cursor = self._db.execute(
-                "UPDATE files SET state = 'ready', file_id = ?, completed = ?, touched = ?"
+                "UPDATE files SET state = 'ready', file_id = ?, completed = ?, touched = ?, held = NULL"
                 " WHERE upload_id = ? AND state = 'uploading'", (file_id, when, when, upload_id))
         return cursor.rowcount == 1
 
@@ -151,6 +178,11 @@ class Index:
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE (state = 'ready' AND completed < ?)"
                           " OR (state = 'ready' AND delivered < ?) OR (state = 'uploading' AND touched < ?)",
                           (ready_before, delivered_before, partial_before))
+
+    def going_idle(self, before: float) -> list[Entry]:
+        """Active uploads whose last recorded chunk (or offer) is older than ``before``."""
+        return self._many(f"SELECT {_COLUMNS} FROM files WHERE state = 'uploading' AND held IS NULL"
+                          " AND touched < ?", (before,))
 
     def all(self) -> Iterator[Entry]:
         """Every row (startup reconciliation with the spool directory)."""

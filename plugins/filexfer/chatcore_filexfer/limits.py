@@ -21,9 +21,13 @@ class Limits:
     sweep_interval: float = 60.0
     stream_window: int = 256 << 10
     request_timeout: float = 600.0
+    max_offers: int = 5  # unfinished uploads one sender may have active (reserving their declared size)
+    offer_bytes: int = 256 << 20  # declared bytes of those active uploads together
+    offer_timeout: float = 300.0  # seconds without a chunk before an upload stops reserving what it lacks
     chunk_size: int = CHUNK_SIZE
 
     def announce(self) -> dict[str, int | float]:
         """The ``hello`` fields a client needs to plan an upload."""
         return {"chunk_size": self.chunk_size, "max_size": self.max_size, "user_quota": self.user_quota,
-                "spool_limit": self.spool_limit, "max_files": self.max_files, "expiry": self.expiry}
+                "spool_limit": self.spool_limit, "max_files": self.max_files, "expiry": self.expiry,
+                "max_offers": self.max_offers, "offer_bytes": self.offer_bytes, "offer_timeout": self.offer_timeout}

@@ -4,26 +4,29 @@ No sockets and no pluggy here: callers pass user names in and get index entries 
 plugin turns them into replies and events. The spool file's length is the truth about how
 much of an upload has arrived, so a resume after a crash or restart starts from what is
 really on disk; the SHA-256 is kept incrementally in memory and rebuilt from disk when
-needed.
+needed. An unfinished upload reserves its declared size only while chunks keep coming: after
+``offer_timeout`` without one it goes idle and counts only what it holds (deleted if nothing).
 """
 
 from __future__ import annotations
 
 import binascii
 import datetime as dt
-import hashlib
 import logging
 import re
+import sqlite3
 import threading
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
+from chatcore_filexfer.quota import refusal
 from chatcore_filexfer.spool import Spool, SpoolError
+from chatcore_filexfer.uploads import UploadState, UploadStates
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +43,6 @@ class TransferError(Exception):
         self.code = code
         self.reason = reason
         self.extra = extra
-
-
-@dataclass
-class _Upload:
-    """In-memory state of an upload in progress: its lock, bytes received and running hash."""
-
-    entry: Entry
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    received: int = -1  # -1: not loaded from disk yet
-    digest: Any = None
-    touched: float = 0.0
-    closed: bool = False  # finished or removed: no more writes
 
 
 def iso_utc(when: float) -> str:
@@ -79,9 +70,10 @@ class FileService:
         self.clock = clock
         self.spool = Spool(root / "spool")
         self.index = Index(root / "index.sqlite3")
-        self._lock = threading.Lock()  # quota checks + inserts, and the _uploads map
-        self._uploads: dict[str, _Upload] = {}
-        self._touch_every = min(60.0, limits.partial_timeout / 4)
+        self.disk_full = DiskFullLog(root, clock)
+        self._lock = threading.Lock()  # quota checks with the change they allow (insert, reactivation)
+        self.uploads = UploadStates(self.spool)
+        self._touch_every = min(60.0, limits.partial_timeout / 4, limits.offer_timeout / 4)
 
     def close(self) -> None:
         self.index.close()
@@ -123,20 +115,9 @@ class FileService:
         now = self.clock()
         existing = self.index.find_partial(sender_key, recipient_key, sha256, size)
         if existing is not None:  # resume: same sender, recipient and content
-            self.index.touch(existing.upload_id, now)
-            state = self._state(existing)
-            state.touched = now
-            return existing, state.received
+            return existing, self._resume(existing)
         with self._lock:
-            used, count, total = self.index.usage(sender_key)
-            if count >= self.limits.max_files:
-                raise TransferError("quota", f"you already have {count} files waiting in the spool; "
-                                    f"the limit is {self.limits.max_files}")
-            if used + size > self.limits.user_quota:
-                raise TransferError("quota", f"your files in the spool would take {used + size} bytes; "
-                                    f"your quota is {self.limits.user_quota}")
-            if total + size > self.limits.spool_limit:
-                raise TransferError("quota", "the server's spool is full; try again later")
+            self._check_room(sender_key, size, size, new_file=True)
             entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
                           sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
                           filename=sanitize_filename(filename), size=size, sha256=sha256, state=UPLOADING,
@@ -144,40 +125,47 @@ class FileService:
             try:
                 self.spool.create(entry.spool_name)
             except OSError as exc:
+                if is_disk_full(exc):
+                    raise TransferError("disk_full", "the server's disk is full; try again later") from None
                 raise TransferError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
-            self.index.insert(entry)
-            self._uploads[entry.upload_id] = _Upload(entry, received=0, digest=hashlib.sha256(), touched=now)
+            try:
+                self.index.insert(entry)
+            except Exception:  # a full disk (SQLITE_FULL) or worse: no file without its row
+                self.spool.remove(entry.spool_name)
+                raise
+            self.uploads.add(entry, now)
         return entry, 0
 
-    def _state(self, entry: Entry) -> _Upload:
-        """The in-memory state of an upload, loading bytes-held and hash from disk the first time."""
-        with self._lock:
-            state = self._uploads.get(entry.upload_id)
-            if state is None:
-                state = self._uploads[entry.upload_id] = _Upload(entry)
-        with state.lock:
-            if state.received < 0:
-                held = self.spool.size(entry.spool_name) or 0
-                if held > entry.size:  # cannot happen through append(); never trust it
-                    held = 0
-                state.digest = self.spool.hash_prefix(entry.spool_name, held)
-                state.received = held
-                state.touched = entry.touched
-        return state
+    def _check_room(self, sender_key: str, size: int, needed: int, new_file: bool, **extra: Any) -> None:
+        """TransferError ``quota`` unless the sender may make an upload of ``size`` declared bytes
+        active, taking ``needed`` more bytes; call with ``_lock`` held, so check and change are one step."""
+        reason = refusal(self.limits, self.index.usage(sender_key), size, needed, new_file)
+        if reason is not None:
+            raise TransferError("quota", reason, **extra)
 
-    def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, _Upload]:
+    def _resume(self, entry: Entry) -> int:
+        """The bytes an unfinished upload holds, for a resume. Offering again does not count as
+        activity (it would keep a reservation alive without data); an idle upload must fit the
+        quotas again for what it still lacks (its next chunk makes it active)."""
+        state = self.uploads.loaded(entry)
+        with state.lock:
+            if state.idle and state.received < entry.size:
+                with self._lock:
+                    self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False)
+            return state.received
+
+    def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, UploadState]:
         """The uploading entry ``upload_id`` if ``user`` sent it; TransferError otherwise.
         Active uploads are answered from memory, so a chunk costs no database read."""
-        with self._lock:
-            state = self._uploads.get(upload_id)
+        state = self.uploads.get(upload_id)
         if state is None:
             entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
             if entry is None or entry.state != UPLOADING:
                 raise TransferError("unknown_upload", "no upload in progress has that upload_id",
                                     upload_id=upload_id[:64])
-            state = self._state(entry)
+            state = self.uploads.loaded(entry)
         elif state.received < 0:  # a failed write left the length unknown: reload from disk
-            state = self._state(state.entry)
+            state = self.uploads.loaded(state.entry)
         if state.entry.sender_key != user.casefold():
             raise TransferError("forbidden", "only the sender of an upload may write to it", upload_id=upload_id)
         return state.entry, state
@@ -202,6 +190,8 @@ class FileService:
             if state.received + len(raw) > entry.size:
                 raise TransferError("too_large", f"the chunk goes past the declared size of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
+            if state.idle:
+                self._reactivate(entry, state)
             try:
                 state.received = self.spool.append(entry.spool_name, offset, raw)
             except SpoolError as exc:
@@ -209,18 +199,50 @@ class FileService:
                 code = "disk_full" if exc.full else "storage_error"
                 raise TransferError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
             state.digest.update(raw)
-            now = self.clock()
-            if now - state.touched >= self._touch_every:
-                state.touched = now
-                self.index.touch(upload_id, now)
+            state.touched = now = self.clock()
+            if now - state.recorded >= self._touch_every:
+                self._record(upload_id, state, now)
             return state.received
 
-    def finish(self, user: str, upload_id: str) -> Entry:
-        """Verify a complete upload's size and SHA-256 and make it a file offered to its recipient."""
-        entry, state = self._own_upload(user, upload_id)
+    def _record(self, upload_id: str, state: UploadState, now: float) -> None:
+        """Write a chunk's time to the index; on a full disk the chunk still counts (the time is
+        only bookkeeping, kept in memory and written with a later chunk)."""
+        try:
+            self.index.touch(upload_id, now)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.disk_full.failed("recording a chunk's time")
+            return
+        state.recorded = now
+
+    def _reactivate(self, entry: Entry, state: UploadState) -> None:
+        """A chunk for an idle upload: it reserves its declared size again, if the quotas allow
+        (``state.lock`` held)."""
+        with self._lock:
+            self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False,
+                             upload_id=entry.upload_id, offset=state.received)
+            self.index.set_held(entry.upload_id, None)
+        state.idle = False
+        state.recorded = float("-inf")  # record this chunk's time at once: the row's is from before
+
+    def finish(self, user: str, upload_id: str) -> tuple[Entry, bool]:
+        """Verify a complete upload's size and SHA-256 and make it a file offered to its recipient.
+        Returns (the file, whether this call made it): asked again for an upload the sender already
+        finished (a retry after a lost reply), it returns that file while it exists, made once."""
+        try:
+            entry, state = self._own_upload(user, upload_id)
+        except TransferError as exc:
+            done = self._finished_by(user, upload_id) if exc.code == "unknown_upload" else None
+            if done is None:
+                raise
+            return done, False
         with state.lock:
-            if state.closed:
-                raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+            if state.closed:  # finished by another request meanwhile, or removed
+                done = self._finished_by(user, upload_id)
+                if done is None:
+                    raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                return done, False
             if state.received != entry.size:
                 raise TransferError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
@@ -232,11 +254,17 @@ class FileService:
             if not self.index.complete(upload_id, file_id, self.clock()):
                 raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
             state.closed = True
-        with self._lock:
-            self._uploads.pop(upload_id, None)
+        self.uploads.pop(upload_id)
         done = self.index.by_upload(upload_id)
         assert done is not None
-        return done
+        return done, True
+
+    def _finished_by(self, user: str, upload_id: str) -> Optional[Entry]:
+        """The complete file made from ``upload_id`` if ``user`` sent it, else None."""
+        entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
+        if entry is None or entry.state != READY or entry.sender_key != user.casefold():
+            return None
+        return entry
 
     def cancel(self, user: str, upload_id: str) -> Entry:
         """The sender withdraws an upload or a file not yet taken; returns the removed entry."""
@@ -292,33 +320,73 @@ class FileService:
 
     def remove(self, entry: Entry) -> bool:
         """Delete an entry's row, spool file and upload state; True if this call removed the row."""
-        with self._lock:
-            state = self._uploads.pop(entry.upload_id, None)
+        state = self.uploads.pop(entry.upload_id)
         if state is not None:
             with state.lock:  # wait out a chunk being written
                 state.closed = True
-                removed = self.index.delete(entry.upload_id)
+                removed = self._delete(entry)
         else:
-            removed = self.index.delete(entry.upload_id)
+            removed = self._delete(entry)
         self.spool.remove(entry.spool_name)
         return removed
 
+    def _delete(self, entry: Entry) -> bool:
+        """Delete the row; on a full disk (the deletion is written too) free the file's space first."""
+        try:
+            return self.index.delete(entry.upload_id)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+        self.spool.remove(entry.spool_name)
+        return self.index.delete(entry.upload_id)
+
     def sweep(self) -> list[Entry]:
-        """Delete files past their expiry and uploads idle past the partial timeout; returns them."""
+        """Delete files past their expiry and uploads idle past the partial timeout, and make uploads
+        without a chunk for the offer timeout idle (deleting those that hold nothing); returns the deleted."""
         now = self.clock()
         candidates = self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout,
                                         now - self.limits.delivered_keep)
-        gone = [entry for entry in candidates if self._still_expired(entry, now) and self.remove(entry)]
+        gone = [entry for entry in candidates
+                if self._still_expired(entry, now) and self._sweep_one(self.remove, entry)]
+        gone += [entry for entry in self.index.going_idle(now - self.limits.offer_timeout)
+                 if self._sweep_one(lambda e: self._idle_out(e, now), entry)]
         for entry in gone:
             log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
                      entry.sender, entry.recipient, entry.size)
         return gone
 
+    def _sweep_one(self, action: Callable[[Entry], bool], entry: Entry) -> bool:
+        """Run one sweep step; a full disk skips the entry (the next sweep tries again), not the sweep."""
+        try:
+            return action(entry)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.disk_full.failed(f"sweeping {entry.upload_id}")
+            return False
+
     def _still_expired(self, entry: Entry, now: float) -> bool:
         """Re-check a partial upload against its in-memory activity time (the row lags behind)."""
         if entry.state != UPLOADING:
             return True
-        with self._lock:
-            state = self._uploads.get(entry.upload_id)
+        state = self.uploads.get(entry.upload_id)
         touched = max(entry.touched, state.touched if state is not None else 0.0)
         return touched < now - self.limits.partial_timeout
+
+    def _idle_out(self, entry: Entry, now: float) -> bool:
+        """An upload without a chunk for the offer timeout stops reserving what it lacks: it counts
+        at the bytes it holds from now on, or is deleted if it holds none. True if it was deleted."""
+        state = self.uploads.slot(entry)
+        with state.lock:
+            if state.closed or state.idle or state.touched >= now - self.limits.offer_timeout:
+                return False
+            current = self.index.by_upload(entry.upload_id)
+            if current is None or current.state != UPLOADING:  # finished or removed since the query
+                self.uploads.discard(state)
+                return False
+            held = state.received if state.received >= 0 else (self.spool.size(entry.spool_name) or 0)
+            if held == 0:
+                return self.remove(entry)
+            self.index.set_held(entry.upload_id, held)
+            state.idle = True
+            return False

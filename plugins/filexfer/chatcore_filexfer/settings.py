@@ -33,12 +33,25 @@ STREAM_WINDOW = Setting("CHATCORE_FILEXFER_STREAM_WINDOW", _D.stream_window,
 REQUEST_TIMEOUT = Setting("CHATCORE_FILEXFER_REQUEST_TIMEOUT", _D.request_timeout,
                           "Seconds a legacy file_request stays answerable by file_response.", float, minimum=1)
 
+MAX_OFFERS = Setting("CHATCORE_FILEXFER_MAX_OFFERS", _D.max_offers,
+                     "Unfinished uploads one sender may have in progress at once (an upload idle for "
+                     "CHATCORE_FILEXFER_OFFER_TIMEOUT no longer counts).", int, minimum=1)
+OFFER_BYTES = Setting("CHATCORE_FILEXFER_OFFER_BYTES", _D.offer_bytes,
+                      "Declared bytes of one sender's uploads in progress together (K/M/G); keep it at least "
+                      "CHATCORE_FILEXFER_MAX_SIZE.", int, parse_size, minimum=0)
+OFFER_TIMEOUT = Setting("CHATCORE_FILEXFER_OFFER_TIMEOUT", _D.offer_timeout,
+                        "Seconds without a chunk after which an upload stops reserving the bytes it has not "
+                        "received (and is deleted if it received none).", float, minimum=1)
+
 SETTINGS = (MAX_SIZE, USER_QUOTA, SPOOL_LIMIT, MAX_FILES, EXPIRY, PARTIAL_TIMEOUT, DELIVERED_KEEP,
-            SWEEP_INTERVAL, STREAM_WINDOW, REQUEST_TIMEOUT)
+            SWEEP_INTERVAL, STREAM_WINDOW, REQUEST_TIMEOUT, MAX_OFFERS, OFFER_BYTES, OFFER_TIMEOUT)
 
 
 def limits_from_config(config: Config) -> Limits:
     """Read every setting (the core validated them at startup)."""
-    return Limits(config.get(MAX_SIZE), config.get(USER_QUOTA), config.get(SPOOL_LIMIT),
-                  config.get(MAX_FILES), config.get(EXPIRY), config.get(PARTIAL_TIMEOUT), config.get(DELIVERED_KEEP),
-                  config.get(SWEEP_INTERVAL), config.get(STREAM_WINDOW), config.get(REQUEST_TIMEOUT))
+    return Limits(max_size=config.get(MAX_SIZE), user_quota=config.get(USER_QUOTA),
+                  spool_limit=config.get(SPOOL_LIMIT), max_files=config.get(MAX_FILES), expiry=config.get(EXPIRY),
+                  partial_timeout=config.get(PARTIAL_TIMEOUT), delivered_keep=config.get(DELIVERED_KEEP),
+                  sweep_interval=config.get(SWEEP_INTERVAL), stream_window=config.get(STREAM_WINDOW),
+                  request_timeout=config.get(REQUEST_TIMEOUT), max_offers=config.get(MAX_OFFERS),
+                  offer_bytes=config.get(OFFER_BYTES), offer_timeout=config.get(OFFER_TIMEOUT))

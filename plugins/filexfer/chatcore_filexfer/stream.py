@@ -140,6 +140,16 @@ class Streams:
             if self._running.get(stream.key) is stream:
                 del self._running[stream.key]
 
+    def cancel(self, session_id: int, file_id: str) -> bool:
+        """Stop one session's stream of one file (the client cancelled it); when this returns it
+        sends nothing more. False when that session was not streaming that file."""
+        with self._lock:
+            stream = self._running.pop((session_id, file_id), None)  # its slot is free at once
+        if stream is None:
+            return False
+        stream.cancel()
+        return True
+
     def cancel_file(self, file_id: str) -> None:
         """Stop every stream of a file (declined or cancelled meanwhile)."""
         with self._lock:

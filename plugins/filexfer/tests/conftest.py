@@ -4,9 +4,11 @@ and upload/download drivers that speak the wire protocol."""
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import subprocess
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import pytest
 
@@ -20,11 +22,11 @@ CHUNK = 32 * 1024
 
 @pytest.fixture
 def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatServer, FilexferPlugin]]:
-    """``start(env={...}, clock=None)``: a server with the real auth plugin and a filexfer
-    plugin instance the test can reach (and give a fake clock); background sweeps are off."""
+    """``start(env={...}, clock=None, data_dir=None)``: a server with the real auth plugin and a
+    filexfer plugin instance the test can reach (and give a fake clock); background sweeps are off."""
 
-    def factory(env: Optional[Mapping[str, Any]] = None, clock: Optional[FakeClock] = None
-                ) -> tuple[ChatServer, FilexferPlugin]:
+    def factory(env: Optional[Mapping[str, Any]] = None, clock: Optional[FakeClock] = None,
+                data_dir: Optional[Path] = None) -> tuple[ChatServer, FilexferPlugin]:
         plugin = FilexferPlugin(clock=clock) if clock is not None else FilexferPlugin()
         settings = {"CHATCORE_FILEXFER_SWEEP_INTERVAL": "0",
                     # cheap password hashing: these tests are about files, not passwords
@@ -32,10 +34,43 @@ def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatSer
                     **dict(env or {})}
         # Not registered as "filexfer": make_server blocks every installed name it was not
         # asked for, and a blocked name silently refuses the extra object too.
-        server = make_server(plugins=["auth"], env=settings, extra=[("filexfer-under-test", plugin)])
+        server = make_server(plugins=["auth"], env=settings, extra=[("filexfer-under-test", plugin)],
+                             data_dir=data_dir)
         return server, plugin
 
     return factory
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of its own, mounted in the test's temp dir (a real file system that fills
+    up); unmounted at teardown. Ask for it before ``start`` so the servers stop before that."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for the full-disk tests (they need root and mount "
+                    f"permission): {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(mount_point)], capture_output=True)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write ``folder/filler`` until its file system has no byte left; returns the filler."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        for block in (1 << 16, 1 << 12, 1 << 9, 1):  # ever smaller writes take the last bytes too
+            try:
+                while out.write(b"\0" * block):
+                    pass
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler
 
 
 @pytest.fixture
@@ -141,6 +176,7 @@ class Wire:
     receive = staticmethod(receive)
     download = staticmethod(download)
     spool_files = staticmethod(spool_files)
+    fill_disk = staticmethod(fill_disk)
 
 
 @pytest.fixture

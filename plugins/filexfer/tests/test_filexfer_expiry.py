@@ -44,7 +44,7 @@ def test_a_file_nobody_takes_expires_and_the_sender_is_told(start, login_as, wir
     assert bob.expect("error")["code"] == "unknown_file"
 
 
-def test_an_abandoned_partial_upload_is_cleaned_up(start, login_as, wire, clock) -> None:
+def test_an_abandoned_partial_upload_is_cleaned_up_even_if_offered_again(start, login_as, wire, clock) -> None:
     server, _ = start(env={"CHATCORE_FILEXFER_PARTIAL_TIMEOUT": str(HOUR)}, clock=clock)
     ann, _ = login_as(server, "ann"), login_as(server, "bob")
     data = os.urandom(3 * wire.CHUNK)
@@ -54,6 +54,8 @@ def test_an_abandoned_partial_upload_is_cleaned_up(start, login_as, wire, clock)
     clock.advance(HOUR - 1)
     ann.request(command="file_list")
     assert [p.stat().st_size for p in wire.spool_files(server)] == [wire.CHUNK]
+    again = wire.offer(ann, "bob", data)  # resumable until the partial timeout, counted from the chunk
+    assert (again["upload_id"], again["offset"]) == (ready["upload_id"], wire.CHUNK)
 
     clock.advance(2)
     ann.request(command="file_list")

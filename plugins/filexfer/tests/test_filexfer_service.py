@@ -33,7 +33,7 @@ def upload(service: FileService, data: bytes, sender: str = "ann", recipient: st
     entry, held = service.offer(sender, recipient, "f.bin", len(data), hashlib.sha256(data).hexdigest())
     for offset in range(held, len(data), chunk):
         service.write_chunk(sender, entry.upload_id, offset, b64(data[offset:offset + chunk]))
-    return service.finish(sender, entry.upload_id).file_id
+    return service.finish(sender, entry.upload_id)[0].file_id
 
 
 def test_resume_after_restart_rebuilds_the_hash_from_disk(tmp_path: Path) -> None:
@@ -49,8 +49,8 @@ def test_resume_after_restart_rebuilds_the_hash_from_disk(tmp_path: Path) -> Non
     again, held = second.offer("Ann", "bob", "other name.bin", len(data), digest.upper())
     assert (again.upload_id, held) == (entry.upload_id, 3000)
     second.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:]))
-    done = second.finish("ann", entry.upload_id)
-    assert done.state == "ready" and done.file_id
+    done, made = second.finish("ann", entry.upload_id)
+    assert made and done.state == "ready" and done.file_id
     assert second.spool.path(done.spool_name).read_bytes() == data
     second.close()
 
@@ -84,7 +84,7 @@ def test_full_disk_is_an_error_and_the_upload_can_continue(tmp_path: Path, monke
     monkeypatch.undo()
     assert service.spool.size(entry.spool_name) == 1000
     service.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:]))
-    assert service.finish("ann", entry.upload_id).state == "ready"
+    assert service.finish("ann", entry.upload_id)[0].state == "ready"
 
 
 def test_sweep_removes_expired_files_and_idle_uploads_only(tmp_path: Path) -> None:
@@ -118,3 +118,17 @@ def test_quota_counts_partial_uploads_and_file_count(tmp_path: Path) -> None:
     with pytest.raises(TransferError) as caught:
         service.offer("cy", "bob", "d", 51, "4" * 64)
     assert caught.value.code == "quota" and "spool" in caught.value.reason
+
+
+def test_an_upload_finished_while_the_sweep_looks_at_it_stays_finished(tmp_path: Path) -> None:
+    clock = Clock()
+    service = FileService(tmp_path, Limits(offer_timeout=50), clock)
+    data = os.urandom(3000)
+    entry, _ = service.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())
+    service.write_chunk("ann", entry.upload_id, 0, b64(data))
+    clock.now += 60
+    (candidate,) = service.index.going_idle(clock.now - 50)  # the sweep's query saw it unfinished...
+    done, made = service.finish("ann", entry.upload_id)  # ...and it is finished before the sweep acts
+    assert made and service.sweep() == [] and service._idle_out(candidate, clock.now) is False
+    assert service.uploads.get(entry.upload_id) is None  # no record left behind for a finished upload
+    assert service.finish("ann", entry.upload_id) == (done, False)  # a retried upload_done still answers

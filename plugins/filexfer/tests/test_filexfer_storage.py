@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
+from chatcore_filexfer.index import READY, UPLOADING, Entry, Index, Usage
 from chatcore_filexfer.spool import Spool, SpoolError
 
 
@@ -67,7 +67,7 @@ def test_index_tracks_usage_resume_and_expiry(tmp_path: Path) -> None:
     index.insert(make_entry("a" * 32, size=10, created=100.0))
     index.insert(make_entry("b" * 32, size=5, sender="ann", created=200.0))
     index.insert(make_entry("c" * 32, sender="Cy", size=7, created=300.0))
-    assert index.usage("ann") == (15, 2, 22)
+    assert index.usage("ann") == Usage(bytes=15, files=2, offers=2, offer_bytes=15, total=22)
     assert index.find_partial("ann", "bob", "0" * 64, 5).upload_id == "b" * 32
     assert index.find_partial("ann", "bob", "0" * 64, 6) is None
     assert index.complete("a" * 32, "f" * 32, 150.0)
@@ -80,5 +80,44 @@ def test_index_tracks_usage_resume_and_expiry(tmp_path: Path) -> None:
     assert index.delete("a" * 32) and not index.delete("a" * 32)
     index.close()
     reopened = Index(tmp_path / "index.sqlite3")
-    assert reopened.usage("ANN".casefold()) == (5, 1, 12)
+    assert reopened.usage("ANN".casefold()) == Usage(bytes=5, files=1, offers=1, offer_bytes=5, total=12)
     reopened.close()
+
+
+# The table as the plugin wrote it before idle uploads stopped reserving their declared size.
+OLD_SCHEMA = """
+CREATE TABLE files (
+    upload_id TEXT PRIMARY KEY, file_id TEXT UNIQUE, spool_name TEXT NOT NULL UNIQUE, sender TEXT NOT NULL,
+    sender_key TEXT NOT NULL, recipient TEXT NOT NULL, recipient_key TEXT NOT NULL, filename TEXT NOT NULL,
+    size INTEGER NOT NULL CHECK (size >= 0), sha256 TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('uploading', 'ready')), created REAL NOT NULL, touched REAL NOT NULL,
+    completed REAL, delivered REAL
+);
+INSERT INTO files VALUES ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', NULL, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'ann', 'ann',
+                          'bob', 'bob', 'f.txt', 50, '0000000000000000000000000000000000000000000000000000000000000000',
+                          'uploading', 100.0, 100.0, NULL, NULL);
+"""
+
+
+def test_an_idle_upload_counts_what_it_holds_and_an_old_index_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "index.sqlite3")
+    old.executescript(OLD_SCHEMA)
+    old.close()
+    index = Index(tmp_path / "index.sqlite3")
+    index.insert(make_entry("b" * 32, sender="ann", size=30, created=200.0))
+    assert index.usage("ann") == Usage(bytes=80, files=2, offers=2, offer_bytes=80, total=80)
+    assert [e.upload_id for e in index.going_idle(before=150.0)] == ["a" * 32]
+
+    index.set_held("a" * 32, 7)  # idle: it holds 7 bytes and no longer reserves the other 43
+    assert index.by_upload("a" * 32).held == 7
+    assert index.usage("ann") == Usage(bytes=37, files=2, offers=1, offer_bytes=30, total=37)
+    assert index.going_idle(before=150.0) == []
+    index.set_held("a" * 32, None)  # a chunk came: active again
+    assert index.usage("ann").bytes == 80
+    index.set_held("b" * 32, 30)
+    assert index.complete("b" * 32, "f" * 32, 300.0)
+    assert index.by_file("f" * 32).held is None  # a complete file counts at its size
+    assert index.usage("ann") == Usage(bytes=80, files=2, offers=1, offer_bytes=50, total=80)
+    index.close()
