@@ -30,6 +30,7 @@ REASONS = {
 }
 REMOVAL_GUARD = 10.0  # seconds after a removal during which plugins refuse to store anything for the name
 UNBIND_WAIT = 5.0  # seconds to wait for ended sessions to finish logging out
+FINAL_EVENT_WAIT = 1.0  # seconds, in all, the ended sessions' queues get to take the final event out
 
 
 class UserControl:
@@ -51,6 +52,9 @@ class UserControl:
         frame = protocol.encode({"type": "session_ended", "code": code, "reason": reason or REASONS.get(code, code)})
         for session in sessions:
             session.send_frame(frame)
+        linger = time.monotonic() + FINAL_EVENT_WAIT  # closing drops what is queued: let the event out first
+        for session in sessions:
+            session.wait_drained(0, max(0.0, linger - time.monotonic()))
             session.close(f"session ended: {code}")
         if not self._server.sessions.wait_unbound(sessions, wait):
             log.warning("sessions of %s did not log out within %g s of being ended", username, wait)

@@ -1,39 +1,30 @@
-"""A session the server ends on purpose (``session_ended``): the real windows go back to Login,
-with the reason, and the client does not log in again with the old credentials by itself."""
+"""A session the server ends on purpose (``session_ended``, here because the password was changed
+on another device): the real windows go back to Login, with the reason, and the client does not
+log in again with the old credentials by itself."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import chatcore
+from chatcore.users import PASSWORD_CHANGED, REASONS
 from chatcore_client.backoff import Backoff
 
 from .conftest import screenshot
 from .test_gui import ALL_PLUGINS, PASSWORD, log_in
 
-REASON = "Your password was changed on another device. Log in with the new password."
+NEW_PASSWORD = "the new password"
 
 
-class EndSession:
-    """Stands in for the server's own trigger, which is being built elsewhere (the operator
-    removing the account, a password change): ``probe_end_session`` sends ``session_ended`` to the
-    calling session and closes it, as the server will. Switch the test to the real trigger once
-    the server has it. Also counts logins, to show that none happens behind the user's back."""
+class LoginCounter:
+    """Counts logins, to show that none happens behind the user's back."""
 
     def __init__(self) -> None:
         self.logins = 0
 
     @chatcore.hookimpl
-    def chat_register_commands(self, register: Callable[..., Any]) -> None:
-        register("probe_end_session", self.end, auth=True)
-
-    @chatcore.hookimpl
     def chat_authenticated(self, session: Any, first: bool) -> None:
         self.logins += 1
-
-    def end(self, session: Any, message: dict[str, Any]) -> None:
-        session.send({"type": "session_ended", "code": "password_changed", "reason": REASON})
-        session.close("password changed")
 
 
 def scheduled_reconnects(app) -> list[str]:
@@ -43,19 +34,22 @@ def scheduled_reconnects(app) -> list[str]:
     return [script for script in scripts if "_reconnect" in script]
 
 
-def test_a_session_ended_by_the_server_goes_back_to_login_and_stays_there(make_server, make_app, pump):
-    probe = EndSession()
+def test_a_password_changed_on_another_device_goes_back_to_login_and_stays_there(make_server, make_app, pump,
+                                                                                   connect):
+    probe = LoginCounter()
     server = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)])
     app = make_app(server)
     app.backoff = Backoff(base=0.01, cap=0.01)  # a reconnect, if one were scheduled, would be due at once
     log_in(app, pump, "june")
     assert probe.logins == 1
     old = app.client.connection
-    app.client.send({"command": "probe_end_session"})
+    other_device = connect(server)
+    other_device.login("june", PASSWORD)
+    assert other_device.request(command="change_password", old=PASSWORD, new=NEW_PASSWORD)["response"] == "ok"
 
     pump.until(lambda: app.main is None and app.login.winfo_ismapped(), what="the Login window again",
                state=lambda: app.login.status.cget("text"))
-    assert str(app.login.status.cget("text")) == REASON
+    assert str(app.login.status.cget("text")) == REASONS[PASSWORD_CHANGED]
     host, port = server.address
     assert (app.login.host.get(), app.login.port.get(), app.login.username.get(), app.login.password.get()) == \
         (host, str(port), "june", "")
@@ -65,13 +59,13 @@ def test_a_session_ended_by_the_server_goes_back_to_login_and_stays_there(make_s
     pump.until(lambda: handled, what="the events queued before")
     assert old.closed and app.client is None and app.ctx.credentials is None
     assert not app.reconnecting and scheduled_reconnects(app) == []
-    assert probe.logins == 1
+    assert probe.logins == 2  # the other device's
     app.login.lift()
     screenshot(app.login, "login-window-session-ended")
 
-    app.login.password.set(PASSWORD)  # logging in again is the user's doing, with the password typed anew
+    app.login.password.set(NEW_PASSWORD)  # logging in again is the user's doing, with the password typed anew
     app.login.login_button.invoke()
     pump.until(lambda: app.main is not None, what="the main window after logging in again",
                state=lambda: app.login.status.cget("text"))
-    assert probe.logins == 2 and app.state.user == "june"
+    assert probe.logins == 3 and app.state.user == "june"
     assert str(app.main.status.cget("text")).startswith("Connected")

@@ -90,9 +90,32 @@ class FileCommands:
 
     def _lookup(self, name: str) -> Optional[str]:
         """The registered display name for ``name``, or None."""
-        if not name or len(name) > MAX_NAME:
-            return None
+        if not name or len(name) > MAX_NAME or self.server.users.removed_recently(name):
+            return None  # a name just removed takes no new files, even from a request already under way
         return self.server.lookup_user(name)
+
+    def forget_user(self, username: str) -> int:
+        """Delete every upload and file to or from ``username`` (the account is being removed) and
+        tell the other side: the recipient of a waiting file gets ``file_cancelled``, the sender of
+        a file to the user ``file_declined``. Returns how many were deleted."""
+        key = username.casefold()
+        self.relay.forget(username)
+        removed = 0
+        for entry in self.service.index.involving(key):
+            if entry.file_id is not None:
+                self.streams.cancel_file(entry.file_id)
+            if not self.service.remove(entry):
+                continue
+            removed += 1
+            if entry.state != READY:
+                continue
+            if entry.sender_key == key and entry.recipient_key != key:
+                self._to_user(entry.recipient, {"type": "file_cancelled", "file_id": entry.file_id,
+                                                "peer": entry.sender})
+            elif entry.recipient_key == key and entry.sender_key != key:
+                self._to_user(entry.sender, {"type": "file_declined", "file_id": entry.file_id,
+                                             "upload_id": entry.upload_id, "peer": entry.recipient})
+        return removed
 
     def sweep(self) -> None:
         """Delete expired files and abandoned uploads; tell senders who are online."""

@@ -184,6 +184,11 @@ class Index:
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE state = 'uploading' AND held IS NULL"
                           " AND touched < ?", (before,))
 
+    def involving(self, user_key: str) -> list[Entry]:
+        """Every upload and file ``user_key`` sent or is to receive (account removal)."""
+        return self._many(f"SELECT {_COLUMNS} FROM files WHERE sender_key = ? OR recipient_key = ?",
+                          (user_key, user_key))
+
     def all(self) -> Iterator[Entry]:
         """Every row (startup reconciliation with the spool directory)."""
         return iter(self._many(f"SELECT {_COLUMNS} FROM files"))

@@ -85,6 +85,12 @@ class FilexferPlugin:
             self.commands.relay.forget(session.user)
 
     @hookimpl
+    def chat_user_removed(self, server: "ChatServer", username: str) -> None:
+        """Delete the removed user's uploads and files, both ways, with their spool files."""
+        if self.commands is not None:
+            self.commands.forget_user(username)
+
+    @hookimpl
     def chat_session_closed(self, session: "Session") -> None:
         """Stop the closed connection's downloads."""
         if self.commands is not None:
