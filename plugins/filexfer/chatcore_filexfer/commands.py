@@ -16,7 +16,7 @@ from chatcore_filexfer.index import READY, Entry
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.names import sanitize_filename
 from chatcore_filexfer.service import FileService, TransferError, offer_fields
-from chatcore_filexfer.stream import MAX_STREAMS_PER_SESSION, Sink, Streams
+from chatcore_filexfer.stream import Sink, Streams
 
 if TYPE_CHECKING:
     from chatcore.server import ChatServer
@@ -80,7 +80,7 @@ class FileCommands:
         self.service = service
         self.relay = relay
         self.streams = Streams(service.spool, service.limits.chunk_size, service.limits.stream_window,
-                               self._delivered)
+                               self._delivered, service.limits.max_downloads)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -225,7 +225,7 @@ class FileCommands:
         assert session.user is not None
         entry = self.service.for_download(session.user, message["file_id"], message.get("offset", 0))
         if not self.streams.start(session, entry, message.get("offset", 0)):
-            raise TransferError("busy", f"at most {MAX_STREAMS_PER_SESSION} downloads at once per connection",
+            raise TransferError("busy", f"at most {self.streams.per_session} downloads at once per connection",
                                 file_id=entry.file_id)
         return None
 

@@ -12,7 +12,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-MAX_PENDING_PER_PAIR = 16
 
 
 @dataclass(frozen=True)
@@ -29,17 +28,18 @@ class PendingRequest:
 class LegacyRelay:
     """Open ``file_request``s by (requester, target), case-insensitive; thread-safe."""
 
-    def __init__(self, clock: Callable[[], float], timeout: float) -> None:
+    def __init__(self, clock: Callable[[], float], timeout: float, per_pair: int = 16) -> None:
         self._clock = clock
         self._timeout = timeout
+        self.per_pair = per_pair
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], deque[PendingRequest]] = {}
 
     def requested(self, requester: str, target: str, filename: str, md5: str) -> None:
-        """Record that ``requester`` asked ``target`` (oldest dropped past 16 open per pair)."""
+        """Record that ``requester`` asked ``target`` (the oldest is dropped past ``per_pair`` open ones)."""
         key = (requester.casefold(), target.casefold())
         with self._lock:
-            queue = self._pending.setdefault(key, deque(maxlen=MAX_PENDING_PER_PAIR))
+            queue = self._pending.setdefault(key, deque(maxlen=self.per_pair))
             queue.append(PendingRequest(requester, target, filename, md5, self._clock()))
 
     def answer(self, responder: str, requester: str, md5: Optional[str] = None) -> Optional[PendingRequest]:

@@ -24,6 +24,8 @@ class Limits:
     max_offers: int = 5  # unfinished uploads one sender may have active (reserving their declared size)
     offer_bytes: int = 256 << 20  # declared bytes of those active uploads together
     offer_timeout: float = 300.0  # seconds without a chunk before an upload stops reserving what it lacks
+    max_downloads: int = 4  # downloads streaming at once on one connection
+    requests_per_pair: int = 16  # legacy file_requests kept open from one user to another
     chunk_size: int = CHUNK_SIZE
 
     def announce(self) -> dict[str, int | float]:

@@ -43,7 +43,7 @@ class FilexferPlugin:
         self.limits = limits_from_config(server.config)
         service = FileService(server.plugin_dir(NAME), self.limits, self.clock)
         service.reconcile()
-        self.commands = FileCommands(server, service, LegacyRelay(self.clock, self.limits.request_timeout))
+        self.commands = FileCommands(server, service, LegacyRelay(self.clock, self.limits.request_timeout, self.limits.requests_per_pair))
         self.commands.sweep()
         if self.limits.sweep_interval > 0:
             self.sweeper = Sweeper(self.limits.sweep_interval, self.commands.sweep)

@@ -43,8 +43,15 @@ OFFER_TIMEOUT = Setting("CHATCORE_FILEXFER_OFFER_TIMEOUT", _D.offer_timeout,
                         "Seconds without a chunk after which an upload stops reserving the bytes it has not "
                         "received (and is deleted if it received none).", float, minimum=1)
 
+MAX_DOWNLOADS = Setting("CHATCORE_FILEXFER_MAX_DOWNLOADS", _D.max_downloads,
+                        "Downloads one connection may stream at once; more get 'busy'.", int, minimum=1)
+REQUESTS_PER_PAIR = Setting("CHATCORE_FILEXFER_REQUESTS_PER_PAIR", _D.requests_per_pair,
+                            "Legacy file_requests kept answerable from one user to another (the oldest goes first).",
+                            int, minimum=1)
+
 SETTINGS = (MAX_SIZE, USER_QUOTA, SPOOL_LIMIT, MAX_FILES, EXPIRY, PARTIAL_TIMEOUT, DELIVERED_KEEP,
-            SWEEP_INTERVAL, STREAM_WINDOW, REQUEST_TIMEOUT, MAX_OFFERS, OFFER_BYTES, OFFER_TIMEOUT)
+            SWEEP_INTERVAL, STREAM_WINDOW, REQUEST_TIMEOUT, MAX_OFFERS, OFFER_BYTES, OFFER_TIMEOUT, MAX_DOWNLOADS,
+            REQUESTS_PER_PAIR)
 
 
 def limits_from_config(config: Config) -> Limits:
@@ -54,4 +61,5 @@ def limits_from_config(config: Config) -> Limits:
                   partial_timeout=config.get(PARTIAL_TIMEOUT), delivered_keep=config.get(DELIVERED_KEEP),
                   sweep_interval=config.get(SWEEP_INTERVAL), stream_window=config.get(STREAM_WINDOW),
                   request_timeout=config.get(REQUEST_TIMEOUT), max_offers=config.get(MAX_OFFERS),
-                  offer_bytes=config.get(OFFER_BYTES), offer_timeout=config.get(OFFER_TIMEOUT))
+                  offer_bytes=config.get(OFFER_BYTES), offer_timeout=config.get(OFFER_TIMEOUT),
+                  max_downloads=config.get(MAX_DOWNLOADS), requests_per_pair=config.get(REQUESTS_PER_PAIR))

@@ -18,7 +18,6 @@ from chatcore_filexfer.spool import Spool
 
 log = logging.getLogger(__name__)
 
-MAX_STREAMS_PER_SESSION = 4
 _POLL = 1.0  # seconds between checks for cancellation while a client is slow to read
 
 
@@ -116,8 +115,9 @@ class Stream:
 class Streams:
     """The running downloads, at most a few per session, each in its own thread."""
 
-    def __init__(self, spool: Spool, chunk: int, window: int, finished: Finished) -> None:
+    def __init__(self, spool: Spool, chunk: int, window: int, finished: Finished, per_session: int = 4) -> None:
         self._spool, self._chunk, self._window, self._finished = spool, chunk, window, finished
+        self.per_session = per_session
         self._lock = threading.Lock()
         self._running: dict[tuple[int, str], Stream] = {}
 
@@ -129,7 +129,7 @@ class Streams:
             previous = self._running.pop(stream.key, None)
             if previous is not None:
                 previous.cancel()
-            if sum(1 for key in self._running if key[0] == sink.id) >= MAX_STREAMS_PER_SESSION:
+            if sum(1 for key in self._running if key[0] == sink.id) >= self.per_session:
                 return False
             self._running[stream.key] = stream
         stream.thread.start()
