@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
 from chatcore import protocol
 
 from chatcore_chat import store
+from chatcore_chat.faults import answer
 from chatcore_chat.store import GLOBAL_ROOM, Message
 from chatcore_chat.writer import Batch, Operation, Writer
 
@@ -210,8 +211,7 @@ class Post(Operation):
 
     def failed(self, error: BaseException) -> None:
         echo = {"client_id": self.ack["client_id"]} if self.ack and "client_id" in self.ack else {}
-        self._answer({**echo, "type": "error", "command": "chat", "code": "internal_error",
-                      "reason": "the message could not be stored"})
+        self._answer({**echo, "type": "error", "command": "chat", **answer(error)})
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
         if self.to == GLOBAL_ROOM:
@@ -225,7 +225,17 @@ class Post(Operation):
 
     def after(self, batch: Batch) -> None:
         message: Message = self.result
-        self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
+        try:  # a failed acknowledgement must not cost the recipients their message, nor the reverse
+            self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
+        except Exception:
+            log.exception("acknowledging chat message %d failed", message.id)
+        try:
+            self._deliver(message)
+        except Exception:
+            log.exception("delivering chat message %d failed", message.id)
+
+    def _deliver(self, message: Message) -> None:
+        """Send to everyone who should have it now; keep it for the recipient's next login if nobody took it."""
         frame = protocol.encode(event(message))
         if message.broadcast:
             for session in self.relay.directory.authenticated():

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
+from chatcore_chat.faults import Throttled
+
 log = logging.getLogger(__name__)
 
 FILENAME = "messages.sqlite3"
@@ -118,6 +120,7 @@ class Checkpointer(threading.Thread):
         self._restart_frames, self._must_restart_frames = restart_frames, 4 * restart_frames
         self._hold_writes = hold_writes
         self._stopping = threading.Event()
+        self._failing = Throttled(log, "chat history checkpoints fail", "chat history checkpoints work again")
         self.restarts = 0  # RESTART checkpoints run (diagnostics, tests)
 
     def run(self) -> None:
@@ -139,6 +142,8 @@ class Checkpointer(threading.Thread):
         """
         try:
             frames = self._passive(conn)
+            if self._failing.active:
+                self._failing.over()
             if frames < self._restart_frames:
                 return None
             for _ in range(CATCH_UP_ROUNDS):
@@ -154,8 +159,8 @@ class Checkpointer(threading.Thread):
             log.debug("chat history WAL restarted at %d frames; writers held %.1f ms", frames,
                      1000 * (time.perf_counter() - started))
             return "restarted"
-        except sqlite3.Error as exc:  # busy or I/O trouble: the next round tries again
-            log.warning("chat history checkpoint failed: %s", exc)
+        except sqlite3.Error as exc:  # busy, I/O trouble or a full disk: the next round tries again
+            self._failing.note(1, exc)  # once a minute at most: a full disk fails every round
             return None
 
     @staticmethod
