@@ -23,6 +23,7 @@ from chatcore import protocol
 
 from chatcore_chat import store
 from chatcore_chat.faults import answer
+from chatcore_chat.quotas import Quotas
 from chatcore_chat.store import GLOBAL_ROOM, Message
 from chatcore_chat.writer import Batch, Operation, Writer
 
@@ -138,10 +139,11 @@ def _ready_now(session: SessionLike, batch: Optional[Batch] = None) -> bool:
 class Relay:
     """The chat plugin's way to store and deliver; hands operations to the writer."""
 
-    def __init__(self, writer: Writer, directory: Directory, clock: Clock) -> None:
+    def __init__(self, writer: Writer, directory: Directory, clock: Clock, quotas: Quotas = Quotas()) -> None:
         self.writer = writer
         self.directory = directory
         self.clock = clock
+        self.quotas = quotas
         self._last_ms = 0  # writer's executor only: keeps ts non-decreasing along ids
 
     def stamp(self) -> int:
@@ -221,7 +223,14 @@ class Post(Operation):
             online = [s for s in self.relay.directory.of_user(self.to) if _ready_now(s, batch)]
             pending_for = None if online else self.to.casefold()
         self.stored_pending = pending_for is not None
-        self.result = store.insert_message(conn, conv, self.sender, self.to, self.relay.stamp(), self.text, pending_for)
+        stamp = self.relay.stamp()
+        try:  # the insert is this operation's only change; a quota aborts it (and nothing else)
+            self.result = store.insert_message(conn, conv, self.sender, self.to, stamp, self.text, pending_for)
+        except sqlite3.IntegrityError as exc:
+            refusal = self.relay.quotas.refusal(exc, self.to, stamp)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     def after(self, batch: Batch) -> None:
         message: Message = self.result

@@ -1,7 +1,8 @@
 """What a failed chat store operation means, and what its sender is told.
 
-A full disk is an answer (``storage_full``) and costs one warning per interval, not a
-traceback per message; anything else is a fault (``internal_error``, logged with its traceback).
+A refusal (a quota) is the expected answer to a request and is never logged; a full disk is
+an answer too (``storage_full``) and costs one warning per interval, not a traceback per
+message; anything else is a fault (``internal_error``, logged with its traceback).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from typing import Any, Callable, Optional
 WARNING_INTERVAL = 60.0  # seconds between two warnings about the same recurring condition
 
 
+class Refused(Exception):
+    """Raised by an operation's ``apply`` to decline (a quota): its ``failed`` answers the sender."""
+
+    def __init__(self, code: str, reason: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.extra = code, reason, extra
+
+
 def storage_full(error: BaseException) -> bool:
     """True when SQLite reported the disk (or the database) full."""
     return isinstance(error, sqlite3.OperationalError) and \
@@ -23,6 +32,8 @@ def storage_full(error: BaseException) -> bool:
 
 def answer(error: BaseException) -> dict[str, Any]:
     """The ``code``, ``reason`` (and extra fields) of the ``error`` reply for a write that failed."""
+    if isinstance(error, Refused):
+        return {"code": error.code, "reason": error.reason, **error.extra}
     if storage_full(error):
         return {"code": "storage_full", "reason": "the server's storage is full; the message was not stored"}
     return {"code": "internal_error", "reason": "the message could not be stored"}

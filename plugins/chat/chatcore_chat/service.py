@@ -18,6 +18,7 @@ from chatcore.session import corked
 from chatcore_chat import store
 from chatcore_chat.delivery import STATE_KEY, Directory, Relay, SessionLike
 from chatcore_chat.history import fit_reply
+from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.settings import ChatSettings
 from chatcore_chat.store import GLOBAL_ROOM, ReaderPool
@@ -55,13 +56,16 @@ class ChatService:
         self._lookup, self._filter = lookup, message_filter
         self.path = directory / store.FILENAME
         conn = store.connect(self.path, settings.synchronous, autocheckpoint=False)
-        store.create_schema(conn)
+        store.create_schema(conn, int(self.clock() * 1000))
+        quotas = Quotas(settings.pending_max_messages, settings.pending_max_bytes,
+                        settings.sender_daily_messages, settings.sender_daily_bytes)
+        quotas.install(conn)
         self.writer = Writer(conn, settings.batch, followups=corked)
         self.writer.start()
         self.checkpointer = store.Checkpointer(self.path, hold_writes=self.writer.paused)
         self.checkpointer.start()
         self.readers = ReaderPool(self.path)
-        self.relay = Relay(self.writer, sessions, self.clock)
+        self.relay = Relay(self.writer, sessions, self.clock, quotas)
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
         self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
         self.retention.start()

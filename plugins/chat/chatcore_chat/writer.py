@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
-from chatcore_chat.faults import Throttled, storage_full
+from chatcore_chat.faults import Refused, Throttled, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class Operation:
     def apply(self, conn: sqlite3.Connection, batch: "Batch") -> None:
         """Run inside the batch's transaction (before commit); store what ``after`` needs.
 
-        Raising makes this operation fail and undoes its changes alone. ``apply`` may run again in a new transaction (when another
+        Raising makes this operation fail and undoes its changes alone; raise ``Refused`` only
+        before changing anything. ``apply`` may run again in a new transaction (when another
         operation of its batch failed), so keep it free of effects beyond the database and
         ``batch.scratch``, and change the scratch only after the last statement that may fail.
         """
@@ -193,7 +194,8 @@ class Writer(threading.Thread):
 
         Failures are rare, so the first round runs without savepoints: one that fails rolls the
         round back, and the others run again in a new transaction, each under its own savepoint
-        (a second failure is then undone alone). Should SQLite roll the whole transaction back itself
+        (a second failure is then undone alone). ``Refused`` needs neither: an operation raises
+        it only when it changed nothing. Should SQLite roll the whole transaction back itself
         (it may after a full disk), the rest run again too; each round drops at least one
         operation, and a lone operation needs no savepoint at all.
         """
@@ -211,6 +213,8 @@ class Writer(threading.Thread):
                     self._conn.execute("SAVEPOINT op")
                 try:
                     op.apply(self._conn, batch)
+                except Refused as exc:
+                    errors[op] = exc
                 except Exception as exc:
                     errors[op] = exc
                     self._report(exc, f"chat store operation {type(op).__name__}", 1)
@@ -230,7 +234,9 @@ class Writer(threading.Thread):
                 return batch
 
     def _report(self, error: BaseException, what: str, count: int) -> None:
-        """Log a failure by its kind: a full disk throttled, the rest in full."""
+        """Log a failure by its kind: refusals not at all, a full disk throttled, the rest in full."""
+        if isinstance(error, Refused):
+            return
         if storage_full(error):
             self.full.note(count, error)
             return
