@@ -16,6 +16,7 @@ from chatcore import CommandError, protocol
 from chatcore.session import corked
 
 from chatcore_chat import store
+from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.delivery import STATE_KEY, Directory, Relay, SessionLike
 from chatcore_chat.history import fit_reply
 from chatcore_chat.quotas import Quotas
@@ -43,6 +44,7 @@ class ChatService:
         self.checkpointer: Optional[store.Checkpointer] = None
         self.readers: Optional[ReaderPool] = None
         self.relay: Optional[Relay] = None
+        self.backlog: Optional[Backlog] = None
         self.retention: Optional[Retention] = None
         self._lookup: Lookup = lambda name: None
         self._filter: Filter = lambda session, message: None
@@ -65,7 +67,9 @@ class ChatService:
         self.checkpointer = store.Checkpointer(self.path, hold_writes=self.writer.paused)
         self.checkpointer.start()
         self.readers = ReaderPool(self.path)
-        self.relay = Relay(self.writer, sessions, self.clock, quotas)
+        self.relay = Relay(self.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer)
+        self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
+                                                  settings.offline_page_timeout))
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
         self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
         self.retention.start()
@@ -136,20 +140,16 @@ class ChatService:
     # -- login and logout ---------------------------------------------------------------------
 
     def authenticated(self, session: SessionLike) -> None:
-        """Deliver offline messages to a session that just logged in (auth replies before binding)."""
-        self._claim(session)
+        """Deliver offline messages to a session that just logged in, page by page as its client
+        reads them (auth has sent ``login_result``); runs in the session's own thread."""
+        if self.backlog is not None:
+            self.backlog.deliver(session)
 
     def logging_out(self, session: SessionLike) -> None:
         """Forget the session's delivery state; a later login on it starts afresh."""
         session.state.pop(STATE_KEY, None)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _claim(self, session: SessionLike) -> None:
-        try:
-            self._relay().claim(session)
-        except StoreClosed:
-            pass
 
     def _relay(self) -> Relay:
         if self.relay is None:

@@ -260,15 +260,26 @@ def insert_message(conn: sqlite3.Connection, conv: str, sender: str, to: str, ts
     return Message(int(cursor.lastrowid or 0), conv, sender, to, ts_ms, text)
 
 
-def take_pending(conn: sqlite3.Connection, user_key: str) -> list[Message]:
-    """Every undelivered message for ``user_key`` in id order, marked delivered in the same transaction."""
-    rows = conn.execute(
-        f"SELECT {COLUMNS} FROM messages WHERE pending_for = ? ORDER BY id", (user_key,)
-    ).fetchall()
-    if rows:
+def take_pending(conn: sqlite3.Connection, user_key: str, limit: int,
+                 admit: Callable[[Message], bool] = lambda message: True) -> list[Message]:
+    """The oldest undelivered messages for ``user_key``, in id order: at most ``limit``, and
+    only while ``admit`` takes the next one (the first is always taken); marked delivered in
+    the same transaction."""
+    taken: list[Message] = []
+    cursor = conn.execute(f"SELECT {COLUMNS} FROM messages WHERE pending_for = ? ORDER BY id LIMIT ?",
+                          (user_key, limit))
+    try:
+        for row in cursor:
+            message = _row(row)
+            if not admit(message) and taken:
+                break
+            taken.append(message)
+    finally:
+        cursor.close()
+    if taken:
         conn.execute("UPDATE messages SET pending_for = NULL WHERE pending_for = ? AND id <= ?",
-                     (user_key, rows[-1][0]))
-    return [_row(row) for row in rows]
+                     (user_key, taken[-1].id))
+    return taken
 
 
 def pending_totals(conn: sqlite3.Connection, user_key: str) -> tuple[int, int]:

@@ -51,11 +51,13 @@ def room_history(client, history) -> list[int]:
 
 
 def test_a_full_disk_answers_storage_full_and_keeps_what_was_acknowledged(small_disk, chat_server, login_as, chat,
-                                                                           history, caplog):
+                                                                           history, register, caplog):
     caplog.set_level(logging.INFO)
     server = chat_server(data_dir=small_disk)
     alice = login_as(server, "alice", v2=True)
     login_as(server, "bob")
+    register(server, "carol")
+    waiting = [chat(alice, "carol", f"for carol {n}")["id"] for n in range(5)]
     acked, refused = [], []
     for n in range(5000):  # 6 MiB hold well under a thousand of these
         reply = chat(alice, "", f"{n} {TEXT}", client_id=n)
@@ -75,6 +77,15 @@ def test_a_full_disk_answers_storage_full_and_keeps_what_was_acknowledged(small_
     full = [r for r in chat_logs if r.levelno == logging.WARNING and "storage is full" in r.getMessage()]
     assert len(full) == 1, [r.getMessage() for r in full]  # one warning a minute, not one per message
 
+    # carol's backlog: delivered if marking it delivered still fits, else kept for later; never lost
+    carol = login_as(server, "carol", register=False, v2=True)
+    arrived = carol.sync()
+    first = [m["id"] for m in arrived if m.get("type") == "private_message"]
+    done = [m for m in arrived if m.get("type") == "offline_done"]
+    assert (first, done) in ((waiting, [{"type": "offline_done", "delivered": 5, "remaining": 0}]),
+                             ([], [{"type": "offline_done", "delivered": 0, "remaining": 5}])), arrived
+    assert [r for r in caplog.records if r.exc_info] == []
+
     resize(small_disk, "64m")
     assert chat(alice, "", "room again", client_id="after")["type"] == "chat_ack"
     server.stop()
@@ -82,3 +93,5 @@ def test_a_full_disk_answers_storage_full_and_keeps_what_was_acknowledged(small_
     alice = login_as(server, "alice", register=False, v2=True)
     kept = room_history(alice, history)
     assert kept[:len(acked)] == acked and len(kept) == len(acked) + 1  # every acknowledged message, nothing else
+    carol = login_as(server, "carol", register=False)
+    assert first + [m["id"] for m in carol.sync() if m.get("type") == "private_message"] == waiting

@@ -12,7 +12,8 @@ import pytest
 
 from chatcore import protocol
 from chatcore_chat import store
-from chatcore_chat.delivery import Claim, Relay, Window, session_state
+from chatcore_chat.backlog import Backlog
+from chatcore_chat.delivery import Relay, Window, session_state
 from chatcore_chat.faults import Throttled
 from chatcore_chat.history import fit_reply
 from chatcore_chat.store import Message
@@ -20,18 +21,29 @@ from chatcore_chat.writer import Operation, StoreClosed, Writer
 
 
 class FakeSession:
-    """Records decoded frames; ``fail`` makes its sends raise, like a session torn down mid-send."""
+    """Records decoded frames (its queue drains at once); ``fail`` makes its sends raise, like a
+    session torn down mid-send."""
 
     def __init__(self, id_: int, user: str, v2: bool = False, fail: bool = False) -> None:
         self.id, self.user, self.v2, self.fail = id_, user, v2, fail
         self.state: dict = {}
         self.got: list[dict] = []
+        self.closed = False
+        self.pending = 0
 
     def send_frame(self, frame: bytes) -> bool:
         if self.fail:
             raise OSError("connection reset")
+        if self.closed:
+            return False
         self.got.append(protocol.decode(frame))
         return True
+
+    def wait_drained(self, below: int = 0, timeout: float | None = None) -> bool:
+        return not self.closed
+
+    def close(self, reason: str = "") -> None:
+        self.closed = True
 
 
 class FakeDirectory:
@@ -92,7 +104,7 @@ def test_when_every_session_fails_the_message_waits_for_the_next_login(db):
     drain(writer)  # the post's follow-up ran and queued the restore
     back = FakeSession(3, "Bob")
     directory.sessions = [back, sender]
-    relay.claim(back).wait(5)
+    Backlog(relay).deliver(back)
     drain(writer)
     assert [(m["id"], m["offline"]) for m in back.got] == [(message.id, True)]
 
@@ -104,11 +116,10 @@ def test_held_messages_follow_the_offline_backlog(db):
     directory = FakeDirectory(sender)
     relay = Relay(writer, directory, clock=lambda: 1.0)
     offline = relay.post(sender, "alice", "bob", "while away").wait(5)
-    bob = FakeSession(2, "bob")  # bound but its claim not yet run
+    bob = FakeSession(2, "bob")  # bound but its backlog not yet sent
     directory.sessions.append(bob)
     live = relay.post(sender, "alice", "", "room, during login").wait(5)
-    claim: Claim = relay.claim(bob)
-    claim.wait(5)
+    Backlog(relay).deliver(bob)
     drain(writer)
     assert [(m["id"], m.get("offline", False)) for m in bob.got] == [(offline.id, True), (live.id, False)]
 
