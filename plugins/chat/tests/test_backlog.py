@@ -12,7 +12,7 @@ PASSWORD = "correct horse battery"
 # A 10 MB backlog needs more room per recipient than the defaults (5,000 messages, 16 MiB)
 BIG = {"CHATCORE_CHAT_PENDING_MAX_MESSAGES": "20000", "CHATCORE_CHAT_PENDING_MAX_BYTES": "64M",
        "CHATCORE_CHAT_SENDER_DAILY_BYTES": "256M"}
-TEXT = "x" * 3990  # with its number, 4,000 characters
+TEXT = "x" * 3991  # with its 9-digit number, 4,000 characters
 
 
 def offline(messages: list) -> list:
@@ -36,7 +36,11 @@ def fill(server, login_as, register, count: int, text: str = TEXT) -> list[int]:
     """``count`` messages from alice waiting for offline bob; their ids."""
     register(server, "bob")
     alice = login_as(server, "alice")
-    return [ack["id"] for ack in pipeline(alice, "bob", [f"{n:09d}{text}"[:4000] for n in range(count)])]
+    return [ack["id"] for ack in pipeline(alice, "bob", [numbered(n, text) for n in range(count)])]
+
+
+def numbered(n: int, text: str = TEXT) -> str:
+    return f"{n:09d}{text}"[:4000]
 
 
 def frame_bytes(text: str, id_: int) -> int:
@@ -107,6 +111,6 @@ def test_a_client_that_drops_mid_backlog_gets_the_rest_once_at_its_next_login(ch
     # dropped (a page counts as delivered once it left the queue): at most what the server's
     # kernel send buffer, the client's receive buffer and the client's half-read frame held.
     lost = ids[len(read):start]
-    assert len(lost) * frame_bytes(TEXT, ids[-1]) <= kernel_send_buffer_max() + rcvbuf + (64 << 10), len(lost)
+    assert len(lost) * frame_bytes(numbered(0), ids[-1]) <= kernel_send_buffer_max() + rcvbuf + (64 << 10), len(lost)
     assert outcome(arrived) == [{"type": "offline_done", "delivered": len(rest), "remaining": 0}]
     assert offline(settle(server, login_as(server, "bob", register=False))) == []  # a third login: nothing
