@@ -1,4 +1,4 @@
-"""Storing and delivering messages: the writer operations for sending, offline claims and undo.
+"""Storing and delivering messages: the writer operations for sending and undo, per-session readiness.
 
 Every message is committed before anyone hears of it; delivery runs after the commit by the
 writer's one executor at a time (its thread, or the submitting thread when the store was
@@ -6,8 +6,8 @@ idle), so each recipient receives messages in id order. Sends never block (a
 session only queues), no lock is held while sending, and a failed send to one session is
 logged and skipped without touching the others or the stored message.
 
-Readiness: a freshly logged-in session is *not ready* until its offline messages were
-claimed (``Claim``); live messages for it wait in its ``held`` list meanwhile, so it always
+Readiness: a freshly logged-in session is *not ready* until its offline backlog went out
+(``backlog.py``); live messages for it wait in its ``held`` list meanwhile, so it always
 sees its offline backlog first, then everything newer, in order.
 """
 
@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
 from chatcore import protocol
 
 from chatcore_chat import store
+from chatcore_chat.faults import answer
+from chatcore_chat.quotas import Quotas
 from chatcore_chat.store import GLOBAL_ROOM, Message
 from chatcore_chat.writer import Batch, Operation, Writer
 
@@ -42,7 +44,17 @@ class SessionLike(Protocol):
     @property
     def v2(self) -> bool: ...
 
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def pending(self) -> int: ...
+
     def send_frame(self, frame: bytes) -> bool: ...
+
+    def wait_drained(self, below: int = 0, timeout: Optional[float] = None) -> bool: ...
+
+    def close(self, reason: str = "") -> None: ...
 
 
 class Directory(Protocol):
@@ -58,7 +70,9 @@ class SessionChat:
     """Per-session delivery state; touched only by the writer's executor (one thread at a time)."""
 
     ready: bool = False
-    held: list[Message] = field(default_factory=list)
+    held: list[tuple[Message, bytes]] = field(default_factory=list)  # live messages and their frames, in id order
+    held_bytes: int = 0
+    offline_sent: int = 0  # backlog messages queued to this session since its login
     window: "Window" = field(default_factory=lambda: Window(IN_FLIGHT))
 
 
@@ -118,7 +132,7 @@ def event(message: Message, offline: bool = False) -> dict[str, Any]:
     return body
 
 
-def _send(session: SessionLike, frame: bytes) -> bool:
+def send(session: SessionLike, frame: bytes) -> bool:
     """Queue one frame; a failure is logged and reported, never raised."""
     try:
         return bool(session.send_frame(frame))
@@ -127,7 +141,7 @@ def _send(session: SessionLike, frame: bytes) -> bool:
         return False
 
 
-def _ready_now(session: SessionLike, batch: Optional[Batch] = None) -> bool:
+def ready_now(session: SessionLike, batch: Optional[Batch] = None) -> bool:
     """Whether ``session`` already got its offline backlog (counting claims earlier in ``batch``)."""
     if batch is not None and session.id in batch.scratch.get(READY_KEY, ()):
         return True
@@ -137,10 +151,13 @@ def _ready_now(session: SessionLike, batch: Optional[Batch] = None) -> bool:
 class Relay:
     """The chat plugin's way to store and deliver; hands operations to the writer."""
 
-    def __init__(self, writer: Writer, directory: Directory, clock: Clock) -> None:
+    def __init__(self, writer: Writer, directory: Directory, clock: Clock, quotas: Quotas = Quotas(),
+                 held_limit: int = 1 << 20) -> None:
         self.writer = writer
         self.directory = directory
         self.clock = clock
+        self.quotas = quotas
+        self.held_limit = held_limit  # bytes held for a session not yet ready before it is dropped
         self._last_ms = 0  # writer's executor only: keeps ts non-decreasing along ids
 
     def stamp(self) -> int:
@@ -169,16 +186,21 @@ class Relay:
                 window.release()
             raise
 
-    def claim(self, session: SessionLike) -> "Claim":
-        """Queue delivery of ``session``'s user's offline messages; the session becomes ready."""
-        return self.writer.submit(Claim(self, session))  # type: ignore[return-value]
-
     def deliver(self, session: SessionLike, message: Message, frame: bytes) -> bool:
-        """Send to a ready session, or hold until its offline backlog went out; True if taken."""
+        """Send to a ready session, or hold until its offline backlog went out; True if taken.
+
+        What is held counts as queued for the session: past ``held_limit`` bytes (the core's
+        send buffer) the session is dropped, as the core drops a client that does not read."""
         state = session_state(session)
         if state.ready:
-            return _send(session, frame)
-        state.held.append(message)
+            return send(session, frame)
+        if session.closed:
+            return False
+        state.held.append((message, frame))
+        state.held_bytes += len(frame)
+        if state.held_bytes > self.held_limit:
+            session.close("too many live messages arrived while the offline backlog was being sent")
+            return False
         return True
 
     def restore(self, user_key: str, ids: Sequence[int]) -> None:
@@ -206,26 +228,42 @@ class Post(Operation):
             self.window.release()
             self.window = None
         if self.ack is not None:
-            _send(self.origin, protocol.encode(reply))
+            send(self.origin, protocol.encode(reply))
 
     def failed(self, error: BaseException) -> None:
         echo = {"client_id": self.ack["client_id"]} if self.ack and "client_id" in self.ack else {}
-        self._answer({**echo, "type": "error", "command": "chat", "code": "internal_error",
-                      "reason": "the message could not be stored"})
+        self._answer({**echo, "type": "error", "command": "chat", **answer(error)})
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
         if self.to == GLOBAL_ROOM:
             conv, pending_for = GLOBAL_ROOM, None
         else:
             conv = store.conversation_key(self.sender, self.to)
-            online = [s for s in self.relay.directory.of_user(self.to) if _ready_now(s, batch)]
+            online = [s for s in self.relay.directory.of_user(self.to) if ready_now(s, batch)]
             pending_for = None if online else self.to.casefold()
         self.stored_pending = pending_for is not None
-        self.result = store.insert_message(conn, conv, self.sender, self.to, self.relay.stamp(), self.text, pending_for)
+        stamp = self.relay.stamp()
+        try:  # the insert is this operation's only change; a quota aborts it (and nothing else)
+            self.result = store.insert_message(conn, conv, self.sender, self.to, stamp, self.text, pending_for)
+        except sqlite3.IntegrityError as exc:
+            refusal = self.relay.quotas.refusal(exc, self.to, stamp)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     def after(self, batch: Batch) -> None:
         message: Message = self.result
-        self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
+        try:  # a failed acknowledgement must not cost the recipients their message, nor the reverse
+            self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
+        except Exception:
+            log.exception("acknowledging chat message %d failed", message.id)
+        try:
+            self._deliver(message)
+        except Exception:
+            log.exception("delivering chat message %d failed", message.id)
+
+    def _deliver(self, message: Message) -> None:
+        """Send to everyone who should have it now; keep it for the recipient's next login if nobody took it."""
         frame = protocol.encode(event(message))
         if message.broadcast:
             for session in self.relay.directory.authenticated():
@@ -237,59 +275,12 @@ class Post(Operation):
                 if session is not self.origin and session.v2:  # keep the sender's other devices in sync
                     self.relay.deliver(session, message, frame)
         if self.stored_pending:
-            return  # the recipient's next claim delivers it, in order
+            return  # the recipient's next backlog page delivers it, in order
         taken = 0
         for session in self.relay.directory.of_user(self.to):
             taken += self.relay.deliver(session, message, frame)
         if not taken:
             self.relay.restore(self.to.casefold(), [message.id])
-
-
-class Claim(Operation):
-    """Take a user's undelivered messages atomically and send them to the sessions not yet ready."""
-
-    def __init__(self, relay: Relay, session: SessionLike) -> None:
-        super().__init__()
-        self.relay, self.session = relay, session
-        self.targets: list[SessionLike] = []
-        self.user_key = ""
-        self.result = []
-
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        user = self.session.user
-        if user is None or _ready_now(self.session, batch):
-            return  # logged out meanwhile, or an earlier claim covered this session
-        sessions = self.relay.directory.of_user(user)
-        if not any(s is self.session for s in sessions):
-            return
-        self.user_key = user.casefold()
-        self.targets = [s for s in sessions if not _ready_now(s, batch)]
-        batch.scratch.setdefault(READY_KEY, set()).update(s.id for s in self.targets)
-        self.result = store.take_pending(conn, self.user_key)
-
-    def after(self, batch: Batch) -> None:
-        messages: list[Message] = self.result
-        frames = [protocol.encode(event(m, offline=True)) for m in messages]
-        taken = 0
-        for session in self.targets:
-            if all([_send(session, frame) for frame in frames]):
-                taken += 1
-            _flush_held(session)
-        if messages and not taken:
-            self.relay.restore(self.user_key, [m.id for m in messages])
-
-    def failed(self, error: BaseException) -> None:
-        for session in [self.session, *self.targets]:
-            _flush_held(session)  # nothing was claimed; live messages still must flow
-
-
-def _flush_held(session: SessionLike) -> None:
-    """Mark the session ready and send what waited for it, in order."""
-    state = session_state(session)
-    held, state.held = state.held, []
-    state.ready = True
-    for message in held:
-        _send(session, protocol.encode(event(message)))
 
 
 class Restore(Operation):

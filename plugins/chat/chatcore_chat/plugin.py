@@ -62,7 +62,8 @@ class ChatPlugin:
 
     @hookimpl
     def chat_authenticated(self, session: "Session", first: bool) -> None:
-        """Deliver the user's offline messages to the new session."""
+        """Deliver the user's offline messages to the new session, page by page as its client
+        reads them; returns when the backlog went out (this is the session's own thread)."""
         self.service.authenticated(session)
 
     @hookimpl

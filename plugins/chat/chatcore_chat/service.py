@@ -16,8 +16,10 @@ from chatcore import CommandError, protocol
 from chatcore.session import corked
 
 from chatcore_chat import store
+from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.delivery import STATE_KEY, Directory, Relay, SessionLike
 from chatcore_chat.history import fit_reply
+from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.settings import ChatSettings
 from chatcore_chat.store import GLOBAL_ROOM, ReaderPool
@@ -42,6 +44,7 @@ class ChatService:
         self.checkpointer: Optional[store.Checkpointer] = None
         self.readers: Optional[ReaderPool] = None
         self.relay: Optional[Relay] = None
+        self.backlog: Optional[Backlog] = None
         self.retention: Optional[Retention] = None
         self._lookup: Lookup = lambda name: None
         self._filter: Filter = lambda session, message: None
@@ -55,13 +58,18 @@ class ChatService:
         self._lookup, self._filter = lookup, message_filter
         self.path = directory / store.FILENAME
         conn = store.connect(self.path, settings.synchronous, autocheckpoint=False)
-        store.create_schema(conn)
+        store.create_schema(conn, int(self.clock() * 1000))
+        quotas = Quotas(settings.pending_max_messages, settings.pending_max_bytes,
+                        settings.sender_daily_messages, settings.sender_daily_bytes)
+        quotas.install(conn)
         self.writer = Writer(conn, settings.batch, followups=corked)
         self.writer.start()
         self.checkpointer = store.Checkpointer(self.path, hold_writes=self.writer.paused)
         self.checkpointer.start()
         self.readers = ReaderPool(self.path)
-        self.relay = Relay(self.writer, sessions, self.clock)
+        self.relay = Relay(self.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer)
+        self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
+                                                  settings.offline_page_timeout))
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
         self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
         self.retention.start()
@@ -132,20 +140,16 @@ class ChatService:
     # -- login and logout ---------------------------------------------------------------------
 
     def authenticated(self, session: SessionLike) -> None:
-        """Deliver offline messages to a session that just logged in (auth replies before binding)."""
-        self._claim(session)
+        """Deliver offline messages to a session that just logged in, page by page as its client
+        reads them (auth has sent ``login_result``); runs in the session's own thread."""
+        if self.backlog is not None:
+            self.backlog.deliver(session)
 
     def logging_out(self, session: SessionLike) -> None:
         """Forget the session's delivery state; a later login on it starts afresh."""
         session.state.pop(STATE_KEY, None)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _claim(self, session: SessionLike) -> None:
-        try:
-            self._relay().claim(session)
-        except StoreClosed:
-            pass
 
     def _relay(self) -> Relay:
         if self.relay is None:

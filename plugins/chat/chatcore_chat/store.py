@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
+from chatcore_chat.faults import Throttled
+
 log = logging.getLogger(__name__)
 
 FILENAME = "messages.sqlite3"
 GLOBAL_ROOM = ""  # conversation key and recipient of broadcast messages
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-recipient pending totals and per-sender daily counts (quotas)
+DAY_MS = 86_400_000  # one UTC day in milliseconds
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after retention
@@ -36,6 +39,48 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_conv ON messages (conv, id);
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
 CREATE INDEX IF NOT EXISTS messages_pending ON messages (pending_for, id) WHERE pending_for IS NOT NULL;
+"""
+# Schema 2. What waits for each recipient, kept exact by triggers on every path that changes
+# pending_for (insert, claim, restore, retention), and what each sender stored on the current
+# UTC day, kept by a trigger on insert: always in the transaction that changed the messages.
+COUNTERS = """
+CREATE TABLE IF NOT EXISTS pending_totals (
+    recipient TEXT PRIMARY KEY,  -- casefolded name, as in messages.pending_for
+    messages  INTEGER NOT NULL,  -- undelivered messages waiting for them
+    bytes     INTEGER NOT NULL   -- UTF-8 bytes of those messages' texts
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sender_days (
+    sender   TEXT PRIMARY KEY,   -- lower-cased sender name
+    day      INTEGER NOT NULL,   -- the UTC day (ts // 86,400,000) the counts below are for
+    messages INTEGER NOT NULL,   -- messages stored from this sender on that day
+    bytes    INTEGER NOT NULL    -- UTF-8 bytes of their texts
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS pending_on_insert AFTER INSERT ON messages WHEN NEW.pending_for IS NOT NULL
+BEGIN
+    INSERT INTO pending_totals VALUES (NEW.pending_for, 1, length(CAST(NEW.body AS BLOB)))
+        ON CONFLICT (recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS pending_on_update AFTER UPDATE OF pending_for ON messages
+    WHEN OLD.pending_for IS NOT NEW.pending_for
+BEGIN
+    UPDATE pending_totals SET messages = messages - 1, bytes = bytes - length(CAST(OLD.body AS BLOB))
+        WHERE recipient = OLD.pending_for;
+    INSERT INTO pending_totals SELECT NEW.pending_for, 1, length(CAST(NEW.body AS BLOB)) WHERE NEW.pending_for IS NOT NULL
+        ON CONFLICT (recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS sender_on_insert AFTER INSERT ON messages
+BEGIN
+    INSERT INTO sender_days VALUES (lower(NEW.sender), NEW.ts / 86400000, 1, length(CAST(NEW.body AS BLOB)))
+        ON CONFLICT (sender) DO UPDATE SET  -- a later day starts from zero; a clock set back counts on
+            messages = CASE WHEN day >= excluded.day THEN messages + 1 ELSE 1 END,
+            bytes = CASE WHEN day >= excluded.day THEN bytes + excluded.bytes ELSE excluded.bytes END,
+            day = MAX(day, excluded.day);
+END;
+CREATE TRIGGER IF NOT EXISTS pending_on_delete AFTER DELETE ON messages WHEN OLD.pending_for IS NOT NULL
+BEGIN
+    UPDATE pending_totals SET messages = messages - 1, bytes = bytes - length(CAST(OLD.body AS BLOB))
+        WHERE recipient = OLD.pending_for;
+END;
 """
 CATCH_UP_ROUNDS = 8  # passive checkpoints in a row, each shorter, to catch up with writers
 WAL_SIZE_LIMIT = 64 << 20  # bytes of WAL file kept when it starts over (see Checkpointer)
@@ -118,6 +163,7 @@ class Checkpointer(threading.Thread):
         self._restart_frames, self._must_restart_frames = restart_frames, 4 * restart_frames
         self._hold_writes = hold_writes
         self._stopping = threading.Event()
+        self._failing = Throttled(log, "chat history checkpoints fail", "chat history checkpoints work again")
         self.restarts = 0  # RESTART checkpoints run (diagnostics, tests)
 
     def run(self) -> None:
@@ -139,6 +185,8 @@ class Checkpointer(threading.Thread):
         """
         try:
             frames = self._passive(conn)
+            if self._failing.active:
+                self._failing.over()
             if frames < self._restart_frames:
                 return None
             for _ in range(CATCH_UP_ROUNDS):
@@ -154,8 +202,8 @@ class Checkpointer(threading.Thread):
             log.debug("chat history WAL restarted at %d frames; writers held %.1f ms", frames,
                      1000 * (time.perf_counter() - started))
             return "restarted"
-        except sqlite3.Error as exc:  # busy or I/O trouble: the next round tries again
-            log.warning("chat history checkpoint failed: %s", exc)
+        except sqlite3.Error as exc:  # busy, I/O trouble or a full disk: the next round tries again
+            self._failing.note(1, exc)  # once a minute at most: a full disk fails every round
             return None
 
     @staticmethod
@@ -169,13 +217,35 @@ class Checkpointer(threading.Thread):
             self.join()
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables if missing and refuse a database written by a newer schema."""
+def create_schema(conn: sqlite3.Connection, now_ms: Optional[int] = None) -> None:
+    """Create the tables if missing, bring an older schema up to date in one transaction, and
+    refuse a database written by a newer schema. ``now_ms`` says which UTC day an upgraded
+    database's daily counts are for (default: now)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"chat database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
-    conn.executescript(SCHEMA)
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    if version == SCHEMA_VERSION:
+        return
+    try:
+        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + COUNTERS)
+        _count_existing(conn, int(time.time() * 1000) if now_ms is None else now_ms)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _count_existing(conn: sqlite3.Connection, now_ms: int) -> None:
+    """Fill the schema-2 counters from the messages already stored (a schema-1 database)."""
+    conn.execute("DELETE FROM pending_totals")
+    conn.execute("INSERT INTO pending_totals SELECT pending_for, COUNT(*), SUM(length(CAST(body AS BLOB))) "
+                 "FROM messages WHERE pending_for IS NOT NULL GROUP BY pending_for")
+    conn.execute("DELETE FROM sender_days")
+    day = now_ms // DAY_MS
+    conn.execute("INSERT INTO sender_days SELECT lower(sender), ?, COUNT(*), SUM(length(CAST(body AS BLOB))) "
+                 "FROM messages WHERE ts >= ? AND ts < ? GROUP BY lower(sender)", (day, day * DAY_MS, (day + 1) * DAY_MS))
 
 
 # -- writes (the writer thread's connection, inside its transaction) -------------------------
@@ -190,15 +260,32 @@ def insert_message(conn: sqlite3.Connection, conv: str, sender: str, to: str, ts
     return Message(int(cursor.lastrowid or 0), conv, sender, to, ts_ms, text)
 
 
-def take_pending(conn: sqlite3.Connection, user_key: str) -> list[Message]:
-    """Every undelivered message for ``user_key`` in id order, marked delivered in the same transaction."""
-    rows = conn.execute(
-        f"SELECT {COLUMNS} FROM messages WHERE pending_for = ? ORDER BY id", (user_key,)
-    ).fetchall()
-    if rows:
+def take_pending(conn: sqlite3.Connection, user_key: str, limit: int,
+                 admit: Callable[[Message], bool] = lambda message: True) -> list[Message]:
+    """The oldest undelivered messages for ``user_key``, in id order: at most ``limit``, and
+    only while ``admit`` takes the next one (the first is always taken); marked delivered in
+    the same transaction."""
+    taken: list[Message] = []
+    cursor = conn.execute(f"SELECT {COLUMNS} FROM messages WHERE pending_for = ? ORDER BY id LIMIT ?",
+                          (user_key, limit))
+    try:
+        for row in cursor:
+            message = _row(row)
+            if not admit(message) and taken:
+                break
+            taken.append(message)
+    finally:
+        cursor.close()
+    if taken:
         conn.execute("UPDATE messages SET pending_for = NULL WHERE pending_for = ? AND id <= ?",
-                     (user_key, rows[-1][0]))
-    return [_row(row) for row in rows]
+                     (user_key, taken[-1].id))
+    return taken
+
+
+def pending_totals(conn: sqlite3.Connection, user_key: str) -> tuple[int, int]:
+    """How many messages, and how many bytes of text, wait for ``user_key``."""
+    row = conn.execute("SELECT messages, bytes FROM pending_totals WHERE recipient = ?", (user_key,)).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def restore_pending(conn: sqlite3.Connection, user_key: str, ids: Sequence[int]) -> None:

@@ -2,12 +2,13 @@
 
 Every change to the chat database goes through here, so SQLite sees one writer and ids are
 assigned in one order. One executor at a time takes what is queued (up to ``batch``
-operations), runs each one's ``apply`` inside one transaction, commits, and only then runs
-each one's ``after`` in queue order (delivery, acknowledgement). When nothing is queued or
-running, ``submit`` runs the operation at once in the caller's thread, so a lone message
-costs no hand-off to another thread; otherwise it queues and the writer thread takes it in
-the next batch, so under load batches grow by themselves. No pluggy, no sessions:
-operations bring their own logic.
+operations), runs each one's ``apply`` inside one transaction (one that fails is undone
+alone and the others still commit, see ``_transaction``), commits, and only then runs
+each one's ``after`` (or, for one that failed, its ``failed``) in queue order (delivery,
+acknowledgement). When nothing is queued or running, ``submit`` runs the operation at once
+in the caller's thread, so a lone message costs no hand-off to another thread; otherwise it
+queues and the writer thread takes it in the next batch, so under load batches grow by
+themselves. No pluggy, no sessions: operations bring their own logic.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import logging
 import sqlite3
 import threading
 from typing import Any, Callable, ContextManager, Iterator, Optional
+
+from chatcore_chat.faults import Refused, Throttled, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +39,20 @@ class Operation:
         self.result: Any = None
 
     def apply(self, conn: sqlite3.Connection, batch: "Batch") -> None:
-        """Run inside the batch's transaction (before commit); store what ``after`` needs."""
+        """Run inside the batch's transaction (before commit); store what ``after`` needs.
+
+        Raising makes this operation fail and undoes its changes alone; raise ``Refused`` only
+        before changing anything. ``apply`` may run again in a new transaction (when another
+        operation of its batch failed), so keep it free of effects beyond the database and
+        ``batch.scratch``, and change the scratch only after the last statement that may fail.
+        """
 
     def after(self, batch: "Batch") -> None:
         """Run after the batch committed, in queue order (never while holding a lock)."""
 
     def failed(self, error: BaseException) -> None:
-        """The batch rolled back: ``apply``'s changes are gone; clean up without retrying."""
+        """``apply`` raised, or the whole batch rolled back: this operation's changes are gone;
+        answer or clean up without retrying. Runs among the batch's follow-ups, in queue order."""
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         """Record the outcome and wake whoever waits for it."""
@@ -95,6 +105,8 @@ class Writer(threading.Thread):
         self._pausing = False  # paused() waits for the executor: nobody may start a batch
         self._closed = False
         self.commits = 0  # transactions committed (diagnostics, benchmark)
+        self.full = Throttled(log, "chat storage is full: writes refused (answered storage_full)",
+                              "chat storage accepts writes again")
 
     def submit(self, op: Operation, wait: Optional[float] = None, inline: bool = True) -> Operation:
         """Run ``op`` now in this thread if the store is idle (and ``inline``), else queue it
@@ -147,34 +159,88 @@ class Writer(threading.Thread):
                 self._changed.notify_all()  # the writer thread, and paused() if it waits
 
     def _run_batch(self, ops: list[Operation]) -> None:
-        batch = Batch()
+        """One transaction for ``ops``; then each one's follow-up (``after`` or ``failed``) in order."""
+        errors: dict[Operation, BaseException] = {}
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            for op in ops:
-                op.apply(self._conn, batch)
-            self._conn.execute("COMMIT")
-            self.commits += 1
-        except Exception as exc:  # roll back the whole batch; every operation in it fails
-            log.exception("chat store transaction of %d operation(s) failed", len(ops))
+            batch = self._transaction(ops, errors)
+        except Exception as exc:  # BEGIN, a rollback to a savepoint or COMMIT failed: the batch did
+            failing = [op for op in ops if op not in errors]
+            self._report(exc, f"chat store transaction of {len(ops)} operation(s)", len(failing))
             try:
                 self._conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            for op in ops:
-                try:
-                    op.failed(exc)
-                except Exception:
-                    log.exception("cleanup of failed %s failed", type(op).__name__)
-                op.finish(exc)
-            return
+            batch = Batch()
+            errors.update((op, exc) for op in failing)
         for op in ops:
-            op.finish()
+            if op not in errors:
+                op.finish()
         with self._followups():
             for op in ops:
+                error = errors.get(op)
                 try:
-                    op.after(batch)
+                    if error is None:
+                        op.after(batch)
+                    else:
+                        op.failed(error)
                 except Exception:  # one bad follow-up never skips the others
                     log.exception("follow-up of %s failed", type(op).__name__)
+                if error is not None:
+                    op.finish(error)
+
+    def _transaction(self, ops: list[Operation], errors: dict[Operation, BaseException]) -> Batch:
+        """Apply and commit every operation not in ``errors``; one that raises is recorded there
+        and the others commit.
+
+        Failures are rare, so the first round runs without savepoints: one that fails rolls the
+        round back, and the others run again in a new transaction, each under its own savepoint
+        (a second failure is then undone alone). ``Refused`` needs neither: an operation raises
+        it only when it changed nothing. Should SQLite roll the whole transaction back itself
+        (it may after a full disk), the rest run again too; each round drops at least one
+        operation, and a lone operation needs no savepoint at all.
+        """
+        guarded = False
+        while True:
+            batch = Batch()
+            todo = [op for op in ops if op not in errors]
+            if not todo:
+                return batch
+            savepoints = guarded and len(todo) > 1
+            changes = self._conn.total_changes
+            self._conn.execute("BEGIN IMMEDIATE")
+            for op in todo:
+                if savepoints:
+                    self._conn.execute("SAVEPOINT op")
+                try:
+                    op.apply(self._conn, batch)
+                except Refused as exc:
+                    errors[op] = exc
+                except Exception as exc:
+                    errors[op] = exc
+                    self._report(exc, f"chat store operation {type(op).__name__}", 1)
+                    if not (savepoints and self._conn.in_transaction):
+                        if self._conn.in_transaction:
+                            self._conn.execute("ROLLBACK")
+                        guarded = True
+                        break  # run the others again, in a new transaction
+                    self._conn.execute("ROLLBACK TO op")
+                if savepoints:
+                    self._conn.execute("RELEASE op")
+            else:
+                self._conn.execute("COMMIT")
+                self.commits += 1
+                if self.full.active and self._conn.total_changes > changes:  # a write went through
+                    self.full.over()
+                return batch
+
+    def _report(self, error: BaseException, what: str, count: int) -> None:
+        """Log a failure by its kind: refusals not at all, a full disk throttled, the rest in full."""
+        if isinstance(error, Refused):
+            return
+        if storage_full(error):
+            self.full.note(count, error)
+            return
+        log.error("%s failed", what, exc_info=error)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:

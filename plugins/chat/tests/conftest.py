@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -116,3 +117,28 @@ def settle() -> Callable[..., list]:
         return client.sync() if client is not None else []
 
     return wait
+
+
+@pytest.fixture
+def writer_held() -> Callable[..., contextlib.AbstractContextManager]:
+    """``with writer_held(server):`` keeps the chat writer busy for the block, so what clients
+    have sent by its end (a ``sync`` after their requests tells) is committed as one batch."""
+
+    @contextlib.contextmanager
+    def hold(server: ChatServer) -> Iterator[None]:
+        gate, holding = threading.Event(), threading.Event()
+
+        class Hold(Operation):
+            def after(self, batch) -> None:
+                holding.set()
+                assert gate.wait(10), "the writer was held too long"
+
+        writer = server.pm.get_plugin("chat").service.writer
+        threading.Thread(target=writer.submit, args=(Hold(),), daemon=True).start()
+        assert holding.wait(10), "the chat writer never took the hold"
+        try:
+            yield
+        finally:
+            gate.set()
+
+    return hold

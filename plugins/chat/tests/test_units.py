@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -11,25 +12,38 @@ import pytest
 
 from chatcore import protocol
 from chatcore_chat import store
-from chatcore_chat.delivery import Claim, Relay, Window, session_state
+from chatcore_chat.backlog import Backlog
+from chatcore_chat.delivery import Relay, Window, session_state
+from chatcore_chat.faults import Throttled
 from chatcore_chat.history import fit_reply
 from chatcore_chat.store import Message
 from chatcore_chat.writer import Operation, StoreClosed, Writer
 
 
 class FakeSession:
-    """Records decoded frames; ``fail`` makes its sends raise, like a session torn down mid-send."""
+    """Records decoded frames (its queue drains at once); ``fail`` makes its sends raise, like a
+    session torn down mid-send."""
 
     def __init__(self, id_: int, user: str, v2: bool = False, fail: bool = False) -> None:
         self.id, self.user, self.v2, self.fail = id_, user, v2, fail
         self.state: dict = {}
         self.got: list[dict] = []
+        self.closed = False
+        self.pending = 0
 
     def send_frame(self, frame: bytes) -> bool:
         if self.fail:
             raise OSError("connection reset")
+        if self.closed:
+            return False
         self.got.append(protocol.decode(frame))
         return True
+
+    def wait_drained(self, below: int = 0, timeout: float | None = None) -> bool:
+        return not self.closed
+
+    def close(self, reason: str = "") -> None:
+        self.closed = True
 
 
 class FakeDirectory:
@@ -90,7 +104,7 @@ def test_when_every_session_fails_the_message_waits_for_the_next_login(db):
     drain(writer)  # the post's follow-up ran and queued the restore
     back = FakeSession(3, "Bob")
     directory.sessions = [back, sender]
-    relay.claim(back).wait(5)
+    Backlog(relay).deliver(back)
     drain(writer)
     assert [(m["id"], m["offline"]) for m in back.got] == [(message.id, True)]
 
@@ -102,18 +116,28 @@ def test_held_messages_follow_the_offline_backlog(db):
     directory = FakeDirectory(sender)
     relay = Relay(writer, directory, clock=lambda: 1.0)
     offline = relay.post(sender, "alice", "bob", "while away").wait(5)
-    bob = FakeSession(2, "bob")  # bound but its claim not yet run
+    bob = FakeSession(2, "bob")  # bound but its backlog not yet sent
     directory.sessions.append(bob)
     live = relay.post(sender, "alice", "", "room, during login").wait(5)
-    claim: Claim = relay.claim(bob)
-    claim.wait(5)
+    Backlog(relay).deliver(bob)
     drain(writer)
     assert [(m["id"], m.get("offline", False)) for m in bob.got] == [(offline.id, True), (live.id, False)]
 
 
 class Exploding(Operation):
+    """Writes a row, then fails: the row must go with it. Records the error ``failed`` got."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.raise_, self.answered = error or sqlite3.OperationalError("disk I/O error"), None
+
     def apply(self, conn, batch) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+        store.insert_message(conn, "", "x", "", 1, "never stored", None)
+        batch.scratch["exploded"] = True
+        raise self.raise_
+
+    def failed(self, error: BaseException) -> None:
+        self.answered = error
 
 
 def occupy(writer: Writer) -> threading.Event:
@@ -131,23 +155,6 @@ def occupy(writer: Writer) -> threading.Event:
     return gate
 
 
-def test_a_failed_transaction_fails_its_batch_and_the_writer_goes_on(db):
-    path, writer = db
-    relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
-    gate = occupy(writer)  # so the next two queue up as one batch
-    first = relay.post(FakeSession(1, "a"), "a", "", "rolled back")
-    boom = writer.submit(Exploding())
-    gate.set()
-    with pytest.raises(sqlite3.OperationalError):
-        boom.wait(5)
-    with pytest.raises(sqlite3.OperationalError):
-        first.wait(5)
-    later = relay.post(FakeSession(1, "a"), "a", "", "kept").wait(5)
-    conn = sqlite3.connect(path)
-    assert [row[0] for row in conn.execute("SELECT body FROM messages")] == ["kept"]
-    assert later.id >= 1
-
-
 class Note(Operation):
     """Records, in ``ran``, its ``n`` and the name of the thread that ran its follow-up."""
 
@@ -157,6 +164,141 @@ class Note(Operation):
 
     def after(self, batch) -> None:
         self.ran.append((self.n, threading.current_thread().name))
+
+
+def bodies(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT body FROM messages ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_an_operation_that_fails_is_undone_alone_and_the_rest_of_its_batch_commits(db):
+    path, writer = db
+    relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
+    ran = []
+    commits = writer.commits
+    gate = occupy(writer)  # so what follows queues up as one batch
+    first = relay.post(FakeSession(1, "a"), "a", "", "before")
+    boom = writer.submit(Exploding())
+    later = relay.post(FakeSession(2, "b"), "b", "", "after")
+    note = writer.submit(Note(ran))
+    gate.set()
+    with pytest.raises(sqlite3.OperationalError):
+        boom.wait(5)
+    assert isinstance(boom.answered, sqlite3.OperationalError)  # its failed() ran
+    assert first.wait(5).text == "before" and later.wait(5).text == "after"
+    note.wait(5)
+    assert writer.commits == commits + 2  # the hold, then one transaction for all four
+    drain(writer)
+    assert ran == [(0, "chat-writer")]  # the good ones' follow-ups ran
+    assert bodies(path) == ["before", "after"]  # the failing one's row went with it
+
+
+def test_a_failing_commit_fails_the_whole_batch_and_the_writer_goes_on(db):
+    path, writer = db
+
+    class Violates(Operation):  # a deferred foreign key fails at COMMIT, not at the insert
+        def apply(self, conn, batch) -> None:
+            conn.execute("INSERT INTO child VALUES (42)")
+
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    setup.execute("CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    setup.close()
+    relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
+    gate = occupy(writer)
+    first = relay.post(FakeSession(1, "a"), "a", "", "rolled back")
+    bad = writer.submit(Violates())
+    gate.set()
+    for op in (first, bad):
+        with pytest.raises(sqlite3.IntegrityError):
+            op.wait(5)
+    assert relay.post(FakeSession(1, "a"), "a", "", "kept").wait(5).text == "kept"
+    assert bodies(path) == ["kept"]
+
+
+def test_when_sqlite_drops_the_whole_transaction_the_others_run_again(db):
+    path, writer = db
+
+    class GivesUp(Exploding):  # as SQLite may after a full disk: the transaction is gone
+        def apply(self, conn, batch) -> None:
+            store.insert_message(conn, "", "x", "", 1, "never stored", None)
+            conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+
+    relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0)
+    gate = occupy(writer)
+    first = relay.post(FakeSession(1, "a"), "a", "", "one")
+    gone = writer.submit(GivesUp())
+    later = relay.post(FakeSession(1, "a"), "a", "", "two")
+    gate.set()
+    with pytest.raises(sqlite3.OperationalError):
+        gone.wait(5)
+    assert [first.wait(5).text, later.wait(5).text] == ["one", "two"]
+    assert bodies(path) == ["one", "two"]
+
+
+def test_a_lone_operation_that_fails_leaves_nothing_behind(db):
+    path, writer = db
+    boom = writer.submit(Exploding(ValueError("bad row")))
+    with pytest.raises(ValueError):
+        boom.wait(5)
+    assert bodies(path) == [] and isinstance(boom.answered, ValueError)
+    assert writer.submit(Note([])).wait(5) is None
+
+
+def test_an_acknowledgement_that_cannot_be_sent_does_not_cost_the_delivery(db):
+    _, writer = db
+    alice, bob = FakeSession(1, "alice"), FakeSession(2, "bob")
+    ready(alice, bob)
+    relay = Relay(writer, FakeDirectory(alice, bob), clock=lambda: 1.0)
+    # a client_id no JSON encoder can write (a lone surrogate): the ack fails, the message is stored
+    message = relay.post(alice, "alice", "bob", "still delivered", ack={"peer": "bob", "client_id": "\ud800"}).wait(5)
+    drain(writer)
+    assert [m["id"] for m in bob.got] == [message.id]
+    assert alice.got == []
+
+
+def test_a_full_database_answers_storage_full_and_warns_once(tmp_path, caplog):
+    conn = store.connect(tmp_path / store.FILENAME)
+    store.create_schema(conn)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages + 8}")  # SQLite's own limit: SQLITE_FULL as a full disk gives
+    writer = Writer(conn)
+    writer.start()
+    alice = FakeSession(1, "alice")
+    ready(alice)
+    relay = Relay(writer, FakeDirectory(alice), clock=lambda: 1.0)
+    for n in range(40):
+        relay.post(alice, "alice", "", "x" * 4000, ack={"peer": "", "client_id": n})
+    drain(writer)
+    writer.stop()
+    replies = [(m["type"], m.get("code"), m["client_id"]) for m in alice.got if m["type"] in ("chat_ack", "error")]
+    assert [r[2] for r in replies] == list(range(40))
+    refused = [r for r in replies if r[0] == "error"]
+    assert refused and {r[1] for r in refused} == {"storage_full"}
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert len([r for r in caplog.records if "storage is full" in r.getMessage()]) == 1
+
+
+def test_throttled_warnings_count_what_they_did_not_say(caplog):
+    caplog.set_level(logging.INFO)
+    now = [0.0]
+    throttled = Throttled(logging.getLogger("test"), "disk full", "disk fine", interval=60, clock=lambda: now[0])
+    for _ in range(5):
+        throttled.note()
+    now[0] = 61
+    throttled.note()
+    throttled.note()
+    throttled.over()  # too soon after the last line: kept for later
+    now[0] = 122
+    throttled.over()
+    throttled.over()
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "disk full: 1 since the last warning", "disk full: 5 since the last warning", "disk fine"]
+    assert "1 more" in caplog.records[-1].getMessage()
 
 
 def test_an_idle_store_runs_an_operation_in_the_submitting_thread(db):
