@@ -4,7 +4,7 @@ Uses ``bench/chat_relay.py``'s server (``chatcore serve`` in its own process, au
 history in a fresh temporary directory) and clients. Alice stores N messages of 4,000
 characters for offline bob; bob (a v2 client) logs in and reads until ``offline_done``.
 
-Run: ``.venv/bin/python plugins/chat/backlog_bench.py [--messages N] [--control]``
+Run: ``./dev bench chat_backlog [--messages N] [--control]``
 (``--control``: characters JSON escapes six-fold, so the frames are ~6 times the text).
 Not a test.
 """
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chat_relay import Client, free_port, start_server  # noqa: E402
 
 from chatcore import protocol  # noqa: E402
