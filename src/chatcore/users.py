@@ -84,6 +84,12 @@ class UserControl:
                 self._removing.discard(key)
         log.info("removed user %s and every plugin's data of it", username)
 
+    def registered(self, username: str) -> None:
+        """A new account took the name: it is no longer "just removed" (the accounts plugin calls
+        this; a request resolved before the removal finished long before a registration could)."""
+        with self._lock:
+            self._removed_at.pop(username.casefold(), None)
+
     def removed_recently(self, username: str) -> bool:
         """True for a name removed in the last REMOVAL_GUARD seconds. Plugins check it where they
         store something for a user, so a request that resolved the name just before its

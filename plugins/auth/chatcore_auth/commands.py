@@ -68,7 +68,7 @@ class AuthCommands:
 
     def register(self, session: "Session", message: Reply) -> Reply:
         """``register`` {username, password} -> ``register_result``."""
-        _, accounts = self._parts()
+        server, accounts = self._parts()
         if session.user is not None:  # the contract: "before login"
             raise CommandError("already_authenticated",
                                f"this connection is logged in as {session.user}; log out to register another account")
@@ -76,6 +76,8 @@ class AuthCommands:
         if self._refuses(session):
             return _result("register", Outcome(False, TLS_REQUIRED), _echo(username))
         outcome = accounts.register(username, message["password"], session.address[0])
+        if outcome.ok:
+            server.users.registered(username)
         return _result("register", outcome, _echo(username))
 
     def login(self, session: "Session", message: Reply) -> Optional[Reply]:

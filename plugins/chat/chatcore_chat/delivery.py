@@ -294,6 +294,17 @@ class Restore(Operation):
         store.restore_pending(conn, self.user_key, self.ids)
 
 
+class Purge(Operation):
+    """Delete everything stored of a removed user (``store.delete_user``); ``result`` is how many went."""
+
+    def __init__(self, user_key: str) -> None:
+        super().__init__()
+        self.user_key = user_key
+
+    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        self.result = store.delete_user(conn, self.user_key)
+
+
 class Delete(Operation):
     """Delete messages by id (retention); ``result`` is how many went."""
 

@@ -53,7 +53,8 @@ class ChatPlugin:
                           server.lookup_user,
                           # no filter plugin (the usual case): skip the hook call on every message
                           (lambda session, message: filters(session=session, message=message))
-                          if filters.get_hookimpls() else (lambda session, message: None))
+                          if filters.get_hookimpls() else (lambda session, message: None),
+                          server.users.removed_recently)
 
     @hookimpl
     def chat_hello(self, session: "Session") -> dict[str, Any]:
@@ -70,6 +71,11 @@ class ChatPlugin:
     def chat_logging_out(self, session: "Session", last: bool) -> None:
         """Forget the session's delivery state."""
         self.service.logging_out(session)
+
+    @hookimpl
+    def chat_user_removed(self, server: "ChatServer", username: str) -> None:
+        """Delete the removed user's conversations, broadcasts and pending messages."""
+        self.service.forget_user(username)
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:

@@ -17,7 +17,7 @@ from chatcore.session import corked
 
 from chatcore_chat import store
 from chatcore_chat.backlog import Backlog, Paging
-from chatcore_chat.delivery import STATE_KEY, Directory, Relay, SessionLike
+from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLike
 from chatcore_chat.history import fit_reply
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
@@ -48,14 +48,16 @@ class ChatService:
         self.retention: Optional[Retention] = None
         self._lookup: Lookup = lambda name: None
         self._filter: Filter = lambda session, message: None
+        self._removed: Callable[[str], bool] = lambda name: False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self, settings: ChatSettings, directory: Path, sessions: Directory, lookup: Lookup,
-             message_filter: Filter) -> None:
-        """Open (or create) ``<directory>/messages.sqlite3`` and start the writer and retention."""
+             message_filter: Filter, removed: Callable[[str], bool] = lambda name: False) -> None:
+        """Open (or create) ``<directory>/messages.sqlite3`` and start the writer and retention.
+        ``removed(name)`` is true for a name just removed: messages to it are refused."""
         self.settings = settings
-        self._lookup, self._filter = lookup, message_filter
+        self._lookup, self._filter, self._removed = lookup, message_filter, removed
         self.path = directory / store.FILENAME
         conn = store.connect(self.path, settings.synchronous, autocheckpoint=False)
         store.create_schema(conn, int(self.clock() * 1000))
@@ -149,6 +151,14 @@ class ChatService:
         """Forget the session's delivery state; a later login on it starts afresh."""
         session.state.pop(STATE_KEY, None)
 
+    def forget_user(self, username: str) -> int:
+        """Delete every message of a removed user's conversations and broadcasts, pending ones
+        included; waits for the commit and returns how many went."""
+        purge = self._relay().writer.submit(Purge(username.casefold()))
+        deleted = int(purge.wait() or 0)
+        log.info("chat: deleted %d message(s) of removed user %s", deleted, username)
+        return deleted
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _relay(self) -> Relay:
@@ -167,7 +177,7 @@ class ChatService:
 
         An online user's name comes from its session, sparing the accounts store a query.
         """
-        if len(peer) > 64:
+        if len(peer) > 64 or self._removed(peer):  # a name just removed: nothing may wait for its next owner
             raise CommandError("unknown_peer", f"no user named {peer[:64]!r}")
         online = self._relay().directory.of_user(peer)
         name = next((s.user for s in online if s.user), None) or self._lookup(peer)

@@ -301,6 +301,19 @@ def delete_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
     return cursor.rowcount
 
 
+def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
+    """Delete what a removed user leaves: every private conversation they are part of (both
+    sides', their pending messages included), their broadcasts, and their counters. Returns
+    how many messages went. A full scan: removing an account is rare."""
+    cursor = conn.execute(
+        "DELETE FROM messages WHERE (conv <> '' AND (substr(conv, 1, length(?1) + 1) = ?1 || char(10)"
+        " OR substr(conv, -length(?1) - 1) = char(10) || ?1)) OR (conv = '' AND lower(sender) = ?1)",
+        (user_key,))
+    conn.execute("DELETE FROM pending_totals WHERE recipient = ?", (user_key,))
+    conn.execute("DELETE FROM sender_days WHERE sender = ?", (user_key,))
+    return cursor.rowcount
+
+
 # -- reads (any connection) ------------------------------------------------------------------
 
 def page(conn: sqlite3.Connection, conv: str, before: Optional[int], limit: int) -> list[Message]:
