@@ -30,7 +30,6 @@ from chatcore_chat.writer import Batch, Operation, Writer
 log = logging.getLogger(__name__)
 STATE_KEY = "chat"  # this plugin's slot in session.state
 READY_KEY = "chat.ready"  # batch scratch: ids of sessions made ready earlier in the same transaction
-IN_FLIGHT = 256  # chat messages one session may have queued for the writer before its reads pause
 Clock = Callable[[], float]
 
 
@@ -73,7 +72,7 @@ class SessionChat:
     held: list[tuple[Message, bytes]] = field(default_factory=list)  # live messages and their frames, in id order
     held_bytes: int = 0
     offline_sent: int = 0  # backlog messages queued to this session since its login
-    window: "Window" = field(default_factory=lambda: Window(IN_FLIGHT))
+    window: Optional["Window"] = None  # made by the session's first acknowledged post
 
 
 class Window:
@@ -152,12 +151,13 @@ class Relay:
     """The chat plugin's way to store and deliver; hands operations to the writer."""
 
     def __init__(self, writer: Writer, directory: Directory, clock: Clock, quotas: Quotas = Quotas(),
-                 held_limit: int = 1 << 20) -> None:
+                 held_limit: int = 1 << 20, in_flight: int = 256) -> None:
         self.writer = writer
         self.directory = directory
         self.clock = clock
         self.quotas = quotas
         self.held_limit = held_limit  # bytes held for a session not yet ready before it is dropped
+        self.in_flight = in_flight  # acknowledged posts one session may have queued before its reads pause
         self._last_ms = 0  # writer's executor only: keeps ts non-decreasing along ids
 
     def stamp(self) -> int:
@@ -172,10 +172,15 @@ class Relay:
 
         With ``ack`` (the ``chat_ack`` fields beyond id and ts), the writer acknowledges to
         ``origin`` after the commit, so the connection need not wait and can pipeline; at most
-        IN_FLIGHT such posts per session are queued. With ``wait``, the caller also waits for
+        ``in_flight`` such posts per session are queued. With ``wait``, the caller also waits for
         room in the store's queue (backpressure); either wait raises TimeoutError after ``wait`` s.
         """
-        window = session_state(origin).window if ack is not None else None
+        window = None
+        if ack is not None:
+            state = session_state(origin)
+            if state.window is None:
+                state.window = Window(self.in_flight)
+            window = state.window
         if window is not None and not window.acquire(timeout=wait):
             raise TimeoutError("too many messages waiting to be stored")
         try:

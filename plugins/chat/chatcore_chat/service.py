@@ -28,7 +28,6 @@ from chatcore_chat.writer import StoreClosed, Writer
 log = logging.getLogger(__name__)
 Lookup = Callable[[str], Optional[str]]
 Filter = Callable[[Any, dict[str, Any]], Any]
-QUEUE_TIMEOUT = 30.0  # seconds a chat request waits for room in its session's window and the store's queue
 ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields around the text
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 
@@ -69,7 +68,8 @@ class ChatService:
         self.checkpointer = store.Checkpointer(self.path, hold_writes=self.writer.paused)
         self.checkpointer.start()
         self.readers = ReaderPool(self.path)
-        self.relay = Relay(self.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer)
+        self.relay = Relay(self.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer,
+                           in_flight=settings.in_flight)
         self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
                                                   settings.offline_page_timeout))
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
@@ -114,7 +114,7 @@ class ChatService:
         if client_id is not None:
             ack["client_id"] = client_id
         try:
-            self._relay().post(session, sender, to, text, ack, QUEUE_TIMEOUT)
+            self._relay().post(session, sender, to, text, ack, self.settings.queue_timeout)
         except (StoreClosed, TimeoutError) as exc:
             raise CommandError("unavailable", f"the message was not stored: {exc}") from None
 
