@@ -25,7 +25,7 @@ from chatcore.plugins import collect_commands, create_manager, plugin_names
 from chatcore.registry import CommandError, CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
-from chatcore.transport import TLS_RECORD_START, PlainTransport, handshake, peek_first_byte
+from chatcore.transport import open_transport
 from chatcore.users import UserControl, admin_handlers
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ class ChatServer:
         """A connection's thread: choose plaintext or TLS by the first byte, then serve the session."""
         try:
             login_deadline = time.monotonic() + self.login_timeout  # the TLS handshake counts against it
-            transport = self._open_transport(sock, address, login_deadline)
+            transport = open_transport(sock, address, login_deadline, self.tls_context, self._frame_timeout)
             with self._threads_lock:
                 self._connecting.discard(sock)
             if transport is None:
@@ -275,26 +275,6 @@ class ChatServer:
             with self._threads_lock:
                 self._connecting.discard(sock)
                 self._threads.discard(threading.current_thread())
-
-    def _open_transport(self, sock: socket.socket, address: tuple[str, int],
-                        deadline: float) -> Optional[PlainTransport]:
-        """Plaintext or TLS by the client's first byte; None when it sent nothing usable by ``deadline``."""
-        first = peek_first_byte(sock, max(0.001, deadline - time.monotonic()))
-        if first is None:
-            log.info("connection from %s:%d closed before sending anything", *address)
-            return None
-        if first != TLS_RECORD_START:
-            return PlainTransport(sock)
-        if self.tls_context is None:
-            log.info("TLS from %s:%d refused: TLS is off", *address)
-            return None
-        try:
-            transport = handshake(sock, self.tls_context, max(0.001, deadline - time.monotonic()))
-        except (OSError, ssl.SSLError) as exc:
-            log.info("TLS handshake with %s:%d failed: %s", *address, exc)
-            return None
-        transport.record_timeout = self._frame_timeout
-        return transport
 
     def _run_session(self, session: Session) -> None:
         log.debug("connection %r opened", session)

@@ -8,6 +8,7 @@ runs over memory BIOs, so the same non-blocking raw writes carry its records and
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import struct
@@ -17,6 +18,7 @@ from typing import Callable, Optional
 
 from chatcore.protocol import FRAME_TIMEOUT, ProtocolError
 
+log = logging.getLogger(__name__)
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 TLS_RECORD_START = 0x16  # a TLS handshake record; never the first byte of a valid plaintext frame
 
@@ -189,3 +191,25 @@ def peek_first_byte(sock: socket.socket, timeout: float) -> Optional[int]:
     except (TimeoutError, OSError):
         return None
     return first[0] if first else None
+
+
+def open_transport(sock: socket.socket, address: tuple[str, int], deadline: float,
+                   tls_context: Optional[ssl.SSLContext], record_timeout: float) -> Optional[PlainTransport]:
+    """Plaintext or TLS by the client's first byte (the handshake done by ``deadline``, a
+    monotonic time); None when it sent nothing usable in time, or TLS when it is off."""
+    first = peek_first_byte(sock, max(0.001, deadline - time.monotonic()))
+    if first is None:
+        log.info("connection from %s:%d closed before sending anything", *address)
+        return None
+    if first != TLS_RECORD_START:
+        return PlainTransport(sock)
+    if tls_context is None:
+        log.info("TLS from %s:%d refused: TLS is off", *address)
+        return None
+    try:
+        transport = handshake(sock, tls_context, max(0.001, deadline - time.monotonic()))
+    except (OSError, ssl.SSLError) as exc:
+        log.info("TLS handshake with %s:%d failed: %s", *address, exc)
+        return None
+    transport.record_timeout = record_timeout
+    return transport
