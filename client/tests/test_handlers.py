@@ -168,6 +168,15 @@ def test_offline_messages_are_marked(h):
     assert h.state.conversation("bob").lines[-1].offline
 
 
+def test_a_backlog_cut_short_says_that_more_waits(h):
+    h.login()
+    room = h.state.conversation(ROOM)
+    h.feed(type="offline_done", delivered=500, remaining=0)
+    before = len(room.lines)
+    h.feed(type="offline_done", delivered=500, remaining=1200)
+    assert len(room.lines) == before + 1 and "1200 more message(s)" in room.lines[-1].text
+
+
 def test_history_pages_go_on_top_and_paging_stops_at_the_start(h):
     h.login()
     h.chat.open("bob")

@@ -27,6 +27,7 @@ class ChatHandlers:
         for event, handler in {
             "private_message": self.message, "broadcast_message": self.message, "chat_ack": self.ack,
             "get_history": self.history, "error:chat": self.chat_error, "error:get_history": self.history_error,
+            "offline_done": self.offline_done,
         }.items():
             dispatcher.register(event, handler)
 
@@ -139,6 +140,13 @@ class ChatHandlers:
             self.ctx.notice(key, f"Not sent: {reason} ({text[:40]!r})")
         else:
             self.ctx.notice(key, f"Not sent: {reason}")
+
+    def offline_done(self, message: dict[str, Any]) -> None:
+        """The offline backlog went out; if the server stopped early, say that more waits."""
+        remaining = message.get("remaining")
+        if isinstance(remaining, int) and remaining > 0:
+            self.ctx.notice(ROOM, f"{remaining} more message(s) sent while you were away will arrive "
+                                  "at your next login")
 
     def history(self, message: dict[str, Any]) -> None:
         """A page of history: older lines go on top; on a reload newer ones are merged below."""
