@@ -2,8 +2,9 @@
 
 Fixtures: ``make_server(plugins=[...])`` starts a server with exactly those installed
 plugins (plus any plugin objects given as ``extra``) in a temporary data directory and stops
-it after the test; ``connect(server)`` opens a ``TestClient`` to it; ``clock`` is a
-``FakeClock`` to hand to a plugin instead of the real time.
+it after the test; ``connect(server)`` opens a ``TestClient`` to it; ``tmpfs(size)`` mounts a
+small real file system for full-disk tests; ``clock`` is a ``FakeClock`` to hand to a plugin
+instead of the real time.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import itertools
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
@@ -217,6 +219,37 @@ def make_server(tmp_path: Path) -> Iterator[MakeServer]:
     yield factory
     for server in reversed(started):
         server.stop()
+
+
+def remount(path: Path, size: str) -> None:
+    """Give a ``tmpfs`` mount another size (``"64m"``): frees a full disk, or fills one."""
+    result = subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``tmpfs(size="4m", name="small-disk")``: a real file system of that size mounted in the
+    test's temp dir, for tests of a full disk; unmounted at teardown (ask for this fixture before
+    the server fixtures, so the servers stop first). Skips, saying why, where mounting is not
+    permitted (it needs root or CAP_SYS_ADMIN)."""
+    mounted: list[Path] = []
+
+    def factory(size: str = "4m", name: str = "small-disk") -> Path:
+        path = tmp_path / name
+        path.mkdir(exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs for a full-disk test (needs root or CAP_SYS_ADMIN): "
+                        f"{result.stderr.strip() or result.returncode}")
+        mounted.append(path)
+        return path
+
+    yield factory
+    for path in reversed(mounted):
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
 
 
 @pytest.fixture

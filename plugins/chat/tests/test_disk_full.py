@@ -4,38 +4,21 @@ every acknowledged message kept. On a real full filesystem (a small tmpfs mounte
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 import pytest
+
+from chatcore.testing import remount
 
 TEXT = "x" * 3990
 
 
-def mount(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["mount", *args], capture_output=True, text=True)
-
-
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 6 MiB tmpfs as the server's data directory; ``resize(small_disk, "64m")`` frees space.
+def small_disk(tmpfs: Callable[..., Path]) -> Path:
+    """A 6 MiB tmpfs as the server's data directory; ``remount(small_disk, "64m")`` frees space.
     Request it before the server fixtures, so the server stops before it is unmounted."""
-    path = tmp_path / "data"
-    path.mkdir()
-    result = mount("-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(path))
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-def resize(path: Path, size: str) -> None:
-    result = mount("-o", f"remount,size={size}", str(path))
-    assert result.returncode == 0, result.stderr
+    return tmpfs("6m", name="data")
 
 
 def room_history(client, history) -> list[int]:
@@ -86,7 +69,7 @@ def test_a_full_disk_answers_storage_full_and_keeps_what_was_acknowledged(small_
                              ([], [{"type": "offline_done", "delivered": 0, "remaining": 5}])), arrived
     assert [r for r in caplog.records if r.exc_info] == []
 
-    resize(small_disk, "64m")
+    remount(small_disk, "64m")
     assert chat(alice, "", "room again", client_id="after")["type"] == "chat_ack"
     server.stop()
     server = chat_server(data_dir=small_disk)  # restarted on the same files

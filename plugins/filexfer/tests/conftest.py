@@ -6,9 +6,8 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
-import subprocess
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import pytest
 
@@ -42,21 +41,10 @@ def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatSer
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs of its own, mounted in the test's temp dir (a real file system that fills
-    up); unmounted at teardown. Ask for it before ``start`` so the servers stop before that."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the full-disk tests (they need root and mount "
-                    f"permission): {mounted.stderr.strip() or mounted.returncode}")
-    try:
-        yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(mount_point)], capture_output=True)
+def small_disk(tmpfs: Callable[..., Path]) -> Path:
+    """A 4 MiB tmpfs of its own (a real file system that fills up). Ask for it before ``start``
+    so the servers stop before it is unmounted."""
+    return tmpfs("4m")
 
 
 def fill_disk(folder: Path) -> Path:
