@@ -127,7 +127,7 @@ class LoginCommand:
 
     @hookimpl
     def chat_register_commands(self, register):
-        register("login", self.login, auth=False, fields={"username": str})
+        register("sign_in", self.login, auth=False, fields={"username": str}, logs_in=True)  # any name will do
         register("bulk", lambda s, m: {"type": "bulk"}, auth=False, limited=False)
 
     def login(self, session, message):
@@ -143,6 +143,15 @@ def test_a_connection_that_does_not_log_in_in_time_is_closed(make_server, connec
     assert arrived[0]["code"] == "login_timeout"
 
 
+def test_without_a_way_to_log_in_there_is_no_login_deadline(make_server, connect, probe):
+    server = make_server(plugins=[], extra=[("probe", probe)], env={"CHATCORE_LOGIN_TIMEOUT": "1"})
+    assert not server.commands.login_required
+    client = connect(server)
+    assert client.request(command="ping")["type"] == "pong"
+    with pytest.raises(AssertionError, match="still open"):
+        client.expect_closed(timeout=2)  # past the 1 s deadline, nobody hangs up
+
+
 def test_a_connection_that_sends_nothing_is_closed_after_the_login_timeout(make_server, connect):
     server = make_server(plugins=[], env={"CHATCORE_LOGIN_TIMEOUT": "1"})
     assert connect(server).expect_closed() == []
@@ -151,7 +160,7 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_login_timeout(make_
 def test_an_idle_logged_in_client_is_closed(make_server, connect):
     server = make_server(plugins=[], extra=[("login", LoginCommand())], env={"CHATCORE_IDLE_TIMEOUT": "0.5"})
     client = connect(server)
-    assert client.request(command="login", username="ann")["response"] == "ok"
+    assert client.request(command="sign_in", username="ann", reply="login_result")["response"] == "ok"
     hello = client.request(command="hello", protocol=2)
     assert hello["idle_timeout"] == 0.5
     arrived = client.expect_closed()

@@ -65,8 +65,11 @@ def chat_configure(server: "ChatServer") -> None:
 def chat_register_commands(register: Callable[..., "Command"]) -> None:
     """Register the commands this plugin handles.
 
-    Call ``register(name, handler, auth=True, fields={...}, optional={...})``; the handler is
-    ``handler(session, message) -> dict | None`` and a returned dict is sent as the reply.
+    Call ``register(name, handler, auth=True, fields={...}, optional={...}, limited=True,
+    logs_in=False)``; the handler is ``handler(session, message) -> dict | None`` and a
+    returned dict is sent as the reply. ``auth``: the command needs a logged-in session;
+    ``limited``: it counts against the request rate; ``logs_in``: it is a way to log in, so
+    while any command declares it, connections must log in within ``CHATCORE_LOGIN_TIMEOUT``.
     Raise ``chatcore.CommandError(code, reason)`` for an ``error`` reply. A name another
     plugin already registered is a startup error naming both plugins.
 

@@ -58,6 +58,7 @@ class Command:
     fields: Mapping[str, FieldType] = field(default_factory=dict)
     optional: Mapping[str, FieldType] = field(default_factory=dict)
     limited: bool = True  # counts against the session's request rate (bulk data bounded by bytes does not)
+    logs_in: bool = False  # a way to log in: while any command has it, a connection must log in in time
 
     _all_fields: Mapping[str, FieldType] = field(init=False, repr=False, compare=False, default_factory=dict)
 
@@ -88,7 +89,8 @@ class CommandRegistry:
 
     def register(self, plugin: str, name: str, handler: Handler, *, auth: bool = True,
                  fields: Optional[Mapping[str, FieldType]] = None,
-                 optional: Optional[Mapping[str, FieldType]] = None, limited: bool = True) -> Command:
+                 optional: Optional[Mapping[str, FieldType]] = None, limited: bool = True,
+                 logs_in: bool = False) -> Command:
         if not isinstance(name, str) or not name:
             raise ValueError(f"plugin {plugin!r} registered a command with no name")
         owner = self._commands.get(name)
@@ -96,12 +98,18 @@ class CommandRegistry:
             raise DuplicateCommand(
                 f"plugin {plugin!r} cannot register command {name!r}: plugin {owner.plugin!r} owns it"
             )
-        command = Command(name, handler, plugin, auth, dict(fields or {}), dict(optional or {}), limited)
+        command = Command(name, handler, plugin, auth, dict(fields or {}), dict(optional or {}), limited, logs_in)
         self._commands[name] = command
         return command
 
     def get(self, name: str) -> Optional[Command]:
         return self._commands.get(name)
+
+    @property
+    def login_required(self) -> bool:
+        """True when some plugin offers a way to log in (a command registered with ``logs_in``):
+        then every connection must log in within the login deadline."""
+        return any(command.logs_in for command in self._commands.values())
 
     def names(self) -> list[str]:
         return sorted(self._commands)

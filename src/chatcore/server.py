@@ -289,7 +289,7 @@ class ChatServer:
             self._end_session(session)
 
     def _read_loop(self, session: Session, reader: protocol.FrameReader) -> None:
-        login_required = "login" in self.commands.names()
+        login_required = self.commands.login_required
         while not session.closed:
             waiting_for_login = login_required and session.user is None
             wait = max(0.001, session.login_deadline - time.monotonic()) if waiting_for_login else self.idle_timeout

@@ -61,7 +61,7 @@ class AuthPlugin:
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
         credentials = {"username": str, "password": str}
         register("register", self.commands.register, auth=False, fields=credentials)
-        register("login", self.commands.login, auth=False, fields=credentials)
+        register("login", self.commands.login, auth=False, fields=credentials, logs_in=True)
         register("logout", self.commands.logout, auth=True)
         register("close", self.commands.close, auth=False)
         register("get_users", self.commands.get_users, auth=True, optional={"offset": int})
