@@ -91,7 +91,7 @@ class Squatter:
 def test_a_plugin_may_not_take_a_command_another_owns(tmp_path):
     config = server_config(tmp_path / "data", plugins=[])
     with pytest.raises(DuplicateCommand, match="plugin 'squatter' cannot register command 'ping': plugin 'core' owns it"):
-        ChatServer(config, extra_plugins=[("squatter", Squatter())])
+        ChatServer(config, extra_plugins=[("squatter", Squatter())]).open()
 
 
 class Misspelled:

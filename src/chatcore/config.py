@@ -99,12 +99,14 @@ MAX_CONNECTIONS = Setting("CHATCORE_MAX_CONNECTIONS", 10000, "Connections the se
 MAX_PER_ADDRESS = Setting("CHATCORE_MAX_CONNECTIONS_PER_ADDRESS", 100, "Connections one client address may hold at once.", int, minimum=1)
 RATE_LIMIT = Setting("CHATCORE_RATE_LIMIT", 30.0, "Requests per second one session may make on average (file chunks excepted); more get rate_limited.", float, minimum=0.1)
 RATE_BURST = Setting("CHATCORE_RATE_BURST", 100, "Requests one session may make at once before CHATCORE_RATE_LIMIT applies.", int, minimum=1)
+FAULT_LIMIT = Setting("CHATCORE_FAULT_LIMIT", 20, "Failures (handler or hook exceptions) one plugin may have within CHATCORE_FAULT_WINDOW before it is disabled until the server restarts; 0: never disable.", int, minimum=0)
+FAULT_WINDOW = Setting("CHATCORE_FAULT_WINDOW", 60.0, "Seconds over which a plugin's failures are counted for CHATCORE_FAULT_LIMIT.", float, minimum=1)
 
 CORE_SETTINGS: tuple[Setting, ...] = (
     HOST, PORT, STORAGE_DIR, LOG_LEVEL, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
     TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
-    RATE_LIMIT, RATE_BURST,
+    RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW,
 )
 
 

@@ -45,12 +45,12 @@ class CorePlugin:
         session.client_name = str(message.get("client", ""))[:100]
         reply: dict[str, Any] = {
             "type": "hello", "server": "chatcore", "version": __version__,
-            "protocol": PROTOCOL_VERSION, "plugins": self.server.plugin_names,
-            "commands": self.server.commands.names(), "max_frame": protocol.MAX_FRAME,
+            "protocol": PROTOCOL_VERSION, "plugins": self.server.active_plugins(),
+            "commands": self.server.active_commands(), "max_frame": protocol.MAX_FRAME,
             "tls": session.tls, "idle_timeout": self.server.idle_timeout or 0,
             "rate_limit": self.server.rate_limit, "rate_burst": self.server.rate_burst,
         }
-        for extra in self.server.hook.chat_hello(session=session, message=message):
+        for _, extra in self.server.plugins.each("chat_hello", session=session, message=message):
             for key, value in (extra or {}).items():
                 reply.setdefault(key, value)
         return reply

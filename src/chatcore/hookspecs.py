@@ -1,8 +1,23 @@
-"""Every hook a chatcore plugin can implement, in the order the server calls them.
+"""Every hook a chatcore plugin can implement, grouped by the phase in which the server calls them.
 
-Plugins mark implementations with ``chatcore.hookimpl``. A plugin is usually a class whose
-instance is made fresh for each server (entry point ``name = "package.module:Class"``), so it
-keeps its state per server, never in module globals.
+The lifecycle, in order (``ChatServer.start`` runs the first four; ``stop`` the last):
+
+1. **load** — ``chat_addhooks`` (historic), ``chat_settings``; the CLI also asks ``chat_cli_commands``.
+2. **configure** — ``chat_configure``: read settings, open storage, build per-server objects.
+3. **register** — ``chat_register_commands``: the commands, whose handlers may be those objects.
+4. **bind, then started** — the port is bound; ``chat_started``.
+5. **serve** — per connection: ``chat_session_opened``, ``chat_hello``, requests
+   (``chat_handle_message``), ``chat_authenticated``, ``chat_logging_out``,
+   ``chat_session_closed``; at any time ``chat_lookup_user`` and ``chat_user_removed``.
+6. **shutdown** — ``chat_shutdown``, for every plugin that was configured, also when a start
+   fails after configuring (a port in use).
+
+Notification hooks are called one implementation at a time: an exception is logged against
+its plugin and counted in its fault budget (``chatcore.hooks``), and the other plugins still
+run. Plugins mark implementations with ``chatcore.hookimpl``. A plugin is usually a class
+whose instance is made fresh for each server (entry point ``name = "package.module:Class"``),
+so it keeps its state per server, never in module globals. Hooks a plugin offers to others
+are named after its package (``chatcore_chat_message_filter``), never ``chat_*``.
 """
 
 from __future__ import annotations
@@ -21,6 +36,11 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("chatcore")
 
+
+# ----------------------------------------------------------------------------------------------
+# 1. Load
+# What a plugin declares before anything runs.
+# ----------------------------------------------------------------------------------------------
 
 @hookspec(historic=True)
 def chat_addhooks(pluginmanager: pluggy.PluginManager) -> None:
@@ -52,9 +72,16 @@ def chat_cli_commands(subparsers: "argparse._SubParsersAction", config: "Config"
     """
 
 
+# ----------------------------------------------------------------------------------------------
+# 2-4. Configure, register, started
+# Once per server, in this order, before and after the port is bound.
+# ----------------------------------------------------------------------------------------------
+
 @hookspec
 def chat_configure(server: "ChatServer") -> None:
-    """Prepare the plugin before the server accepts connections: read settings, open storage.
+    """Prepare the plugin for this server: read settings, open storage, and build the objects
+    its commands will use (``chat_register_commands`` comes next). Raising stops the start;
+    the plugins configured before are shut down.
 
     :param server: the server; ``server.config``, ``server.plugin_dir(name)``,
         ``server.sessions`` and ``server.hook`` are the plugin's way in.
@@ -63,7 +90,8 @@ def chat_configure(server: "ChatServer") -> None:
 
 @hookspec
 def chat_register_commands(register: Callable[..., "Command"]) -> None:
-    """Register the commands this plugin handles.
+    """Register the commands this plugin handles (after ``chat_configure``: handlers may be
+    methods of objects built there).
 
     Call ``register(name, handler, auth=True, fields={...}, optional={...}, limited=True,
     logs_in=False)``; the handler is ``handler(session, message) -> dict | None`` and a
@@ -78,6 +106,28 @@ def chat_register_commands(register: Callable[..., "Command"]) -> None:
 
 
 @hookspec
+def chat_started(server: "ChatServer") -> None:
+    """The server listens and accepts connections (``server.address`` is bound): start work
+    that needs a running server, such as announcing it elsewhere.
+
+    :param server: the server.
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. Serve: connections and requests
+# Per connection, in its own thread.
+# ----------------------------------------------------------------------------------------------
+
+@hookspec
+def chat_session_opened(session: "Session") -> None:
+    """A connection was accepted and its session registered.
+
+    :param session: the new session (not authenticated).
+    """
+
+
+@hookspec
 def chat_hello(session: "Session", message: dict[str, Any]) -> Optional[dict[str, Any]]:
     """Extra fields for the ``hello`` reply, such as limits a client must know.
 
@@ -85,14 +135,6 @@ def chat_hello(session: "Session", message: dict[str, Any]) -> Optional[dict[str
     :param message: the ``hello`` request, for options a plugin defines (``auth`` reads
         ``presence``); raise ``CommandError`` to refuse a bad one.
     :return: fields to add; the core's own fields cannot be replaced.
-    """
-
-
-@hookspec
-def chat_session_opened(session: "Session") -> None:
-    """A connection was accepted and its session registered.
-
-    :param session: the new session (not authenticated).
     """
 
 
@@ -108,6 +150,11 @@ def chat_handle_message(session: "Session", command: "Command", message: dict[st
     :return: the reply to send, or None.
     """
 
+
+# ----------------------------------------------------------------------------------------------
+# 5. Serve: accounts
+# Logging in and out, looking users up, removing them.
+# ----------------------------------------------------------------------------------------------
 
 @hookspec(firstresult=True)
 def chat_lookup_user(username: str) -> Optional[str]:
@@ -148,7 +195,9 @@ def chat_user_removed(server: "ChatServer", username: str) -> None:
     Called after the user's live sessions were ended, by every plugin; the accounts plugin
     (``tryfirst``) deletes the account itself. It may run in a server that is not listening
     (``chatcore user remove`` while no server runs opens the plugins' storage only), and
-    it must be idempotent: an interrupted removal is simply run again.
+    it must be idempotent: an interrupted removal is simply run again (``chatcore user remove``
+    of a name whose account is already gone runs it too). A failure is logged against the
+    plugin and reported to the operator; the other plugins still run.
 
     :param server: the server; ``server.users.removed_recently(name)`` tells a plugin to
         refuse storing anything new for the name for a few seconds after this call.
@@ -163,6 +212,11 @@ def chat_session_closed(session: "Session") -> None:
     :param session: the closed session.
     """
 
+
+# ----------------------------------------------------------------------------------------------
+# 6. Shutdown
+# Once, after every connection thread has ended.
+# ----------------------------------------------------------------------------------------------
 
 @hookspec
 def chat_shutdown(server: "ChatServer") -> None:

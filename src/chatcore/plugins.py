@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
@@ -122,11 +123,24 @@ def collect_commands(manager: pluggy.PluginManager) -> CommandRegistry:
 
 def describe(config: Config,
              entry_points: Optional[Iterable[importlib.metadata.EntryPoint]] = None) -> list[PluginInfo]:
-    """Every installed plugin with its distribution, version, state and commands."""
+    """Every installed plugin with its distribution, version, state and commands. The commands
+    come from a server with every plugin enabled, configured on a throwaway data directory
+    (plugins register commands once configured)."""
+    from chatcore.server import ChatServer  # the server imports this module
+
     points = installed(entry_points)
     enabled = set(enabled_names(config, list(points)))
-    everything = config.with_overrides(CHATCORE_PLUGINS=",".join(points), CHATCORE_DISABLE_PLUGINS="")
-    commands = collect_commands(create_manager(everything, points.values())) if points else CommandRegistry()
+    commands = CommandRegistry()
+    if points:
+        with tempfile.TemporaryDirectory(prefix="chatcore-plugins-") as scratch:
+            everything = config.with_overrides(CHATCORE_PLUGINS=",".join(points), CHATCORE_DISABLE_PLUGINS="",
+                                               STORAGE_DIR=scratch)
+            server = ChatServer(everything, entry_points=list(points.values()))
+            server.open()
+            try:
+                commands = server.commands
+            finally:
+                server.close()
     infos = []
     for name, point in sorted(points.items()):
         dist = point.dist

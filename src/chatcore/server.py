@@ -19,9 +19,10 @@ from chatcore import protocol
 from chatcore.admin import AdminServer, DataDirLock
 from chatcore.config import Config
 from chatcore.core_plugin import CorePlugin
+from chatcore.dispatch import Dispatcher, send_error
+from chatcore.hooks import FaultBudget, PluginHooks, essential_plugins
 from chatcore.limits import ConnectionCounter, TokenBucket
-from chatcore.logging import redact
-from chatcore.plugins import collect_commands, create_manager, plugin_names
+from chatcore.plugins import CORE, collect_commands, create_manager, plugin_names
 from chatcore.registry import CommandError, CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
@@ -44,7 +45,11 @@ class ChatServer:
         for declared in self.hook.chat_settings():
             config.validate(declared or ())
         self.plugin_names: list[str] = plugin_names(self.pm)
-        self.commands: CommandRegistry = collect_commands(self.pm)
+        self.budget = FaultBudget(config.get(settings.FAULT_LIMIT), config.get(settings.FAULT_WINDOW),
+                                  {CORE, *essential_plugins(self.pm)})
+        self.plugins = PluginHooks(self.pm, self.budget)
+        self.commands = CommandRegistry()  # filled by open(), once the plugins are configured
+        self.dispatch = Dispatcher(self)
         self.sessions = SessionRegistry()
         self.data_dir: Path = config.data_dir
         self._flusher = Flusher()
@@ -64,7 +69,6 @@ class ChatServer:
         self.idle_timeout: Optional[float] = config.get(settings.IDLE_TIMEOUT) or None
         self.rate_limit: float = config.get(settings.RATE_LIMIT)
         self.rate_burst: int = config.get(settings.RATE_BURST)
-        self._direct_handling = False  # set in start(): no plugin wraps chat_handle_message
         self._connections = ConnectionCounter(config.get(settings.MAX_CONNECTIONS), config.get(settings.MAX_PER_ADDRESS))
         self.tls_context: Optional[ssl.SSLContext] = None
         self.tls_fingerprint = ""
@@ -72,6 +76,7 @@ class ChatServer:
         self._data_lock = DataDirLock(self.data_dir)
         self._admin: Optional[AdminServer] = None
         self._opened = False
+        self._configured: list[str] = []  # plugins whose chat_configure succeeded, in call order
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -82,6 +87,15 @@ class ChatServer:
         host, port = self._listener.getsockname()[:2]
         return host, port
 
+    def active_plugins(self) -> list[str]:
+        """The enabled plugins not disabled by their fault budget (what ``hello`` lists)."""
+        return [name for name in self.plugin_names if not self.budget.is_disabled(name)]
+
+    def active_commands(self) -> list[str]:
+        """The commands of active plugins (and the core's), sorted."""
+        return [name for name in self.commands.names()
+                if not self.budget.is_disabled(self.commands.get(name).plugin)]  # type: ignore[union-attr]
+
     def plugin_dir(self, plugin: str) -> Path:
         """``<data dir>/<plugin>``, created private to this user."""
         path = self.data_dir / plugin
@@ -89,30 +103,47 @@ class ChatServer:
         return path
 
     def open(self) -> None:
-        """Lock the data directory and configure the plugins (open their storage), without
-        listening: what ``start`` does first, and all the CLI needs to change data offline.
-        Raises DataDirInUse while another server runs on the same data."""
+        """Lock the data directory, configure the plugins (they open storage and build their
+        per-server objects), then collect their commands; no listening yet. What ``start`` does
+        first, and all the CLI needs to change data offline. Raises DataDirInUse while another
+        server runs on the same data; a plugin failing to configure stops the start, after
+        the ones configured before it were shut down."""
         if self._opened:
             return
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._data_lock.acquire()
         self._opened = True
         try:
-            self.hook.chat_configure(server=self)
+            for impl in self.plugins.implementations("chat_configure"):
+                impl.function(server=self)
+                self._configured.append(impl.plugin_name)
+            self.commands = collect_commands(self.pm)
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        """Close plugin storage and unlock the data directory (the end of ``stop``, or of ``open``)."""
+        """Shut down every plugin that was configured (failures logged, the others still closed)
+        and unlock the data directory: the end of ``stop``, or of ``open``."""
         if not self._opened:
             return
         try:
             log.info("shutdown: closing plugin storage")
-            self.hook.chat_shutdown(server=self)
+            unconfigured = self._hooked("chat_configure") - set(self._configured)  # failed, or never reached
+            for impl in self.plugins.implementations("chat_shutdown"):
+                if impl.plugin_name not in unconfigured:
+                    try:
+                        impl.function(server=self)
+                    except Exception:
+                        self.plugins.failed(impl.plugin_name, "chat_shutdown")
         finally:
+            self._configured.clear()
             self._opened = False
             self._data_lock.release()
+
+    def _hooked(self, hook: str) -> set[str]:
+        """Plugins implementing ``hook``."""
+        return {impl.plugin_name for impl in getattr(self.hook, hook).get_hookimpls()}
 
     def start(self) -> None:
         """Configure plugins, bind and start accepting in a background thread."""
@@ -127,6 +158,7 @@ class ChatServer:
         self._admin.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
         self._accept_thread.start()
+        self.plugins.notify("chat_started", server=self)
         log.info("chatcore listening on %s:%d with plugins: %s (data in %s)",
                  *self.address, ", ".join(self.plugin_names) or "none", self.data_dir)
         if self.tls_context is not None:
@@ -143,7 +175,7 @@ class ChatServer:
             self.tls_fingerprint = fingerprint(cert.read_bytes())
         # Only the core's own chat_handle_message (no plugin wraps it): call handlers directly,
         # sparing every request a pluggy hook call.
-        self._direct_handling = [impl.plugin_name for impl in self.hook.chat_handle_message.get_hookimpls()] == ["core"]
+        self.dispatch.direct = [impl.plugin_name for impl in self.hook.chat_handle_message.get_hookimpls()] == ["core"]
         host, port = self.config.get(settings.HOST), self.config.get(settings.PORT)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
@@ -281,7 +313,7 @@ class ChatServer:
         reader = protocol.FrameReader(session.transport.recv_into, session.transport.set_recv_timeout,
                                       self._frame_timeout)
         try:
-            self.hook.chat_session_opened(session=session)
+            self.plugins.notify("chat_session_opened", session=session)
             self._read_loop(session, reader)
         except Exception:
             log.exception("connection %r failed", session)
@@ -300,19 +332,19 @@ class ChatServer:
                 message = protocol.decode_body(body)
             except TimeoutError:
                 if waiting_for_login:
-                    self._send_error(session, None, "login_timeout", f"log in within {self.login_timeout:g} s of connecting")
+                    send_error(session, None, "login_timeout", f"log in within {self.login_timeout:g} s of connecting")
                     session.close("did not log in in time")
                 else:
-                    self._send_error(session, None, "idle_timeout", f"nothing received for {self.idle_timeout:g} s")
+                    send_error(session, None, "idle_timeout", f"nothing received for {self.idle_timeout:g} s")
                     session.close("idle")
                 return
             except protocol.MessageError as exc:
                 echo = {"client_id": exc.client_id[:protocol.MAX_CLIENT_ID]} if exc.client_id else {}
-                self._send_error(session, exc.command, "bad_request", str(exc), **echo)
+                send_error(session, exc.command, "bad_request", str(exc), **echo)
                 continue
             except protocol.ProtocolError as exc:
                 if not session.closed:
-                    self._send_error(session, None, "protocol_error", f"{exc}; closing the connection")
+                    send_error(session, None, "protocol_error", f"{exc}; closing the connection")
                     session.close(f"protocol error: {exc}")
                 return
             except OSError:
@@ -324,61 +356,14 @@ class ChatServer:
         try:
             if session.user is not None:
                 self.logout(session)
-            self.hook.chat_session_closed(session=session)
+            self.plugins.notify("chat_session_closed", session=session)
         except Exception:
-            log.exception("plugin failed while closing %r", session)
+            log.exception("closing %r failed", session)
         finally:
             self.sessions.remove(session)
             session.close()
             session.transport.close()
             log.debug("connection %r closed", session)
-
-    # -- dispatch --------------------------------------------------------------------------
-
-    def dispatch(self, session: Session, message: Any) -> None:
-        """Route one decoded message to its handler; every failure becomes an ``error`` reply,
-        carrying the request's ``client_id`` if it had one (so pipelining clients can match it)."""
-        if not isinstance(message, dict):
-            self._send_error(session, None, "bad_request", "a message must be a JSON object")
-            return
-        client_id = message.get("client_id")
-        echo = {"client_id": client_id[:protocol.MAX_CLIENT_ID]} if isinstance(client_id, str) else {}
-        name = message["command"] if "command" in message else message.get("type")
-        if not isinstance(name, str) or not name:
-            self._send_error(session, None, "bad_request", "missing field 'command' (a string)", **echo)
-            return
-        command = self.commands.get(name)
-        if (command is None or command.limited) and not session.bucket.take():
-            wait = round(session.bucket.wait_time(), 3)
-            self._send_error(session, name, "rate_limited",
-                             f"too many requests: at most {self.rate_limit:g} per second; retry in {wait:.1f} s",
-                             retry_after=wait, **echo)
-            return
-        if command is None:
-            self._send_error(session, name, "unknown_command", f"unknown command {name[:64]!r}", **echo)
-            return
-        if command.auth and session.user is None:
-            self._send_error(session, name, "not_authenticated", f"log in before using {name!r}", **echo)
-            return
-        problem = command.field_problem(message)
-        if problem is not None:
-            self._send_error(session, name, "bad_request", problem, **echo)
-            return
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%r -> %s %s", session, name, redact(message))
-        try:
-            reply = (command.handler(session, message) if self._direct_handling else
-                     self.hook.chat_handle_message(session=session, command=command, message=message))
-            if reply is not None:
-                session.send(reply)
-        except CommandError as exc:
-            self._send_error(session, name, exc.code, exc.reason, **{**echo, **exc.extra})
-        except Exception:
-            log.exception("handler for %r (plugin %s) failed", name, command.plugin)
-            self._send_error(session, name, "internal_error", f"the server failed to handle {name!r}", **echo)
-
-    def _send_error(self, session: Session, command: Optional[str], code: str, reason: str, **extra: Any) -> None:
-        session.send({**extra, "type": "error", "command": command, "code": code, "reason": reason})
 
     # -- authentication, for the accounts plugin ---------------------------------------------
 
@@ -389,7 +374,7 @@ class ChatServer:
         self.users.check_login(username)
         first = self.sessions.bind(session, username)
         log.info("%s logged in from %s (%s)", username, session.address[0], "first session" if first else "another session")
-        self.hook.chat_authenticated(session=session, first=first)
+        self.plugins.notify("chat_authenticated", session=session, first=first)
         return first
 
     def logout(self, session: Session) -> bool:
@@ -397,11 +382,9 @@ class ChatServer:
         if session.user is None:
             return False
         last = self.sessions.unbind(session)
-        try:
-            self.hook.chat_logging_out(session=session, last=last)
-        finally:
-            log.info("%s logged out from %s", session.user, session.address[0])
-            session.user = None
+        self.plugins.notify("chat_logging_out", session=session, last=last)
+        log.info("%s logged out from %s", session.user, session.address[0])
+        session.user = None
         return last
 
     def lookup_user(self, username: str) -> Optional[str]:

@@ -67,10 +67,11 @@ class UserControl:
             if username.casefold() in self._removing:
                 raise CommandError(ACCOUNT_REMOVED, "this account is being removed")
 
-    def remove(self, username: str) -> None:
+    def remove(self, username: str) -> list[str]:
         """End the user's sessions, then have every plugin forget the user (``chat_user_removed``;
         the accounts plugin deletes the account itself). Runs the hook even when no session is
-        open, and is safe to repeat: each plugin's part must be idempotent."""
+        open, and is safe to repeat: each plugin's part must be idempotent. Returns the plugins
+        that failed (their data of the user may remain: run the removal again)."""
         key = username.casefold()
         with self._lock:
             self._removing.add(key)
@@ -78,17 +79,37 @@ class UserControl:
             self.end_sessions(username, ACCOUNT_REMOVED)
             with self._lock:
                 self._removed_at[key] = time.monotonic()
-            self._server.hook.chat_user_removed(server=self._server, username=username)
+            failed = self._server.plugins.notify("chat_user_removed", server=self._server, username=username)
         finally:
             with self._lock:
                 self._removing.discard(key)
-        log.info("removed user %s and every plugin's data of it", username)
+        if failed:
+            log.error("removing user %s failed in plugin(s) %s: their data of it may remain", username,
+                      ", ".join(failed))
+        else:
+            log.info("removed user %s and every plugin's data of it", username)
+        return failed
 
     def registered(self, username: str) -> None:
         """A new account took the name: it is no longer "just removed" (the accounts plugin calls
         this; a request resolved before the removal finished long before a registration could)."""
         with self._lock:
             self._removed_at.pop(username.casefold(), None)
+
+    def remove_account(self, username: str) -> dict[str, Any]:
+        """``remove`` for the command line: {ok, username} or {ok: False, error}. A name with no
+        account still gets the plugins' part, which finishes a removal that failed half-way
+        (the account already gone, some plugin's data not)."""
+        name = self._server.lookup_user(username)
+        if name is None:
+            if 0 < len(username) <= 64:
+                self.remove(username)
+            return {"ok": False, "error": f"no user {username!r}"}
+        failed = self.remove(name)
+        if failed:
+            return {"ok": False, "username": name, "error": f"plugin(s) {', '.join(failed)} failed to forget "
+                    f"{name}; the server log says why; run the removal again"}
+        return {"ok": True, "username": name}
 
     def removed_recently(self, username: str) -> bool:
         """True for a name removed in the last REMOVAL_GUARD seconds. Plugins check it where they
@@ -109,11 +130,7 @@ def admin_handlers(server: "ChatServer") -> dict[str, Callable[[dict[str, Any]],
     """The admin-socket commands that change users (``chatcore user remove|passwd`` send them)."""
 
     def remove_user(request: dict[str, Any]) -> dict[str, Any]:
-        name = server.lookup_user(str(request.get("username", "")))
-        if name is None:
-            return {"ok": False, "error": f"no user {request.get('username')!r}"}
-        server.users.remove(name)
-        return {"ok": True, "username": name}
+        return server.users.remove_account(str(request.get("username", "")))
 
     def end_sessions(request: dict[str, Any]) -> dict[str, Any]:
         code = request.get("code")

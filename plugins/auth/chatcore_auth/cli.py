@@ -97,11 +97,7 @@ def _remove_offline(username: str, config: Config) -> dict[str, object]:
     except DataDirInUse:
         return {"ok": False, "error": "a server holds the data directory but does not answer on its admin socket"}
     try:
-        name = server.lookup_user(username)
-        if name is None:
-            return {"ok": False, "error": f"no user {username!r}"}
-        server.users.remove(name)
-        return {"ok": True, "username": name}
+        return server.users.remove_account(username)
     finally:
         server.close()
 

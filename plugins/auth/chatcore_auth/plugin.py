@@ -32,6 +32,8 @@ class AuthPlugin:
     """Accounts, login and presence; one instance per server. ``clock`` (monotonic seconds)
     drives throttling, so tests can move time instead of sleeping."""
 
+    chatcore_essential = True  # without accounts nobody can log in: never disabled by the fault budget
+
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self.clock = clock
         self.commands = AuthCommands()

@@ -1,0 +1,112 @@
+"""Calling plugins' hooks one implementation at a time, so a failure belongs to its plugin.
+
+pluggy stops a hook call at the first exception, so one plugin's bug in
+``chat_session_opened`` would end the connection and skip every other plugin. Here each
+implementation runs on its own: a failure is logged against its plugin and counted in the
+plugin's **fault budget**; a plugin that fails more than ``limit`` times within ``window``
+seconds is disabled while the server runs (its hooks are no longer called, its commands
+answer ``plugin_disabled``, ``hello`` stops listing it), and everything else goes on.
+Essential plugins (the core, and any whose plugin object sets ``chatcore_essential = True``)
+are never disabled.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import pluggy
+
+from chatcore.registry import CommandError
+
+log = logging.getLogger(__name__)
+
+ESSENTIAL_ATTRIBUTE = "chatcore_essential"
+Clock = Callable[[], float]
+
+
+class FaultBudget:
+    """Failures per plugin within a sliding window; past the limit the plugin is disabled."""
+
+    def __init__(self, limit: int, window: float, essential: Iterable[str] = (),
+                 clock: Clock = time.monotonic) -> None:
+        self.limit, self.window, self._clock = limit, window, clock
+        self.essential = set(essential)
+        self._lock = threading.Lock()
+        self._failures: dict[str, collections.deque[float]] = {}
+        self.disabled: dict[str, str] = {}  # plugin -> why it was disabled
+
+    def failure(self, plugin: str, what: str) -> None:
+        """Count one failure of ``plugin`` (``what`` failed); disable it when over budget."""
+        if not self.limit or plugin in self.essential:
+            return
+        now = self._clock()
+        with self._lock:
+            if plugin in self.disabled:
+                return
+            recent = self._failures.setdefault(plugin, collections.deque())
+            recent.append(now)
+            while recent and recent[0] <= now - self.window:
+                recent.popleft()
+            if len(recent) <= self.limit:
+                return
+            why = f"{len(recent)} failures within {self.window:g} s (the last in {what})"
+            self.disabled[plugin] = why
+        log.error("plugin %s disabled until the server restarts: %s; everything else goes on", plugin, why)
+
+    def is_disabled(self, plugin: str) -> bool:
+        return plugin in self.disabled
+
+
+class PluginHooks:
+    """Per-implementation hook calls in pluggy's order, skipping disabled plugins."""
+
+    def __init__(self, manager: pluggy.PluginManager, budget: FaultBudget) -> None:
+        self._manager = manager
+        self.budget = budget
+
+    def implementations(self, hook: str) -> list[Any]:
+        """The hook's implementations in the order pluggy calls them (tryfirst first), minus
+        those of disabled plugins."""
+        caller = getattr(self._manager.hook, hook)
+        return [impl for impl in reversed(caller.get_hookimpls())
+                if not impl.hookwrapper and not getattr(impl, "wrapper", False)
+                and not self.budget.is_disabled(impl.plugin_name)]
+
+    def each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """(plugin, result) for every implementation that returned; a CommandError goes to the
+        caller (a plugin refusing the request), any other failure is logged and counted."""
+        for impl in self.implementations(hook):
+            try:
+                result = impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except CommandError:
+                raise
+            except Exception:
+                self.failed(impl.plugin_name, hook)
+                continue
+            yield impl.plugin_name, result
+
+    def notify(self, hook: str, **kwargs: Any) -> list[str]:
+        """Call every implementation; returns the plugins that failed (already logged)."""
+        failed: list[str] = []
+        for impl in self.implementations(hook):
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception:
+                self.failed(impl.plugin_name, hook)
+                failed.append(impl.plugin_name)
+        return failed
+
+    def failed(self, plugin: str, what: str, exc_info: Optional[bool] = True) -> None:
+        """Log a plugin's failure (with its traceback) and count it against its budget."""
+        log.error("plugin %s failed in %s", plugin, what, exc_info=exc_info)
+        self.budget.failure(plugin, what)
+
+
+def essential_plugins(manager: pluggy.PluginManager) -> set[str]:
+    """Names of the plugins that declare themselves essential (``chatcore_essential = True``)."""
+    return {name for name, plugin in manager.list_name_plugin()
+            if plugin is not None and getattr(plugin, ESSENTIAL_ATTRIBUTE, False)}
