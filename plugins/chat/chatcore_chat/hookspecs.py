@@ -9,11 +9,12 @@ import pluggy
 if TYPE_CHECKING:
     from chatcore.session import Session
 
+# The host's project name (pluggy finds specs by it); the hook names carry this plugin's own prefix.
 hookspec = pluggy.HookspecMarker("chatcore")
 
 
 @hookspec
-def chat_message_filter(session: "Session", message: dict[str, Any]) -> None:
+def chatcore_chat_message_filter(session: "Session", message: dict[str, Any]) -> None:
     """Inspect, change or refuse a chat message before it is stored and delivered.
 
     Called for every ``chat`` request that passed the plugin's own checks, on the sender's

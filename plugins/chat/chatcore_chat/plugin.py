@@ -29,7 +29,7 @@ class ChatPlugin:
 
     @hookimpl
     def chat_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
-        """Offer ``chat_message_filter`` to other plugins."""
+        """Offer ``chatcore_chat_message_filter`` to other plugins."""
         pluginmanager.add_hookspecs(hookspecs)
 
     @hookimpl
@@ -48,7 +48,7 @@ class ChatPlugin:
     @hookimpl
     def chat_configure(self, server: "ChatServer") -> None:
         """Open the history database under ``<data>/chat/`` and start the writer."""
-        filters = server.hook.chat_message_filter
+        filters = server.hook.chatcore_chat_message_filter
         self.service.open(ChatSettings.from_config(server.config), server.plugin_dir(NAME), server.sessions,
                           server.lookup_user,
                           # no filter plugin (the usual case): skip the hook call on every message

@@ -1,4 +1,4 @@
-"""The ``chat_message_filter`` hook: another plugin changes or refuses messages before delivery."""
+"""The ``chatcore_chat_message_filter`` hook: another plugin changes or refuses messages before delivery."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ class Moderator:
         self.seen: list[dict] = []
 
     @hookimpl
-    def chat_message_filter(self, session, message):
+    def chatcore_chat_message_filter(self, session, message):
         self.seen.append(dict(message, user=session.user))
         if "spam" in message["message"]:
             raise CommandError("rejected", "that looks like spam")
@@ -25,13 +25,13 @@ class Shouter:
     """A second filter, run after the moderator (trylast), sees its changes."""
 
     @hookimpl(trylast=True)
-    def chat_message_filter(self, session, message):
+    def chatcore_chat_message_filter(self, session, message):
         message["message"] = message["message"].upper() if message["to"] == "" else message["message"]
 
 
 class Broken:
     @hookimpl
-    def chat_message_filter(self, session, message):
+    def chatcore_chat_message_filter(self, session, message):
         raise RuntimeError("filter bug")
 
 
@@ -69,4 +69,4 @@ def test_a_failing_filter_is_an_internal_error_not_a_crash(chat_server, login_as
 
 def test_hook_is_offered_only_with_the_chat_plugin(chat_server):
     server = chat_server()
-    assert hasattr(server.hook, "chat_message_filter")
+    assert hasattr(server.hook, "chatcore_chat_message_filter")
