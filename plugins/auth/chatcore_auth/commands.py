@@ -48,27 +48,16 @@ def _echo(name: str) -> str:
 class AuthCommands:
     """Handlers for register, login, logout, close, get_users and change_password."""
 
-    def __init__(self) -> None:
-        self.server: Optional["ChatServer"] = None
-        self.accounts: Optional[Accounts] = None
-        self.plaintext_policy = "loopback"
-
-    def attach(self, server: "ChatServer", accounts: Accounts, plaintext_policy: str) -> None:
-        """Bind to the running server and its account store (at configure time)."""
+    def __init__(self, server: "ChatServer", accounts: Accounts, plaintext_policy: str = "loopback") -> None:
         self.server, self.accounts, self.plaintext_policy = server, accounts, plaintext_policy
 
     def _refuses(self, session: "Session") -> bool:
         """True when this connection may not carry a password (plaintext, against the policy)."""
         return not plaintext_allowed(self.plaintext_policy, session.tls, session.is_loopback)
 
-    def _parts(self) -> tuple["ChatServer", Accounts]:
-        if self.server is None or self.accounts is None:
-            raise CommandError("internal_error", "the auth plugin is not configured")
-        return self.server, self.accounts
-
     def register(self, session: "Session", message: Reply) -> Reply:
         """``register`` {username, password} -> ``register_result``."""
-        server, accounts = self._parts()
+        server, accounts = self.server, self.accounts
         if session.user is not None:  # the contract: "before login"
             raise CommandError("already_authenticated",
                                f"this connection is logged in as {session.user}; log out to register another account")
@@ -82,7 +71,7 @@ class AuthCommands:
 
     def login(self, session: "Session", message: Reply) -> Optional[Reply]:
         """``login`` {username, password} -> ``login_result``; then the session is online."""
-        server, accounts = self._parts()
+        server, accounts = self.server, self.accounts
         if session.user is not None:
             raise CommandError("already_authenticated",
                                f"this connection is already logged in as {session.user}; log out first")
@@ -109,13 +98,13 @@ class AuthCommands:
 
     def logout(self, session: "Session", message: Reply) -> Reply:
         """``logout`` -> ``logout_result``; the connection stays open for another login."""
-        server, _ = self._parts()
+        server = self.server
         server.logout(session)
         return {"type": "logout_result", "response": "ok"}
 
     def close(self, session: "Session", message: Reply) -> None:
         """Legacy ``close``: log out, reply ``logout_result``, then close the connection."""
-        server, _ = self._parts()
+        server = self.server
         if session.user is not None:
             server.logout(session)
         session.send({"type": "logout_result", "response": "ok"})
@@ -127,7 +116,7 @@ class AuthCommands:
         If they do not all fit, the reply adds ``has_more`` and ``next_offset``; send
         ``get_users`` again with ``offset`` for the rest.
         """
-        server, _ = self._parts()
+        server = self.server
         offset = message.get("offset", 0)
         if offset < 0:
             raise CommandError("bad_request", "field 'offset' must be 0 or more")
@@ -148,7 +137,7 @@ class AuthCommands:
 
     def change_password(self, session: "Session", message: Reply) -> Reply:
         """``change_password`` {old, new} -> ``change_password_result``."""
-        server, accounts = self._parts()
+        server, accounts = self.server, self.accounts
         assert session.user is not None  # the core checks login before calling
         if self._refuses(session):
             return _result("change_password", Outcome(False, TLS_REQUIRED))

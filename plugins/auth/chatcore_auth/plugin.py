@@ -34,12 +34,13 @@ class AuthPlugin:
 
     chatcore_essential = True  # without accounts nobody can log in: never disabled by the fault budget
 
+    store: AccountStore  # these three from chat_configure on; the server calls no other hook before it
+    commands: AuthCommands
+    presence: Presence
+
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self.clock = clock
-        self.commands = AuthCommands()
-        self.store: Optional[AccountStore] = None
-        self.accounts: Optional[Accounts] = None
-        self.presence: Optional[Presence] = None
+        self.accounts: Optional[Accounts] = None  # None again once shut down: late lookups answer None
 
     @hookimpl
     def chat_settings(self) -> Sequence[Setting]:
@@ -57,7 +58,7 @@ class AuthPlugin:
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
         self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
         self.presence = Presence(server.sessions)
-        self.commands.attach(server, self.accounts, server.config.get(PLAINTEXT_LOGIN))
+        self.commands = AuthCommands(server, self.accounts, server.config.get(PLAINTEXT_LOGIN))
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
@@ -95,12 +96,12 @@ class AuthPlugin:
     def chat_authenticated(self, session: "Session", first: bool) -> None:
         """Send ``login_result`` before any other plugin speaks to the session; announce it."""
         self.commands.send_login_reply(session)
-        if self.presence is not None and session.user is not None:
+        if session.user is not None:
             self.presence.update(session.user)
 
     @hookimpl
     def chat_logging_out(self, session: "Session", last: bool) -> None:
-        if self.presence is not None and session.user is not None:
+        if session.user is not None:
             self.presence.update(session.user)
 
     @hookimpl(tryfirst=True)
@@ -111,9 +112,6 @@ class AuthPlugin:
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:
-        if self.presence is not None:
-            self.presence.stop()
-        if self.store is not None:
-            self.accounts = None  # lookups from other plugins' shutdown now answer None
-            self.store.close()
-            self.store = None
+        self.presence.stop()
+        self.accounts = None  # lookups from other plugins' shutdown now answer None
+        self.store.close()

@@ -24,12 +24,14 @@ class FilexferPlugin:
     """Store-and-forward file transfer plus Part-1 file signalling; one instance per server.
 
     ``clock`` (seconds since the epoch) is injectable so tests can expire files without waiting.
+    ``commands`` exists from ``chat_configure`` on; the server calls no other hook before it.
     """
+
+    commands: FileCommands
 
     def __init__(self, clock: Clock = time.time) -> None:
         self.clock = clock
         self.limits = Limits()
-        self.commands: Optional[FileCommands] = None
         self.sweeper: Optional[Sweeper] = None
 
     @hookimpl
@@ -43,7 +45,8 @@ class FilexferPlugin:
         self.limits = limits_from_config(server.config)
         service = FileService(server.plugin_dir(NAME), self.limits, self.clock)
         service.reconcile()
-        self.commands = FileCommands(server, service, LegacyRelay(self.clock, self.limits.request_timeout, self.limits.requests_per_pair))
+        relay = LegacyRelay(self.clock, self.limits.request_timeout, self.limits.requests_per_pair)
+        self.commands = FileCommands(server, service, relay)
         self.commands.sweep()
         if self.limits.sweep_interval > 0:
             self.sweeper = Sweeper(self.limits.sweep_interval, self.commands.sweep)
@@ -51,21 +54,9 @@ class FilexferPlugin:
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
-        """Register the file commands (handlers are bound when the server configures the plugin)."""
+        """Register the file commands, handled by the FileCommands built in chat_configure."""
         for name, fields in COMMANDS.items():
-            try:
-                register(name, self._handler(name), auth=True, **fields)
-            except TypeError:  # a core without per-command rate-limit exemption ("limited")
-                register(name, self._handler(name), auth=True,
-                         **{key: value for key, value in fields.items() if key != "limited"})
-
-    def _handler(self, name: str) -> Callable[["Session", dict[str, Any]], Optional[dict[str, Any]]]:
-        """A handler that calls ``FileCommands.<name>`` (commands register before configure runs)."""
-        def handle(session: "Session", message: dict[str, Any]) -> Optional[dict[str, Any]]:
-            assert self.commands is not None, "filexfer used before chat_configure"
-            return getattr(self.commands, name)(session, message)
-        handle.__name__ = name
-        return handle
+            register(name, getattr(self.commands, name), auth=True, **fields)
 
     @hookimpl
     def chat_hello(self, session: "Session") -> dict[str, Any]:
@@ -75,33 +66,28 @@ class FilexferPlugin:
     @hookimpl
     def chat_authenticated(self, session: "Session", first: bool) -> None:
         """Offer the new session every file waiting for its user."""
-        if self.commands is not None:
-            self.commands.offer_waiting(session)
+        self.commands.offer_waiting(session)
 
     @hookimpl
     def chat_logging_out(self, session: "Session", last: bool) -> None:
         """A user who went offline can no longer answer or receive legacy file requests."""
-        if last and self.commands is not None and session.user is not None:
+        if last and session.user is not None:
             self.commands.relay.forget(session.user)
 
     @hookimpl
     def chat_user_removed(self, server: "ChatServer", username: str) -> None:
         """Delete the removed user's uploads and files, both ways, with their spool files."""
-        if self.commands is not None:
-            self.commands.forget_user(username)
+        self.commands.forget_user(username)
 
     @hookimpl
     def chat_session_closed(self, session: "Session") -> None:
         """Stop the closed connection's downloads."""
-        if self.commands is not None:
-            self.commands.streams.cancel_session(session.id)
+        self.commands.streams.cancel_session(session.id)
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:
         """Stop the sweeper and downloads, then close the index."""
         if self.sweeper is not None:
             self.sweeper.stop()
-        if self.commands is not None:
-            self.commands.streams.stop()
-            self.commands.service.close()
-
+        self.commands.streams.stop()
+        self.commands.service.close()
