@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import __version__, protocol
 from chatcore.plugins import hookimpl
-from chatcore.registry import Command, CommandError
+from chatcore.errors import CommandError
+from chatcore.registry import Command
 
 if TYPE_CHECKING:
     from chatcore.server import ChatServer

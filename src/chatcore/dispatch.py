@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
 from chatcore.logging import redact
-from chatcore.registry import CommandError
+from chatcore.errors import CommandError
 
 if TYPE_CHECKING:
     from chatcore.server import ChatServer

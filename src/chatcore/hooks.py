@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import pluggy
 
-from chatcore.registry import CommandError
+from chatcore.errors import CommandError
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
+from chatcore.errors import CommandError  # noqa: F401  (still importable from here, as before)
+
 if TYPE_CHECKING:
     from chatcore.session import Session
 
@@ -14,19 +16,6 @@ FieldType = Union[type, tuple[type, ...]]
 INT64 = range(-(2**63), 2**63)  # what storage (SQLite) can hold; JSON integers are unbounded
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
               list: "a list", dict: "an object", type(None): "null"}
-
-
-class CommandError(Exception):
-    """Raised by a handler to answer ``error`` {command, code, reason, **extra}; the session goes on.
-
-    ``extra`` adds fields a client can act on (``retry_after``, ``offset``, ``max_size``).
-    """
-
-    def __init__(self, code: str, reason: str, **extra: Any) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-        self.extra = extra
 
 
 class DuplicateCommand(Exception):

@@ -23,7 +23,8 @@ from chatcore.dispatch import Dispatcher, send_error
 from chatcore.hooks import FaultBudget, PluginHooks, essential_plugins
 from chatcore.limits import ConnectionCounter, TokenBucket
 from chatcore.plugins import CORE, collect_commands, create_manager, plugin_names
-from chatcore.registry import CommandError, CommandRegistry
+from chatcore.errors import CommandError
+from chatcore.registry import CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
 from chatcore.transport import open_transport

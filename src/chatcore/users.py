@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import protocol
-from chatcore.registry import CommandError
+from chatcore.errors import CommandError
 
 if TYPE_CHECKING:
     from chatcore.server import ChatServer

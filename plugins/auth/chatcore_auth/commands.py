@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
-from chatcore.registry import CommandError
+from chatcore.errors import CommandError
 from chatcore.users import PASSWORD_CHANGED
 
 from chatcore_auth import NAME

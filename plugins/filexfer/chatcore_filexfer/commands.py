@@ -15,7 +15,7 @@ from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.names import sanitize_filename
-from chatcore_filexfer.service import FileService, TransferError, offer_fields
+from chatcore_filexfer.service import FileService, offer_fields
 from chatcore_filexfer.stream import Sink, Streams
 
 if TYPE_CHECKING:
@@ -47,18 +47,18 @@ COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def replies_errors(handler: Callable[..., Reply]) -> Callable[..., Reply]:
-    """Turn a TransferError into the core's ``error`` reply with its extra fields (the offset
-    to resume from, the limit that was hit), and a full disk into ``disk_full``, counted in the
-    log instead of a traceback per request; the core adds the request's ``client_id``."""
+def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
+    """A full disk, wherever in the handler the spool or the index hits it, becomes ``disk_full``
+    (with the request's upload_id/file_id) counted in one warning a minute instead of a
+    traceback per request; every other refusal is already a CommandError."""
     @functools.wraps(handler)
     def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
         try:
             return handler(self, session, message)
-        except TransferError as exc:
+        except CommandError as exc:
             if exc.code == "disk_full":
                 self.service.disk_full.failed(handler.__name__)
-            raise CommandError(exc.code, exc.reason, **exc.extra) from None
+            raise
         except (OSError, sqlite3.Error) as exc:
             if not is_disk_full(exc):
                 raise
@@ -151,13 +151,13 @@ class FileCommands:
 
     # -- store and forward (PROTOCOL.md §2.4) -----------------------------------------------
 
-    @replies_errors
+    @counts_disk_full
     def file_upload(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Offer a file to a registered user: a new upload, or the unfinished one to resume."""
         assert session.user is not None
         recipient = self._lookup(message["peer"])
         if recipient is None:
-            raise TransferError("unknown_peer", "no registered user has that name")
+            raise CommandError("unknown_peer", "no registered user has that name")
         self.sweep()
         entry, held = self.service.offer(session.user, recipient, message["filename"], message["size"],
                                          message["sha256"])
@@ -168,14 +168,14 @@ class FileCommands:
             ready["client_id"] = message["client_id"][:protocol.MAX_CLIENT_ID]
         return ready
 
-    @replies_errors
+    @counts_disk_full
     def file_chunk(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Store one chunk; silent on success (the sender streams chunks without waiting)."""
         assert session.user is not None
         self.service.write_chunk(session.user, message["upload_id"], message["offset"], message["data"])
         return None
 
-    @replies_errors
+    @counts_disk_full
     def file_upload_done(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Verify the upload and offer the file to its recipient now (or at their next login). Asked
         again (a client retrying after a reconnect) it answers the same file_uploaded, offering nothing."""
@@ -185,7 +185,7 @@ class FileCommands:
             self._to_user(entry.recipient, {"type": "file_offer", **offer_fields(entry)})
         return {"type": "file_uploaded", "upload_id": entry.upload_id, "file_id": entry.file_id}
 
-    @replies_errors
+    @counts_disk_full
     def file_cancel(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The sender withdraws an upload or a file its recipient has not taken yet."""
         assert session.user is not None
@@ -196,7 +196,7 @@ class FileCommands:
                                             "peer": entry.sender})
         return {"type": "file_cancel_result", "upload_id": entry.upload_id, "file_id": entry.file_id}
 
-    @replies_errors
+    @counts_disk_full
     def file_list(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The files waiting for the user, oldest first, as many as fit one frame (then ``has_more``;
         ask again with ``after`` = the last file_id received)."""
@@ -219,17 +219,17 @@ class FileCommands:
             reply["files"].append(fields)
         return reply
 
-    @replies_errors
+    @counts_disk_full
     def file_download(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Start streaming a file (from ``offset`` to resume) in its own thread; no reply here."""
         assert session.user is not None
         entry = self.service.for_download(session.user, message["file_id"], message.get("offset", 0))
         if not self.streams.start(session, entry, message.get("offset", 0)):
-            raise TransferError("busy", f"at most {self.streams.per_session} downloads at once per connection",
+            raise CommandError("busy", f"at most {self.streams.per_session} downloads at once per connection",
                                 file_id=entry.file_id)
         return None
 
-    @replies_errors
+    @counts_disk_full
     def file_download_cancel(self, session: "Session", message: dict[str, Any]) -> Reply:
         """Stop this connection's stream of a file. The reply goes out only after the stream has
         stopped, so no file_data of that file follows it; it is the same when no such stream runs
@@ -240,7 +240,7 @@ class FileCommands:
                   "stopped" if stopped else "no stream ran")
         return {"type": "file_download_cancel_result", "file_id": file_id}
 
-    @replies_errors
+    @counts_disk_full
     def file_decline(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The recipient refuses a file: delete it and tell the sender."""
         assert session.user is not None
@@ -250,7 +250,7 @@ class FileCommands:
                                      "upload_id": entry.upload_id, "peer": entry.recipient})
         return {"type": "file_decline_result", "file_id": entry.file_id}
 
-    @replies_errors
+    @counts_disk_full
     def file_received(self, session: "Session", message: dict[str, Any]) -> Reply:
         """The recipient confirms it holds the whole file: delete the spool copy now (no reply)."""
         assert session.user is not None

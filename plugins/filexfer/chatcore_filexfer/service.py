@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from chatcore.errors import CommandError
+
 from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
 from chatcore_filexfer.limits import Limits
@@ -33,16 +35,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _ID = re.compile(r"[0-9a-f]{32}")
-
-
-class TransferError(Exception):
-    """A refused request: becomes ``error`` {command, code, reason, **extra} for the client."""
-
-    def __init__(self, code: str, reason: str, **extra: Any) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-        self.extra = extra
 
 
 def iso_utc(when: float) -> str:
@@ -104,12 +96,12 @@ class FileService:
     def offer(self, sender: str, recipient: str, filename: str, size: int, sha256: str) -> tuple[Entry, int]:
         """Start an upload (or find the unfinished one of the same content) -> (entry, offset held)."""
         if size < 0:
-            raise TransferError("bad_request", "field 'size' must be 0 or more")
+            raise CommandError("bad_request", "field 'size' must be 0 or more")
         if size > self.limits.max_size:
-            raise TransferError("too_large", f"the file has {size} bytes; the limit is {self.limits.max_size}",
+            raise CommandError("too_large", f"the file has {size} bytes; the limit is {self.limits.max_size}",
                                 max_size=self.limits.max_size)
         if not _SHA256.fullmatch(sha256):
-            raise TransferError("bad_request", "field 'sha256' must be 64 hexadecimal digits")
+            raise CommandError("bad_request", "field 'sha256' must be 64 hexadecimal digits")
         sha256 = sha256.lower()
         sender_key, recipient_key = sender.casefold(), recipient.casefold()
         now = self.clock()
@@ -126,8 +118,8 @@ class FileService:
                 self.spool.create(entry.spool_name)
             except OSError as exc:
                 if is_disk_full(exc):
-                    raise TransferError("disk_full", "the server's disk is full; try again later") from None
-                raise TransferError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
+                    raise CommandError("disk_full", "the server's disk is full; try again later") from None
+                raise CommandError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
             try:
                 self.index.insert(entry)
             except Exception:  # a full disk (SQLITE_FULL) or worse: no file without its row
@@ -137,11 +129,11 @@ class FileService:
         return entry, 0
 
     def _check_room(self, sender_key: str, size: int, needed: int, new_file: bool, **extra: Any) -> None:
-        """TransferError ``quota`` unless the sender may make an upload of ``size`` declared bytes
+        """CommandError ``quota`` unless the sender may make an upload of ``size`` declared bytes
         active, taking ``needed`` more bytes; call with ``_lock`` held, so check and change are one step."""
         reason = refusal(self.limits, self.index.usage(sender_key), size, needed, new_file)
         if reason is not None:
-            raise TransferError("quota", reason, **extra)
+            raise CommandError("quota", reason, **extra)
 
     def _resume(self, entry: Entry) -> int:
         """The bytes an unfinished upload holds, for a resume. Offering again does not count as
@@ -155,40 +147,40 @@ class FileService:
             return state.received
 
     def _own_upload(self, user: str, upload_id: str) -> tuple[Entry, UploadState]:
-        """The uploading entry ``upload_id`` if ``user`` sent it; TransferError otherwise.
+        """The uploading entry ``upload_id`` if ``user`` sent it; CommandError otherwise.
         Active uploads are answered from memory, so a chunk costs no database read."""
         state = self.uploads.get(upload_id)
         if state is None:
             entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
             if entry is None or entry.state != UPLOADING:
-                raise TransferError("unknown_upload", "no upload in progress has that upload_id",
+                raise CommandError("unknown_upload", "no upload in progress has that upload_id",
                                     upload_id=upload_id[:64])
             state = self.uploads.loaded(entry)
         elif state.received < 0:  # a failed write left the length unknown: reload from disk
             state = self.uploads.loaded(state.entry)
         if state.entry.sender_key != user.casefold():
-            raise TransferError("forbidden", "only the sender of an upload may write to it", upload_id=upload_id)
+            raise CommandError("forbidden", "only the sender of an upload may write to it", upload_id=upload_id)
         return state.entry, state
 
     def write_chunk(self, user: str, upload_id: str, offset: int, data: str) -> int:
         """Append one base64 chunk at ``offset`` (which must equal the bytes held) -> bytes held."""
         entry, state = self._own_upload(user, upload_id)
         if len(data) > max_encoded(self.limits.chunk_size):
-            raise TransferError("too_large", f"a chunk carries at most {self.limits.chunk_size} bytes",
+            raise CommandError("too_large", f"a chunk carries at most {self.limits.chunk_size} bytes",
                                 upload_id=upload_id)
         try:
             raw = binascii.a2b_base64(data, strict_mode=True)
         except (binascii.Error, ValueError):
-            raise TransferError("bad_request", "field 'data' is not valid base64", upload_id=upload_id) from None
+            raise CommandError("bad_request", "field 'data' is not valid base64", upload_id=upload_id) from None
         with state.lock:
             if state.closed:  # finished, swept or cancelled meanwhile
-                raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
             if offset != state.received:
-                raise TransferError("bad_offset", f"the server holds {state.received} bytes; "
+                raise CommandError("bad_offset", f"the server holds {state.received} bytes; "
                                     f"send the chunk at offset {state.received}",
                                     upload_id=upload_id, offset=state.received)
             if state.received + len(raw) > entry.size:
-                raise TransferError("too_large", f"the chunk goes past the declared size of {entry.size} bytes",
+                raise CommandError("too_large", f"the chunk goes past the declared size of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
             if state.idle:
                 self._reactivate(entry, state)
@@ -197,7 +189,7 @@ class FileService:
             except SpoolError as exc:
                 state.received = -1  # reload from disk next time: append() cut the file back
                 code = "disk_full" if exc.full else "storage_error"
-                raise TransferError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
+                raise CommandError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
             state.digest.update(raw)
             state.touched = now = self.clock()
             if now - state.recorded >= self._touch_every:
@@ -232,7 +224,7 @@ class FileService:
         finished (a retry after a lost reply), it returns that file while it exists, made once."""
         try:
             entry, state = self._own_upload(user, upload_id)
-        except TransferError as exc:
+        except CommandError as exc:
             done = self._finished_by(user, upload_id) if exc.code == "unknown_upload" else None
             if done is None:
                 raise
@@ -241,18 +233,18 @@ class FileService:
             if state.closed:  # finished by another request meanwhile, or removed
                 done = self._finished_by(user, upload_id)
                 if done is None:
-                    raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                    raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
                 return done, False
             if state.received != entry.size:
-                raise TransferError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
+                raise CommandError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
             if state.digest.hexdigest() != entry.sha256:
                 self.remove(entry)
-                raise TransferError("bad_hash", "the data received does not match the sha256 offered; "
+                raise CommandError("bad_hash", "the data received does not match the sha256 offered; "
                                     "the upload was discarded, offer the file again", upload_id=upload_id)
             file_id = uuid.uuid4().hex
             if not self.index.complete(upload_id, file_id, self.clock()):
-                raise TransferError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
             state.closed = True
         self.uploads.pop(upload_id)
         done = self.index.by_upload(upload_id)
@@ -270,7 +262,7 @@ class FileService:
         """The sender withdraws an upload or a file not yet taken; returns the removed entry."""
         entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
         if entry is None or entry.sender_key != user.casefold():
-            raise TransferError("unknown_upload", "you have no upload or waiting file with that upload_id",
+            raise CommandError("unknown_upload", "you have no upload or waiting file with that upload_id",
                                 upload_id=upload_id[:64])
         self.remove(entry)
         return entry
@@ -282,19 +274,19 @@ class FileService:
         return self.index.waiting_for(user.casefold())
 
     def _addressed(self, user: str, file_id: str) -> Entry:
-        """The ready file ``file_id`` if ``user`` is its recipient; TransferError otherwise."""
+        """The ready file ``file_id`` if ``user`` is its recipient; CommandError otherwise."""
         entry = self.index.by_file(file_id) if _ID.fullmatch(file_id) else None
         if entry is None or entry.state != READY:
-            raise TransferError("unknown_file", "no file waits with that file_id", file_id=file_id[:64])
+            raise CommandError("unknown_file", "no file waits with that file_id", file_id=file_id[:64])
         if entry.recipient_key != user.casefold():
-            raise TransferError("forbidden", "only the recipient may take or decline a file", file_id=file_id)
+            raise CommandError("forbidden", "only the recipient may take or decline a file", file_id=file_id)
         return entry
 
     def for_download(self, user: str, file_id: str, offset: int) -> Entry:
         """Check that ``user`` may download ``file_id`` from ``offset``."""
         entry = self._addressed(user, file_id)
         if not 0 <= offset <= entry.size:
-            raise TransferError("bad_offset", f"offset must be between 0 and {entry.size}",
+            raise CommandError("bad_offset", f"offset must be between 0 and {entry.size}",
                                 file_id=file_id, offset=0)
         return entry
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from chatcore_filexfer.limits import Limits
-from chatcore_filexfer.service import FileService, TransferError
+from chatcore.errors import CommandError
+from chatcore_filexfer.service import FileService
 
 
 class Clock:
@@ -78,7 +79,7 @@ def test_full_disk_is_an_error_and_the_upload_can_continue(tmp_path: Path, monke
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(service.spool, "_write", full)
-    with pytest.raises(TransferError) as caught:
+    with pytest.raises(CommandError) as caught:
         service.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:2000]))
     assert caught.value.code == "disk_full"
     monkeypatch.undo()
@@ -108,14 +109,14 @@ def test_sweep_removes_expired_files_and_idle_uploads_only(tmp_path: Path) -> No
 def test_quota_counts_partial_uploads_and_file_count(tmp_path: Path) -> None:
     service = FileService(tmp_path, Limits(user_quota=100, spool_limit=150, max_files=2), Clock())
     service.offer("ann", "bob", "a", 60, "1" * 64)
-    with pytest.raises(TransferError, match="quota") as caught:
+    with pytest.raises(CommandError, match="quota") as caught:
         service.offer("ann", "bob", "b", 41, "2" * 64)
     assert caught.value.code == "quota"
     service.offer("ann", "bob", "b", 40, "2" * 64)
-    with pytest.raises(TransferError) as caught:
+    with pytest.raises(CommandError) as caught:
         service.offer("ann", "bob", "c", 0, "3" * 64)
     assert caught.value.code == "quota"
-    with pytest.raises(TransferError) as caught:
+    with pytest.raises(CommandError) as caught:
         service.offer("cy", "bob", "d", 51, "4" * 64)
     assert caught.value.code == "quota" and "spool" in caught.value.reason
 
