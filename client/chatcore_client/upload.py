@@ -10,9 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from chatcore.protocol import CHUNK_SIZE
+
 from chatcore_client.progress import Meter, ProgressFn, TransferFailed
 
-CHUNK_SIZE = 32 * 1024  # PROTOCOL.md §2.4: at most 32 KiB of raw bytes per chunk
 Send = Callable[[dict[str, Any]], None]
 _client_ids = itertools.count(1)
 

@@ -53,7 +53,7 @@ class Dispatcher:
                        retry_after=wait, **echo)
             return
         if command is None:
-            send_error(session, name, "unknown_command", f"unknown command {name[:64]!r}", **echo)
+            send_error(session, name, "unknown_command", f"unknown command {protocol.echo(name)!r}", **echo)
             return
         if server.budget.is_disabled(command.plugin):
             send_error(session, name, "plugin_disabled",

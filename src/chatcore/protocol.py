@@ -13,7 +13,7 @@ import os
 import re
 import struct
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 HEADER = struct.Struct(">H")
 KEY_SIZE = 32
@@ -23,6 +23,8 @@ MAX_FRAME = 0xFFFF  # largest L, the length after the 2-byte header
 MAX_BASE64 = (MAX_FRAME - KEY_SIZE - IV_SIZE) // 4 * 4
 MAX_JSON = MAX_BASE64 // 4 * 3  # 49,113 bytes of JSON in the largest frame
 MAX_CLIENT_ID = 128  # characters of a request's ``client_id`` that a reply echoes
+MAX_ECHO = 64  # characters of any other client string (a name, an id) that a reply or reason echoes
+CHUNK_SIZE = 32 * 1024  # raw bytes a file_chunk / file_data carries at most
 FRAME_TIMEOUT = 5.0  # seconds a started frame may take to arrive in full
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -67,6 +69,33 @@ def dumps(obj: Any) -> bytes:
     infinities raise ValueError (strict parsers such as JavaScript's, Go's and serde refuse
     them), as does a string that is not valid Unicode (a lone surrogate)."""
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def echo(text: str) -> str:
+    """A client's string as a reply or a reason quotes it: cut to MAX_ECHO characters, so a
+    hostile value cannot bloat the answer."""
+    return text[:MAX_ECHO]
+
+
+def timestamp(ms: int) -> str:
+    """Milliseconds since the Unix epoch as the protocol's ``ts``: ISO 8601 UTC with
+    milliseconds (``2026-01-31T12:00:00.123Z``)."""
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def fitting(items: Iterable[Any], room: int) -> list[Any]:
+    """The leading ``items`` whose JSON, as elements of one list, fits in ``room`` bytes: how a
+    reply that must fit one frame (a page of history, of users, of files) decides where to stop.
+    Items are consumed lazily, so a generator is measured only as far as it fits."""
+    taken: list[Any] = []
+    for item in items:
+        cost = len(dumps(item)) + (1 if taken else 0)  # the comma before every element but the first
+        if cost > room:
+            break
+        room -= cost
+        taken.append(item)
+    return taken
 
 
 def _refuse_constant(name: str) -> float:
@@ -179,7 +208,7 @@ def decode_body(body: bytes) -> Any:
         where = invalid_text(value)
         if where is not None:
             command, client_id = _request_names(value)
-            raise MessageError(f"field '{where[:64]}' holds an unpaired surrogate: text must be valid Unicode",
+            raise MessageError(f"field '{echo(where)}' holds an unpaired surrogate: text must be valid Unicode",
                                command, client_id)
     return value
 

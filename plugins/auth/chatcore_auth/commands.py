@@ -40,11 +40,6 @@ def _result(kind: str, outcome: Outcome, username: Any = None) -> Reply:
     return reply
 
 
-def _echo(name: str) -> str:
-    """The client's username as echoed in a reply, cut so a hostile value cannot bloat it."""
-    return name[:64]
-
-
 class AuthCommands:
     """Handlers for register, login, logout, close, get_users and change_password."""
 
@@ -63,11 +58,11 @@ class AuthCommands:
                                f"this connection is logged in as {session.user}; log out to register another account")
         username = message["username"]
         if self._refuses(session):
-            return _result("register", Outcome(False, TLS_REQUIRED), _echo(username))
+            return _result("register", Outcome(False, TLS_REQUIRED), protocol.echo(username))
         outcome = accounts.register(username, message["password"], session.address[0])
         if outcome.ok:
             server.users.registered(username)
-        return _result("register", outcome, _echo(username))
+        return _result("register", outcome, protocol.echo(username))
 
     def login(self, session: "Session", message: Reply) -> Optional[Reply]:
         """``login`` {username, password} -> ``login_result``; then the session is online."""
@@ -77,10 +72,10 @@ class AuthCommands:
                                f"this connection is already logged in as {session.user}; log out first")
         username = message["username"]
         if self._refuses(session):
-            return _result("login", Outcome(False, TLS_REQUIRED), _echo(username))
+            return _result("login", Outcome(False, TLS_REQUIRED), protocol.echo(username))
         outcome = accounts.authenticate(username, message["password"], session.address[0])
         if not outcome.ok:
-            return _result("login", outcome, _echo(username))
+            return _result("login", outcome, protocol.echo(username))
         # The reply is sent once the session is bound (a client that has it is online) and
         # before other plugins' chat_authenticated send anything (offline messages, file
         # offers): the plugin's tryfirst hook calls send_login_reply.
@@ -123,16 +118,11 @@ class AuthCommands:
         me = name_key(session.user or "")
         users = [u for u in server.sessions.online_users() if name_key(u) != me]
         page = users[offset:]
-        reply: Reply = {"type": "get_users", "data": page}
-        budget = protocol.MAX_JSON - 64  # room for has_more / next_offset
-        if len(protocol.dumps(reply)) > budget:
-            size, count = len(protocol.dumps({"type": "get_users", "data": []})), 0
-            for name in page:
-                size += len(protocol.dumps(name)) + 1
-                if size > budget:
-                    break
-                count += 1
-            reply = {"type": "get_users", "data": page[:count], "has_more": True, "next_offset": offset + count}
+        room = protocol.MAX_JSON - len(protocol.dumps({"type": "get_users", "data": []})) - 64  # has_more, next_offset
+        fits = protocol.fitting(page, room)
+        reply: Reply = {"type": "get_users", "data": fits}
+        if len(fits) < len(page):
+            reply.update(has_more=True, next_offset=offset + len(fits))
         return reply
 
     def change_password(self, session: "Session", message: Reply) -> Reply:

@@ -45,17 +45,9 @@ def fit_reply(peer: str, newest_first: Sequence[Message], more: bool, v2: bool,
     key = "messages" if v2 else "data"
     worst: dict[str, Any] = {"type": "get_history", "peer": peer, key: [], "has_more": False,
                              "next_before": _ID_PLACEHOLDER}
-    size = len(protocol.dumps(worst))
-    items: list[Any] = []
-    taken = 0
-    for message in newest_first:
-        item = v2_item(message) if v2 else legacy_item(message)
-        grow = len(protocol.dumps(item)) + (1 if items else 0)
-        if size + grow > max_bytes:
-            break
-        items.append(item)
-        size += grow
-        taken += 1
+    shape = v2_item if v2 else legacy_item
+    items = protocol.fitting((shape(message) for message in newest_first), max_bytes - len(protocol.dumps(worst)))
+    taken = len(items)
     has_more = more or taken < len(newest_first)
     items.reverse()
     reply: dict[str, Any] = {"type": "get_history", "peer": peer, key: items, "has_more": has_more}

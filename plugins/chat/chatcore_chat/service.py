@@ -177,12 +177,12 @@ class ChatService:
 
         An online user's name comes from its session, sparing the accounts store a query.
         """
-        if len(peer) > 64 or self._removed(peer):  # a name just removed: nothing may wait for its next owner
-            raise CommandError("unknown_peer", f"no user named {peer[:64]!r}")
+        if len(peer) > protocol.MAX_ECHO or self._removed(peer):  # a name just removed: nothing may wait for its next owner
+            raise CommandError("unknown_peer", f"no user named {protocol.echo(peer)!r}")
         online = self._relay().directory.of_user(peer)
         name = next((s.user for s in online if s.user), None) or self._lookup(peer)
         if name is None:
-            raise CommandError("unknown_peer", f"no user named {peer[:64]!r}")
+            raise CommandError("unknown_peer", f"no user named {protocol.echo(peer)!r}")
         return name
 
     def _check_text(self, text: Any) -> None:

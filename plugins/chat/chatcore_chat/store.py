@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
+from chatcore import protocol
+
 from chatcore_chat.faults import Throttled
 
 log = logging.getLogger(__name__)
@@ -101,17 +103,11 @@ class Message:
     ts: str = field(init=False, repr=False, compare=False)  # ISO 8601 UTC with milliseconds, made once
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", iso_utc(self.ts_ms))
+        object.__setattr__(self, "ts", protocol.timestamp(self.ts_ms))
 
     @property
     def broadcast(self) -> bool:
         return self.to == GLOBAL_ROOM
-
-
-def iso_utc(ts_ms: int) -> str:
-    """Milliseconds since the epoch as ISO 8601 UTC, the form PROTOCOL.md §2.3 asks for."""
-    seconds, millis = divmod(ts_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def conversation_key(a: str, b: str) -> str:

@@ -73,7 +73,7 @@ def test_pagination_over_thousands_of_messages_never_exceeds_a_frame(tmp_path, c
     assert [m["id"] for m in messages] == ids  # all of them, once each, oldest first
     assert [m["message"] for m in messages] == texts
     first = messages[0]
-    assert first == {"id": ids[0], "sender": "Bob", "to": "alice", "ts": store.iso_utc(T0), "message": texts[0]}
+    assert first == {"id": ids[0], "sender": "Bob", "to": "alice", "ts": protocol.timestamp(T0), "message": texts[0]}
 
     triples, sizes = page_through(alice_legacy, "bob", "data")
     assert max(sizes) <= protocol.MAX_JSON

@@ -399,8 +399,8 @@ def test_conversation_key_is_symmetric_and_case_insensitive():
 
 
 def test_iso_utc():
-    assert store.iso_utc(0) == "1970-01-01T00:00:00.000Z"
-    assert store.iso_utc(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
+    assert protocol.timestamp(0) == "1970-01-01T00:00:00.000Z"
+    assert protocol.timestamp(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
 
 
 def test_fit_reply_never_exceeds_the_budget():

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 Reply = Optional[dict[str, Any]]
 Handler = Callable[["Session", dict[str, Any]], Reply]
-MAX_NAME = 64  # a username is at most 32 characters; longer peers are not looked up
 MAX_LEGACY_FIELD = 1024  # characters of a legacy md5/size string that are forwarded
 
 # Every command: the fields the core type-checks before calling FileCommands.<name>.
@@ -69,7 +68,7 @@ def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
 
 def _ids(message: dict[str, Any]) -> dict[str, str]:
     """The request's ``upload_id``/``file_id``, so the client knows which transfer an error stopped."""
-    return {key: message[key][:64] for key in ("upload_id", "file_id") if isinstance(message.get(key), str)}
+    return {key: protocol.echo(message[key]) for key in ("upload_id", "file_id") if isinstance(message.get(key), str)}
 
 
 class FileCommands:
@@ -90,7 +89,7 @@ class FileCommands:
 
     def _lookup(self, name: str) -> Optional[str]:
         """The registered display name for ``name``, or None."""
-        if not name or len(name) > MAX_NAME or self.server.users.removed_recently(name):
+        if not name or len(name) > protocol.MAX_ECHO or self.server.users.removed_recently(name):
             return None  # a name just removed takes no new files, even from a request already under way
         return self.server.lookup_user(name)
 
@@ -207,17 +206,9 @@ class FileCommands:
         if after:
             ids = [entry.file_id for entry in entries]
             entries = entries[ids.index(after) + 1:] if after in ids else []
-        reply: dict[str, Any] = {"type": "file_list", "files": [], "has_more": False}
-        budget = protocol.MAX_JSON - len(protocol.dumps(reply)) - 64
-        for entry in entries:
-            fields = offer_fields(entry)
-            cost = len(protocol.dumps(fields)) + 1
-            if cost > budget:
-                reply["has_more"] = True
-                break
-            budget -= cost
-            reply["files"].append(fields)
-        return reply
+        room = protocol.MAX_JSON - len(protocol.dumps({"type": "file_list", "files": [], "has_more": False})) - 64
+        files = protocol.fitting((offer_fields(entry) for entry in entries), room)
+        return {"type": "file_list", "files": files, "has_more": len(files) < len(entries)}
 
     @counts_disk_full
     def file_download(self, session: "Session", message: dict[str, Any]) -> Reply:
@@ -234,7 +225,7 @@ class FileCommands:
         """Stop this connection's stream of a file. The reply goes out only after the stream has
         stopped, so no file_data of that file follows it; it is the same when no such stream runs
         (never started, already ended, unknown id): either way none follows."""
-        file_id = message["file_id"][:64]
+        file_id = protocol.echo(message["file_id"])
         stopped = self.streams.cancel(session.id, file_id)
         log.debug("filexfer: %r cancelled the download of %s (%s)", session, file_id,
                   "stopped" if stopped else "no stream ran")
@@ -269,7 +260,7 @@ class FileCommands:
         target = self._lookup(peer)
         if target is None or not self.server.sessions.is_online(target):
             why = "no registered user has that name" if target is None else f"{target} is not online"
-            return {"type": "file_response", "peer": peer[:MAX_NAME], "response": "error", "reason": why}
+            return {"type": "file_response", "peer": protocol.echo(peer), "response": "error", "reason": why}
         if target.casefold() == session.user.casefold():
             return {"type": "file_response", "peer": target, "response": "error",
                     "reason": "you cannot send a file to yourself"}
@@ -288,9 +279,9 @@ class FileCommands:
         response = message["response"]
         if response not in ("accept", "deny"):
             raise CommandError("bad_request", "field 'response' must be 'accept' or 'deny'")
-        request = self.relay.answer(session.user, message["peer"][:MAX_NAME], message.get("md5"))
+        request = self.relay.answer(session.user, protocol.echo(message["peer"]), message.get("md5"))
         if request is None:
-            raise CommandError("no_request", f"{message['peer'][:MAX_NAME]!r} has no open file_request to you")
+            raise CommandError("no_request", f"{protocol.echo(message['peer'])!r} has no open file_request to you")
         forwarded: dict[str, Any] = {"type": "file_response", "peer": session.user, "response": response,
                                      "filename": request.filename, "md5": request.md5}
         if response == "accept":

@@ -1,10 +1,10 @@
-"""The limits the plugin enforces, announced to clients in ``hello`` (no chatcore imports)."""
+"""The limits the plugin enforces, announced to clients in ``hello``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-CHUNK_SIZE = 32 * 1024  # raw bytes per file_chunk / file_data (PROTOCOL.md §2.4)
+from chatcore.protocol import CHUNK_SIZE
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ needed. An unfinished upload reserves its declared size only while chunks keep c
 from __future__ import annotations
 
 import binascii
-import datetime as dt
 import logging
 import re
 import sqlite3
@@ -20,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from chatcore import protocol
 from chatcore.errors import CommandError
 
 from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
@@ -37,16 +37,10 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
-def iso_utc(when: float) -> str:
-    """ISO 8601 UTC with milliseconds, the protocol's ``ts`` format."""
-    stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def offer_fields(entry: Entry) -> dict[str, Any]:
     """The description of a waiting file that ``file_offer`` and ``file_list`` carry."""
     return {"file_id": entry.file_id, "peer": entry.sender, "filename": entry.filename,
-            "size": entry.size, "sha256": entry.sha256, "ts": iso_utc(entry.completed or entry.created)}
+            "size": entry.size, "sha256": entry.sha256, "ts": protocol.timestamp(int((entry.completed or entry.created) * 1000))}
 
 
 def max_encoded(raw: int) -> int:
@@ -154,7 +148,7 @@ class FileService:
             entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
             if entry is None or entry.state != UPLOADING:
                 raise CommandError("unknown_upload", "no upload in progress has that upload_id",
-                                    upload_id=upload_id[:64])
+                                    upload_id=protocol.echo(upload_id))
             state = self.uploads.loaded(entry)
         elif state.received < 0:  # a failed write left the length unknown: reload from disk
             state = self.uploads.loaded(state.entry)
@@ -263,7 +257,7 @@ class FileService:
         entry = self.index.by_upload(upload_id) if _ID.fullmatch(upload_id) else None
         if entry is None or entry.sender_key != user.casefold():
             raise CommandError("unknown_upload", "you have no upload or waiting file with that upload_id",
-                                upload_id=upload_id[:64])
+                                upload_id=protocol.echo(upload_id))
         self.remove(entry)
         return entry
 
@@ -277,7 +271,7 @@ class FileService:
         """The ready file ``file_id`` if ``user`` is its recipient; CommandError otherwise."""
         entry = self.index.by_file(file_id) if _ID.fullmatch(file_id) else None
         if entry is None or entry.state != READY:
-            raise CommandError("unknown_file", "no file waits with that file_id", file_id=file_id[:64])
+            raise CommandError("unknown_file", "no file waits with that file_id", file_id=protocol.echo(file_id))
         if entry.recipient_key != user.casefold():
             raise CommandError("forbidden", "only the recipient may take or decline a file", file_id=file_id)
         return entry
