@@ -11,8 +11,9 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-import time
 from typing import Optional
+
+from chatcore.transport import bio_handshake
 
 _RECV = 65536
 
@@ -94,25 +95,6 @@ def tls_handshake(sock: socket.socket, context: ssl.SSLContext, host: str, timeo
     """Run a client handshake over ``sock`` with memory BIOs; raises ssl.SSLError/OSError on failure."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=host)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            tls.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            pending = outgoing.read()
-            if pending:
-                sock.sendall(pending)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("TLS handshake timed out") from None
-            sock.settimeout(left)
-            data = sock.recv(_RECV)
-            if not data:
-                raise ConnectionResetError("the server closed the connection during the TLS handshake") from None
-            incoming.write(data)
-    pending = outgoing.read()
-    if pending:
-        sock.sendall(pending)
+    bio_handshake(sock, tls, incoming, outgoing, timeout)
     sock.settimeout(None)
     return TlsPipe(sock, tls, incoming, outgoing)

@@ -159,6 +159,15 @@ def handshake(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> T
     """Complete a server-side TLS handshake within ``timeout`` seconds (raises OSError otherwise)."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_side=True)
+    bio_handshake(sock, tls, incoming, outgoing, timeout)
+    return TlsTransport(sock, tls, incoming, outgoing)
+
+
+def bio_handshake(sock: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                  timeout: float) -> None:
+    """Drive a memory-BIO TLS handshake over the raw ``sock`` (either side: the server's
+    transport and the desktop client both use it) within ``timeout`` seconds in all; raises
+    TimeoutError, ConnectionError or ssl.SSLError."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -180,7 +189,6 @@ def handshake(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> T
     if pending:
         sock.settimeout(max(0.1, deadline - time.monotonic()))
         sock.sendall(pending)
-    return TlsTransport(sock, tls, incoming, outgoing)
 
 
 def peek_first_byte(sock: socket.socket, timeout: float) -> Optional[int]:
