@@ -115,7 +115,7 @@ def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
             return process
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError("the server exited at startup")
+                raise RuntimeError("the server exited at startup") from None
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("the server did not start listening")

@@ -23,7 +23,6 @@ import threading
 from typing import Any, Optional
 
 from chatcore import protocol
-
 from load.content import CHUNK, chunk_at
 
 SEND_STALL = 5.0  # seconds a send may wait for a client that does not read

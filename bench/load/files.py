@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 from chatcore import protocol
-
 from load.content import CHUNK, chunk_at, sha256_of
 
 

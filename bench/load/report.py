@@ -119,7 +119,7 @@ def table(items: list[Row]) -> str:
     lines = [[r.section, r.metric, r.unit, fmt(r.chatcore), fmt(r.baseline),
               f"{r.ratio:.2f}" if r.ratio is not None else "-", r.target,
               {True: "yes", False: "NO", None: ""}[r.met]] for r in items]
-    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(head)]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(head)]
     render = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([render(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(render, lines)])
 

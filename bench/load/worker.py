@@ -17,7 +17,6 @@ from multiprocessing.connection import Connection
 from typing import Any, Optional
 
 from chatcore import protocol
-
 from load import files
 
 RECV_SIZE = 1 << 18

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from chatcore_client import __version__
 from chatcore_client.connection import Connection, Disconnected, NotConnected, Received, open_connection
-from chatcore_client.pinning import AskTrust, PinStore
 from chatcore_client.download import Download
+from chatcore_client.pinning import AskTrust, PinStore
 from chatcore_client.progress import ProgressFn, TransferFailed
 from chatcore_client.transfers import RETRY_MARGIN, Transfers
 from chatcore_client.upload import Upload
@@ -150,9 +150,9 @@ class ChatClient:
         def fits(message: Any) -> bool:
             return isinstance(message, dict) and message.get("type") in wanted and (match is None or match(message))
 
-        for index, message in enumerate(self.backlog):
-            if fits(message):
-                return self.backlog.pop(index)
+        for index, kept in enumerate(self.backlog):
+            if fits(kept):
+                return dict(self.backlog.pop(index))
         deadline = time.monotonic() + timeout
         while True:
             message = self._next(deadline)
@@ -234,9 +234,11 @@ class ChatClient:
         for attempt in itertools.count():
             client_id = f"c{next(_ids)}"
             self.send(command="chat", peer=peer, message=text, client_id=client_id)
-            reply = self.expect(("chat_ack", "error"), max(0.0, deadline - time.monotonic()),
-                                lambda m: m.get("client_id") == client_id or (m.get("type") == "error"
-                                                                              and m.get("command") == "chat"))
+
+            def answers(m: dict[str, Any], client_id: str = client_id) -> bool:
+                return m.get("client_id") == client_id or (m.get("type") == "error" and m.get("command") == "chat")
+
+            reply = self.expect(("chat_ack", "error"), max(0.0, deadline - time.monotonic()), answers)
             if reply["type"] == "chat_ack":
                 return reply
             retry = reply.get("retry_after")

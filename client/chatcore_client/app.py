@@ -18,16 +18,15 @@ from typing import Any, Callable, Optional
 from chatcore_client.api import ChatClient, ServerInfo
 from chatcore_client.backoff import Backoff
 from chatcore_client.config import ClientSettings, load_settings, parse_port
-from chatcore_client.connection import (Connection, ConnectError, Disconnected, NotConnected, Received,
-                                        open_connection)
+from chatcore_client.connection import ConnectError, Connection, Disconnected, NotConnected, Received, open_connection
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.keepalive import KeepAlive
 from chatcore_client.pinning import PinError, PinStore, server_key
-from chatcore_client.state import ROOM, AppState, Line
 from chatcore_client.progress import Progress
+from chatcore_client.state import ROOM, AppState, Line
 from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
 from chatcore_client.views.files import FileOfferDialog, TransferWindow

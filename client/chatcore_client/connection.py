@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from chatcore import protocol
-
 from chatcore_client.pinning import AskTrust, PinError, PinStore, Verdict, fingerprint, server_key
 from chatcore_client.transport import PlainPipe, TlsPipe, tls_handshake
 

@@ -71,7 +71,7 @@ class TlsPipe(PlainPipe):
         while True:
             with self._lock:
                 try:
-                    count = self.tls_object.read(len(view), view)
+                    count = int(self.tls_object.read(len(view), view))  # with a buffer it returns the count
                     self._flush()
                     return count
                 except ssl.SSLWantReadError:

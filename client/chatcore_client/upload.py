@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from chatcore.protocol import CHUNK_SIZE
-
 from chatcore_client.progress import Meter, ProgressFn, TransferFailed
 
 Send = Callable[[dict[str, Any]], None]

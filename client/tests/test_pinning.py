@@ -17,8 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from chatcore_client.api import ChatClient
 from chatcore_client.connection import DowngradeRefused
-from chatcore_client.pinning import (CertificateChanged, CertificateRejected, Verdict, config_dir,
-                                     fingerprint)
+from chatcore_client.pinning import CertificateChanged, CertificateRejected, Verdict, config_dir, fingerprint
 
 FP_A = fingerprint(b"certificate a")
 FP_B = fingerprint(b"certificate b")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import __version__, protocol
-from chatcore.plugins import hookimpl
 from chatcore.errors import CommandError
+from chatcore.plugins import hookimpl
 from chatcore.registry import Command
 
 if TYPE_CHECKING:

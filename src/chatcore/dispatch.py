@@ -7,8 +7,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
-from chatcore.logging import redact
 from chatcore.errors import CommandError
+from chatcore.logging import redact
 
 if TYPE_CHECKING:
     from chatcore.server import ChatServer

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Every hook a chatcore plugin can implement, grouped by the phase in which the server calls them.
 
 The lifecycle, in order (``ChatServer.start`` runs the first four; ``stop`` the last):
@@ -61,7 +62,7 @@ def chat_settings() -> Sequence["Setting"]:
 
 
 @hookspec
-def chat_cli_commands(subparsers: "argparse._SubParsersAction", config: "Config") -> None:
+def chat_cli_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", config: "Config") -> None:
     """Add subcommands to the ``chatcore`` command line (e.g. ``chatcore user add``).
 
     Each parser should ``set_defaults(run=callable)``; the callable receives

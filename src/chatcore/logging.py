@@ -64,7 +64,7 @@ def redact(message: Mapping[str, Any]) -> dict[str, Any]:
     name = message.get("command", message.get("type"))
     if isinstance(name, str) and name in CREDENTIAL_COMMANDS:
         return {key: _shown(value) if key in NAMING_FIELDS else "***" for key, value in message.items()}
-    return _redacted(message)
+    return dict(_redacted(message))
 
 
 def _redacted(value: Any, depth: int = 0) -> Any:

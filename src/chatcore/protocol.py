@@ -307,7 +307,7 @@ class FrameReader:
                 raise ProtocolError("connection closed inside a frame header")
         (length,) = HEADER.unpack_from(self._buf, self._start)
         check_length(length)
-        total = HEADER.size + length
+        total: int = HEADER.size + length
         if self._start + total > len(self._buf):
             self._make_room(total)
         while self._end - self._start < total:

@@ -56,7 +56,7 @@ class Command:
 
     def field_problem(self, message: Mapping[str, Any]) -> Optional[str]:
         """Why ``message`` does not fit this command's fields, or None when it does."""
-        for name, expected in self.fields.items():
+        for name in self.fields:
             if name not in message:
                 return f"missing field '{name}'"
         for name, expected in self._all_fields.items():

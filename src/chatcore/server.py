@@ -20,10 +20,10 @@ from chatcore.admin import AdminServer, DataDirLock
 from chatcore.config import Config
 from chatcore.core_plugin import CorePlugin
 from chatcore.dispatch import Dispatcher, send_error
+from chatcore.errors import CommandError
 from chatcore.hooks import FaultBudget, PluginHooks, essential_plugins
 from chatcore.limits import ConnectionCounter, TokenBucket
 from chatcore.plugins import CORE, collect_commands, create_manager, plugin_names
-from chatcore.errors import CommandError
 from chatcore.registry import CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
@@ -390,4 +390,5 @@ class ChatServer:
 
     def lookup_user(self, username: str) -> Optional[str]:
         """The registered display name for ``username`` (any case), or None."""
-        return self.hook.chat_lookup_user(username=username)
+        name = self.hook.chat_lookup_user(username=username)
+        return name if isinstance(name, str) else None

@@ -81,7 +81,7 @@ class TestClient:
         """
         for index, message in enumerate(self.backlog):
             if self._matches(message, type_, fields):
-                return self.backlog.pop(index)
+                return dict(self.backlog.pop(index))
         wait = self.timeout if timeout is None else timeout
         try:
             while True:
@@ -89,7 +89,7 @@ class TestClient:
                 if message is None:
                     break
                 if self._matches(message, type_, fields):
-                    return message
+                    return dict(message)
                 self.backlog.append(message)
         except TimeoutError:
             pass

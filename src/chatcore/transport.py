@@ -115,7 +115,7 @@ class TlsTransport(PlainTransport):
         while True:
             with self._lock:
                 try:
-                    return self._tls.read(len(view), view)
+                    return int(self._tls.read(len(view), view))  # with a buffer it returns the count
                 except ssl.SSLWantReadError:
                     pass
                 except ssl.SSLZeroReturnError:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 from chatcore_client.api import ServerInfo
-from chatcore_client.state import AppState, Line
 from chatcore_client.progress import Progress
+from chatcore_client.state import AppState, Line
 from chatcore_client.transfers import Transfers
 
 log = logging.getLogger(__name__)

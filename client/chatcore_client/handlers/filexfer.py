@@ -6,10 +6,10 @@ import itertools
 from pathlib import Path
 from typing import Any, Optional
 
-from chatcore_client.handlers import Context, Dispatcher
-from chatcore_client.state import ROOM
 from chatcore_client.download import Download
+from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.progress import TransferFailed, human_size
+from chatcore_client.state import ROOM
 from chatcore_client.transfers import Transfer
 from chatcore_client.upload import Upload
 

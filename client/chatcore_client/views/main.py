@@ -46,7 +46,7 @@ class MessagePane(ttk.Frame):
                                 justify="center", spacing1=4, spacing3=6)
         self.lines = 0
 
-    def _scrolled(self, scroll: ttk.Scrollbar, first: str, last: str) -> None:
+    def _scrolled(self, scroll: ttk.Scrollbar, first: "str | float", last: "str | float") -> None:
         scroll.set(first, last)
         if float(first) <= 0.0 and self.winfo_ismapped():
             self._at_top(self.key)

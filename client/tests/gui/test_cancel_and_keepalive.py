@@ -122,7 +122,7 @@ def test_keepalive_pings_outlive_several_idle_timeouts(make_server, make_app, pu
             control.register("idler", PASSWORD)
         control.login("idler", PASSWORD)
         pongs = app.keepalive.pongs
-        pump.until(lambda: control.connection.closed, what=f"the idle control client closed ({period + 1})")
+        pump.until(lambda control=control: control.connection.closed, what=f"the idle control client closed ({period + 1})")
         assert control.expect("error")["code"] == "idle_timeout"  # closed for silence, not anything else
         assert app.keepalive.pongs > pongs  # the app pinged meanwhile
         control.close()

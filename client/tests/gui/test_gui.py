@@ -143,7 +143,7 @@ def test_history_on_open_and_older_pages_on_scroll_up(make_server, make_app, pum
     while "history line 000" not in pane.content():
         before = pane.lines
         pane.text.yview_moveto(0.0)  # the user scrolls to the top
-        pump.until(lambda: pane.lines > before, what="an older page after scrolling up")
+        pump.until(lambda before=before: pane.lines > before, what="an older page after scrolling up")
     text = pane.content()
     assert text.index("history line 000") < text.index("history line 060") < text.index("history line 119")
     assert not app.state.conversations[ROOM].has_more

@@ -16,7 +16,6 @@ from typing import Callable
 from chatcore.admin import DataDirInUse, NoServer, admin_request
 from chatcore.config import Config
 from chatcore.users import PASSWORD_CHANGED
-
 from chatcore_auth import NAME
 from chatcore_auth.names import password_problem, username_problem
 from chatcore_auth.settings import MAX_PASSWORD, MIN_PASSWORD, hasher_from

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Optional
 from chatcore import protocol
 from chatcore.errors import CommandError
 from chatcore.users import PASSWORD_CHANGED
-
 from chatcore_auth import NAME
 from chatcore_auth.accounts import Accounts, Outcome
 from chatcore_auth.names import name_key

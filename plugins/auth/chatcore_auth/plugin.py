@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from chatcore import CommandError, Setting, hookimpl
 from chatcore.config import Config
-
 from chatcore_auth import NAME, cli
 from chatcore_auth.accounts import Accounts
 from chatcore_auth.commands import AuthCommands

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from chatcore import protocol
-
 from chatcore_auth import NAME
 from chatcore_auth.names import name_key
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from chatcore.config import Config, Setting
-
 from chatcore_auth.accounts import Policy
 from chatcore_auth.passwords import HashParams, PasswordHasher
 

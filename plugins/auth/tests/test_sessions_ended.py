@@ -10,7 +10,6 @@ import pytest
 from chatcore.admin import SOCKET_NAME, DataDirInUse, admin_request
 from chatcore.server import ChatServer
 
-
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new password"
 

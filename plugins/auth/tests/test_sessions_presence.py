@@ -82,7 +82,7 @@ def test_presence_stays_consistent_under_concurrent_logins_and_logouts(server, c
         barrier = threading.Barrier(len(clients))
         errors: list[BaseException] = []
 
-        def login_logout(client):
+        def login_logout(client, barrier=barrier, errors=errors):
             try:
                 barrier.wait()
                 assert client.request(command="login", username="alice", password=PASSWORD)["response"] == "ok"

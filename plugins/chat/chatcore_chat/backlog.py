@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
 from chatcore import protocol
-
 from chatcore_chat import store
 from chatcore_chat.delivery import READY_KEY, Relay, SessionLike, event, ready_now, send, session_state
 from chatcore_chat.store import Message

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
 
 from chatcore import protocol
-
 from chatcore_chat import store
 from chatcore_chat.faults import answer
 from chatcore_chat.quotas import Quotas
@@ -150,12 +149,12 @@ def ready_now(session: SessionLike, batch: Optional[Batch] = None) -> bool:
 class Relay:
     """The chat plugin's way to store and deliver; hands operations to the writer."""
 
-    def __init__(self, writer: Writer, directory: Directory, clock: Clock, quotas: Quotas = Quotas(),
+    def __init__(self, writer: Writer, directory: Directory, clock: Clock, quotas: Optional[Quotas] = None,
                  held_limit: int = 1 << 20, in_flight: int = 256) -> None:
         self.writer = writer
         self.directory = directory
         self.clock = clock
-        self.quotas = quotas
+        self.quotas = quotas if quotas is not None else Quotas()
         self.held_limit = held_limit  # bytes held for a session not yet ready before it is dropped
         self.in_flight = in_flight  # acknowledged posts one session may have queued before its reads pause
         self._last_ms = 0  # writer's executor only: keeps ts non-decreasing along ids

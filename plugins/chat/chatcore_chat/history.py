@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from chatcore import protocol
-
 from chatcore_chat.store import Message
 
 # ``next_before`` is sized as this many digits when measuring, whatever the real id

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import pluggy
 
 from chatcore import Setting, hookimpl
-
 from chatcore_chat import hookspecs, settings
 from chatcore_chat.service import ChatService
 from chatcore_chat.settings import ChatSettings

@@ -79,8 +79,8 @@ class Retention:
             if self.policy.max_count > 0:
                 with self._readers.connection() as conn:
                     conversations = store.over_count(conn, self.policy.max_count)
+                keep = self.policy.max_count
                 for conv in conversations:
-                    keep = self.policy.max_count
                     deleted += self._drain(lambda conn, conv=conv: store.beyond_newest(conn, conv, keep, CHUNK))
             if deleted:
                 log.info("chat retention deleted %d message(s)", deleted)

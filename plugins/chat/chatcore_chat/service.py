@@ -14,7 +14,6 @@ from typing import Any, Callable, Optional
 
 from chatcore import CommandError, protocol
 from chatcore.session import corked
-
 from chatcore_chat import store
 from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLike
@@ -110,6 +109,7 @@ class ChatService:
         text = draft.get("message")
         if text is not message["message"]:  # a filter replaced it: check the new text too
             self._check_text(text)
+        assert isinstance(text, str)  # _check_text refused anything else
         ack: dict[str, Any] = {"peer": to}
         if client_id is not None:
             ack["client_id"] = client_id

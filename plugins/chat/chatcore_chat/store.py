@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 from chatcore import protocol
-
 from chatcore_chat.faults import Throttled
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 

@@ -10,7 +10,6 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import CommandError, protocol
-
 from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
 from chatcore_filexfer.legacy import LegacyRelay
@@ -29,7 +28,7 @@ Handler = Callable[["Session", dict[str, Any]], Reply]
 MAX_LEGACY_FIELD = 1024  # characters of a legacy md5/size string that are forwarded
 
 # Every command: the fields the core type-checks before calling FileCommands.<name>.
-COMMANDS: dict[str, dict[str, dict[str, Any]]] = {
+COMMANDS: dict[str, dict[str, Any]] = {
     "file_upload": {"fields": {"peer": str, "filename": str, "size": int, "sha256": str},
                     "optional": {"client_id": str}},
     # bulk data, bounded by bytes (chunk size, quota), not by the per-session request rate

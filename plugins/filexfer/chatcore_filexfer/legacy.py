@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 
-
 @dataclass(frozen=True)
 class PendingRequest:
     """One forwarded ``file_request`` still waiting for its answer."""

@@ -6,7 +6,6 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from chatcore import Setting, hookimpl
-
 from chatcore_filexfer.commands import COMMANDS, FileCommands, Sweeper
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.limits import Limits

@@ -21,7 +21,6 @@ from typing import Any, Callable, Optional
 
 from chatcore import protocol
 from chatcore.errors import CommandError
-
 from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
 from chatcore_filexfer.limits import Limits

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from chatcore.config import Config, Setting, parse_size
-
 from chatcore_filexfer.limits import Limits
 
 _D = Limits()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chatcore_filexfer.limits import Limits
 from chatcore.errors import CommandError
+from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.service import FileService
 
 
