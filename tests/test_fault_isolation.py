@@ -10,9 +10,7 @@ import pytest
 
 from chatcore import hookimpl
 from chatcore.server import ChatServer
-from chatcore.testing import server_config
-
-PASSWORD = "correct horse battery"
+from chatcore.testing import PASSWORD, server_config
 
 
 class Broken:

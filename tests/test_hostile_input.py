@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from chatcore import protocol
 from chatcore.registry import Command
+from chatcore.testing import PASSWORD
 
 PLUGINS = ["auth", "chat", "filexfer"]
 LOOSE_LIMITS = {"CHATCORE_RATE_LIMIT": "100000", "CHATCORE_RATE_BURST": "100000",
@@ -60,7 +61,6 @@ def requests(draw, commands: list[Command]):
     return message
 
 
-PASSWORD = "correct horse battery"
 
 
 def test_random_values_for_every_command_never_cause_internal_errors(make_server, connect):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 
 from chatcore import protocol
+from chatcore.testing import PASSWORD
 
 PLUGINS = ["auth", "chat", "filexfer"]
-PASSWORD = "correct horse battery"
 LOOSE = {"CHATCORE_RATE_LIMIT": "1000", "CHATCORE_RATE_BURST": "1000"}
 
 

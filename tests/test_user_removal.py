@@ -11,9 +11,9 @@ import subprocess
 import sys
 
 from chatcore.admin import admin_request
+from chatcore.testing import PASSWORD
 
 PLUGINS = ["auth", "chat", "filexfer"]
-PASSWORD = "correct horse battery"
 DATA = b"alice's secret file"
 
 

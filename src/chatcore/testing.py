@@ -24,6 +24,7 @@ from chatcore.plugins import installed
 from chatcore.server import ChatServer
 
 DEFAULT_TIMEOUT = 5.0
+PASSWORD = "correct horse battery"  # the tests' password: long enough for the accounts plugin's rules
 Types = Optional[Union[str, Sequence[str]]]
 _nonces = itertools.count(1)
 
@@ -250,6 +251,38 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     for path in reversed(mounted):
         if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """``login_as(server, name, password=PASSWORD, register=True, v2=False)``: a client logged in
+    through the accounts plugin (registering first unless told not to; ``v2`` says ``hello``
+    with protocol 2 before). It returns once the login has finished on the server (a ping round
+    trip: the session is online, offline delivery done), keeping whatever arrived for ``expect``."""
+
+    def factory(server: ChatServer, name: str, password: str = PASSWORD, register: bool = True,
+                v2: bool = False) -> TestClient:
+        client = connect(server)
+        if v2:
+            assert client.request(command="hello", client="tests", protocol=2)["protocol"] == 2
+        client.login(name, password, register)
+        client.backlog = client.sync() + client.backlog
+        return client
+
+    return factory
+
+
+@pytest.fixture
+def register(connect: Callable[..., TestClient]) -> Callable[..., None]:
+    """``register(server, name, password=PASSWORD)``: create an account without logging in."""
+
+    def factory(server: ChatServer, name: str, password: str = PASSWORD) -> None:
+        client = connect(server)
+        reply = client.request(command="register", username=name, password=password)
+        assert reply["response"] == "ok", reply
+        client.close()
+
+    return factory
 
 
 @pytest.fixture

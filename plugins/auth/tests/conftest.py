@@ -15,8 +15,6 @@ from chatcore import protocol
 from chatcore.server import ChatServer
 from chatcore.testing import TestClient
 
-PASSWORD = "correct horse battery"
-
 
 @pytest.fixture
 def server(make_server: Callable[..., ChatServer]) -> ChatServer:
@@ -24,16 +22,6 @@ def server(make_server: Callable[..., ChatServer]) -> ChatServer:
     return make_server(plugins=["auth"])
 
 
-@pytest.fixture
-def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
-    """``login_as(server, name, password=PASSWORD, register=True)``: a client logged in as ``name``."""
-
-    def factory(server: ChatServer, name: str, password: str = PASSWORD, register: bool = True) -> TestClient:
-        client = connect(server)
-        client.login(name, password, register)
-        return client
-
-    return factory
 
 
 @pytest.fixture

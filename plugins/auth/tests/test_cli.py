@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PASSWORD = "correct horse battery"
+from chatcore.testing import PASSWORD
 
 
 def test_user_commands_with_the_server_stopped_and_running(run_cli, make_server, connect):

@@ -6,7 +6,8 @@ import logging
 import sqlite3
 import stat
 
-PASSWORD = "correct horse battery"
+from chatcore.testing import PASSWORD
+
 NEW = "Tr0ub4dor&3 is worse"
 
 

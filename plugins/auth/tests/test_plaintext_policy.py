@@ -8,9 +8,8 @@ import ssl
 import pytest
 
 from chatcore import protocol
+from chatcore.testing import PASSWORD
 from chatcore_auth.commands import TLS_REQUIRED, plaintext_allowed
-
-PASSWORD = "correct horse battery"
 
 
 class TlsClient:

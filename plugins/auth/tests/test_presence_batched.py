@@ -7,9 +7,8 @@ from __future__ import annotations
 import threading
 
 from chatcore import protocol
+from chatcore.testing import PASSWORD
 from chatcore_auth.presence import NAMES_PER_FRAME, Change, _net_changes, batched_frames
-
-PASSWORD = "correct horse battery"
 
 
 def batched_client(server, connect):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-PASSWORD = "correct horse battery"
+from chatcore.testing import PASSWORD
 
 
 def test_register_then_login(server, connect):

@@ -9,8 +9,8 @@ import pytest
 
 from chatcore.admin import SOCKET_NAME, DataDirInUse, admin_request
 from chatcore.server import ChatServer
+from chatcore.testing import PASSWORD
 
-PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new password"
 
 

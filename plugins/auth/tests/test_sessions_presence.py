@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 from chatcore import hookimpl
-
-PASSWORD = "correct horse battery"
+from chatcore.testing import PASSWORD
 
 
 def test_get_users_lists_others_online(server, connect, login_as):

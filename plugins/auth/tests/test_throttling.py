@@ -3,9 +3,9 @@ injected clock: time moves by assignment, never by sleeping."""
 
 from __future__ import annotations
 
+from chatcore.testing import PASSWORD
 from chatcore_auth.plugin import AuthPlugin
 
-PASSWORD = "correct horse battery"
 WRONG = "wrong password!"
 BAD = "Incorrect username or password!"
 

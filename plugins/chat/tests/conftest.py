@@ -12,7 +12,6 @@ from chatcore.server import ChatServer
 from chatcore.testing import TestClient
 from chatcore_chat.writer import Operation
 
-PASSWORD = "correct horse battery"
 # Cheap password hashing and no request rate limit: these tests exercise chat, not Argon2
 # or the core's throttling (some send hundreds of messages from one session).
 FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024",
@@ -34,36 +33,8 @@ def server(chat_server: Callable[..., ChatServer]) -> ChatServer:
     return chat_server()
 
 
-@pytest.fixture
-def register(connect: Callable[..., TestClient]) -> Callable[..., None]:
-    """``register(server, name)``: create an account without logging in."""
-
-    def factory(server: ChatServer, name: str, password: str = PASSWORD) -> None:
-        client = connect(server)
-        reply = client.request(command="register", username=name, password=password)
-        assert reply["response"] == "ok", reply
-        client.close()
-
-    return factory
 
 
-@pytest.fixture
-def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
-    """``login_as(server, name, register=True, v2=False)``: a client logged in as ``name``."""
-
-    def factory(server: ChatServer, name: str, password: str = PASSWORD, register: bool = True,
-                v2: bool = False) -> TestClient:
-        client = connect(server)
-        if v2:
-            assert client.request(command="hello", client="tests", protocol=2)["protocol"] == 2
-        client.login(name, password, register)
-        # login_result precedes the binding: a ping round trip makes sure the login finished
-        # (the session is online, offline delivery queued); keep what arrived for later expects
-        arrived = client.sync()
-        client.backlog = arrived + client.backlog
-        return client
-
-    return factory
 
 
 def send_chat(client: TestClient, peer: str, text: object, **extra: object) -> dict:

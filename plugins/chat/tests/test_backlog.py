@@ -6,9 +6,8 @@ import socket
 from pathlib import Path
 
 from chatcore import protocol
-from chatcore.testing import TestClient
+from chatcore.testing import PASSWORD, TestClient
 
-PASSWORD = "correct horse battery"
 # A 10 MB backlog needs more room per recipient than the defaults (5,000 messages, 16 MiB)
 BIG = {"CHATCORE_CHAT_PENDING_MAX_MESSAGES": "20000", "CHATCORE_CHAT_PENDING_MAX_BYTES": "64M",
        "CHATCORE_CHAT_SENDER_DAILY_BYTES": "256M"}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 from chatcore import hookimpl
-
-PASSWORD = "correct horse battery"
+from chatcore.testing import PASSWORD
 
 
 def chat_events(messages: list) -> list:

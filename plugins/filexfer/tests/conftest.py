@@ -15,7 +15,6 @@ from chatcore.server import ChatServer
 from chatcore.testing import FakeClock, TestClient
 from chatcore_filexfer.plugin import FilexferPlugin
 
-PASSWORD = "correct horse battery"
 CHUNK = 32 * 1024
 
 
@@ -61,21 +60,6 @@ def fill_disk(folder: Path) -> Path:
     return filler
 
 
-@pytest.fixture
-def login_as(connect: Callable[..., TestClient]) -> Callable[..., TestClient]:
-    """``login_as(server, name, register=True)``: a client logged in through the auth plugin."""
-
-    def factory(server: ChatServer, name: str, register: bool = True) -> TestClient:
-        client = connect(server)
-        client.login(name, PASSWORD, register)
-        # login_result goes out just before the server binds the session, so wait for a pong
-        # (handled after the login completes) before others may count on this user being
-        # online; expect() keeps whatever arrives meanwhile (file offers) for the test.
-        client.send(command="ping", nonce=f"logged-in-{name}")
-        client.expect("pong", nonce=f"logged-in-{name}")
-        return client
-
-    return factory
 
 
 def sha(data: bytes) -> str:
