@@ -7,10 +7,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from chatcore.testing import PASSWORD
 from chatcore_client.api import ChatClient
 from chatcore_client.pinning import PinStore
 
-PASSWORD = "correct horse battery"
 ALL_PLUGINS = ["auth", "chat", "filexfer"]
 
 

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
+from chatcore.testing import PASSWORD
 from chatcore_client.api import ChatClient, Closed, ServerError
 from chatcore_client.connection import ConnectError
 from chatcore_client.progress import Progress
 
-PASSWORD = "correct horse battery"
 ALL_PLUGINS = ["auth", "chat", "filexfer"]
 
 

@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
+from chatcore.testing import PASSWORD
+from chatcore_client.api import ChatClient
 from chatcore_client.app import App
 from chatcore_client.config import ClientSettings
 from chatcore_client.pinning import PinStore
@@ -150,3 +152,35 @@ def screenshot(window: tk.Misc, name: str, also: Optional[Path] = None) -> Path:
         also.parent.mkdir(parents=True, exist_ok=True)
         image.save(also)
     return path
+
+
+ALL_PLUGINS = ["auth", "chat", "filexfer"]  # what the GUI tests run against
+
+
+def log_in(app, pump, user: str, register: bool = True, shoot_trust: bool = False) -> None:
+    """Fill in the Login window and press Register (which logs in) or Login; trust the certificate."""
+    app.login.username.set(user)
+    app.login.password.set(PASSWORD)
+    (app.login.register_button if register else app.login.login_button).invoke()
+    pump.until(lambda: app.trust_dialog is not None or app.main is not None, what="trust dialog or main window")
+    if app.trust_dialog is not None:
+        if shoot_trust:
+            app.trust_dialog.lift()
+            screenshot(app.trust_dialog, "trust-dialog")
+        app.trust_dialog.trust_button.invoke()
+    pump.until(lambda: app.main is not None, what=f"{user}'s main window",
+               state=lambda: app.login.status.cget("text"))
+
+
+def pane_text(app, key: str) -> str:
+    """What the main window shows in conversation ``key`` (empty when it is not open)."""
+    return app.main.pane(key).content() if app.main is not None and key in app.main.panes else ""
+
+
+def helper_client(server, tmp_path: Path, user: str, register: bool = True) -> ChatClient:
+    """A headless client logged in as ``user`` (registered first), trusting the server's certificate."""
+    client = ChatClient.connect(*server.address, pins=PinStore(tmp_path / f"api-{user}.json"), ask=lambda *_: True)
+    if register:
+        client.register(user, PASSWORD)
+    client.login(user, PASSWORD)
+    return client

@@ -13,8 +13,7 @@ from chatcore_client.api import ChatClient
 from chatcore_client.pinning import PinStore
 from chatcore_client.upload import CHUNK_SIZE
 
-from .conftest import screenshot
-from .test_gui import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text
+from .conftest import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text, screenshot
 
 
 def gate_chunks(app, at: int) -> tuple[threading.Event, threading.Event]:

@@ -7,44 +7,11 @@ import hashlib
 import os
 import socket
 import tkinter as tk
-from pathlib import Path
 
-from chatcore_client.api import ChatClient
 from chatcore_client.backoff import Backoff
-from chatcore_client.pinning import PinStore
 from chatcore_client.state import ROOM
 
-from .conftest import DOCS, screenshot
-
-PASSWORD = "correct horse battery"
-ALL_PLUGINS = ["auth", "chat", "filexfer"]
-
-
-def log_in(app, pump, user: str, register: bool = True, shoot_trust: bool = False) -> None:
-    """Fill in the Login window and press Register (which logs in) or Login; trust the certificate."""
-    app.login.username.set(user)
-    app.login.password.set(PASSWORD)
-    (app.login.register_button if register else app.login.login_button).invoke()
-    pump.until(lambda: app.trust_dialog is not None or app.main is not None, what="trust dialog or main window")
-    if app.trust_dialog is not None:
-        if shoot_trust:
-            app.trust_dialog.lift()
-            screenshot(app.trust_dialog, "trust-dialog")
-        app.trust_dialog.trust_button.invoke()
-    pump.until(lambda: app.main is not None, what=f"{user}'s main window",
-               state=lambda: app.login.status.cget("text"))
-
-
-def pane_text(app, key: str) -> str:
-    return app.main.pane(key).content() if app.main is not None and key in app.main.panes else ""
-
-
-def helper_client(server, tmp_path: Path, user: str, register: bool = True) -> ChatClient:
-    client = ChatClient.connect(*server.address, pins=PinStore(tmp_path / f"api-{user}.json"), ask=lambda *_: True)
-    if register:
-        client.register(user, PASSWORD)
-    client.login(user, PASSWORD)
-    return client
+from .conftest import ALL_PLUGINS, DOCS, PASSWORD, helper_client, log_in, pane_text, screenshot
 
 
 def test_login_window_as_specified(make_server, make_app, pump, tmp_path):

@@ -10,8 +10,7 @@ import chatcore
 from chatcore.users import PASSWORD_CHANGED, REASONS
 from chatcore_client.backoff import Backoff
 
-from .conftest import screenshot
-from .test_gui import ALL_PLUGINS, PASSWORD, log_in
+from .conftest import ALL_PLUGINS, PASSWORD, log_in, screenshot
 
 NEW_PASSWORD = "the new password"
 
