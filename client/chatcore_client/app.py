@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PUMP_MS = 20  # how often the queue is drained
 BATCH = 200  # events handled per tick, so a flood cannot freeze the window
+TRUST_POLL = 0.25  # seconds between checks, while the trust question waits, that the app is not quitting
 ChooseOpen = Callable[[tk.Misc], Optional[str]]
 ChooseSave = Callable[[tk.Misc, str], Optional[str]]
 
@@ -59,6 +60,7 @@ class App:
         self.settings = settings or load_settings()
         self.root = root or tk.Tk()
         self.root.withdraw()  # no stray empty window: every visible window is a Toplevel
+        self.root.report_callback_exception = self._callback_failed  # a failing widget callback is shown, not lost
         theme.apply(self.root)
         self.pins = pins or PinStore(self.settings.known_servers)
         self.ca_context = ca_context
@@ -86,6 +88,12 @@ class App:
         self._pump_id: Optional[str] = self.root.after(PUMP_MS, self.pump)
 
     # -- the queue pump (Tk thread) --------------------------------------------------------------
+
+    def _callback_failed(self, kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        """Tk's hook for an exception in a widget callback (a button, a key binding): log it with
+        its traceback and show it, instead of Tk's default of printing to a console nobody sees."""
+        log.error("a window callback failed", exc_info=(kind, error, trace))
+        self.show_error(f"Internal error: {error}")
 
     def post(self, action: Callable[[], None]) -> None:
         """Run ``action`` on the Tk thread soon; callable from any thread."""
@@ -189,7 +197,9 @@ class App:
             self.trust_dialog = TrustDialog(parent, server_key(host, port), fingerprint, reply)
 
         self.post(show)
-        answered.wait()
+        while not answered.wait(TRUST_POLL):  # a quit before the dialog showed must not park this thread
+            if self.closing:
+                return False
         return answer[0]
 
     def _connected(self, connection: Connection, then: Callable[[], None]) -> None:
