@@ -43,7 +43,7 @@ class Transfers:
         self.send, self.later = send, later
         self._lock = threading.Lock()
         self._offered: dict[str, Upload] = {}  # client_id -> upload waiting for file_upload_ready
-        self.uploads: dict[str, Upload] = {}  # upload_id -> upload being streamed or verified
+        self.uploads: dict[str, Upload] = {}  # upload_id -> upload being streamed or verified (under _lock)
         self.downloads: dict[str, Download] = {}
         self.suspended: list[Transfer] = []
         self.stopped = StoppedStreams()  # cancelled downloads whose stream may still arrive
@@ -90,7 +90,7 @@ class Transfers:
         if upload.cancelled:  # cancelled while the offer was on its way
             self._send_quietly({"command": "file_cancel", "upload_id": upload.upload_id})
             return upload
-        self.uploads[upload.upload_id] = upload
+        self._track(upload)
         self._stream(upload, int(message.get("offset", 0)), int(message.get("chunk_size", CHUNK_SIZE)))
         return upload
 
@@ -104,13 +104,24 @@ class Transfers:
                 log.info("sending %s stopped: %s", upload.filename, exc)
             except Exception as exc:
                 log.warning("sending %s failed: %s", upload.filename, exc)
-                self.uploads.pop(upload.upload_id or "", None)
+                self._untrack(upload.upload_id or "")
                 upload.fail(str(exc))
         threading.Thread(target=run, daemon=True, name=f"chatcore-upload-{upload.upload_id}").start()
 
+    def _track(self, upload: Upload) -> None:
+        """Route the server's answers about ``upload`` to it (worker threads call this too)."""
+        assert upload.upload_id is not None
+        with self._lock:
+            self.uploads[upload.upload_id] = upload
+
+    def _untrack(self, upload_id: str) -> Optional[Upload]:
+        """Stop routing answers about ``upload_id``; the upload, if it was tracked."""
+        with self._lock:
+            return self.uploads.pop(upload_id, None)
+
     def uploaded(self, message: dict[str, Any]) -> Optional[Upload]:
         """``file_uploaded``: the server verified the hash."""
-        upload = self.uploads.pop(str(message.get("upload_id")), None)
+        upload = self._untrack(str(message.get("upload_id")))
         if upload is not None:
             upload.complete(str(message["file_id"]))
         return upload
@@ -121,7 +132,7 @@ class Transfers:
         self.cancelled.append(upload)
         upload_id = upload.upload_id
         if upload_id is not None:
-            self.uploads.pop(upload_id, None)
+            self._untrack(upload_id)
             if must_send:
                 self._send_quietly({"command": "file_cancel", "upload_id": upload_id})
         with self._lock:
@@ -171,7 +182,8 @@ class Transfers:
         return None
 
     def _upload_error(self, message: dict[str, Any], reason: str) -> Optional[Upload]:
-        upload = self.uploads.get(str(message["upload_id"]))
+        with self._lock:
+            upload = self.uploads.get(str(message["upload_id"]))
         if upload is None:
             return None
         offset = message.get("offset")
@@ -184,7 +196,7 @@ class Transfers:
             if not upload.streams or upload.streams[-1][0] != offset:
                 self._stream(upload, offset, CHUNK_SIZE)
             return upload
-        self.uploads.pop(str(message["upload_id"]), None)
+        self._untrack(str(message["upload_id"]))
         upload.cancel()
         upload.fail(reason)
         return upload
@@ -278,12 +290,12 @@ class Transfers:
         server answers the same file_uploaded if it finished it (or finishes it, or says what is
         missing), where offering it anew could make a second file."""
         assert upload.upload_id is not None
-        self.uploads[upload.upload_id] = upload
+        self._track(upload)
         try:
             self.send({"command": "file_upload_done", "upload_id": upload.upload_id})
         except ConnectionError:
-            self.uploads.pop(upload.upload_id, None)
             with self._lock:
+                self.uploads.pop(upload.upload_id, None)
                 self.suspended.append(upload)
 
     def abort_all(self, reason: str) -> list[Transfer]:
