@@ -22,6 +22,7 @@ from chatcore_client.connection import ConnectError, Connection, Disconnected, N
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
+from chatcore_client.handlers.core import CoreHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.keepalive import KeepAlive
 from chatcore_client.pinning import PinError, PinStore, server_key
@@ -71,8 +72,9 @@ class App:
         self.state = AppState()
         self.ctx = Context(self.state, self, self._send, Transfers(self._send), self.post)
         self.dispatcher = Dispatcher(self)
-        self.auth, self.chat, self.files = AuthHandlers(self.ctx), ChatHandlers(self.ctx), FileHandlers(self.ctx)
-        for handlers in (self.auth, self.chat, self.files):
+        self.core, self.auth = CoreHandlers(self.ctx), AuthHandlers(self.ctx)
+        self.chat, self.files = ChatHandlers(self.ctx), FileHandlers(self.ctx)
+        for handlers in (self.core, self.auth, self.chat, self.files):
             handlers.register(self.dispatcher)
         self.main: Optional[MainWindow] = None
         self.transfer_windows: dict[str, TransferWindow] = {}

@@ -13,6 +13,7 @@ import pytest
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
+from chatcore_client.handlers.core import CoreHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.state import ROOM, AppState
 from chatcore_client.transfers import Transfers
@@ -45,8 +46,9 @@ class Harness:
         transfers = Transfers(self.sent.append, later=lambda seconds, action: self.delayed.append((seconds, action)))
         self.ctx = Context(self.state, self.view, self.sent.append, transfers, lambda fn: fn())
         self.dispatcher = Dispatcher(self.view)
-        self.auth, self.chat, self.files = AuthHandlers(self.ctx), ChatHandlers(self.ctx), FileHandlers(self.ctx)
-        for handlers in (self.auth, self.chat, self.files):
+        self.core, self.auth = CoreHandlers(self.ctx), AuthHandlers(self.ctx)
+        self.chat, self.files = ChatHandlers(self.ctx), FileHandlers(self.ctx)
+        for handlers in (self.core, self.auth, self.chat, self.files):
             handlers.register(self.dispatcher)
 
     def feed(self, **message: Any) -> None:

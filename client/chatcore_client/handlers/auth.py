@@ -1,25 +1,18 @@
-"""Handlers for the ``auth`` plugin's events and the core's ``hello``, ``shutdown`` and
-``session_ended``: session, login, presence."""
+"""Handlers for the ``auth`` plugin's events: login, registration, presence."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chatcore_client.api import ServerInfo
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.state import ROOM
 
 NOTICES_PER_BATCH = 5  # more presence changes at once than this get one summary notice
-# What to tell the user when the server ends a session on purpose without saying why itself.
-SESSION_ENDED = {
-    "account_removed": "Your account was removed by the server's operator.",
-    "password_changed": "Your password was changed, on another device or by the server's operator. "
-                        "Log in with the new password.",
-}
+
 
 
 class AuthHandlers:
-    """hello, register/login results, the online list and join/leave notices."""
+    """register/login results, the online list and join/leave notices."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -27,17 +20,12 @@ class AuthHandlers:
     def register(self, dispatcher: Dispatcher) -> None:
         """Claim this module's event types."""
         for event, handler in {
-            "hello": self.hello, "login_result": self.login_result, "register_result": self.register_result,
+            "login_result": self.login_result, "register_result": self.register_result,
             "error:login": self.credentials_error, "error:register": self.credentials_error,
             "get_users": self.users, "peer_joined": self.joined, "peer_left": self.left,
-            "presence": self.presence, "shutdown": self.shutdown, "session_ended": self.session_ended,
+            "presence": self.presence,
         }.items():
             dispatcher.register(event, handler)
-
-    def hello(self, message: dict[str, Any]) -> None:
-        """Remember what the server offers; the view hides what is missing."""
-        self.ctx.state.server = ServerInfo(message)
-        self.ctx.view.server_info(self.ctx.state.server)
 
     def login(self, username: str, password: str) -> None:
         """Send ``login`` (the app calls this once connected)."""
@@ -119,15 +107,3 @@ class AuthHandlers:
         else:
             self.ctx.notice(ROOM, f"{len(joined)} joined, {len(left)} left")
         self.ctx.view.conversations_changed()
-
-    def shutdown(self, message: dict[str, Any]) -> None:
-        self.ctx.notice(ROOM, str(message.get("reason") or "The server is shutting down."))
-
-    def session_ended(self, message: dict[str, Any]) -> None:
-        """``session_ended`` {code, reason}: the server ends this session on purpose (the account was
-        removed, the password changed, more may come) and closes it. The credentials are forgotten,
-        so nothing logs in with them again, and the view goes back to the Login window with why."""
-        code = str(message.get("code") or "")
-        reason = str(message.get("reason") or SESSION_ENDED.get(code) or "The server ended your session.")
-        self.ctx.credentials = None
-        self.ctx.view.session_ended(reason)
