@@ -1,4 +1,5 @@
-"""The Tk application: one queue drained by an ``after()`` loop, the wiring, reconnects.
+"""The Tk application: one queue drained by an ``after()`` loop, and the wiring of windows,
+handlers and the connector (connect/reconnect, ``connector.py``).
 
 Only this thread touches Tk. The connection's reader thread, the connect thread and file
 transfer threads put events or callables on ``self.events``; ``pump`` runs them here.
@@ -9,23 +10,22 @@ from __future__ import annotations
 import logging
 import queue
 import ssl
-import threading
 import tkinter as tk
 from pathlib import Path
 from tkinter import filedialog
 from typing import Any, Callable, Optional
 
 from chatcore_client.api import ChatClient, ServerInfo
-from chatcore_client.backoff import Backoff
 from chatcore_client.config import ClientSettings, load_settings, parse_port
-from chatcore_client.connection import ConnectError, Connection, Disconnected, NotConnected, Received, open_connection
+from chatcore_client.connection import Connection, Disconnected, NotConnected, Received
+from chatcore_client.connector import Connector, tk_timer
 from chatcore_client.handlers import Context, Dispatcher
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.core import CoreHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.keepalive import KeepAlive
-from chatcore_client.pinning import PinError, PinStore, server_key
+from chatcore_client.pinning import PinStore, server_key
 from chatcore_client.progress import Progress
 from chatcore_client.state import ROOM, AppState, Line
 from chatcore_client.transfers import Transfers
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 PUMP_MS = 20  # how often the queue is drained
 BATCH = 200  # events handled per tick, so a flood cannot freeze the window
-TRUST_POLL = 0.25  # seconds between checks, while the trust question waits, that the app is not quitting
 ChooseOpen = Callable[[tk.Misc], Optional[str]]
 ChooseSave = Callable[[tk.Misc, str], Optional[str]]
 
@@ -80,9 +79,8 @@ class App:
         self.transfer_windows: dict[str, TransferWindow] = {}
         self.offer_dialogs: dict[str, FileOfferDialog] = {}
         self.trust_dialog: Optional[TrustDialog] = None
-        self.backoff = Backoff()
-        self.reconnecting = False
         self.closing = False
+        self.connector = Connector(self.post, tk_timer(self.root), lambda: self.closing)
         self.keepalive = KeepAlive(self.root, self._send)
         self.dispatcher.register("pong", self.keepalive.pong)
         self.login = LoginWindow(self.root, self.settings.host, self.settings.port, self._login_clicked,
@@ -164,45 +162,19 @@ class App:
     def _connect(self, then: Callable[[], None]) -> None:
         """Open a connection in a worker thread (TLS handshakes and the trust question may take time)."""
         host, port = self.address
-
-        def work() -> None:
-            try:
-                conn = open_connection(host, port, pins=self.pins, ask=self._ask_trust, tls=self.settings.tls,
-                                       ca_context=self.ca_context)
-            except (ConnectError, PinError) as exc:
-                message = str(exc)
-                self.post(lambda: self._connect_failed(message))
-            except Exception as exc:  # anything else is still the user's to see, not a silent thread death
-                log.exception("connecting to %s failed", server_key(host, port))
-                message = f"Could not connect to {server_key(host, port)}: {exc}"
-                self.post(lambda: self._connect_failed(message))
-            else:
-                self.post(lambda: self._connected(conn, then))
-
-        threading.Thread(target=work, daemon=True, name="chatcore-client-connect").start()
+        self.connector.open(host, port, lambda conn: self._connected(conn, then), self._connect_failed,
+                            pins=self.pins, ask=self._ask_trust, tls=self.settings.tls, ca_context=self.ca_context)
 
     def _ask_trust(self, host: str, port: int, fingerprint: str) -> bool:
         """Called on the connect thread: show the dialog on the Tk thread and wait for the answer."""
-        answered = threading.Event()
-        answer = [False]
-
-        def reply(trusted: bool) -> None:
-            answer[0] = trusted
-            self.trust_dialog = None
-            answered.set()
-
-        def show() -> None:
-            if self.closing:
-                answered.set()
-                return
+        def show(reply: Callable[[bool], None]) -> None:
+            def answered(trusted: bool) -> None:
+                self.trust_dialog = None
+                reply(trusted)
             parent = self.main if self.main is not None else self.login
-            self.trust_dialog = TrustDialog(parent, server_key(host, port), fingerprint, reply)
+            self.trust_dialog = TrustDialog(parent, server_key(host, port), fingerprint, answered)
 
-        self.post(show)
-        while not answered.wait(TRUST_POLL):  # a quit before the dialog showed must not park this thread
-            if self.closing:
-                return False
-        return answer[0]
+        return self.connector.ask(show)
 
     def _connected(self, connection: Connection, then: Callable[[], None]) -> None:
         if self.closing:
@@ -216,7 +188,7 @@ class App:
         then()
 
     def _connect_failed(self, reason: str) -> None:
-        if self.reconnecting and self.main is not None:
+        if self.connector.reconnecting and self.main is not None:
             self._schedule_reconnect(reason)
             return
         self.login.set_busy(False)
@@ -240,14 +212,12 @@ class App:
             return
         self.ctx.notice(self.state.current, f"Disconnected: {event.reason}")
         self.conversations_changed()
-        self.reconnecting = True
         self._schedule_reconnect(event.reason)
 
     def _schedule_reconnect(self, reason: str) -> None:
-        delay = self.backoff.next()
+        delay = self.connector.retry_later(self._reconnect)
         if self.main is not None:
             self.main.set_status(f"Disconnected ({reason}) — reconnecting in {delay:g} s…", "error")
-        self.root.after(int(delay * 1000), self._reconnect)
 
     def _reconnect(self) -> None:
         if self.closing or self.client is not None or self.ctx.credentials is None:
@@ -272,8 +242,7 @@ class App:
             self.main.set_features(self.chat.available, self.files.available)
 
     def logged_in(self, user: str) -> None:
-        self.backoff.reset()
-        self.reconnecting = False
+        self.connector.succeeded()
         if self.main is None:
             self.main = MainWindow(self.root, user, MainCallbacks(
                 select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,
@@ -300,9 +269,9 @@ class App:
                                  "ok" if client.tls else "warning")
 
     def login_failed(self, reason: str) -> None:
-        if self.main is not None and self.reconnecting:
+        if self.main is not None and self.connector.reconnecting:
             self.main.set_status(f"Could not log in again: {reason}", "error")
-            self.reconnecting = False
+            self.connector.gave_up()
             self.files.abort(f"Could not log in again: {reason}")
             self.login.deiconify()
         self.login.set_busy(False)
@@ -313,7 +282,7 @@ class App:
         and username filled in, the password empty. This side closes the connection, so its end is
         not a loss to reconnect from (and the handler forgot the credentials)."""
         user = self.state.user or self.login.username.get()
-        self.reconnecting = False
+        self.connector.gave_up()
         self.keepalive.stop()
         if self.client is not None:
             self.client.close()

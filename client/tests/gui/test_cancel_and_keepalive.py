@@ -126,4 +126,4 @@ def test_keepalive_pings_outlive_several_idle_timeouts(make_server, make_app, pu
         assert app.keepalive.pongs > pongs  # the app pinged meanwhile
         control.close()
     assert app.client is not None and app.client.connection is connection and not connection.closed
-    assert not app.reconnecting and str(app.main.status.cget("text")).startswith("Connected")
+    assert not app.connector.reconnecting and str(app.main.status.cget("text")).startswith("Connected")

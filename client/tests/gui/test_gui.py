@@ -189,7 +189,7 @@ def test_reconnects_with_backoff_and_restores_state(make_server, make_app, pump,
     first = make_server(plugins=ALL_PLUGINS)
     port = first.address[1]
     app = make_app(first)
-    app.backoff = Backoff(base=0.05, cap=0.5)
+    app.connector.backoff = Backoff(base=0.05, cap=0.5)
     log_in(app, pump, "ivy")
     app.main.entry.insert(0, "before the restart")
     app.main.send_button.invoke()

@@ -38,7 +38,7 @@ def test_a_password_changed_on_another_device_goes_back_to_login_and_stays_there
     probe = LoginCounter()
     server = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)])
     app = make_app(server)
-    app.backoff = Backoff(base=0.01, cap=0.01)  # a reconnect, if one were scheduled, would be due at once
+    app.connector.backoff = Backoff(base=0.01, cap=0.01)  # a reconnect, if one were scheduled, would be due at once
     log_in(app, pump, "june")
     assert probe.logins == 1
     old = app.client.connection
@@ -57,7 +57,7 @@ def test_a_password_changed_on_another_device_goes_back_to_login_and_stays_there
     app.post(lambda: handled.append(True))  # queued after the old connection's end: handled after it
     pump.until(lambda: handled, what="the events queued before")
     assert old.closed and app.client is None and app.ctx.credentials is None
-    assert not app.reconnecting and scheduled_reconnects(app) == []
+    assert not app.connector.reconnecting and scheduled_reconnects(app) == []
     assert probe.logins == 2  # the other device's
     app.login.lift()
     screenshot(app.login, "login-window-session-ended")
