@@ -1,4 +1,4 @@
-"""The frame codec of PROTOCOL.md §1.1, without a server."""
+"""The frame codec of docs/protocol.md §2, without a server."""
 
 from __future__ import annotations
 

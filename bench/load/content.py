@@ -6,7 +6,9 @@ import functools
 import hashlib
 import random
 
-CHUNK = 32 * 1024  # raw bytes per file_chunk / file_data (PROTOCOL.md §2.4)
+from chatcore.protocol import CHUNK_SIZE
+
+CHUNK = CHUNK_SIZE  # raw bytes per file_chunk / file_data
 BLOCK = 1 << 20
 
 

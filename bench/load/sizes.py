@@ -12,7 +12,7 @@ class Sizes:
     connections: int = 10_000
     connect_concurrency: int = 400
     connect_timeout: float = 150.0
-    presence: str = "batched"  # what clients ask for in hello; "each" = a Part 1 peer_joined per user
+    presence: str = "batched"  # what clients ask for in hello; "each" = a legacy peer_joined per user
     quiet_timeout: float = 60.0
     login_cost_users: int = 40
     relay_clients: int = 1000

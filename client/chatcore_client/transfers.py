@@ -1,4 +1,4 @@
-"""File transfers (PROTOCOL.md §2.4) as small state machines, shared by the GUI and scripts.
+"""File transfers (docs/protocol.md §6) as small state machines, shared by the GUI and scripts.
 
 An ``Upload`` (upload.py) hashes and streams from a worker thread (the caller's thread stays
 free); a ``Download`` (download.py) is fed ``file_data`` messages by whoever reads the

@@ -86,7 +86,7 @@ PLUGINS = Setting("CHATCORE_PLUGINS", None, "Comma-separated plugin names to ena
 DISABLE_PLUGINS = Setting("CHATCORE_DISABLE_PLUGINS", [], "Comma-separated plugin names to disable (wins over CHATCORE_PLUGINS).", list)
 SEND_BUFFER = Setting("CHATCORE_SEND_BUFFER", 1 << 20, "Bytes queued for one client that is not reading before it is disconnected (accepts K/M suffixes).", int, parse_size, minimum=65536)
 SEND_TIMEOUT = Setting("CHATCORE_SEND_TIMEOUT", 10.0, "Seconds a client may leave queued data unread before it is disconnected.", float, minimum=0.1)
-FRAME_TIMEOUT = Setting("CHATCORE_FRAME_TIMEOUT", 5.0, "Seconds a started frame may take to arrive in full (PROTOCOL.md: 5).", float, minimum=0.1)
+FRAME_TIMEOUT = Setting("CHATCORE_FRAME_TIMEOUT", 5.0, "Seconds a started frame may take to arrive in full (the protocol's 5).", float, minimum=0.1)
 LISTEN_BACKLOG = Setting("CHATCORE_LISTEN_BACKLOG", 1024, "Pending connections the kernel queues before accept.", int, minimum=1)
 SHUTDOWN_TIMEOUT = Setting("CHATCORE_SHUTDOWN_TIMEOUT", 5.0, "Seconds shutdown waits for connection threads to end.", float, minimum=0)
 

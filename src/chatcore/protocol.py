@@ -1,4 +1,4 @@
-"""Frame codec of PROTOCOL.md §1.1: length, KEY, IV, base64 of the XOR-masked JSON.
+"""Frame codec of docs/protocol.md §2: length, KEY, IV, base64 of the XOR-masked JSON.
 
 Only encoding and decoding live here: no threads, no pluggy, no connection policy.
 The XOR mask is obfuscation from the original system, not security; TLS gives confidentiality.

@@ -18,7 +18,7 @@ FILE_COMMANDS = ("file_upload", "file_chunk", "file_upload_done", "file_cancel",
 
 
 class FileHandlers:
-    """Store-and-forward transfers (PROTOCOL.md §2.4) between the view and ``Transfers``."""
+    """Store-and-forward transfers (docs/protocol.md §6) between the view and ``Transfers``."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

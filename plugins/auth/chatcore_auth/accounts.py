@@ -19,8 +19,8 @@ from chatcore_auth.throttle import Clock, FailureThrottle, KnownAddresses, RateL
 
 log = logging.getLogger(__name__)
 
-USERNAME_TAKEN = "Username already exists!"  # PROTOCOL.md 1.3: exact legacy text
-BAD_CREDENTIALS = "Incorrect username or password!"  # PROTOCOL.md 1.3: exact legacy text
+USERNAME_TAKEN = "Username already exists!"  # docs/protocol.md §4: exact legacy text
+BAD_CREDENTIALS = "Incorrect username or password!"  # docs/protocol.md §4: exact legacy text
 WRONG_OLD_PASSWORD = "The current password is incorrect."
 
 

@@ -49,7 +49,7 @@ class Change:
     key: str
     user: str
     online: bool
-    frame: bytes  # the Part 1 event, encoded once
+    frame: bytes  # the legacy event, encoded once
 
 
 def set_mode(session: "Session", mode: str) -> None:

@@ -119,7 +119,7 @@ def session_state(session: SessionLike) -> SessionChat:
 
 
 def event(message: Message, offline: bool = False) -> dict[str, Any]:
-    """The Part-1 event (``peer`` = sender, ``message``) plus ``id``, ``ts``, ``to`` (and ``offline``)."""
+    """The legacy event (``peer`` = sender, ``message``) plus ``id``, ``ts``, ``to`` (and ``offline``)."""
     body: dict[str, Any] = {
         "type": "broadcast_message" if message.broadcast else "private_message",
         "peer": message.sender, "message": message.text,

@@ -1,6 +1,6 @@
 """Shaping ``get_history`` replies: newest last, as many messages as fit in one frame.
 
-Old clients get PROTOCOL.md §1.3 ``data`` triples ``[sender, "MM/DD HH:MM", message]``; v2
+Old clients get docs/protocol.md §5 legacy ``data`` triples ``[sender, "MM/DD HH:MM", message]``; v2
 sessions get ``messages`` objects with ids. Sizes are measured with ``protocol.dumps``, the
 exact bytes the frame will carry, so a reply never needs a bigger frame than exists.
 """
@@ -23,12 +23,12 @@ def legacy_time(ts_ms: int) -> str:
 
 
 def legacy_item(message: Message) -> list[str]:
-    """A Part-1 history triple."""
+    """A legacy history triple."""
     return [message.sender, legacy_time(message.ts_ms), message.text]
 
 
 def v2_item(message: Message) -> dict[str, Any]:
-    """A v2 history object (PROTOCOL.md §2.3)."""
+    """A v2 history object (docs/protocol.md §5)."""
     return {"id": message.id, "sender": message.sender, "to": message.to, "ts": message.ts, "message": message.text}
 
 

@@ -38,7 +38,7 @@ class ChatPlugin:
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., "Command"]) -> None:
-        """``chat`` and ``get_history`` (PROTOCOL.md §1.2, §2.3)."""
+        """``chat`` and ``get_history`` (docs/protocol.md §5)."""
         register("chat", self.service.chat, fields={"peer": str, "message": str},
                  optional={"client_id": (str, int)})
         register("get_history", self.service.get_history, fields={"peer": str},

@@ -147,7 +147,7 @@ class FileCommands:
         self._to_user(entry.sender, {"type": "file_delivered", "upload_id": entry.upload_id,
                                      "file_id": entry.file_id, "peer": entry.recipient})
 
-    # -- store and forward (PROTOCOL.md §2.4) -----------------------------------------------
+    # -- store and forward (docs/protocol.md §6) -----------------------------------------------
 
     @counts_disk_full
     def file_upload(self, session: "Session", message: dict[str, Any]) -> Reply:
@@ -250,10 +250,10 @@ class FileCommands:
             self._tell_delivered(entry)
         return None
 
-    # -- legacy peer-to-peer signalling (PROTOCOL.md §1) -----------------------------------------
+    # -- legacy peer-to-peer signalling (docs/protocol.md §6, legacy) -----------------------------------------
 
     def file_request(self, session: "Session", message: dict[str, Any]) -> Reply:
-        """Forward a Part-1 file_request to the peer's sessions and remember it for the answer."""
+        """Forward a legacy file_request to the peer's sessions and remember it for the answer."""
         assert session.user is not None
         peer = message["peer"]
         target = self._lookup(peer)

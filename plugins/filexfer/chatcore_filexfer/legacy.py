@@ -1,4 +1,4 @@
-"""Part-1 peer-to-peer file signalling: remember who asked whom, so answers go to the asker.
+"""legacy peer-to-peer file signalling: remember who asked whom, so answers go to the asker.
 
 The original server relayed any ``file_response`` to whoever it named, and concurrent
 requests got crossed. Here a response is forwarded only when its sender really has an open

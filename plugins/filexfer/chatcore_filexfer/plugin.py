@@ -20,7 +20,7 @@ NAME = "filexfer"
 
 
 class FilexferPlugin:
-    """Store-and-forward file transfer plus Part-1 file signalling; one instance per server.
+    """Store-and-forward file transfer plus legacy file signalling; one instance per server.
 
     ``clock`` (seconds since the epoch) is injectable so tests can expire files without waiting.
     ``commands`` exists from ``chat_configure`` on; the server calls no other hook before it.

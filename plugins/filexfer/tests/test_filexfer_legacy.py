@@ -1,4 +1,4 @@
-"""Part-1 file_request/file_response signalling, with answers routed only to real askers."""
+"""legacy file_request/file_response signalling, with answers routed only to real askers."""
 
 from __future__ import annotations
 
