@@ -13,37 +13,20 @@ import ssl
 import threading
 from typing import Optional
 
-from chatcore.transport import bio_handshake
+from chatcore.transport import PlainTransport, bio_handshake
 
 _RECV = 65536
 
 
-class PlainPipe:
-    """A TCP socket: blocking reads on the reader thread, ``sendall`` from any thread (caller locks)."""
-
-    tls = False
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def recv_into(self, view: memoryview) -> int:
-        return self.sock.recv_into(view)
+class PlainPipe(PlainTransport):
+    """A TCP socket (the server's plain transport: blocking reads, ``shutdown`` wakes a reader),
+    written with ``sendall`` from any thread (the caller locks)."""
 
     def settimeout(self, seconds: Optional[float]) -> None:
         self.sock.settimeout(seconds)
 
     def sendall(self, data: bytes) -> None:
         self.sock.sendall(data)
-
-    def shutdown(self) -> None:
-        """Wake a blocked reader and end the stream."""
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class TlsPipe(PlainPipe):
