@@ -1,10 +1,10 @@
-"""Keep-alive pings from the Tk thread: three per server idle timeout, so a client with nothing
-to say is not closed for silence; the pongs are counted (for the status and tests)."""
+"""Keep-alive pings: three per server idle timeout, so a client with nothing to say is not closed
+for silence; the pongs are counted (for the status and tests). No Tk here: the scheduler is
+anything with Tk's ``after``/``after_cancel`` (the app passes its root)."""
 
 from __future__ import annotations
 
-import tkinter as tk
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from chatcore_client.connection import NotConnected
 
@@ -12,11 +12,19 @@ PINGS_PER_IDLE = 3  # keep-alive pings per server idle timeout
 MIN_PING_MS = 100
 
 
+class Scheduler(Protocol):
+    """Runs a callable later on the UI thread (Tk's ``after`` and ``after_cancel``)."""
+
+    def after(self, ms: int, func: Callable[..., Any], *args: Any) -> str: ...
+
+    def after_cancel(self, job: str) -> None: ...
+
+
 class KeepAlive:
     """Sends ``ping`` through ``send`` every idle timeout / 3 (``root.after``) until stopped or
     not connected."""
 
-    def __init__(self, root: tk.Misc, send: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, root: Scheduler, send: Callable[[dict[str, Any]], None]) -> None:
         self.root, self.send = root, send
         self.pongs = 0
         self._job: Optional[str] = None
