@@ -99,7 +99,11 @@ def serve(args: argparse.Namespace, config: Config) -> int:
 
 def list_plugins(args: argparse.Namespace, config: Config) -> int:
     """Print each installed plugin: name, distribution, version, state, commands."""
-    rows = describe(config)
+    logging.disable(logging.INFO)  # describe() configures the plugins on a scratch directory: not news
+    try:
+        rows = describe(config)
+    finally:
+        logging.disable(logging.NOTSET)
     if not rows:
         print("no plugins installed")
     for info in rows:
