@@ -385,7 +385,7 @@ class ChatServer:
         last = self.sessions.unbind(session)
         self.plugins.notify("chat_logging_out", session=session, last=last)
         log.info("%s logged out from %s", session.user, session.address[0])
-        session.user = None
+        session.user, session.device = None, ""
         return last
 
     def lookup_user(self, username: str) -> Optional[str]:

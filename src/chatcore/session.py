@@ -54,6 +54,7 @@ class Session:
         self.transport = transport
         self.address = address
         self.user: Optional[str] = None
+        self.device = ""  # the named device the session logged in as (accounts plugins set it), "" for none
         self.protocol = 1
         self.client_name = ""
         self.connected_at = time.time()

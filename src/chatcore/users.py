@@ -24,9 +24,13 @@ log = logging.getLogger(__name__)
 
 ACCOUNT_REMOVED = "account_removed"
 PASSWORD_CHANGED = "password_changed"
+DEVICE_REVOKED = "device_revoked"
+LOGGED_OUT = "logged_out"
 REASONS = {
     ACCOUNT_REMOVED: "Your account was removed from this server.",
     PASSWORD_CHANGED: "Your password was changed: log in again with the new password.",
+    DEVICE_REVOKED: "This device was signed out: log in again with your password.",
+    LOGGED_OUT: "You logged out everywhere: log in again with your password.",
 }
 REMOVAL_GUARD = 10.0  # seconds after a removal during which plugins refuse to store anything for the name
 UNBIND_WAIT = 5.0  # seconds to wait for ended sessions to finish logging out
@@ -42,11 +46,13 @@ class UserControl:
         self._removing: set[str] = set()  # names whose removal runs: their logins are refused
         self._removed_at: dict[str, float] = {}  # name -> monotonic time of its removal
 
-    def end_sessions(self, username: str, code: str, reason: str = "",
-                     keep: Optional["Session"] = None, wait: float = UNBIND_WAIT) -> int:
-        """Send ``session_ended`` to every session of ``username`` but ``keep``, close them, and
-        wait (up to ``wait`` s) until they have logged out; returns how many were ended."""
-        sessions = [s for s in self._server.sessions.of_user(username) if s is not keep]
+    def end_sessions(self, username: str, code: str, reason: str = "", keep: Optional["Session"] = None,
+                     device: Optional[str] = None, wait: float = UNBIND_WAIT) -> int:
+        """Send ``session_ended`` to every session of ``username`` but ``keep`` (only those logged
+        in as ``device``, if given), close them, and wait (up to ``wait`` s) until they have
+        logged out; returns how many were ended."""
+        sessions = [s for s in self._server.sessions.of_user(username)
+                    if s is not keep and (device is None or s.device == device)]
         if not sessions:
             return 0
         frame = protocol.encode({"type": "session_ended", "code": code, "reason": reason or REASONS.get(code, code)})
@@ -136,7 +142,9 @@ def admin_handlers(server: "ChatServer") -> dict[str, Callable[[dict[str, Any]],
         code = request.get("code")
         if code not in REASONS:
             return {"ok": False, "error": f"unknown code {code!r}; known: {sorted(REASONS)}"}
-        ended = server.users.end_sessions(str(request.get("username", "")), code)
+        device = request.get("device")
+        ended = server.users.end_sessions(str(request.get("username", "")), code,
+                                          device=device if isinstance(device, str) else None)
         return {"ok": True, "ended": ended}
 
     return {"remove_user": remove_user, "end_sessions": end_sessions}

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from chatcore_auth.devices import DeviceTokens
 from chatcore_auth.names import is_valid_username, name_key, password_problem, username_problem
 from chatcore_auth.passwords import PasswordHasher
 from chatcore_auth.store import AccountStore, DuplicateUser
@@ -47,6 +48,7 @@ class Outcome:
     reason: str = ""
     username: str = ""
     retry_after: int = 0
+    device: str = ""  # the device a token logged in as
 
     @classmethod
     def throttled(cls, what: str, seconds: float) -> "Outcome":
@@ -144,6 +146,25 @@ class Accounts:
         if removed:
             log.info("removed account %s", username)
         return removed
+
+    def authenticate_token(self, username: str, token: str, address: str, tokens: DeviceTokens) -> Outcome:
+        """Check a login by device token: no password hash, the same throttles (a bad token is a
+        failed login), and a reason that says why a known token no longer works."""
+        key = name_key(username)
+        familiar = self.known.knows(key, address)
+        wait = self.address_throttle.retry_after(address)
+        if not familiar:
+            wait = max(wait, self.user_throttle.retry_after(key))
+        if wait > 0:
+            return Outcome.throttled("Too many failed login attempts", wait)
+        display = self.lookup(username)
+        checked = tokens.check(username, token, address) if display is not None and len(token) <= 256 else None
+        if checked is None or checked.device is None:
+            self._failed(key, address)
+            log.info("failed token login for %s from %s", display or "an unknown user", address)
+            return Outcome(False, checked.refusal if checked is not None else BAD_CREDENTIALS)
+        self.known.remember(key, address)
+        return Outcome(True, username=display or username, device=checked.device)
 
     def change_password(self, username: str, old: str, new: str, address: str) -> Outcome:
         """Replace a logged-in user's password after checking the current one (throttled like login)."""

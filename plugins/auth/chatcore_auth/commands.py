@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
 from chatcore.errors import CommandError
-from chatcore.users import PASSWORD_CHANGED
+from chatcore.users import DEVICE_REVOKED, LOGGED_OUT, PASSWORD_CHANGED
 from chatcore_auth import NAME
 from chatcore_auth.accounts import Accounts, Outcome
+from chatcore_auth.devices import DeviceTokens, device_problem
 from chatcore_auth.names import name_key
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ def _result(kind: str, outcome: Outcome, username: Any = None) -> Reply:
 class AuthCommands:
     """Handlers for register, login, logout, close, get_users and change_password."""
 
-    def __init__(self, server: "ChatServer", accounts: Accounts, plaintext_policy: str = "loopback") -> None:
-        self.server, self.accounts, self.plaintext_policy = server, accounts, plaintext_policy
+    def __init__(self, server: "ChatServer", accounts: Accounts, tokens: DeviceTokens,
+                 plaintext_policy: str = "loopback") -> None:
+        self.server, self.accounts, self.tokens, self.plaintext_policy = server, accounts, tokens, plaintext_policy
 
     def _refuses(self, session: "Session") -> bool:
         """True when this connection may not carry a password (plaintext, against the policy)."""
@@ -64,21 +66,40 @@ class AuthCommands:
         return _result("register", outcome, protocol.echo(username))
 
     def login(self, session: "Session", message: Reply) -> Optional[Reply]:
-        """``login`` {username, password} -> ``login_result``; then the session is online."""
+        """``login`` {username, password | token, device?} -> ``login_result``; then the session
+        is online. With ``password`` and ``device`` the reply carries a new ``token`` for that
+        device; with ``token`` (no password hash is computed) it names the ``device``."""
         server, accounts = self.server, self.accounts
         if session.user is not None:
             raise CommandError("already_authenticated",
                                f"this connection is already logged in as {session.user}; log out first")
-        username = message["username"]
+        username, password, token = message["username"], message.get("password"), message.get("token")
+        if (password is None) == (token is None):
+            raise CommandError("bad_request", "send either 'password' or 'token'")
+        device = message.get("device")
+        if device is not None and token is None:
+            problem = device_problem(device)
+            if problem is not None:
+                raise CommandError("bad_request", problem)
         if self._refuses(session):
             return _result("login", Outcome(False, TLS_REQUIRED), protocol.echo(username))
-        outcome = accounts.authenticate(username, message["password"], session.address[0])
+        if token is not None:
+            outcome = accounts.authenticate_token(username, token, session.address[0], self.tokens)
+        else:
+            assert password is not None
+            outcome = accounts.authenticate(username, password, session.address[0])
         if not outcome.ok:
             return _result("login", outcome, protocol.echo(username))
+        reply = _result("login", outcome, outcome.username)
+        if token is not None:
+            session.device = reply["device"] = outcome.device
+        elif device is not None:
+            reply["token"] = self.tokens.issue(outcome.username, device, session.address[0])
+            session.device = reply["device"] = device
         # The reply is sent once the session is bound (a client that has it is online) and
         # before other plugins' chat_authenticated send anything (offline messages, file
         # offers): the plugin's tryfirst hook calls send_login_reply.
-        session.state.setdefault(NAME, {})[PENDING_REPLY] = _result("login", outcome, outcome.username)
+        session.state.setdefault(NAME, {})[PENDING_REPLY] = reply
         server.login(session, outcome.username)
         self.send_login_reply(session)  # in case the hook did not run first
         return None
@@ -91,10 +112,40 @@ class AuthCommands:
             session.send(reply)
 
     def logout(self, session: "Session", message: Reply) -> Reply:
-        """``logout`` -> ``logout_result``; the connection stays open for another login."""
+        """``logout`` {everywhere?} -> ``logout_result``; the connection stays open for another
+        login. ``everywhere``: every device token of the user stops working and every other
+        session of the user ends (``session_ended`` ``logged_out``)."""
         server = self.server
+        if message.get("everywhere") and session.user is not None:
+            self.tokens.revoke(session.user, why="logged_out")
+            server.users.end_sessions(session.user, LOGGED_OUT, keep=session)
         server.logout(session)
         return {"type": "logout_result", "response": "ok"}
+
+    def devices(self, session: "Session", message: Reply) -> Reply:
+        """``devices`` -> ``devices`` {devices: [{device, created, last_used, last_address, online,
+        current}]}: the user's devices with a valid token, most recently used first."""
+        assert session.user is not None
+        online = {s.device for s in self.server.sessions.of_user(session.user) if s.device}
+        listed = [{"device": d.device, "created": protocol.timestamp(int(d.created * 1000)),
+                   "last_used": protocol.timestamp(int(d.last_used * 1000)), "last_address": d.last_address,
+                   "online": d.device in online, "current": d.device == session.device}
+                  for d in self.tokens.devices(session.user)]
+        room = protocol.MAX_JSON - len(protocol.dumps({"type": "devices", "devices": [], "has_more": False}))
+        fits = protocol.fitting(listed, room)
+        return {"type": "devices", "devices": fits, "has_more": len(fits) < len(listed)}
+
+    def device_revoke(self, session: "Session", message: Reply) -> Reply:
+        """``device_revoke`` {device} -> ``device_revoke_result`` {device, revoked}: that device's
+        token stops working and its live sessions end (``session_ended`` ``device_revoked``)."""
+        assert session.user is not None
+        device = message["device"]
+        revoked = self.tokens.revoke(session.user, device) > 0
+        ended = self.server.users.end_sessions(session.user, DEVICE_REVOKED, device=device,
+                                               keep=session if device != session.device else None)
+        if not revoked and not ended:
+            raise CommandError("unknown_device", f"you have no device named {protocol.echo(device)!r}")
+        return {"type": "device_revoke_result", "device": protocol.echo(device), "revoked": revoked}
 
     def close(self, session: "Session", message: Reply) -> None:
         """Legacy ``close``: log out, reply ``logout_result``, then close the connection."""
@@ -131,6 +182,11 @@ class AuthCommands:
         if self._refuses(session):
             return _result("change_password", Outcome(False, TLS_REQUIRED))
         outcome = accounts.change_password(session.user, message["old"], message["new"], session.address[0])
+        reply = _result("change_password", outcome)
         if outcome.ok:  # whoever else knew the old password is logged out everywhere but here
+            self.tokens.revoke(session.user, why="password_changed")
             server.users.end_sessions(session.user, PASSWORD_CHANGED, keep=session)
-        return _result("change_password", outcome)
+            if session.device:  # this device goes on: a fresh token replaces the one just revoked
+                reply["token"] = self.tokens.issue(session.user, session.device, session.address[0])
+                reply["device"] = session.device
+        return reply

@@ -16,9 +16,10 @@ from chatcore.config import Config
 from chatcore_auth import NAME, cli
 from chatcore_auth.accounts import Accounts
 from chatcore_auth.commands import AuthCommands
+from chatcore_auth.devices import DeviceTokens
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import MODES, Presence, set_mode
-from chatcore_auth.settings import PLAINTEXT_LOGIN, SETTINGS, hasher_from, policy_from
+from chatcore_auth.settings import PLAINTEXT_LOGIN, SETTINGS, TOKEN_TTL, hasher_from, policy_from
 from chatcore_auth.store import FILENAME, AccountStore
 from chatcore_auth.throttle import Clock
 
@@ -29,16 +30,19 @@ if TYPE_CHECKING:
 
 class AuthPlugin:
     """Accounts, login and presence; one instance per server. ``clock`` (monotonic seconds)
-    drives throttling, so tests can move time instead of sleeping."""
+    drives throttling and ``wall_clock`` (Unix seconds) the age of device tokens, so tests can
+    move time instead of sleeping."""
 
     chatcore_essential = True  # without accounts nobody can log in: never disabled by the fault budget
 
-    store: AccountStore  # these three from chat_configure on; the server calls no other hook before it
+    store: AccountStore  # these from chat_configure on; the server calls no other hook before it
+    tokens: DeviceTokens
     commands: AuthCommands
     presence: Presence
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self.clock = clock
+    def __init__(self, clock: Clock = time.monotonic, wall_clock: Clock = time.time) -> None:
+        self.clock = clock  # monotonic: throttling
+        self.wall_clock = wall_clock  # Unix time: device tokens' ages
         self.accounts: Optional[Accounts] = None  # None again once shut down: late lookups answer None
 
     @hookimpl
@@ -57,14 +61,17 @@ class AuthPlugin:
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
         self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
         self.presence = Presence(server.sessions)
-        self.commands = AuthCommands(server, self.accounts, server.config.get(PLAINTEXT_LOGIN))
+        self.tokens = DeviceTokens(self.store.path, server.config.get(TOKEN_TTL), self.wall_clock)
+        self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN))
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
-        credentials = {"username": str, "password": str}
-        register("register", self.commands.register, auth=False, fields=credentials)
-        register("login", self.commands.login, auth=False, fields=credentials, logs_in=True)
-        register("logout", self.commands.logout, auth=True)
+        register("register", self.commands.register, auth=False, fields={"username": str, "password": str})
+        register("login", self.commands.login, auth=False, fields={"username": str}, logs_in=True,
+                 optional={"password": str, "token": str, "device": str})
+        register("logout", self.commands.logout, auth=True, optional={"everywhere": bool})
+        register("devices", self.commands.devices, auth=True)
+        register("device_revoke", self.commands.device_revoke, auth=True, fields={"device": str})
         register("close", self.commands.close, auth=False)
         register("get_users", self.commands.get_users, auth=True, optional={"offset": int})
         register("change_password", self.commands.change_password, auth=True, fields={"old": str, "new": str})
@@ -108,9 +115,11 @@ class AuthPlugin:
         """Delete the account first, so nobody can log in as it while the others clean up."""
         if self.accounts is not None:
             self.accounts.remove(username)
+        self.tokens.forget_user(username)
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:
         self.presence.stop()
         self.accounts = None  # lookups from other plugins' shutdown now answer None
+        self.tokens.close()
         self.store.close()

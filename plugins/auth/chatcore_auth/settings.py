@@ -35,11 +35,14 @@ def parse_plaintext_policy(text: str) -> str:
 PLAINTEXT_LOGIN = Setting("CHATCORE_AUTH_PLAINTEXT_LOGIN", "loopback",
                           "Where login, register and change_password are accepted without TLS: never, loopback (this machine only) or always.",
                           str, parse_plaintext_policy)
+TOKEN_TTL = Setting("CHATCORE_AUTH_TOKEN_TTL", 30 * 86400.0,
+                    "Seconds a device token may go unused before it expires (the device logs in with its password again).",
+                    float, minimum=60)
 
 SETTINGS: tuple[Setting, ...] = (
     MIN_PASSWORD, MAX_PASSWORD, ARGON2_TIME, ARGON2_MEMORY, ARGON2_PARALLELISM, HASH_CONCURRENCY,
     USER_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW, MAX_DELAY,
-    REGISTER_LIMIT, REGISTER_WINDOW, REGISTER_EXEMPT, PLAINTEXT_LOGIN,
+    REGISTER_LIMIT, REGISTER_WINDOW, REGISTER_EXEMPT, PLAINTEXT_LOGIN, TOKEN_TTL,
 )
 
 
