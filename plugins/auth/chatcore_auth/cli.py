@@ -9,16 +9,19 @@ history would show them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import sys
-from typing import Callable
+import time
+from typing import Callable, Iterator
 
 from chatcore.admin import DataDirInUse, NoServer, admin_request
 from chatcore.config import Config
-from chatcore.users import PASSWORD_CHANGED
+from chatcore.users import DEVICE_REVOKED, PASSWORD_CHANGED
 from chatcore_auth import NAME
+from chatcore_auth.devices import DeviceTokens
 from chatcore_auth.names import password_problem, username_problem
-from chatcore_auth.settings import MAX_PASSWORD, MIN_PASSWORD, hasher_from
+from chatcore_auth.settings import MAX_PASSWORD, MIN_PASSWORD, TOKEN_TTL, hasher_from
 from chatcore_auth.store import FILENAME, AccountStore
 
 
@@ -127,6 +130,8 @@ def set_password(args: argparse.Namespace, config: Config) -> int:
         store.set_hash(account.username, hasher_from(config).hash(password))
     finally:
         store.close()
+    with _open_tokens(config) as tokens:
+        tokens.revoke(account.username, why="password_changed")
     try:  # a running server logs the user out everywhere: the old password may have leaked
         ended = admin_request(config.data_dir, {"command": "end_sessions", "username": account.username,
                                                 "code": PASSWORD_CHANGED}).get("ended", 0)
@@ -136,10 +141,56 @@ def set_password(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _open_tokens(config: Config) -> Iterator[DeviceTokens]:
+    """The device tokens beside the account store (SQLite WAL: fine beside a running server)."""
+    tokens = DeviceTokens(config.data_dir / NAME / FILENAME, config.get(TOKEN_TTL))
+    try:
+        yield tokens
+    finally:
+        tokens.close()
+
+
+def list_devices(args: argparse.Namespace, config: Config) -> int:
+    """Print the user's devices with a valid token: name, last used (UTC), last address, created."""
+    store = open_store(config)
+    try:
+        account = store.get(args.username)
+    finally:
+        store.close()
+    if account is None:
+        return _fail(f"no user {args.username!r}")
+    with _open_tokens(config) as tokens:
+        devices = tokens.devices(account.username)
+    for device in devices:
+        print("\t".join((device.device, _utc(device.last_used), device.last_address, _utc(device.created))))
+    return 0
+
+
+def revoke_device(args: argparse.Namespace, config: Config) -> int:
+    """Sign a device out: its token stops working; on a running server its live sessions end."""
+    with _open_tokens(config) as tokens:
+        revoked = tokens.revoke(args.username, args.device)
+    try:
+        ended = admin_request(config.data_dir, {"command": "end_sessions", "username": args.username,
+                                                "code": DEVICE_REVOKED, "device": args.device}).get("ended", 0)
+    except NoServer:
+        ended = 0
+    if not revoked and not ended:
+        return _fail(f"{args.username!r} has no device {args.device!r}")
+    print(f"revoked {args.device} of {args.username}" + (f"; ended {ended} live session(s)" if ended else ""))
+    return 0
+
+
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 def add_commands(subparsers: "argparse._SubParsersAction", config: Config) -> None:
     """Add ``chatcore user ...`` to the ``chatcore`` command line."""
     user = subparsers.add_parser("user", help="manage accounts (auth plugin)")
-    actions = user.add_subparsers(dest="user_command", required=True, metavar="{add,remove,list,passwd}")
+    actions = user.add_subparsers(dest="user_command", required=True,
+                                  metavar="{add,remove,list,passwd,devices,revoke}")
 
     def action(name: str, run: Callable[[argparse.Namespace, Config], int], help_: str,
                needs_name: bool = True, asks_password: bool = False) -> None:
@@ -155,3 +206,8 @@ def add_commands(subparsers: "argparse._SubParsersAction", config: Config) -> No
     action("remove", remove_user, "delete an account")
     action("list", list_users, "list accounts", needs_name=False)
     action("passwd", set_password, "set an account's password", asks_password=True)
+    action("devices", list_devices, "list a user's devices (their login tokens)")
+    revoke = actions.add_parser("revoke", help="sign a device out (its token stops working)")
+    revoke.add_argument("username")
+    revoke.add_argument("device")
+    revoke.set_defaults(run=revoke_device)

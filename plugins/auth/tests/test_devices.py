@@ -137,3 +137,21 @@ def test_logging_out_everywhere_ends_the_other_sessions_and_every_token(server, 
 def test_bad_login_requests_are_refused_clearly(server, connect, request_fields, problem):
     reply = connect(server).request(command="login", **request_fields)
     assert reply["code"] == "bad_request" and problem in reply["reason"]
+
+
+def test_the_operator_lists_and_revokes_devices_on_a_running_server(make_server, connect, run_cli):
+    server = make_server(plugins=["auth"])  # the real clocks: the command line reads token ages with them
+    laptop, phone = connect(server), connect(server)
+    laptop.request(command="register", username="hana", password=PASSWORD)
+    device_login(laptop, "hana", "laptop")
+    phone_token = device_login(phone, "hana", "phone")["token"]
+    listed = run_cli("devices", "hana")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(line.split("\t")[0] for line in listed.stdout.splitlines()) == ["laptop", "phone"]
+    revoked = run_cli("revoke", "hana", "phone")
+    assert revoked.returncode == 0 and "ended 1 live session(s)" in revoked.stdout, revoked.stderr
+    ended(phone, "device_revoked")
+    assert laptop.request(command="ping")["type"] == "pong"
+    assert token_login(connect(server), "hana", phone_token)["response"] == "fail"
+    assert run_cli("revoke", "hana", "phone").returncode == 1  # nothing left to revoke
+    assert run_cli("devices", "nobody").returncode == 1
