@@ -170,11 +170,13 @@ def chat_lookup_user(username: str) -> Optional[str]:
 
 
 @hookspec
-def chat_authenticated(session: "Session", first: bool) -> None:
+def chat_authenticated(session: "Session", first: bool, request: dict[str, Any]) -> None:
     """A session has logged in (``session.user`` is set).
 
     :param session: the session.
     :param first: True when this is the user's only session online (the user came online).
+    :param request: the ``login`` request without its credentials, for options other plugins
+        define (chat reads ``since``); empty for a login made without one.
     """
 
 

@@ -368,14 +368,15 @@ class ChatServer:
 
     # -- authentication, for the accounts plugin ---------------------------------------------
 
-    def login(self, session: Session, username: str) -> bool:
-        """Bind ``session`` to ``username`` and tell plugins; True if the user just came online."""
+    def login(self, session: Session, username: str, request: Optional[dict[str, Any]] = None) -> bool:
+        """Bind ``session`` to ``username`` and tell plugins (with the login ``request``, its
+        credentials removed, for options such as ``since``); True if the user just came online."""
         if session.user is not None:
             raise CommandError("already_authenticated", f"this connection is already logged in as {session.user}")
         self.users.check_login(username)
         first = self.sessions.bind(session, username)
         log.info("%s logged in from %s (%s)", username, session.address[0], "first session" if first else "another session")
-        self.plugins.notify("chat_authenticated", session=session, first=first)
+        self.plugins.notify("chat_authenticated", session=session, first=first, request=request or {})
         return first
 
     def logout(self, session: Session) -> bool:

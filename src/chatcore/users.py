@@ -49,10 +49,10 @@ class UserControl:
     def end_sessions(self, username: str, code: str, reason: str = "", keep: Optional["Session"] = None,
                      device: Optional[str] = None, wait: float = UNBIND_WAIT) -> int:
         """Send ``session_ended`` to every session of ``username`` but ``keep`` (only those logged
-        in as ``device``, if given), close them, and wait (up to ``wait`` s) until they have
+        in as ``device``, if one is named), close them, and wait (up to ``wait`` s) until they have
         logged out; returns how many were ended."""
         sessions = [s for s in self._server.sessions.of_user(username)
-                    if s is not keep and (device is None or s.device == device)]
+                    if s is not keep and (not device or s.device == device)]
         if not sessions:
             return 0
         frame = protocol.encode({"type": "session_ended", "code": code, "reason": reason or REASONS.get(code, code)})

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chatcore.session import Session
 
 Reply = dict[str, Any]
+SECRETS = ("password", "token")  # kept from the request other plugins see at login
 PENDING_REPLY = "login_reply"
 TLS_REQUIRED = ("This server accepts passwords only over an encrypted connection: "
                 "reconnect with TLS to log in or register.")
@@ -100,7 +101,7 @@ class AuthCommands:
         # before other plugins' chat_authenticated send anything (offline messages, file
         # offers): the plugin's tryfirst hook calls send_login_reply.
         session.state.setdefault(NAME, {})[PENDING_REPLY] = reply
-        server.login(session, outcome.username)
+        server.login(session, outcome.username, {k: v for k, v in message.items() if k not in SECRETS})
         self.send_login_reply(session)  # in case the hook did not run first
         return None
 
@@ -140,6 +141,9 @@ class AuthCommands:
         token stops working and its live sessions end (``session_ended`` ``device_revoked``)."""
         assert session.user is not None
         device = message["device"]
+        problem = device_problem(device)
+        if problem is not None:  # "" would name every session logged in without a device
+            raise CommandError("bad_request", problem)
         revoked = self.tokens.revoke(session.user, device) > 0
         ended = self.server.users.end_sessions(session.user, DEVICE_REVOKED, device=device,
                                                keep=session if device != session.device else None)

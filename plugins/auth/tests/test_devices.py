@@ -155,3 +155,12 @@ def test_the_operator_lists_and_revokes_devices_on_a_running_server(make_server,
     assert token_login(connect(server), "hana", phone_token)["response"] == "fail"
     assert run_cli("revoke", "hana", "phone").returncode == 1  # nothing left to revoke
     assert run_cli("devices", "nobody").returncode == 1
+
+
+def test_revoking_the_empty_device_name_is_refused_and_ends_nothing(server, connect):
+    client = connect(server)
+    client.login("ivan", PASSWORD, register=True)
+    other = connect(server)
+    other.login("ivan", PASSWORD)
+    assert client.request(command="device_revoke", device="")["code"] == "bad_request"
+    assert other.request(command="ping")["type"] == "pong" and client.request(command="ping")["type"] == "pong"

@@ -100,14 +100,14 @@ class Queued:
 class PageBudget:
     """Encodes a page's frames as ``take_pending`` admits its messages, up to a byte budget."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int, offline: bool = True) -> None:
+        self.max_bytes, self.offline = max_bytes, offline
         self.frames: list[Optional[bytes]] = []
         self.bytes = 0
 
     def admit(self, message: Message) -> bool:
         try:
-            frame: Optional[bytes] = protocol.encode(event(message, offline=True))
+            frame: Optional[bytes] = protocol.encode(event(message, offline=self.offline))
         except Exception:  # never expected; it must not lock the user's backlog for good
             log.warning("offline message %d cannot be sent; dropped from the backlog (it is in the history)",
                         message.id, exc_info=True)
@@ -158,7 +158,7 @@ class ClaimPage(Operation):
         budget = PageBudget(self.backlog.paging.bytes)
         self.messages = store.take_pending(conn, self.user_key, self.backlog.paging.messages, budget.admit)
         self.frames = budget.frames
-        self.targets = [s for s in sessions if not ready_now(s, batch)]
+        self.targets = [s for s in sessions if not ready_now(s, batch) and not session_state(s).catching_up]
         if not self.messages:
             self.final = True
             batch.scratch.setdefault(READY_KEY, set()).update(s.id for s in self.targets)

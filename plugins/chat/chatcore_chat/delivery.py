@@ -71,6 +71,7 @@ class SessionChat:
     held: list[tuple[Message, bytes]] = field(default_factory=list)  # live messages and their frames, in id order
     held_bytes: int = 0
     offline_sent: int = 0  # backlog messages queued to this session since its login
+    catching_up: bool = False  # it gets what it missed by its own cursor (catchup.py), not the shared backlog
     window: Optional["Window"] = None  # made by the session's first acknowledged post
 
 

@@ -61,10 +61,11 @@ class ChatPlugin:
         return self.service.hello_fields()
 
     @hookimpl
-    def chat_authenticated(self, session: "Session", first: bool) -> None:
-        """Deliver the user's offline messages to the new session, page by page as its client
-        reads them; returns when the backlog went out (this is the session's own thread)."""
-        self.service.authenticated(session)
+    def chat_authenticated(self, session: "Session", first: bool, request: dict[str, Any]) -> None:
+        """Deliver what the new session missed (after the login's ``since``) or its user's offline
+        messages, page by page as its client reads them; returns when they went out (this is the
+        session's own thread)."""
+        self.service.authenticated(session, request)
 
     @hookimpl
     def chat_logging_out(self, session: "Session", last: bool) -> None:

@@ -16,6 +16,7 @@ from chatcore import CommandError, protocol
 from chatcore.session import corked
 from chatcore_chat import store
 from chatcore_chat.backlog import Backlog, Paging
+from chatcore_chat.catchup import CatchUp
 from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLike
 from chatcore_chat.history import fit_reply
 from chatcore_chat.quotas import Quotas
@@ -43,6 +44,7 @@ class ChatService:
         self.readers: Optional[ReaderPool] = None
         self.relay: Optional[Relay] = None
         self.backlog: Optional[Backlog] = None
+        self.catch_up: Optional[CatchUp] = None
         self.retention: Optional[Retention] = None
         self._lookup: Lookup = lambda name: None
         self._filter: Filter = lambda session, message: None
@@ -71,6 +73,7 @@ class ChatService:
                            in_flight=settings.in_flight)
         self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
                                                   settings.offline_page_timeout))
+        self.catch_up = CatchUp(self.backlog, settings.catch_up_max)
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
         self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
         self.retention.start()
@@ -141,10 +144,15 @@ class ChatService:
 
     # -- login and logout ---------------------------------------------------------------------
 
-    def authenticated(self, session: SessionLike) -> None:
-        """Deliver offline messages to a session that just logged in, page by page as its client
-        reads them (auth has sent ``login_result``); runs in the session's own thread."""
-        if self.backlog is not None:
+    def authenticated(self, session: SessionLike, request: dict[str, Any]) -> None:
+        """Deliver to a session that just logged in, page by page as its client reads them (auth
+        has sent ``login_result``), in the session's own thread: what it missed after the login's
+        ``since`` (a reconnecting client names its newest message id), or else its user's
+        offline backlog."""
+        since = request.get("since")
+        if isinstance(since, int) and not isinstance(since, bool) and self.catch_up is not None:
+            self.catch_up.deliver(session, since)
+        elif self.backlog is not None:
             self.backlog.deliver(session)
 
     def logging_out(self, session: SessionLike) -> None:

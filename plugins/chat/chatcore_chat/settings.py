@@ -31,11 +31,13 @@ PENDING_MAX_BYTES = Setting("CHATCORE_CHAT_PENDING_MAX_BYTES", 16 << 20, "Most b
 SENDER_DAILY_MESSAGES = Setting("CHATCORE_CHAT_SENDER_DAILY_MESSAGES", 20_000, "Most messages one user may store per UTC day; more get 'daily_quota'; 0: no limit.", int, minimum=0)
 SENDER_DAILY_BYTES = Setting("CHATCORE_CHAT_SENDER_DAILY_BYTES", 64 << 20, "Most bytes (UTF-8 text) of messages one user may store per UTC day (accepts K/M suffixes); more get 'daily_quota'; 0: no limit.", int, parse_size, minimum=0)
 IN_FLIGHT = Setting("CHATCORE_CHAT_IN_FLIGHT", 256, "Chat messages one connection may have waiting for their commit; beyond it the server stops reading that connection until the writer catches up.", int, minimum=1)
+CATCH_UP_MAX = Setting("CHATCORE_CHAT_CATCH_UP_MAX", 5000, "Most messages a reconnecting client that names 'since' is sent; beyond it caught_up says complete: false and the client reloads history.", int, minimum=1)
 QUEUE_TIMEOUT = Setting("CHATCORE_CHAT_QUEUE_TIMEOUT", 30.0, "Seconds a chat message may wait for room in its connection's window and the store's queue before it is refused with 'unavailable'.", float, minimum=0.1)
 
 ALL: tuple[Setting, ...] = (MAX_LENGTH, HISTORY_PAGE, RETENTION_DAYS, RETENTION_COUNT, RETENTION_INTERVAL, BATCH, SYNCHRONOUS,
                             OFFLINE_PAGE_MESSAGES, OFFLINE_PAGE_BYTES, OFFLINE_PAGE_TIMEOUT, PENDING_MAX_MESSAGES,
-                            PENDING_MAX_BYTES, SENDER_DAILY_MESSAGES, SENDER_DAILY_BYTES, IN_FLIGHT, QUEUE_TIMEOUT)
+                            PENDING_MAX_BYTES, SENDER_DAILY_MESSAGES, SENDER_DAILY_BYTES, IN_FLIGHT, QUEUE_TIMEOUT,
+                            CATCH_UP_MAX)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class ChatSettings:
     send_buffer: int = 1 << 20  # the core's CHATCORE_SEND_BUFFER: bounds offline pages and held messages
     in_flight: int = 256
     queue_timeout: float = 30.0
+    catch_up_max: int = 5000
 
     @classmethod
     def from_config(cls, config: Config) -> "ChatSettings":
@@ -70,4 +73,4 @@ class ChatSettings:
                    min(config.get(OFFLINE_PAGE_BYTES), send_buffer // 4), config.get(OFFLINE_PAGE_TIMEOUT),
                    config.get(PENDING_MAX_MESSAGES), config.get(PENDING_MAX_BYTES),
                    config.get(SENDER_DAILY_MESSAGES), config.get(SENDER_DAILY_BYTES), send_buffer,
-                   config.get(IN_FLIGHT), config.get(QUEUE_TIMEOUT))
+                   config.get(IN_FLIGHT), config.get(QUEUE_TIMEOUT), config.get(CATCH_UP_MAX))

@@ -277,6 +277,32 @@ def take_pending(conn: sqlite3.Connection, user_key: str, limit: int,
     return taken
 
 
+def take_since(conn: sqlite3.Connection, user_key: str, after_id: int, limit: int,
+               admit: Callable[[Message], bool] = lambda message: True) -> list[Message]:
+    """What ``user_key`` may see with an id above ``after_id`` (the room, and every private
+    conversation they are part of), in id order: at most ``limit``, and only while ``admit``
+    takes the next (the first always). Undelivered messages for the user up to the last one
+    taken are marked delivered in the same transaction: the catch-up delivered them."""
+    taken: list[Message] = []
+    cursor = conn.execute(
+        f"SELECT {COLUMNS} FROM messages WHERE id > :after AND (conv = ''"
+        " OR substr(conv, 1, length(:user) + 1) = :user || char(10)"
+        " OR substr(conv, -length(:user) - 1) = char(10) || :user) ORDER BY id LIMIT :limit",
+        {"after": after_id, "user": user_key, "limit": limit})
+    try:
+        for row in cursor:
+            message = _row(row)
+            if not admit(message) and taken:
+                break
+            taken.append(message)
+    finally:
+        cursor.close()
+    if taken:
+        conn.execute("UPDATE messages SET pending_for = NULL WHERE pending_for = ? AND id <= ?",
+                     (user_key, taken[-1].id))
+    return taken
+
+
 def pending_totals(conn: sqlite3.Connection, user_key: str) -> tuple[int, int]:
     """How many messages, and how many bytes of text, wait for ``user_key``."""
     row = conn.execute("SELECT messages, bytes FROM pending_totals WHERE recipient = ?", (user_key,)).fetchone()

@@ -428,9 +428,10 @@ def test_readme_documents_every_setting_and_hook():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for setting in settings.ALL:
         assert f"`{setting.name}`" in readme, setting.name
-    for name in dir(hookspecs):
-        if name.startswith("chat_"):
-            assert f"`{name}(" in readme, name
+    hooks = [name for name in dir(hookspecs) if name.startswith("chatcore_chat_")]
+    assert hooks
+    for name in hooks:
+        assert f"`{name}(" in readme, name
 
 
 def test_the_in_flight_window_holds_a_sender_back_until_a_slot_frees():
