@@ -85,6 +85,7 @@ class DeviceTokens:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # as the accounts: a crash may lose a last-used time, no more
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
