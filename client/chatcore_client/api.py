@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from chatcore_client import __version__
 from chatcore_client.connection import Connection, Disconnected, NotConnected, Received, open_connection
+from chatcore_client.credentials import Credentials
 from chatcore_client.download import Download
 from chatcore_client.pinning import AskTrust, PinStore
 from chatcore_client.progress import ProgressFn, TransferFailed
@@ -99,7 +100,7 @@ class ChatClient:
         self.transfers = Transfers(self.send)
         self.rate_limited = 0  # rate_limited refusals seen by ``chat`` (each waits the server's retry_after)
         self._dial: Optional[Callable[[], Connection]] = None
-        self._credentials: Optional[tuple[str, str]] = None
+        self._credentials: Optional[Credentials] = None
         connection.start(self.events)
 
     @classmethod
@@ -186,21 +187,34 @@ class ChatClient:
         self.server = ServerInfo(self.request("hello", ["hello"], client=CLIENT_NAME, protocol=2))
         return self.server
 
-    def _authenticate(self, command: str, username: str, password: str) -> dict[str, Any]:
-        result = self.request(command, [f"{command}_result"], username=username, password=password)
+    def _authenticate(self, command: str, username: str, **secret: Any) -> dict[str, Any]:
+        result = self.request(command, [f"{command}_result"], username=username, **secret)
         if result.get("response") != "ok":
             raise ServerError("fail", str(result.get("reason") or f"{command} failed"), result)
         return result
 
     def register(self, username: str, password: str) -> dict[str, Any]:
         """Create an account; ServerError carries the server's reason on failure."""
-        return self._authenticate("register", username, password)
+        return self._authenticate("register", username, password=password)
 
-    def login(self, username: str, password: str) -> dict[str, Any]:
-        """Log in; ServerError carries the server's reason on failure."""
-        result = self._authenticate("login", username, password)
+    def login(self, username: str, password: str, device: Optional[str] = None) -> dict[str, Any]:
+        """Log in; ServerError carries the server's reason on failure. With ``device`` the server
+        answers a ``token`` for it, which ``reconnect`` then uses instead of the password."""
+        extra = {"device": device} if device is not None else {}
+        result = self._authenticate("login", username, password=password, **extra)
         self.user = str(result.get("username") or username)
-        self._credentials = (username, password)
+        token = result.get("token")
+        self._credentials = (Credentials(self.user, token=token, device=str(result.get("device", "")))
+                             if isinstance(token, str) else Credentials(username, password=password))
+        return result
+
+    def login_token(self, username: str, token: str, since: Optional[int] = None) -> dict[str, Any]:
+        """Log in on a device token (no password); with ``since``, the server sends what was
+        missed after that message id, then ``caught_up``."""
+        extra = {"since": since} if since is not None else {}
+        result = self._authenticate("login", username, token=token, **extra)
+        self.user = str(result.get("username") or username)
+        self._credentials = Credentials(self.user, token=token, device=str(result.get("device", "")))
         return result
 
     def reconnect(self) -> None:
@@ -213,8 +227,11 @@ class ChatClient:
         self.closed_reason = None
         self.connection.start(self.events)
         self.hello()
-        if self._credentials is not None:
-            self.login(*self._credentials)
+        credentials = self._credentials
+        if credentials is not None and credentials.token is not None:
+            self.login_token(credentials.username, credentials.token)
+        elif credentials is not None and credentials.password is not None:
+            self.login(credentials.username, credentials.password)
         self.transfers.resume_all()
 
     def users(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import ssl
 import tkinter as tk
 from pathlib import Path
@@ -19,15 +20,17 @@ from chatcore_client.api import ChatClient, ServerInfo
 from chatcore_client.config import ClientSettings, load_settings, parse_port
 from chatcore_client.connection import Connection, Disconnected, NotConnected, Received
 from chatcore_client.connector import Connector, tk_timer
-from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.handlers import Context, Credentials, Dispatcher
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.core import CoreHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.keepalive import KeepAlive
-from chatcore_client.pinning import PinStore, server_key
+from chatcore_client.pinning import PinStore, default_path, server_key
 from chatcore_client.progress import Progress
 from chatcore_client.state import ROOM, AppState, Line
+from chatcore_client.tokens import FILENAME as TOKENS_FILE
+from chatcore_client.tokens import TokenStore
 from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
 from chatcore_client.views.files import FileOfferDialog, TransferWindow
@@ -43,6 +46,11 @@ ChooseOpen = Callable[[tk.Misc], Optional[str]]
 ChooseSave = Callable[[tk.Misc, str], Optional[str]]
 
 
+def device_name() -> str:
+    """How this client names itself to the server (the Devices list shows it)."""
+    return f"desktop on {socket.gethostname() or 'this computer'}"[:64]
+
+
 def _ask_open(parent: tk.Misc) -> Optional[str]:
     return filedialog.askopenfilename(parent=parent, title="Send a file") or None
 
@@ -56,7 +64,8 @@ class App:
 
     def __init__(self, settings: Optional[ClientSettings] = None, *, root: Optional[tk.Tk] = None,
                  pins: Optional[PinStore] = None, ca_context: Optional[ssl.SSLContext] = None,
-                 choose_open: ChooseOpen = _ask_open, choose_save: ChooseSave = _ask_save) -> None:
+                 choose_open: ChooseOpen = _ask_open, choose_save: ChooseSave = _ask_save,
+                 tokens: Optional[TokenStore] = None) -> None:
         self.settings = settings or load_settings()
         self.root = root or tk.Tk()
         self.root.withdraw()  # no stray empty window: every visible window is a Toplevel
@@ -69,7 +78,9 @@ class App:
         self.client: Optional[ChatClient] = None
         self.address = (self.settings.host, self.settings.port)
         self.state = AppState()
-        self.ctx = Context(self.state, self, self._send, Transfers(self._send), self.post)
+        self.tokens = tokens or TokenStore((self.settings.known_servers or default_path()).with_name(TOKENS_FILE))
+        self.ctx = Context(self.state, self, self._send, Transfers(self._send), self.post,
+                           device=device_name(), keep_token=self._keep_token)
         self.dispatcher = Dispatcher(self)
         self.core, self.auth = CoreHandlers(self.ctx), AuthHandlers(self.ctx)
         self.chat, self.files = ChatHandlers(self.ctx), FileHandlers(self.ctx)
@@ -86,6 +97,11 @@ class App:
         self.login = LoginWindow(self.root, self.settings.host, self.settings.port, self._login_clicked,
                                  self._register_clicked, self.quit)
         self._pump_id: Optional[str] = self.root.after(PUMP_MS, self.pump)
+        remembered = self.tokens.get(*self.address)
+        if remembered is not None:  # "Remember me" last time: log in on the token, no password asked
+            self.login.username.set(remembered.username)
+            self.login.remember.set(True)
+            self.post(lambda: self._log_in_remembered(remembered))
 
     # -- the queue pump (Tk thread) --------------------------------------------------------------
 
@@ -159,6 +175,18 @@ class App:
         self.address = (host, port)
         self._connect(lambda: action(username, password))
 
+    def _log_in_remembered(self, credentials: Credentials) -> None:
+        self.login.set_busy(True, f"Logging in as {credentials.username}…")
+        self._connect(lambda: self.auth.resume(credentials))
+
+    def _keep_token(self, credentials: Optional[Credentials]) -> None:
+        """Remember the server's token when "Remember me" is ticked; forget it when it stops working."""
+        host, port = self.address
+        if credentials is not None and self.login.remember.get():
+            self.tokens.save(host, port, credentials)
+        else:
+            self.tokens.forget(host, port)
+
     def _connect(self, then: Callable[[], None]) -> None:
         """Open a connection in a worker thread (TLS handshakes and the trust question may take time)."""
         host, port = self.address
@@ -225,7 +253,7 @@ class App:
         if self.main is not None:
             self.main.set_status(f"Reconnecting to {server_key(*self.address)}…", "warning")
         credentials = self.ctx.credentials
-        self._connect(lambda: self.auth.login(*credentials))
+        self._connect(lambda: self.auth.resume(credentials))
 
     def _send(self, message: dict[str, Any]) -> None:
         """Send on the current connection (any thread); NotConnected while there is none."""

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 FILENAME = "known_servers.json"
 
@@ -59,6 +59,22 @@ def fingerprint(der: bytes) -> str:
     """The certificate's SHA-256 as colon-separated upper-case hex pairs (what browsers show)."""
     digest = hashlib.sha256(der).hexdigest().upper()
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def write_private_json(path: Path, data: Any) -> None:
+    """Replace ``path`` atomically with ``data`` as JSON, readable by this user only (directory
+    0700, file 0600): the known servers, the remembered logins."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def server_key(host: str, port: int) -> str:
@@ -126,18 +142,7 @@ class PinStore:
                 self._save(data)
 
     def _save(self, data: dict[str, dict[str, str]]) -> None:
-        """Replace the file atomically, readable by this user only (directory 0700, file 0600)."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".known_servers.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, indent=2, sort_keys=True)
-                out.write("\n")
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private_json(self.path, data)
 
     def trust(self, host: str, port: int, presented: str, ask: Optional[AskTrust]) -> None:
         """Accept a self-signed certificate per TOFU, or raise a PinError saying why not."""

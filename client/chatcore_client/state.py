@@ -90,6 +90,7 @@ class AppState:
     current: str = ROOM
     pending: dict[str, str] = field(default_factory=dict)  # chat client_id -> conversation key
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)  # file_id -> file_offer
+    newest_id: int = 0  # the highest message id seen: a reconnect asks for what came after it
 
     def __post_init__(self) -> None:
         self.conversation(ROOM).online = True

@@ -44,6 +44,25 @@ def test_register_login_and_reasons(make_server, api_client):
     assert client.user == "alice"
 
 
+def test_a_device_login_gets_a_token_that_reconnects_and_catches_up_without_the_password(make_server, api_client):
+    server = make_server(plugins=ALL_PLUGINS)
+    bob = api_client(server, "bob")
+    alice = api_client(server)
+    alice.register("alice", PASSWORD)
+    token = alice.login("alice", PASSWORD, device="script")["token"]
+    seen = bob.chat("alice", "hello")["id"]
+    alice.close()
+    missed = bob.chat("alice", "while you were away")["id"]
+    again = api_client(server)
+    reply = again.login_token("alice", token, since=seen)
+    assert (reply["response"], reply["device"]) == ("ok", "script")
+    assert again.expect(("private_message",), 5)["id"] == missed
+    assert again.expect(("caught_up",), 5)["complete"] is True
+    with pytest.raises(ServerError) as refused:
+        api_client(server).login_token("alice", "not-the-token")
+    assert "not valid" in refused.value.reason
+
+
 def test_chat_between_two_clients_with_ack(make_server, api_client):
     server = make_server(plugins=ALL_PLUGINS)
     alice, bob = api_client(server, "alice"), api_client(server, "bob")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.handlers import Context, Credentials, Dispatcher
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.core import CoreHandlers
@@ -393,7 +393,7 @@ def test_an_upload_whose_done_went_out_asks_again_and_sends_what_the_server_lack
 
 def test_session_ended_forgets_the_credentials_and_tells_the_view_why(h):
     h.login()
-    assert h.ctx.credentials == ("alice", "pw")
+    assert h.ctx.credentials == Credentials("alice", password="pw")
     h.feed(type="session_ended", code="password_changed", reason="Your password was changed on another device.")
     assert h.ctx.credentials is None  # nothing logs in with them again
     assert h.view.named("session_ended") == [("Your password was changed on another device.",)]
@@ -402,3 +402,40 @@ def test_session_ended_forgets_the_credentials_and_tells_the_view_why(h):
     h.feed(type="session_ended", code="some_later_code", reason="")
     assert h.view.named("session_ended")[-1] == ("The server ended your session.",)
     assert not h.view.named("show_error")
+
+
+def test_a_password_login_names_the_device_and_keeps_only_the_token(h):
+    kept: list = []
+    h.ctx.device, h.ctx.keep_token = "desktop on test", kept.append
+    h.auth.login("alice", "pw")
+    assert h.sent[-1] == {"command": "login", "username": "alice", "password": "pw", "device": "desktop on test"}
+    h.feed(type="login_result", username="alice", response="ok", token="t0k3n", device="desktop on test")
+    assert h.ctx.credentials == Credentials("alice", token="t0k3n", device="desktop on test")  # no password left
+    assert kept == [h.ctx.credentials]
+
+
+def test_a_reconnect_logs_in_on_the_token_naming_the_newest_message_seen(h):
+    h.login()
+    h.feed(type="private_message", peer="bob", message="one", id=41, ts="", to="alice")
+    h.feed(type="broadcast_message", peer="bob", message="two", id=42, ts="", to="")
+    h.auth.resume(Credentials("alice", token="t0k3n"))
+    assert h.sent[-1] == {"command": "login", "username": "alice", "token": "t0k3n", "since": 42}
+
+
+def test_a_refused_token_is_forgotten_and_the_password_asked_for(h):
+    kept: list = []
+    h.ctx.keep_token = kept.append
+    h.auth.resume(Credentials("alice", token="old"))
+    h.feed(type="login_result", username="alice", response="fail",
+           reason="This device was signed out (its token was revoked): log in with your password.")
+    assert h.ctx.credentials is None and kept == [None]
+    assert "signed out" in h.view.named("login_failed")[-1][0]
+
+
+def test_an_incomplete_catch_up_says_so(h):
+    h.login()
+    h.feed(type="caught_up", complete=True, delivered=3, last_id=9)
+    before = len(h.state.conversation(ROOM).lines)
+    h.feed(type="caught_up", complete=False, delivered=5000, last_id=90)
+    lines = h.state.conversation(ROOM).lines
+    assert len(lines) == before + 1 and "scroll up" in lines[-1].text

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 from chatcore_client.api import ServerInfo
+from chatcore_client.credentials import Credentials
 from chatcore_client.progress import Progress
 from chatcore_client.state import AppState, Line
 from chatcore_client.transfers import Transfers
 
 log = logging.getLogger(__name__)
+__all__ = ["Context", "Credentials", "Dispatcher", "View"]
 Handler = Callable[[dict[str, Any]], None]
 
 
@@ -58,7 +60,9 @@ class Context:
     transfers: Transfers
     post: Callable[[Callable[[], None]], None]  # run a callable on the UI thread (from worker threads)
     on_login: list[Callable[[], None]] = field(default_factory=list)
-    credentials: Optional[tuple[str, str]] = None  # kept in memory to log in again after a reconnect
+    credentials: Optional[Credentials] = None  # kept in memory to log in again after a reconnect
+    device: str = ""  # the name this client logs in as, so the server gives it a token ("": none)
+    keep_token: Callable[[Optional[Credentials]], None] = lambda credentials: None  # remember, or forget (None)
 
     def notice(self, key: str, text: str) -> None:
         """Show a notice line in a conversation."""

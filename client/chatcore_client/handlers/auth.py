@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.handlers import Context, Credentials, Dispatcher
 from chatcore_client.state import ROOM
 
 NOTICES_PER_BATCH = 5  # more presence changes at once than this get one summary notice
@@ -28,28 +28,53 @@ class AuthHandlers:
             dispatcher.register(event, handler)
 
     def login(self, username: str, password: str) -> None:
-        """Send ``login`` (the app calls this once connected)."""
-        self.ctx.credentials = (username, password)
-        self.ctx.send({"command": "login", "username": username, "password": password})
+        """Send ``login`` with the password (the app calls this once connected), naming this
+        client's device so the server answers a token to log in with from then on."""
+        self.ctx.credentials = Credentials(username, password=password)
+        request = {"command": "login", "username": username, "password": password}
+        if self.ctx.device:  # (sent before hello's answer is in; a server without tokens ignores it)
+            request["device"] = self.ctx.device
+        self.ctx.send(request)
+
+    def resume(self, credentials: Credentials) -> None:
+        """Log in again after a reconnect (or at start with a remembered token): on the token,
+        naming the newest message seen so the server sends only what was missed."""
+        if credentials.token is None:
+            assert credentials.password is not None
+            self.login(credentials.username, credentials.password)
+            return
+        self.ctx.credentials = credentials
+        request: dict[str, Any] = {"command": "login", "username": credentials.username, "token": credentials.token}
+        if self.ctx.state.newest_id:
+            request["since"] = self.ctx.state.newest_id
+        self.ctx.send(request)
 
     def register_account(self, username: str, password: str) -> None:
         """Send ``register``; a success logs in with the same credentials."""
-        self.ctx.credentials = (username, password)
+        self.ctx.credentials = Credentials(username, password=password)
         self.ctx.send({"command": "register", "username": username, "password": password})
 
     def register_result(self, message: dict[str, Any]) -> None:
-        if message.get("response") == "ok" and self.ctx.credentials is not None:
-            self.login(*self.ctx.credentials)
+        credentials = self.ctx.credentials
+        if message.get("response") == "ok" and credentials is not None and credentials.password is not None:
+            self.login(credentials.username, credentials.password)
         else:
             self.ctx.view.login_failed(str(message.get("reason") or "Registration failed."))
 
     def login_result(self, message: dict[str, Any]) -> None:
         """On success: become that user, ask who is online, let other handlers restore their state."""
         if message.get("response") != "ok":
+            if self.ctx.credentials is not None and self.ctx.credentials.token is not None:
+                self.ctx.credentials = None  # a refused token is no good: forget it, ask for the password
+                self.ctx.keep_token(None)
             self.ctx.view.login_failed(str(message.get("reason") or "Login failed."))
             return
         state = self.ctx.state
-        state.user = str(message.get("username") or (self.ctx.credentials or ("?",))[0])
+        credentials = self.ctx.credentials
+        state.user = str(message.get("username") or (credentials.username if credentials else "?"))
+        if isinstance(message.get("token"), str):  # from now on the token, never the password, logs in again
+            self.ctx.credentials = Credentials(state.user, token=message["token"], device=str(message.get("device", "")))
+            self.ctx.keep_token(self.ctx.credentials)
         self.ctx.view.logged_in(state.user)
         if state.server.offers("get_users"):
             self.ctx.send({"command": "get_users"})

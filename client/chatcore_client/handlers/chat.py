@@ -27,7 +27,7 @@ class ChatHandlers:
         for event, handler in {
             "private_message": self.message, "broadcast_message": self.message, "chat_ack": self.ack,
             "get_history": self.history, "error:chat": self.chat_error, "error:get_history": self.history_error,
-            "offline_done": self.offline_done,
+            "offline_done": self.offline_done, "caught_up": self.caught_up,
         }.items():
             dispatcher.register(event, handler)
 
@@ -87,6 +87,8 @@ class ChatHandlers:
     # -- events ----------------------------------------------------------------------------------
 
     def _show(self, key: str, line: Line) -> None:
+        if isinstance(line.id, int) and not line.notice:
+            self.ctx.state.newest_id = max(self.ctx.state.newest_id, line.id)
         conversation = self.ctx.state.conversation(key)
         if not conversation.append(line):
             return
@@ -147,6 +149,13 @@ class ChatHandlers:
         if isinstance(remaining, int) and remaining > 0:
             self.ctx.notice(ROOM, f"{remaining} more message(s) sent while you were away will arrive "
                                   "at your next login")
+
+    def caught_up(self, message: dict[str, Any]) -> None:
+        """After a reconnect the server sent what was missed; when it had to stop short, what is
+        still missing is in the history, which the re-login reloads for open conversations."""
+        if message.get("complete") is False:
+            self.ctx.notice(self.ctx.state.current, "Too much arrived while disconnected to replay it all: "
+                                                    "scroll up for older messages.")
 
     def history(self, message: dict[str, Any]) -> None:
         """A page of history: older lines go on top; on a reload newer ones are merged below."""

@@ -44,4 +44,5 @@ class CoreHandlers:
         code = str(message.get("code") or "")
         reason = str(message.get("reason") or SESSION_ENDED.get(code) or "The server ended your session.")
         self.ctx.credentials = None
+        self.ctx.keep_token(None)
         self.ctx.view.session_ended(reason)

@@ -30,6 +30,7 @@ class LoginWindow(tk.Toplevel):
         self.port = tk.StringVar(self, str(port))
         self.username = tk.StringVar(self)
         self.password = tk.StringVar(self)
+        self.remember = tk.BooleanVar(self, False)
 
         ttk.Label(body, text="Server").grid(row=0, column=0, sticky="w", pady=4, padx=(0, 10))
         server = ttk.Frame(body)
@@ -48,8 +49,11 @@ class LoginWindow(tk.Toplevel):
         self.password_entry = ttk.Entry(body, textvariable=self.password, show="*")
         self.password_entry.grid(row=2, column=1, sticky="ew", pady=4)
 
+        self.remember_check = ttk.Checkbutton(body, text="Remember me", variable=self.remember)
+        self.remember_check.grid(row=3, column=1, sticky="w", pady=(4, 0))
+
         buttons = ttk.Frame(body)
-        buttons.grid(row=3, column=0, columnspan=2, pady=(12, 0), sticky="e")
+        buttons.grid(row=4, column=0, columnspan=2, pady=(12, 0), sticky="e")
         self.register_button = ttk.Button(buttons, text="Register", command=self.submit_register)
         self.register_button.pack(side="right")
         self.login_button = ttk.Button(buttons, text="Login", style="Accent.TButton", default="active",
@@ -57,8 +61,8 @@ class LoginWindow(tk.Toplevel):
         self.login_button.pack(side="right", padx=(0, 8))
 
         self.status = ttk.Label(body, text="", wraplength=300 - 2 * PADDING, justify="left")
-        self.status.grid(row=4, column=0, columnspan=2, sticky="ew", pady=(12, 0))
-        body.rowconfigure(4, weight=1)
+        self.status.grid(row=5, column=0, columnspan=2, sticky="ew", pady=(12, 0))
+        body.rowconfigure(5, weight=1)
         # wrap at the width inside the padding: wrapping wider than that made a long error widen
         # the window, which widened the wrap, until the text fitted on one or two very long lines
         body.bind("<Configure>", lambda e: self.status.configure(wraplength=max(200, e.width - 2 * PADDING - 4)))
@@ -69,7 +73,7 @@ class LoginWindow(tk.Toplevel):
 
     def release(self) -> None:
         """Drop the Tk variables on the Tk thread (garbage collection in another thread would call Tcl there)."""
-        for name in ("host", "port", "username", "password"):
+        for name in ("host", "port", "username", "password", "remember"):
             setattr(self, name, None)
 
     def _values(self) -> tuple[str, str, str, str]:

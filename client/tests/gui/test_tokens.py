@@ -1,0 +1,72 @@
+"""The desktop client on device tokens: the password is typed once; "Remember me" keeps only the
+token (a private file), so the next start logs in by itself; a reconnect after a server restart
+logs in on the token, naming the newest message seen, and what was missed shows once."""
+
+from __future__ import annotations
+
+import json
+import stat
+from typing import Any
+
+import chatcore
+from chatcore_client.backoff import Backoff
+
+from .conftest import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text
+
+
+class LoginRequests:
+    """Records the login requests plugins see (credentials already removed by auth)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    @chatcore.hookimpl
+    def chat_authenticated(self, session: Any, first: bool, request: dict[str, Any]) -> None:
+        self.requests.append(dict(request))
+
+
+def test_remember_me_keeps_only_the_token_and_the_next_start_logs_in_by_itself(make_server, make_app, pump,
+                                                                                 tmp_path):
+    probe = LoginRequests()
+    server = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)])
+    helper_client(server, tmp_path, "lena").close()
+    first = make_app(server)
+    first.login.remember.set(True)
+    log_in(first, pump, "lena", register=False)
+    assert first.ctx.credentials is not None and first.ctx.credentials.password is None  # the password is gone
+    saved = first.tokens.path
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert PASSWORD not in saved.read_text() and json.loads(saved.read_text())
+    first.quit()
+    again = make_app(server, tokens=first.tokens)  # the next start, same config directory
+    pump.until(lambda: again.trust_dialog is not None, what="the new pin file's trust question")
+    again.trust_dialog.trust_button.invoke()  # (each test app has its own pin file)
+    pump.until(lambda: again.main is not None, what="the main window without typing anything",
+               state=lambda: again.login.status.cget("text"))
+    assert again.login.password.get() == "" and again.state.user == "lena"
+    assert probe.requests[-1].get("device") is None  # the last login was on the token, not a password
+
+
+def test_a_reconnect_after_a_restart_logs_in_on_the_token_and_catches_up_once(make_server, make_app, pump,
+                                                                               tmp_path):
+    probe = LoginRequests()
+    first = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)])
+    port = first.address[1]
+    helper_client(first, tmp_path, "mona").close()
+    app = make_app(first)
+    log_in(app, pump, "mona", register=False)
+    with helper_client(first, tmp_path, "nils") as nils:
+        nils.chat("mona", "seen before")
+    pump.until(lambda: "seen before" in pane_text(app, "nils"), what="the first message")
+    app.connector.backoff = Backoff(base=1.0, cap=1.0)  # time for the messages below to arrive first
+    first.stop()
+    pump.until(lambda: "reconnecting" in str(app.main.status.cget("text")), what="the disconnect to show")
+    second = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)], env={"SERVER_PORT": str(port)})
+    with helper_client(second, tmp_path, "nils", register=False) as nils:
+        for n in range(3):
+            nils.chat("mona", f"missed {n}")
+    pump.until(lambda: str(app.main.status.cget("text")).startswith("Connected"), timeout=30, what="reconnected")
+    pump.until(lambda: "missed 2" in pane_text(app, "nils"), what="the missed messages")
+    text = pane_text(app, "nils")
+    assert [text.count(f"missed {n}") for n in range(3)] == [1, 1, 1] and text.count("seen before") == 1
+    assert "since" in probe.requests[-1]  # logged in on the token, naming what it had seen
