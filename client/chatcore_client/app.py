@@ -12,7 +12,6 @@ import queue
 import socket
 import ssl
 import tkinter as tk
-from pathlib import Path
 from tkinter import filedialog
 from typing import Any, Callable, Optional
 
@@ -27,13 +26,13 @@ from chatcore_client.handlers.core import CoreHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.keepalive import KeepAlive
 from chatcore_client.pinning import PinStore, default_path, server_key
-from chatcore_client.progress import Progress
-from chatcore_client.state import ROOM, AppState, Line
+from chatcore_client.state import AppState, Line
 from chatcore_client.tokens import FILENAME as TOKENS_FILE
 from chatcore_client.tokens import TokenStore
 from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
-from chatcore_client.views.files import FileOfferDialog, TransferWindow
+from chatcore_client.views.devices import DevicesWindow, DeviceViews
+from chatcore_client.views.files import FileOfferDialog, TransferViews, TransferWindow
 from chatcore_client.views.login import LoginWindow
 from chatcore_client.views.main import MainCallbacks, MainWindow
 from chatcore_client.views.trust import TrustDialog
@@ -59,7 +58,7 @@ def _ask_save(parent: tk.Misc, name: str) -> Optional[str]:
     return filedialog.asksaveasfilename(parent=parent, title="Save the file as", initialfile=name) or None
 
 
-class App:
+class App(TransferViews, DeviceViews):
     """The desktop client. ``root`` defaults to a new, hidden Tk root; call ``run`` or pump it yourself."""
 
     def __init__(self, settings: Optional[ClientSettings] = None, *, root: Optional[tk.Tk] = None,
@@ -90,6 +89,7 @@ class App:
         self.transfer_windows: dict[str, TransferWindow] = {}
         self.offer_dialogs: dict[str, FileOfferDialog] = {}
         self.trust_dialog: Optional[TrustDialog] = None
+        self.devices_window: Optional[DevicesWindow] = None
         self.closing = False
         self.connector = Connector(self.post, tk_timer(self.root), lambda: self.closing)
         self.keepalive = KeepAlive(self.root, self._send)
@@ -274,7 +274,7 @@ class App:
         if self.main is None:
             self.main = MainWindow(self.root, user, MainCallbacks(
                 select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,
-                scrolled_to_top=self._scrolled_to_top, close=self.quit))
+                scrolled_to_top=self._scrolled_to_top, close=self.quit, devices=self._devices_clicked))
             self.main.set_features(self.chat.available, self.files.available)
             self.login.withdraw()
         self._show_connection_status()
@@ -316,7 +316,7 @@ class App:
             self.client.close()
             self.client = None
         self.files.abort(reason)
-        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), self.main]:
+        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), self.devices_window, self.main]:
             if window is not None and window.winfo_exists():
                 window.destroy()
         self.transfer_windows.clear()
@@ -347,38 +347,6 @@ class App:
         else:
             self.login.show_error(text)
 
-    def file_offered(self, offer: dict[str, Any]) -> None:
-        file_id = str(offer["file_id"])
-        parent = self.main or self.login
-        self.offer_dialogs[file_id] = FileOfferDialog(parent, offer, lambda: self._accept_offer(file_id),
-                                                      lambda: self.files.decline(file_id))
-
-    def transfer_started(self, tid: str, title: str, total: int) -> None:
-        self.transfer_windows[tid] = TransferWindow(self.main or self.login, title, total,
-                                                    on_cancel=lambda: self._cancel_transfer(tid))
-
-    def _cancel_transfer(self, tid: str) -> None:
-        """Cancel pressed in a transfer window: stop the transfer and close the window."""
-        self.files.cancel(tid)
-        window = self.transfer_windows.pop(tid, None)
-        if window is not None and window.winfo_exists():
-            window.destroy()
-
-    def transfer_note(self, tid: str, text: str) -> None:
-        window = self.transfer_windows.get(tid)
-        if window is not None and window.winfo_exists():
-            window.note(text)
-
-    def transfer_progress(self, tid: str, progress: Progress) -> None:
-        window = self.transfer_windows.get(tid)
-        if window is not None and window.winfo_exists():
-            window.update_progress(progress)
-
-    def transfer_finished(self, tid: str, ok: bool, text: str) -> None:
-        window = self.transfer_windows.get(tid)
-        if window is not None and window.winfo_exists():
-            window.finish(ok, text)
-
     # -- user actions from the main window ----------------------------------------------------------
 
     def _send_text(self, text: str) -> None:
@@ -390,25 +358,6 @@ class App:
     def _scrolled_to_top(self, key: str) -> None:
         if key == self.state.current and self.client is not None:
             self.chat.load_older(key)
-
-    def _send_file_clicked(self) -> None:
-        peer = self.state.current
-        if peer == ROOM or self.main is None:
-            return
-        chosen = self.choose_open(self.main)
-        if chosen:
-            self.files.send_file(peer, Path(chosen))
-
-    def _accept_offer(self, file_id: str) -> None:
-        offer = self.state.offers.get(file_id)
-        if offer is None or self.main is None:
-            return
-        chosen = self.choose_save(self.main, Path(str(offer.get("filename", "file"))).name)
-        if chosen:
-            try:
-                self.files.accept(file_id, Path(chosen))
-            except (OSError, NotConnected) as exc:
-                self.show_error(f"Could not receive {offer.get('filename')}: {exc}")
 
     # -- lifetime -------------------------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ class AuthHandlers:
             "login_result": self.login_result, "register_result": self.register_result,
             "error:login": self.credentials_error, "error:register": self.credentials_error,
             "get_users": self.users, "peer_joined": self.joined, "peer_left": self.left,
-            "presence": self.presence,
+            "presence": self.presence, "devices": self.devices_listed,
+            "device_revoke_result": self.device_revoked, "error:device_revoke": self.device_error,
         }.items():
             dispatcher.register(event, handler)
 
@@ -80,6 +81,25 @@ class AuthHandlers:
             self.ctx.send({"command": "get_users"})
         for hook in self.ctx.on_login:
             hook()
+
+    def list_devices(self) -> None:
+        """Ask for the user's devices (answered by ``devices``)."""
+        self.ctx.send({"command": "devices"})
+
+    def revoke_device(self, device: str) -> None:
+        """Sign a device out; the list is asked for again once the server confirms."""
+        self.ctx.send({"command": "device_revoke", "device": device})
+
+    def devices_listed(self, message: dict[str, Any]) -> None:
+        devices = [d for d in message.get("devices", []) if isinstance(d, dict)]
+        self.ctx.view.devices_listed(devices)
+
+    def device_revoked(self, message: dict[str, Any]) -> None:
+        self.list_devices()
+
+    def device_error(self, message: dict[str, Any]) -> None:
+        self.ctx.view.show_error(f"Could not sign the device out: {message.get('reason')}")
+        self.list_devices()
 
     def credentials_error(self, message: dict[str, Any]) -> None:
         """``error`` for login/register: e.g. a server without the auth plugin."""

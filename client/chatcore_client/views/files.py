@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import tkinter as tk
+from pathlib import Path
 from tkinter import ttk
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+from chatcore_client.connection import NotConnected
 from chatcore_client.progress import Progress, human_size
+from chatcore_client.state import ROOM
 
 
 class FileOfferDialog(tk.Toplevel):
@@ -73,3 +76,71 @@ class TransferWindow(tk.Toplevel):
             self.bar.configure(value=max(self.total, 1))
         self.detail.configure(text=text, style="Ok.TLabel" if ok else "Error.TLabel")
         self.button.configure(text="Close", command=self.destroy)
+
+
+class TransferViews:
+    """The app's part of the handlers' View protocol for files: offer dialogs and transfer
+    windows (a mixin of ``App``, which owns the attributes declared here)."""
+
+    root: tk.Tk
+    main: Any
+    login: Any
+    files: Any
+    state: Any
+    choose_open: Callable[..., Optional[str]]
+    choose_save: Callable[..., Optional[str]]
+    transfer_windows: dict[str, TransferWindow]
+    offer_dialogs: dict[str, FileOfferDialog]
+
+    def show_error(self, text: str) -> None: ...
+
+    def file_offered(self, offer: dict[str, Any]) -> None:
+        file_id = str(offer["file_id"])
+        parent = self.main or self.login
+        self.offer_dialogs[file_id] = FileOfferDialog(parent, offer, lambda: self._accept_offer(file_id),
+                                                      lambda: self.files.decline(file_id))
+
+    def transfer_started(self, tid: str, title: str, total: int) -> None:
+        self.transfer_windows[tid] = TransferWindow(self.main or self.login, title, total,
+                                                    on_cancel=lambda: self._cancel_transfer(tid))
+
+    def _cancel_transfer(self, tid: str) -> None:
+        """Cancel pressed in a transfer window: stop the transfer and close the window."""
+        self.files.cancel(tid)
+        window = self.transfer_windows.pop(tid, None)
+        if window is not None and window.winfo_exists():
+            window.destroy()
+
+    def transfer_note(self, tid: str, text: str) -> None:
+        window = self.transfer_windows.get(tid)
+        if window is not None and window.winfo_exists():
+            window.note(text)
+
+    def transfer_progress(self, tid: str, progress: Progress) -> None:
+        window = self.transfer_windows.get(tid)
+        if window is not None and window.winfo_exists():
+            window.update_progress(progress)
+
+    def transfer_finished(self, tid: str, ok: bool, text: str) -> None:
+        window = self.transfer_windows.get(tid)
+        if window is not None and window.winfo_exists():
+            window.finish(ok, text)
+
+    def _send_file_clicked(self) -> None:
+        peer = self.state.current
+        if peer == ROOM or self.main is None:
+            return
+        chosen = self.choose_open(self.main)
+        if chosen:
+            self.files.send_file(peer, Path(chosen))
+
+    def _accept_offer(self, file_id: str) -> None:
+        offer = self.state.offers.get(file_id)
+        if offer is None or self.main is None:
+            return
+        chosen = self.choose_save(self.main, Path(str(offer.get("filename", "file"))).name)
+        if chosen:
+            try:
+                self.files.accept(file_id, Path(chosen))
+            except (OSError, NotConnected) as exc:
+                self.show_error(f"Could not receive {offer.get('filename')}: {exc}")

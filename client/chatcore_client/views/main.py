@@ -20,6 +20,7 @@ class MainCallbacks:
     send_file: Callable[[], None]
     scrolled_to_top: Callable[[str], None]
     close: Callable[[], None]
+    devices: Callable[[], None] = lambda: None
 
 
 class MessagePane(ttk.Frame):
@@ -122,6 +123,8 @@ class MainWindow(tk.Toplevel):
         self.tree.tag_configure("unread", font=("TkDefaultFont", 11, "bold"))
         self.tree.pack(fill="both", expand=True)
         self.tree.bind("<<TreeviewSelect>>", self._selected)
+        self.devices_button = ttk.Button(side, text="Devices…", command=callbacks.devices)
+        self.devices_button.pack(anchor="w", pady=(8, 0))
 
         header = ttk.Frame(main, padding=(14, 10))
         header.grid(row=0, column=0, sticky="ew")

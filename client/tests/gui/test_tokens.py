@@ -11,7 +11,7 @@ from typing import Any
 import chatcore
 from chatcore_client.backoff import Backoff
 
-from .conftest import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text
+from .conftest import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text, screenshot
 
 
 class LoginRequests:
@@ -70,3 +70,24 @@ def test_a_reconnect_after_a_restart_logs_in_on_the_token_and_catches_up_once(ma
     text = pane_text(app, "nils")
     assert [text.count(f"missed {n}") for n in range(3)] == [1, 1, 1] and text.count("seen before") == 1
     assert "since" in probe.requests[-1]  # logged in on the token, naming what it had seen
+
+
+def test_the_devices_window_lists_devices_and_revokes_one(make_server, make_app, pump, tmp_path, connect):
+    server = make_server(plugins=ALL_PLUGINS)
+    helper_client(server, tmp_path, "olga").close()
+    phone = connect(server)
+    assert phone.request(command="login", username="olga", password=PASSWORD, device="phone")["token"]
+    app = make_app(server)
+    log_in(app, pump, "olga", register=False)
+    app.main.devices_button.invoke()
+    window = pump.until(lambda: app.devices_window if app.devices_window and app.devices_window.names() else None,
+                        what="the devices listed")
+    assert sorted(window.names()) == sorted(["phone", app.ctx.device])
+    screenshot(window, "devices-window")
+    window.tree.selection_set("phone")
+    pump.once()
+    window.revoke_button.invoke()
+    pump.until(lambda: window.names() == [app.ctx.device], what="the list without the phone")
+    finals = [m for m in phone.expect_closed() if m.get("type") == "session_ended"]
+    assert finals and finals[-1]["code"] == "device_revoked"
+    assert app.main is not None  # this device goes on
