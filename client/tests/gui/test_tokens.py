@@ -91,3 +91,24 @@ def test_the_devices_window_lists_devices_and_revokes_one(make_server, make_app,
     finals = [m for m in phone.expect_closed() if m.get("type") == "session_ended"]
     assert finals and finals[-1]["code"] == "device_revoked"
     assert app.main is not None  # this device goes on
+
+
+def test_a_remembered_token_revoked_meanwhile_brings_back_the_login_window_with_why(make_server, make_app, pump,
+                                                                                    tmp_path, connect):
+    server = make_server(plugins=ALL_PLUGINS)
+    helper_client(server, tmp_path, "pia").close()
+    first = make_app(server)
+    first.login.remember.set(True)
+    log_in(first, pump, "pia", register=False)
+    device = first.ctx.device
+    first.quit()
+    other = connect(server)
+    other.login("pia", PASSWORD)
+    assert other.request(command="device_revoke", device=device)["revoked"] is True
+    again = make_app(server, tokens=first.tokens)
+    pump.until(lambda: again.trust_dialog is not None, what="the new pin file's trust question")
+    again.trust_dialog.trust_button.invoke()
+    pump.until(lambda: "signed out" in str(again.login.status.cget("text")), what="the reason on the Login window",
+               state=lambda: again.login.status.cget("text"))
+    assert again.main is None and again.tokens.get(*server.address) is None  # the dead token is forgotten
+    assert str(again.login.login_button.cget("state")) == "normal"
