@@ -255,14 +255,9 @@ def insert_message(conn: sqlite3.Connection, conv: str, sender: str, to: str, ts
     return Message(int(cursor.lastrowid or 0), conv, sender, to, ts_ms, text)
 
 
-def take_pending(conn: sqlite3.Connection, user_key: str, limit: int,
-                 admit: Callable[[Message], bool] = lambda message: True) -> list[Message]:
-    """The oldest undelivered messages for ``user_key``, in id order: at most ``limit``, and
-    only while ``admit`` takes the next one (the first is always taken); marked delivered in
-    the same transaction."""
+def _admitted(cursor: sqlite3.Cursor, admit: Callable[[Message], bool]) -> list[Message]:
+    """The rows of ``cursor`` as messages while ``admit`` takes them (the first always)."""
     taken: list[Message] = []
-    cursor = conn.execute(f"SELECT {COLUMNS} FROM messages WHERE pending_for = ? ORDER BY id LIMIT ?",
-                          (user_key, limit))
     try:
         for row in cursor:
             message = _row(row)
@@ -271,6 +266,16 @@ def take_pending(conn: sqlite3.Connection, user_key: str, limit: int,
             taken.append(message)
     finally:
         cursor.close()
+    return taken
+
+
+def take_pending(conn: sqlite3.Connection, user_key: str, limit: int,
+                 admit: Callable[[Message], bool] = lambda message: True) -> list[Message]:
+    """The oldest undelivered messages for ``user_key``, in id order: at most ``limit``, and
+    only while ``admit`` takes the next one (the first is always taken); marked delivered in
+    the same transaction."""
+    taken = _admitted(conn.execute(f"SELECT {COLUMNS} FROM messages WHERE pending_for = ? ORDER BY id LIMIT ?",
+                                   (user_key, limit)), admit)
     if taken:
         conn.execute("UPDATE messages SET pending_for = NULL WHERE pending_for = ? AND id <= ?",
                      (user_key, taken[-1].id))
@@ -283,20 +288,11 @@ def take_since(conn: sqlite3.Connection, user_key: str, after_id: int, limit: in
     conversation they are part of), in id order: at most ``limit``, and only while ``admit``
     takes the next (the first always). Undelivered messages for the user up to the last one
     taken are marked delivered in the same transaction: the catch-up delivered them."""
-    taken: list[Message] = []
-    cursor = conn.execute(
+    taken = _admitted(conn.execute(
         f"SELECT {COLUMNS} FROM messages WHERE id > :after AND (conv = ''"
         " OR substr(conv, 1, length(:user) + 1) = :user || char(10)"
         " OR substr(conv, -length(:user) - 1) = char(10) || :user) ORDER BY id LIMIT :limit",
-        {"after": after_id, "user": user_key, "limit": limit})
-    try:
-        for row in cursor:
-            message = _row(row)
-            if not admit(message) and taken:
-                break
-            taken.append(message)
-    finally:
-        cursor.close()
+        {"after": after_id, "user": user_key, "limit": limit}), admit)
     if taken:
         conn.execute("UPDATE messages SET pending_for = NULL WHERE pending_for = ? AND id <= ?",
                      (user_key, taken[-1].id))
