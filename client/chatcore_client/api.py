@@ -101,6 +101,7 @@ class ChatClient:
         self.rate_limited = 0  # rate_limited refusals seen by ``chat`` (each waits the server's retry_after)
         self._dial: Optional[Callable[[], Connection]] = None
         self._credentials: Optional[Credentials] = None
+        self.ended: Optional[str] = None  # why the server ended the session on purpose (session_ended)
         connection.start(self.events)
 
     @classmethod
@@ -141,6 +142,9 @@ class ChatClient:
             self.transfers.suspend_all()  # kept for reconnect(); abandoned with the client otherwise
             raise Closed(event.reason)
         assert isinstance(event, Received)
+        if event.message.get("type") == "session_ended":  # ended on purpose: never log in again with these
+            self._credentials = None
+            self.ended = str(event.message.get("reason") or event.message.get("code") or "session ended")
         return event.message
 
     def expect(self, types: Types, timeout: float = DEFAULT_TIMEOUT,
@@ -221,6 +225,8 @@ class ChatClient:
         """Connect again to the same server (say hello, log in again) and resume paused transfers."""
         if self._dial is None:
             raise Closed("this client was not made by ChatClient.connect and cannot reconnect")
+        if self.ended is not None:
+            raise Closed(f"the server ended this session ({self.ended}): log in again with the password")
         if not self.connection.closed:
             self.connection.close()
         self.connection = self._dial()

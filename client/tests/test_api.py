@@ -63,6 +63,19 @@ def test_a_device_login_gets_a_token_that_reconnects_and_catches_up_without_the_
     assert "not valid" in refused.value.reason
 
 
+def test_a_session_ended_on_purpose_is_not_reconnected_with_the_old_credentials(make_server, api_client):
+    server = make_server(plugins=ALL_PLUGINS)
+    laptop = api_client(server, "quinn")
+    phone = api_client(server, "quinn")
+    assert laptop.request("change_password", ["change_password_result"], old=PASSWORD,
+                          new="another good password")["response"] == "ok"
+    with pytest.raises(Closed):
+        phone.expect(("never",), 5)  # reads the session_ended, then the close
+    assert phone.ended and "password" in phone.ended
+    with pytest.raises(Closed, match="log in again"):
+        phone.reconnect()
+
+
 def test_chat_between_two_clients_with_ack(make_server, api_client):
     server = make_server(plugins=ALL_PLUGINS)
     alice, bob = api_client(server, "alice"), api_client(server, "bob")
