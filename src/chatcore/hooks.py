@@ -16,7 +16,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator
 
 import pluggy
 
@@ -100,9 +100,10 @@ class PluginHooks:
                 failed.append(impl.plugin_name)
         return failed
 
-    def failed(self, plugin: str, what: str, exc_info: Optional[bool] = True) -> None:
-        """Log a plugin's failure (with its traceback) and count it against its budget."""
-        log.error("plugin %s failed in %s", plugin, what, exc_info=exc_info)
+    def failed(self, plugin: str, what: str) -> None:
+        """Log a plugin's failure (call it where the exception is handled: the traceback is
+        logged too) and count it against the plugin's budget."""
+        log.error("plugin %s failed in %s", plugin, what, exc_info=True)
         self.budget.failure(plugin, what)
 
 
