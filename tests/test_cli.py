@@ -19,7 +19,7 @@ from chatcore.testing import TestClient
 SHUTDOWN_ORDER = [
     "shutdown: no longer accepting connections",
     "shutdown: disconnecting 1 client(s)",
-    "shutdown: all 1 connection thread(s) ended",
+    "shutdown: all 1 connection(s) ended",
     "shutdown: closing plugin storage",
     "shutdown complete",
 ]

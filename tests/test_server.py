@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 
 import pytest
 
@@ -12,17 +13,21 @@ from chatcore.server import ChatServer
 from chatcore.testing import TestClient, server_config
 
 
+def _server_threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("chatcore-"))
+
+
 def test_start_three_clients_stop_and_every_thread_ends(probe_server, connect, probe):
     clients = [connect(probe_server) for _ in range(3)]
     for client in clients:
         assert client.request(command="ping")["type"] == "pong"
-    threads = probe_server.connection_threads()
-    assert len(threads) == 3
+    assert len(probe_server.connections()) == 3
+    assert _server_threads()  # reactor, workers, flusher, accept loop
     probe_server.stop()
     for client in clients:
         assert {"type": "shutdown", "reason": "The server is shutting down."} in client.expect_closed()
-    assert all(not thread.is_alive() for thread in threads)
-    assert probe_server.connection_threads() == []
+    assert probe_server.connections() == []
+    assert _server_threads() == []
     assert probe.shutdown_calls == 1
     with pytest.raises(OSError):
         socket.create_connection(probe_server.address, timeout=1)
@@ -196,6 +201,7 @@ def test_many_malformed_frames_then_normal_service(probe_server, connect):
         client.expect_closed()
         client.close()
     assert connect(probe_server).request(command="ping")["type"] == "pong"
+    assert probe_server.wait_connections(1, timeout=5)  # each refused one ends just after its client saw it close
     assert len(probe_server.sessions) == 1
 
 

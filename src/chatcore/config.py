@@ -88,7 +88,7 @@ SEND_BUFFER = Setting("CHATCORE_SEND_BUFFER", 1 << 20, "Bytes queued for one cli
 SEND_TIMEOUT = Setting("CHATCORE_SEND_TIMEOUT", 10.0, "Seconds a client may leave queued data unread before it is disconnected.", float, minimum=0.1)
 FRAME_TIMEOUT = Setting("CHATCORE_FRAME_TIMEOUT", 5.0, "Seconds a started frame may take to arrive in full (the protocol's 5).", float, minimum=0.1)
 LISTEN_BACKLOG = Setting("CHATCORE_LISTEN_BACKLOG", 1024, "Pending connections the kernel queues before accept.", int, minimum=1)
-SHUTDOWN_TIMEOUT = Setting("CHATCORE_SHUTDOWN_TIMEOUT", 5.0, "Seconds shutdown waits for connection threads to end.", float, minimum=0)
+SHUTDOWN_TIMEOUT = Setting("CHATCORE_SHUTDOWN_TIMEOUT", 5.0, "Seconds shutdown waits for the sessions to end.", float, minimum=0)
 
 TLS = Setting("CHATCORE_TLS", True, "Accept TLS on the server port (beside plaintext, told apart by the first byte).", bool)
 TLS_CERT = Setting("CHATCORE_TLS_CERT", "", "PEM certificate (chain) to serve; empty: a self-signed one made in <STORAGE_DIR>/tls/.")
@@ -101,12 +101,16 @@ RATE_LIMIT = Setting("CHATCORE_RATE_LIMIT", 30.0, "Requests per second one sessi
 RATE_BURST = Setting("CHATCORE_RATE_BURST", 100, "Requests one session may make at once before CHATCORE_RATE_LIMIT applies.", int, minimum=1)
 FAULT_LIMIT = Setting("CHATCORE_FAULT_LIMIT", 20, "Failures (handler or hook exceptions) one plugin may have within CHATCORE_FAULT_WINDOW before it is disabled until the server restarts; 0: never disable.", int, minimum=0)
 FAULT_WINDOW = Setting("CHATCORE_FAULT_WINDOW", 60.0, "Seconds over which a plugin's failures are counted for CHATCORE_FAULT_LIMIT.", float, minimum=1)
+IO_THREADS = Setting("CHATCORE_IO_THREADS", 1, "Reactor threads reading the clients' sockets (each one selector over its share of the connections).", int, minimum=1)
+WORKERS_MIN = Setting("CHATCORE_WORKERS_MIN", 4, "Worker threads always kept for serving requests.", int, minimum=1)
+WORKERS_MAX = Setting("CHATCORE_WORKERS_MAX", 128, "Worker threads at most, for requests that block (password hashes, backlogs); more requests wait their turn.", int, minimum=1)
+REQUEST_QUEUE = Setting("CHATCORE_REQUEST_QUEUE", 256 << 10, "Bytes of one client's received requests waiting for a worker before its socket is no longer read (TCP then holds it back; accepts K/M suffixes).", int, parse_size, minimum=65536)
 
 CORE_SETTINGS: tuple[Setting, ...] = (
     HOST, PORT, STORAGE_DIR, LOG_LEVEL, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
     TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
-    RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW,
+    RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW, IO_THREADS, WORKERS_MIN, WORKERS_MAX, REQUEST_QUEUE,
 )
 
 

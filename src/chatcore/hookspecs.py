@@ -218,12 +218,12 @@ def chat_session_closed(session: "Session") -> None:
 
 # ----------------------------------------------------------------------------------------------
 # 6. Shutdown
-# Once, after every connection thread has ended.
+# Once, after every session has ended.
 # ----------------------------------------------------------------------------------------------
 
 @hookspec
 def chat_shutdown(server: "ChatServer") -> None:
-    """The server stopped accepting and every connection thread has ended: close storage.
+    """The server stopped accepting and every session has ended: close storage.
 
     :param server: the server.
     """

@@ -224,6 +224,36 @@ def decode(frame: bytes) -> Any:
     return decode_body(frame[HEADER.size:])
 
 
+class FrameAssembler:
+    """Cuts a byte stream into frame bodies as its pieces arrive: the server's non-blocking
+    side of ``FrameReader``. An invalid length raises ProtocolError as soon as its header is
+    in, before any of the body is buffered."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    @property
+    def partial(self) -> int:
+        """Bytes of a frame begun but not yet complete."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The bodies of the frames ``data`` completes, in order (the rest is kept)."""
+        buffer = self._buffer + data if self._buffer else data
+        bodies: list[bytes] = []
+        start, size = 0, len(buffer)
+        while size - start >= HEADER.size:
+            (length,) = HEADER.unpack_from(buffer, start)
+            check_length(length)
+            end = start + HEADER.size + length
+            if end > size:
+                break
+            bodies.append(buffer[start + HEADER.size:end])
+            start = end
+        self._buffer = buffer[start:] if start < size else b""
+        return bodies
+
+
 RecvInto = Callable[[memoryview], int]
 SetTimeout = Callable[[Optional[float]], None]
 

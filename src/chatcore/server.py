@@ -1,4 +1,5 @@
-"""The threaded server: accept loop, one thread per connection, dispatch, ordered shutdown."""
+"""The threaded server: an accept loop, reactor threads reading every socket, a worker pool
+serving each session's requests in order, and an ordered shutdown."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import selectors
 import socket
 import ssl
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -18,17 +18,19 @@ from chatcore import config as settings
 from chatcore import protocol
 from chatcore.admin import AdminServer, DataDirLock
 from chatcore.config import Config
+from chatcore.connection import Connection, Policy
 from chatcore.core_plugin import CorePlugin
-from chatcore.dispatch import Dispatcher, send_error
+from chatcore.dispatch import Dispatcher
 from chatcore.errors import CommandError
 from chatcore.hooks import FaultBudget, PluginHooks, essential_plugins
-from chatcore.limits import ConnectionCounter, TokenBucket
+from chatcore.limits import ConnectionCounter
 from chatcore.plugins import CORE, collect_commands, create_manager, plugin_names
+from chatcore.reactor import Reactor
 from chatcore.registry import CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
-from chatcore.transport import open_transport
 from chatcore.users import UserControl, admin_handlers
+from chatcore.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +55,24 @@ class ChatServer:
         self.dispatch = Dispatcher(self)
         self.sessions = SessionRegistry()
         self.data_dir: Path = config.data_dir
-        self._flusher = Flusher()
+        self.flusher = Flusher()
+        self.workers = WorkerPool(config.get(settings.WORKERS_MIN), config.get(settings.WORKERS_MAX))
+        self._reactors = [Reactor(f"chatcore-reactor-{i + 1}") for i in range(config.get(settings.IO_THREADS))]
+        self._next_reactor = 0
         self._listener: Optional[socket.socket] = None
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._accept_thread: Optional[threading.Thread] = None
-        self._threads: set[threading.Thread] = set()
-        self._threads_lock = threading.Lock()
+        self._connections_lock = threading.Lock()
+        self._live: set[Connection] = set()  # accepted and not yet ended
+        self._connection_ended = threading.Condition(self._connections_lock)
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self._connecting: set[socket.socket] = set()
-        self._send_buffer = config.get(settings.SEND_BUFFER)
-        self._send_timeout = config.get(settings.SEND_TIMEOUT)
-        self._frame_timeout = config.get(settings.FRAME_TIMEOUT)
         self.login_timeout: float = config.get(settings.LOGIN_TIMEOUT)
         self.idle_timeout: Optional[float] = config.get(settings.IDLE_TIMEOUT) or None
         self.rate_limit: float = config.get(settings.RATE_LIMIT)
         self.rate_burst: int = config.get(settings.RATE_BURST)
+        self._policy: Optional[Policy] = None  # set once listening (it holds the TLS context)
         self._connections = ConnectionCounter(config.get(settings.MAX_CONNECTIONS), config.get(settings.MAX_PER_ADDRESS))
         self.tls_context: Optional[ssl.SSLContext] = None
         self.tls_fingerprint = ""
@@ -154,7 +157,10 @@ class ChatServer:
         except BaseException:
             self.close()  # a port in use must not leave plugin threads and databases open
             raise
-        self._flusher.start()
+        self.flusher.start()
+        self.workers.start()
+        for reactor in self._reactors:
+            reactor.start()
         self._admin = AdminServer(self.data_dir, admin_handlers(self))
         self._admin.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
@@ -174,6 +180,12 @@ class ChatServer:
                                           self.config.get(settings.TLS_KEY))
             self.tls_context = server_context(cert, key)
             self.tls_fingerprint = fingerprint(cert.read_bytes())
+        config = self.config
+        self._policy = Policy(
+            tls_context=self.tls_context, send_buffer=config.get(settings.SEND_BUFFER),
+            send_timeout=config.get(settings.SEND_TIMEOUT), frame_timeout=config.get(settings.FRAME_TIMEOUT),
+            login_timeout=self.login_timeout, idle_timeout=self.idle_timeout, rate_limit=self.rate_limit,
+            rate_burst=self.rate_burst, request_queue=config.get(settings.REQUEST_QUEUE))
         # Only the core's own chat_handle_message (no plugin wraps it): call handlers directly,
         # sparing every request a pluggy hook call.
         self.dispatch.direct = [impl.plugin_name for impl in self.hook.chat_handle_message.get_hookimpls()] == ["core"]
@@ -203,9 +215,15 @@ class ChatServer:
         """Block until ``stop`` has finished; True if it has."""
         return self._stopped.wait(timeout)
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop`` began: new sessions are closed at once."""
+        return self._stopping.is_set()
+
     def stop(self) -> None:
-        """Shut down in a fixed order: stop accepting, tell and disconnect clients, join
-        connection threads, close plugin storage. Safe to call more than once."""
+        """Shut down in a fixed order: stop accepting, tell and disconnect clients, let their
+        sessions end, stop the reactors and workers, close plugin storage. Safe to call more
+        than once."""
         if self._stopping.is_set():
             self._stopped.wait()
             return
@@ -216,11 +234,12 @@ class ChatServer:
             self._accept_thread.join()
         if self._listener is not None:
             self._listener.close()
-        with self._threads_lock:
-            threads = list(self._threads)  # before disconnecting: the threads may end at once
-            for sock in self._connecting:
+        with self._connections_lock:
+            connections = list(self._live)
+        for conn in connections:
+            if conn.session is None:  # still choosing plaintext or TLS: its reactor sees the end
                 try:
-                    sock.shutdown(socket.SHUT_RDWR)
+                    conn.sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
         sessions = self.sessions.all()
@@ -229,15 +248,18 @@ class ChatServer:
         for session in sessions:
             session.send_frame(notice)
             session.close()
-        deadline = time.monotonic() + self.config.get(settings.SHUTDOWN_TIMEOUT)
-        for thread in threads:  # one deadline for all, not a timeout each
-            thread.join(max(0.0, deadline - time.monotonic()))
-        alive = [t.name for t in threads if t.is_alive()]
-        if alive:
-            log.warning("shutdown: %d connection thread(s) did not end: %s", len(alive), ", ".join(alive))
+        ended = self.wait_connections(0, self.config.get(settings.SHUTDOWN_TIMEOUT))
+        if ended:
+            log.info("shutdown: all %d connection(s) ended", len(connections))
         else:
-            log.info("shutdown: all %d connection thread(s) ended", len(threads))
-        self._flusher.stop()
+            log.warning("shutdown: %d connection(s) did not end in time", len(self.connections()))
+        for reactor in self._reactors:
+            if reactor.is_alive():
+                reactor.stop()
+        busy = self.workers.stop(self.config.get(settings.SHUTDOWN_TIMEOUT))
+        if busy:
+            log.warning("shutdown: %d worker(s) still busy: %s", len(busy), ", ".join(busy))
+        self.flusher.stop()
         if self._admin is not None:
             self._admin.stop()
         self.close()
@@ -247,10 +269,16 @@ class ChatServer:
         log.info("shutdown complete")
         self._stopped.set()
 
-    def connection_threads(self) -> list[threading.Thread]:
-        """The live connection threads (for tests and diagnostics)."""
-        with self._threads_lock:
-            return [t for t in self._threads if t.is_alive()]
+    def connections(self) -> list[Connection]:
+        """The connections accepted and not yet ended (for tests and diagnostics)."""
+        with self._connections_lock:
+            return list(self._live)
+
+    def wait_connections(self, count: int, timeout: float) -> bool:
+        """Block until at most ``count`` connections are live (their sessions ended and
+        forgotten); False if ``timeout`` passed first."""
+        with self._connection_ended:
+            return self._connection_ended.wait_for(lambda: len(self._live) <= count, timeout)
 
     # -- accepting ---------------------------------------------------------------------
 
@@ -263,7 +291,7 @@ class ChatServer:
                 self._accept_ready()
 
     def _accept_ready(self) -> None:
-        assert self._listener is not None
+        assert self._listener is not None and self._policy is not None
         while True:
             try:
                 sock, address = self._listener.accept()
@@ -277,83 +305,18 @@ class ChatServer:
                 log.warning("refused a connection from %s: %s", address[0], refusal)
                 sock.close()
                 continue
-            thread = threading.Thread(target=self._connection, args=(sock, address[:2]),
-                                      name=f"chatcore-conn-{address[0]}:{address[1]}", daemon=True)
-            with self._threads_lock:
-                self._threads.add(thread)
-                self._connecting.add(sock)
-            thread.start()
+            reactor = self._reactors[self._next_reactor]
+            self._next_reactor = (self._next_reactor + 1) % len(self._reactors)
+            conn = Connection(self, sock, address[:2], reactor, self._policy)
+            with self._connections_lock:
+                self._live.add(conn)
+            reactor.add(conn)
 
-    # -- one connection ------------------------------------------------------------------
+    # -- the end of a connection, called by it ----------------------------------------------
 
-    def _connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        """A connection's thread: choose plaintext or TLS by the first byte, then serve the session."""
-        try:
-            login_deadline = time.monotonic() + self.login_timeout  # the TLS handshake counts against it
-            transport = open_transport(sock, address, login_deadline, self.tls_context, self._frame_timeout)
-            with self._threads_lock:
-                self._connecting.discard(sock)
-            if transport is None:
-                sock.close()
-                return
-            session = Session(transport, address, self._flusher, self._send_buffer, self._send_timeout)
-            session.login_deadline = login_deadline
-            session.bucket = TokenBucket(self.rate_limit, self.rate_burst)
-            self.sessions.add(session)
-            if self._stopping.is_set():
-                session.close()
-            self._run_session(session)
-        finally:
-            self._connections.release(address[0])
-            with self._threads_lock:
-                self._connecting.discard(sock)
-                self._threads.discard(threading.current_thread())
-
-    def _run_session(self, session: Session) -> None:
-        log.debug("connection %r opened", session)
-        reader = protocol.FrameReader(session.transport.recv_into, session.transport.set_recv_timeout,
-                                      self._frame_timeout)
-        try:
-            self.plugins.notify("chat_session_opened", session=session)
-            self._read_loop(session, reader)
-        except Exception:
-            log.exception("connection %r failed", session)
-        finally:
-            self._end_session(session)
-
-    def _read_loop(self, session: Session, reader: protocol.FrameReader) -> None:
-        login_required = self.commands.login_required
-        while not session.closed:
-            waiting_for_login = login_required and session.user is None
-            wait = max(0.001, session.login_deadline - time.monotonic()) if waiting_for_login else self.idle_timeout
-            try:
-                body = reader.read_frame_body(wait, session.login_deadline if waiting_for_login else None)
-                if body is None:
-                    return
-                message = protocol.decode_body(body)
-            except TimeoutError:
-                if waiting_for_login:
-                    send_error(session, None, "login_timeout", f"log in within {self.login_timeout:g} s of connecting")
-                    session.close("did not log in in time")
-                else:
-                    send_error(session, None, "idle_timeout", f"nothing received for {self.idle_timeout:g} s")
-                    session.close("idle")
-                return
-            except protocol.MessageError as exc:
-                echo = {"client_id": exc.client_id[:protocol.MAX_CLIENT_ID]} if exc.client_id else {}
-                send_error(session, exc.command, "bad_request", str(exc), **echo)
-                continue
-            except protocol.ProtocolError as exc:
-                if not session.closed:
-                    send_error(session, None, "protocol_error", f"{exc}; closing the connection")
-                    session.close(f"protocol error: {exc}")
-                return
-            except OSError:
-                return  # reset by peer, or shut down by us
-            session.more_requests = reader.buffered > 0  # a pipelining client: plugins may defer work
-            self.dispatch(session, message)
-
-    def _end_session(self, session: Session) -> None:
+    def end_session(self, session: Session) -> None:
+        """Log the session out, tell plugins it closed, and close its socket (a worker, in
+        order after the session's last request)."""
         try:
             if session.user is not None:
                 self.logout(session)
@@ -365,6 +328,15 @@ class ChatServer:
             session.close()
             session.transport.close()
             log.debug("connection %r closed", session)
+
+    def connection_ended(self, conn: Connection) -> None:
+        """Forget a connection whose socket is done with (closing it if no session did)."""
+        if conn.session is None:
+            conn.sock.close()
+        self._connections.release(conn.address[0])
+        with self._connection_ended:
+            self._live.discard(conn)
+            self._connection_ended.notify_all()
 
     # -- authentication, for the accounts plugin ---------------------------------------------
 

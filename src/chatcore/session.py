@@ -124,6 +124,15 @@ class Session:
             return False
         return True
 
+    def queue_wire(self, wire: bytes) -> None:
+        """Queue bytes already in wire form (the end of a TLS handshake)."""
+        with self._lock:
+            if not self._closed:
+                self._queue_wire(wire)
+            problem = self._overflow
+        if problem:
+            self.close(problem)
+
     def _queue_wire(self, wire: bytes) -> None:
         """Add wire bytes to the backlog and write them now unless corked; the session lock is held."""
         was_empty = not self._backlog

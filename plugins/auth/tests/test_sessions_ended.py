@@ -79,7 +79,7 @@ def test_one_server_per_data_directory(server):
     second = ChatServer(server.config)
     with pytest.raises(DataDirInUse):
         second.start()
-    assert second.connection_threads() == []
+    assert second.connections() == []
 
 
 def test_the_admin_socket_is_private_and_answers_only_known_commands(server):
