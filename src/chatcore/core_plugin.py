@@ -1,4 +1,5 @@
-"""The core's own plugin: ``hello``, ``ping`` and the default message handler."""
+"""The core's own plugin: ``hello``, ``ping``, the administrators' ``admin_announce`` and
+``admin_kick``, the default message handler, and the core's part of a backup (its TLS files)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import __version__, protocol
 from chatcore.errors import CommandError
+from chatcore.moderation import ModerationCommands
 from chatcore.plugins import hookimpl
 from chatcore.registry import Command
 
@@ -30,6 +32,10 @@ class CorePlugin:
     def chat_register_commands(self, register: Callable[..., Command]) -> None:
         register("hello", self.hello, auth=False, optional={"client": str, "protocol": int})
         register("ping", self.ping, auth=False)
+        assert self.server is not None
+        moderation = ModerationCommands(self.server)
+        register("admin_announce", moderation.admin_announce, fields={"text": str})
+        register("admin_kick", moderation.admin_kick, fields={"username": str}, optional={"device": str, "reason": str})
 
     @hookimpl(trylast=True)
     def chat_handle_message(self, session: "Session", command: Command,

@@ -18,6 +18,7 @@ from chatcore import config as settings
 from chatcore import protocol
 from chatcore.admin import AdminServer, DataDirLock
 from chatcore.config import Config
+from chatcore.control import handlers as admin_handlers
 from chatcore.core_plugin import CorePlugin
 from chatcore.dispatch import Dispatcher, send_error
 from chatcore.errors import CommandError
@@ -28,7 +29,7 @@ from chatcore.registry import CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
 from chatcore.transport import open_transport
-from chatcore.users import UserControl, admin_handlers
+from chatcore.users import UserControl
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class ChatServer:
         self._data_lock = DataDirLock(self.data_dir)
         self._admin: Optional[AdminServer] = None
         self._opened = False
+        self.started_at = time.time()  # reset by start(): the uptime ``chatcore status`` shows
         self._configured: list[str] = []  # plugins whose chat_configure succeeded, in call order
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -155,6 +157,7 @@ class ChatServer:
             self.close()  # a port in use must not leave plugin threads and databases open
             raise
         self._flusher.start()
+        self.started_at = time.time()
         self._admin = AdminServer(self.data_dir, admin_handlers(self))
         self._admin.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
@@ -386,7 +389,7 @@ class ChatServer:
         last = self.sessions.unbind(session)
         self.plugins.notify("chat_logging_out", session=session, last=last)
         log.info("%s logged out from %s", session.user, session.address[0])
-        session.user, session.device = None, ""
+        session.user, session.device, session.admin = None, "", False
         return last
 
     def lookup_user(self, username: str) -> Optional[str]:

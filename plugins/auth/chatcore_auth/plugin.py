@@ -100,7 +100,12 @@ class AuthPlugin:
 
     @hookimpl(tryfirst=True)
     def chat_authenticated(self, session: "Session", first: bool) -> None:
-        """Send ``login_result`` before any other plugin speaks to the session; announce it."""
+        """Mark a server administrator's session, send ``login_result`` before any other plugin
+        speaks to the session, announce it. The flag is read here, after the login bound the
+        session: an operator's change made meanwhile either is read now or reaches the bound
+        session over the admin socket (``set_admin``)."""
+        if session.user is not None:
+            session.admin = self.store.is_admin(session.user)
         self.commands.send_login_reply(session)
         if session.user is not None:
             self.presence.update(session.user)
