@@ -10,12 +10,16 @@ from chatcore.errors import CommandError
 from chatcore.moderation import ModerationCommands
 from chatcore.plugins import hookimpl
 from chatcore.registry import Command
+from chatcore.tls import CERT_NAME, KEY_NAME
 
 if TYPE_CHECKING:
+    from chatcore.backup import Backup
+    from chatcore.config import Config
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
 PROTOCOL_VERSION = 2
+TLS_DIR = "tls"  # <data>/tls: the self-signed certificate (ChatServer.plugin_dir("tls"))
 
 
 class CorePlugin:
@@ -41,6 +45,15 @@ class CorePlugin:
     def chat_handle_message(self, session: "Session", command: Command,
                             message: dict[str, Any]) -> Optional[dict[str, Any]]:
         return command.handler(session, message)
+
+    @hookimpl
+    def chat_backup(self, config: "Config", backup: "Backup") -> None:
+        """The self-signed certificate and key made in ``<data>/tls``: clients pinned its
+        fingerprint, so a restored server must present the same one."""
+        for name in (CERT_NAME, KEY_NAME):
+            path = config.data_dir / TLS_DIR / name
+            if path.is_file():
+                backup.file(path)
 
     def hello(self, session: "Session", message: dict[str, Any]) -> dict[str, Any]:
         """Agree on the protocol version and tell the client what this server offers."""
