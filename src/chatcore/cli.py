@@ -152,7 +152,8 @@ def build_parser(config: Config) -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = Config.load()
-    configure_logger(config.raw("LOG_LEVEL") or "INFO")
+    log_format = (config.raw(settings.LOG_FORMAT.name) or "text").strip().lower()
+    configure_logger(config.raw("LOG_LEVEL") or "INFO", log_format if log_format == "json" else "text")
     parser = build_parser(config)
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
