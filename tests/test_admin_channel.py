@@ -135,3 +135,19 @@ def test_a_plugin_the_fault_budget_disabled_shows_in_status_and_can_be_enabled(c
     assert alice.request(command="chat", peer="", message="x", reply=("chat_ack", "error"))["code"] == "plugin_disabled"
     assert chatcore("plugin", "enable", "chat").returncode == 0
     assert alice.request(command="chat", peer="", message="x", reply=("chat_ack", "error"))["type"] == "chat_ack"
+
+
+def test_a_disabled_plugin_still_forgets_removed_users_and_closes_at_shutdown(chatcore, make_server, login_as):
+    import threading
+
+    server = make_server(plugins=PLUGINS)
+    alice, bob = login_as(server, "alice"), login_as(server, "bob")
+    assert alice.request(command="chat", peer="", message="alice was here", reply="chat_ack")["id"]
+    assert chatcore("plugin", "disable", "chat").returncode == 0
+    removed = chatcore("user", "remove", "alice")
+    assert removed.returncode == 0, removed.stderr
+    assert chatcore("plugin", "enable", "chat").returncode == 0
+    assert bob.request(command="get_history", peer="")["data"] == []  # the disabled plugin forgot her too
+    assert chatcore("plugin", "disable", "chat").returncode == 0
+    server.stop()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("chat-")]  # its storage was closed

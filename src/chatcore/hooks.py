@@ -91,13 +91,14 @@ class PluginHooks:
         self._manager = manager
         self.budget = budget
 
-    def implementations(self, hook: str) -> list[Any]:
+    def implementations(self, hook: str, disabled_too: bool = False) -> list[Any]:
         """The hook's implementations in the order pluggy calls them (tryfirst first), minus
-        those of disabled plugins."""
+        those of disabled plugins unless ``disabled_too`` (shutdown and user removal must
+        reach every plugin that holds storage)."""
         caller = getattr(self._manager.hook, hook)
         return [impl for impl in reversed(caller.get_hookimpls())
                 if not impl.hookwrapper and not getattr(impl, "wrapper", False)
-                and not self.budget.is_disabled(impl.plugin_name)]
+                and (disabled_too or not self.budget.is_disabled(impl.plugin_name))]
 
     def each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
         """(plugin, result) for every implementation that returned; a CommandError goes to the
@@ -112,10 +113,11 @@ class PluginHooks:
                 continue
             yield impl.plugin_name, result
 
-    def notify(self, hook: str, **kwargs: Any) -> list[str]:
-        """Call every implementation; returns the plugins that failed (already logged)."""
+    def notify(self, hook: str, disabled_too: bool = False, **kwargs: Any) -> list[str]:
+        """Call every implementation (of disabled plugins too, if asked); returns the plugins
+        that failed (already logged)."""
         failed: list[str] = []
-        for impl in self.implementations(hook):
+        for impl in self.implementations(hook, disabled_too):
             try:
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
             except Exception:

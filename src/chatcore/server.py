@@ -133,7 +133,7 @@ class ChatServer:
         try:
             log.info("shutdown: closing plugin storage")
             unconfigured = self._hooked("chat_configure") - set(self._configured)  # failed, or never reached
-            for impl in self.plugins.implementations("chat_shutdown"):
+            for impl in self.plugins.implementations("chat_shutdown", disabled_too=True):  # storage is open
                 if impl.plugin_name not in unconfigured:
                     try:
                         impl.function(server=self)

@@ -87,7 +87,9 @@ class UserControl:
             self.end_sessions(username, ACCOUNT_REMOVED)
             with self._lock:
                 self._removed_at[key] = time.monotonic()
-            failed = self._server.plugins.notify("chat_user_removed", server=self._server, username=username)
+            # disabled plugins too: their storage still holds the user's data
+            failed = self._server.plugins.notify("chat_user_removed", disabled_too=True, server=self._server,
+                                                 username=username)
         finally:
             with self._lock:
                 self._removing.discard(key)
