@@ -230,3 +230,35 @@ def test_a_database_copied_page_by_page_is_one_snapshot_while_another_connection
     count, low, high = check.execute("SELECT count(*), min(id), max(id) FROM rows").fetchone()
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert (low, high) == (1, count) and count >= 2000  # every row up to one point in time, none after a gap
+
+
+def test_the_backup_draws_a_progress_bar_on_a_terminal(tmp_path, make_server, login_as):
+    import pty
+    import select
+
+    server = make_server(plugins=PLUGINS)
+    login_as(server, "alice")
+    import fcntl
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "CHATCORE_PLUGINS": ",".join(PLUGINS)}
+    process = subprocess.Popen([sys.executable, "-m", "chatcore", "backup", str(tmp_path / "b"), "--data-dir",
+                                str(server.data_dir)], stdout=subprocess.PIPE, stderr=terminal, env=env, cwd=tmp_path)
+    os.close(terminal)
+    drawn = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 60)
+        assert ready, "the backup printed nothing on its terminal within 60 s"
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the other end closed: the process is done
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(controller)
+    assert process.wait(60) == 0
+    assert b"backup:" in drawn and b"%|" in drawn and b"B/s" in drawn, drawn  # a byte bar, cleared at the end
