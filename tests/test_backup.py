@@ -149,10 +149,19 @@ def test_backup_under_load_then_restore_keeps_every_acked_message_and_file(tmp_p
         assert hashlib.sha256(download(client, file_id)).hexdigest() == digest
 
 
-def test_backup_without_a_server_and_the_refusals_of_restore(tmp_path, make_server, login_as):
+def test_backup_without_a_server_and_the_refusals_of_restore(tmp_path, make_server, login_as, register):
     server = make_server(plugins=PLUGINS)
     alice = login_as(server, "alice")
+    register(server, "bob")
     assert alice.request(command="chat", peer="", message="kept", reply="chat_ack")["id"]
+    assert alice.request(command="chat", peer="bob", message="for bob, offline", reply="chat_ack")["id"]
+    partial = os.urandom(3 * CHUNK + 100)  # an upload cut off after two chunks: it resumes after the restore
+    ready = alice.request(command="file_upload", peer="bob", filename="half.bin", size=len(partial),
+                          sha256=hashlib.sha256(partial).hexdigest(), reply="file_upload_ready")
+    for offset in (0, CHUNK):
+        alice.send(command="file_chunk", upload_id=ready["upload_id"], offset=offset,
+                   data=base64.b64encode(partial[offset:offset + CHUNK]).decode())
+    alice.sync()
     config = server.config
     server.stop()
     copied: list[int] = []
@@ -183,8 +192,18 @@ def test_backup_without_a_server_and_the_refusals_of_restore(tmp_path, make_serv
     damaged.write_bytes(original)
     restore(target, tmp_path / "offline")
     fresh = make_server(plugins=PLUGINS, data_dir=tmp_path / "fresh")
-    bob = login_as(fresh, "bob")
+    bob = login_as(fresh, "bob", register=False)
+    assert bob.expect("private_message", offline=True)["message"] == "for bob, offline"  # still pending
     assert [m[2] for m in bob.request(command="get_history", peer="")["data"]] == ["kept"]
+    alice = login_as(fresh, "alice", register=False)
+    again = alice.request(command="file_upload", peer="bob", filename="half.bin", size=len(partial),
+                          sha256=hashlib.sha256(partial).hexdigest(), reply="file_upload_ready")
+    assert again["upload_id"] == ready["upload_id"] and again["offset"] == 2 * CHUNK
+    for offset in range(2 * CHUNK, len(partial), CHUNK):
+        alice.send(command="file_chunk", upload_id=again["upload_id"], offset=offset,
+                   data=base64.b64encode(partial[offset:offset + CHUNK]).decode())
+    file_id = alice.request(command="file_upload_done", upload_id=again["upload_id"], reply="file_uploaded")["file_id"]
+    assert download(bob, file_id) == partial
 
 
 def test_a_manifest_naming_paths_outside_the_backup_is_refused(tmp_path):
@@ -196,6 +215,9 @@ def test_a_manifest_naming_paths_outside_the_backup_is_refused(tmp_path):
 
 
 def test_a_database_copied_page_by_page_is_one_snapshot_while_another_connection_writes(tmp_path, monkeypatch):
+    """Another connection commits a row between every two steps of the copy (from the progress
+    callback, so it is certain to happen): the copy still takes one step per page, never starting
+    over, and holds exactly the rows of the moment it began."""
     import sqlite3
 
     from chatcore import backup as backups
@@ -203,33 +225,27 @@ def test_a_database_copied_page_by_page_is_one_snapshot_while_another_connection
 
     source = tmp_path / "data" / "plugin" / "busy.sqlite3"
     source.parent.mkdir(parents=True)
-    writer = sqlite3.connect(source, isolation_level=None, check_same_thread=False)
+    writer = sqlite3.connect(source, isolation_level=None)
     writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA synchronous=OFF")  # a commit per step, without a sync each
     writer.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-    writer.executemany("INSERT INTO rows (body) VALUES (?)", [("x" * 500,)] * 2000)  # a few hundred pages
-    stop, written = threading.Event(), [0]
+    writer.executemany("INSERT INTO rows (body) VALUES (?)", [("x" * 500,)] * 1000)  # over a hundred pages
+    steps: list[int] = []
 
-    def write() -> None:
-        while not stop.is_set() and written[0] < 100_000:
+    def write_between_steps(copied: int) -> None:
+        steps.append(copied)
+        if len(steps) <= 500:  # bounded: an unpinned copy would start over after each of these
             writer.execute("INSERT INTO rows (body) VALUES (?)", ("y" * 500,))
-            written[0] += 1
 
-    monkeypatch.setattr(backups, "PAGES_PER_STEP", 1)  # every page its own step: writes land between them
-    steps: list[int] = []  # rows written by the other connection, at each step of the copy
-    job = Backup(tmp_path / "data", tmp_path / "copy", lambda _: steps.append(written[0]))
-    thread = threading.Thread(target=write)
-    thread.start()
-    try:
-        copy = job.database(source)
-    finally:
-        stop.set()
-        thread.join()
-        writer.close()
-    assert len(steps) > 100 and steps[-1] > steps[0]  # the writer went on between the steps
+    monkeypatch.setattr(backups, "PAGES_PER_STEP", 1)
+    copy = Backup(tmp_path / "data", tmp_path / "copy", write_between_steps).database(source)
+    writer.close()
     check = sqlite3.connect(copy)
-    count, low, high = check.execute("SELECT count(*), min(id), max(id) FROM rows").fetchone()
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert (low, high) == (1, count) and count >= 2000  # every row up to one point in time, none after a gap
+    pages = check.execute("PRAGMA page_count").fetchone()[0]
+    assert len(steps) == pages > 100  # one step per page: it never started over
+    assert check.execute("SELECT count(*), min(id), max(id) FROM rows").fetchone() == (1000, 1, 1000)
+    check.close()
 
 
 def test_the_backup_draws_a_progress_bar_on_a_terminal(tmp_path, make_server, login_as):

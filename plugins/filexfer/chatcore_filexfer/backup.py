@@ -9,6 +9,7 @@ it has come, and resumes from there (the spool file's length is the truth about 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from chatcore.backup import Backup, BackupError, Restore
 from chatcore_filexfer.service import INDEX_FILE, SPOOL_DIR
 
 NAME = "filexfer"
+SPOOL_NAME = re.compile(r"[0-9a-f]{32}")  # what the plugin names spool files (spool.Spool.new_name)
 
 
 def back_up(data_dir: Path, backup: Backup) -> None:
@@ -27,7 +29,7 @@ def back_up(data_dir: Path, backup: Backup) -> None:
     db = sqlite3.connect(str(copy), isolation_level=None)
     try:
         gone = [upload_id for upload_id, spool_name in db.execute("SELECT upload_id, spool_name FROM files").fetchall()
-                if backup.file(root / SPOOL_DIR / spool_name) is None]
+                if not SPOOL_NAME.fullmatch(str(spool_name)) or backup.file(root / SPOOL_DIR / spool_name) is None]
         db.executemany("DELETE FROM files WHERE upload_id = ?", [(upload_id,) for upload_id in gone])
     finally:
         db.close()
