@@ -163,9 +163,9 @@ def admin_request(data_dir: Path, request: dict[str, Any], timeout: float = 30.0
         try:
             sock.connect(socket_address(data_dir))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise NoServer(f"no chatcore server answers for {data_dir}") from exc
+            raise NoServer(f"no chatcore server is running on {data_dir}") from exc
         sock.sendall(json.dumps(request).encode() + b"\n")
         reply = _read_line(sock, MAX_REPLY)
     if not isinstance(reply, dict):
-        raise NoServer("the server's admin socket gave no answer")
+        raise NoServer(f"the chatcore server on {data_dir} gave no answer (run this as the server's own user)")
     return reply

@@ -34,8 +34,8 @@ def ask(command: str, config: Config, request: dict[str, Any]) -> dict[str, Any]
     """The running server's reply to ``request``; {"ok": False, "error"} when none answers."""
     try:
         return admin_request(config.data_dir, request)
-    except NoServer:
-        return {"ok": False, "error": f"no chatcore server is running on {config.data_dir}"}
+    except NoServer as exc:  # none running, or one that refuses this user
+        return {"ok": False, "error": str(exc)}
     except OSError as exc:  # a server that holds the socket but does not answer in time
         return {"ok": False, "error": f"the server on {config.data_dir} did not answer: {exc}"}
 
