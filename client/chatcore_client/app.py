@@ -20,6 +20,7 @@ from chatcore_client.config import ClientSettings, load_settings, parse_port
 from chatcore_client.connection import Connection, Disconnected, NotConnected, Received
 from chatcore_client.connector import Connector, tk_timer
 from chatcore_client.handlers import Context, Credentials, Dispatcher
+from chatcore_client.handlers.admin import AdminHandlers
 from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.core import CoreHandlers
@@ -31,6 +32,7 @@ from chatcore_client.tokens import FILENAME as TOKENS_FILE
 from chatcore_client.tokens import TokenStore
 from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
+from chatcore_client.views.admin import AdminViews, AdminWindow
 from chatcore_client.views.devices import DevicesWindow, DeviceViews
 from chatcore_client.views.files import FileOfferDialog, TransferViews, TransferWindow
 from chatcore_client.views.login import LoginWindow
@@ -58,7 +60,7 @@ def _ask_save(parent: tk.Misc, name: str) -> Optional[str]:
     return filedialog.asksaveasfilename(parent=parent, title="Save the file as", initialfile=name) or None
 
 
-class App(TransferViews, DeviceViews):
+class App(TransferViews, DeviceViews, AdminViews):
     """The desktop client. ``root`` defaults to a new, hidden Tk root; call ``run`` or pump it yourself."""
 
     def __init__(self, settings: Optional[ClientSettings] = None, *, root: Optional[tk.Tk] = None,
@@ -82,14 +84,15 @@ class App(TransferViews, DeviceViews):
                            device=device_name(), keep_token=self._keep_token)
         self.dispatcher = Dispatcher(self)
         self.core, self.auth = CoreHandlers(self.ctx), AuthHandlers(self.ctx)
-        self.chat, self.files = ChatHandlers(self.ctx), FileHandlers(self.ctx)
-        for handlers in (self.core, self.auth, self.chat, self.files):
+        self.chat, self.files, self.admin = ChatHandlers(self.ctx), FileHandlers(self.ctx), AdminHandlers(self.ctx)
+        for handlers in (self.core, self.auth, self.chat, self.files, self.admin):
             handlers.register(self.dispatcher)
         self.main: Optional[MainWindow] = None
         self.transfer_windows: dict[str, TransferWindow] = {}
         self.offer_dialogs: dict[str, FileOfferDialog] = {}
         self.trust_dialog: Optional[TrustDialog] = None
         self.devices_window: Optional[DevicesWindow] = None
+        self.admin_window: Optional[AdminWindow] = None
         self.closing = False
         self.connector = Connector(self.post, tk_timer(self.root), lambda: self.closing)
         self.keepalive = KeepAlive(self.root, self._send)
@@ -274,9 +277,11 @@ class App(TransferViews, DeviceViews):
         if self.main is None:
             self.main = MainWindow(self.root, user, MainCallbacks(
                 select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,
-                scrolled_to_top=self._scrolled_to_top, close=self.quit, devices=self._devices_clicked))
+                scrolled_to_top=self._scrolled_to_top, close=self.quit, devices=self._devices_clicked,
+                admin=self._admin_clicked))
             self.main.set_features(self.chat.available, self.files.available)
             self.login.withdraw()
+        self.admin_changed(self.admin.available)
         self._show_connection_status()
         self.conversations_changed()
 
@@ -316,7 +321,8 @@ class App(TransferViews, DeviceViews):
             self.client.close()
             self.client = None
         self.files.abort(reason)
-        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), self.devices_window, self.main]:
+        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), self.devices_window,
+                       self.admin_window, self.main]:
             if window is not None and window.winfo_exists():
                 window.destroy()
         self.transfer_windows.clear()

@@ -91,6 +91,7 @@ class AppState:
     pending: dict[str, str] = field(default_factory=dict)  # chat client_id -> conversation key
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)  # file_id -> file_offer
     newest_id: int = 0  # the highest message id seen: a reconnect asks for what came after it
+    admin: bool = False  # the server says this user is a server administrator (login_result, admin_changed)
 
     def __post_init__(self) -> None:
         self.conversation(ROOM).online = True

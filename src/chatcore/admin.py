@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "server.lock"
 SOCKET_NAME = "admin.sock"
 MAX_REQUEST = 64 << 10  # bytes of one admin request
+MAX_REPLY = 16 << 20  # bytes of one admin reply read by the CLI
 SUN_PATH_MAX = 107  # bytes of a Unix socket path (sun_path less its terminating NUL)
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -119,7 +120,11 @@ class AdminServer(threading.Thread):
             reply: dict[str, Any] = {"ok": False, "error": f"unknown admin command; known: {sorted(self._handlers)}"}
         else:
             log.info("admin: %s", request["command"])
-            reply = self._handlers[request["command"]](request)
+            try:
+                reply = self._handlers[request["command"]](request)
+            except Exception:
+                log.exception("admin command %s failed", request["command"])
+                reply = {"ok": False, "error": "the command failed on the server; the server's log says why"}
         conn.sendall(json.dumps(reply).encode() + b"\n")
 
     def stop(self) -> None:
@@ -138,9 +143,9 @@ class AdminServer(threading.Thread):
                 pass
 
 
-def _read_line(conn: socket.socket) -> Any:
+def _read_line(conn: socket.socket, limit: int = MAX_REQUEST) -> Any:
     data = b""
-    while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
+    while not data.endswith(b"\n") and len(data) < limit:
         chunk = conn.recv(4096)
         if not chunk:
             break
@@ -158,9 +163,9 @@ def admin_request(data_dir: Path, request: dict[str, Any], timeout: float = 30.0
         try:
             sock.connect(socket_address(data_dir))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise NoServer(f"no chatcore server answers for {data_dir}") from exc
+            raise NoServer(f"no chatcore server is running on {data_dir}") from exc
         sock.sendall(json.dumps(request).encode() + b"\n")
-        reply = _read_line(sock)
+        reply = _read_line(sock, MAX_REPLY)
     if not isinstance(reply, dict):
-        raise NoServer("the server's admin socket gave no answer")
+        raise NoServer(f"the chatcore server on {data_dir} gave no answer (run this as the server's own user)")
     return reply

@@ -1,4 +1,5 @@
-"""The ``chatcore`` command: ``serve``, ``plugins``, ``config`` and plugin-added subcommands."""
+"""The ``chatcore`` command: ``serve``, ``plugins``, ``config``, the operator's commands
+(``chatcore.cli_admin``) and plugin-added subcommands."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import threading
 from typing import Any, Optional, Sequence
 
-from chatcore import __version__
+from chatcore import __version__, cli_admin
 from chatcore import config as settings
 from chatcore.config import Config, ConfigError
 from chatcore.logging import configure_logger
@@ -141,6 +142,7 @@ def build_parser(config: Config) -> argparse.ArgumentParser:
     show = sub.add_parser("config", help="print every setting and its value")
     show.add_argument("--defaults", action="store_true", help="print the defaults instead (.env.example)")
     show.set_defaults(run=show_config)
+    cli_admin.add_commands(sub)
     try:
         create_manager(config).hook.chat_cli_commands(subparsers=sub, config=config)
     except PluginError:
@@ -150,7 +152,8 @@ def build_parser(config: Config) -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = Config.load()
-    configure_logger(config.raw("LOG_LEVEL") or "INFO")
+    log_format = (config.raw(settings.LOG_FORMAT.name) or "text").strip().lower()
+    configure_logger(config.raw("LOG_LEVEL") or "INFO", log_format if log_format == "json" else "text")
     parser = build_parser(config)
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:

@@ -40,6 +40,14 @@ def parse_size(text: str) -> int:
     return int(float(number) * factor)
 
 
+def parse_choice(text: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, any case."""
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    return value
+
+
 PARSERS: dict[type, Callable[[str], Any]] = {str: str, int: int, float: float, bool: parse_bool, list: parse_list}
 
 
@@ -81,6 +89,7 @@ HOST = Setting("CHATCORE_HOST", "0.0.0.0", "Address the server listens on.")
 PORT = Setting("SERVER_PORT", 8888, "TCP port the server listens on (0 picks a free one).", int, minimum=0)
 STORAGE_DIR = Setting("STORAGE_DIR", "data", "Data directory; each plugin keeps its files in a subfolder. Relative to the working directory.")
 LOG_LEVEL = Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
+LOG_FORMAT = Setting("CHATCORE_LOG_FORMAT", "text", "Log lines as text, or json: one JSON object per line (time, level, logger, message, thread, exception) for log shippers.", str, lambda text: parse_choice(text, ("text", "json")))
 SERVER_IP = Setting("SERVER_IP", "127.0.0.1", "The client's default server address.")
 PLUGINS = Setting("CHATCORE_PLUGINS", None, "Comma-separated plugin names to enable; unset enables every installed plugin.", list)
 DISABLE_PLUGINS = Setting("CHATCORE_DISABLE_PLUGINS", [], "Comma-separated plugin names to disable (wins over CHATCORE_PLUGINS).", list)
@@ -107,7 +116,7 @@ WORKERS_MAX = Setting("CHATCORE_WORKERS_MAX", 128, "Worker threads at most, for 
 REQUEST_QUEUE = Setting("CHATCORE_REQUEST_QUEUE", 256 << 10, "Bytes of one client's received requests waiting for a worker before its socket is no longer read (TCP then holds it back; accepts K/M suffixes).", int, parse_size, minimum=65536)
 
 CORE_SETTINGS: tuple[Setting, ...] = (
-    HOST, PORT, STORAGE_DIR, LOG_LEVEL, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
+    HOST, PORT, STORAGE_DIR, LOG_LEVEL, LOG_FORMAT, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
     TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
     RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW, IO_THREADS, WORKERS_MIN, WORKERS_MAX, REQUEST_QUEUE,

@@ -1,4 +1,5 @@
-"""The core's own plugin: ``hello``, ``ping`` and the default message handler."""
+"""The core's own plugin: ``hello``, ``ping``, the administrators' ``admin_announce`` and
+``admin_kick``, the default message handler, and the core's part of a backup (its TLS files)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import __version__, protocol
 from chatcore.errors import CommandError
+from chatcore.moderation import ModerationCommands
 from chatcore.plugins import hookimpl
 from chatcore.registry import Command
+from chatcore.tls import CERT_NAME, KEY_NAME
 
 if TYPE_CHECKING:
+    from chatcore.backup import Backup
+    from chatcore.config import Config
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
 PROTOCOL_VERSION = 2
+TLS_DIR = "tls"  # <data>/tls: the self-signed certificate (ChatServer.plugin_dir("tls"))
 
 
 class CorePlugin:
@@ -30,11 +36,24 @@ class CorePlugin:
     def chat_register_commands(self, register: Callable[..., Command]) -> None:
         register("hello", self.hello, auth=False, optional={"client": str, "protocol": int})
         register("ping", self.ping, auth=False)
+        assert self.server is not None
+        moderation = ModerationCommands(self.server)
+        register("admin_announce", moderation.admin_announce, fields={"text": str})
+        register("admin_kick", moderation.admin_kick, fields={"username": str}, optional={"device": str, "reason": str})
 
     @hookimpl(trylast=True)
     def chat_handle_message(self, session: "Session", command: Command,
                             message: dict[str, Any]) -> Optional[dict[str, Any]]:
         return command.handler(session, message)
+
+    @hookimpl
+    def chat_backup(self, config: "Config", backup: "Backup") -> None:
+        """The self-signed certificate and key made in ``<data>/tls``: clients pinned its
+        fingerprint, so a restored server must present the same one."""
+        for name in (CERT_NAME, KEY_NAME):
+            path = config.data_dir / TLS_DIR / name
+            if path.is_file():
+                backup.file(path)
 
     def hello(self, session: "Session", message: dict[str, Any]) -> dict[str, Any]:
         """Agree on the protocol version and tell the client what this server offers."""

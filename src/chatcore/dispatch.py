@@ -57,7 +57,8 @@ class Dispatcher:
             return
         if server.budget.is_disabled(command.plugin):
             send_error(session, name, "plugin_disabled",
-                       f"the {command.plugin} plugin is disabled after repeated failures", **echo)
+                       f"the {command.plugin} plugin is disabled: {server.budget.disabled.get(command.plugin, '')}",
+                       **echo)
             return
         if command.auth and session.user is None:
             send_error(session, name, "not_authenticated", f"log in before using {name!r}", **echo)

@@ -5,9 +5,10 @@ pluggy stops a hook call at the first exception, so one plugin's bug in
 implementation runs on its own: a failure is logged against its plugin and counted in the
 plugin's **fault budget**; a plugin that fails more than ``limit`` times within ``window``
 seconds is disabled while the server runs (its hooks are no longer called, its commands
-answer ``plugin_disabled``, ``hello`` stops listing it), and everything else goes on.
-Essential plugins (the core, and any whose plugin object sets ``chatcore_essential = True``)
-are never disabled.
+answer ``plugin_disabled``, ``hello`` stops listing it), and everything else goes on. The
+operator flips the same switch by hand over the admin channel (``chatcore plugin disable|enable
+NAME``). Essential plugins (the core, and any whose plugin object sets ``chatcore_essential =
+True``) are never disabled.
 """
 
 from __future__ import annotations
@@ -55,10 +56,32 @@ class FaultBudget:
                 return
             why = f"{len(recent)} failures within {self.window:g} s (the last in {what})"
             self.disabled[plugin] = why
-        log.error("plugin %s disabled until the server restarts: %s; everything else goes on", plugin, why)
+        log.error("plugin %s disabled until the server restarts (or `chatcore plugin enable %s`): %s; "
+                  "everything else goes on", plugin, plugin, why)
 
     def is_disabled(self, plugin: str) -> bool:
         return plugin in self.disabled
+
+    def disable(self, plugin: str, why: str) -> bool:
+        """Switch ``plugin`` off by hand (the operator); False if it already was. ValueError for
+        an essential plugin, which is never disabled."""
+        if plugin in self.essential:
+            raise ValueError(f"the {plugin} plugin is essential and cannot be disabled")
+        with self._lock:
+            if plugin in self.disabled:
+                return False
+            self.disabled[plugin] = why
+        log.warning("plugin %s disabled: %s", plugin, why)
+        return True
+
+    def enable(self, plugin: str) -> bool:
+        """Switch ``plugin`` on again with a fresh budget; False if it was not disabled."""
+        with self._lock:
+            self._failures.pop(plugin, None)
+            if self.disabled.pop(plugin, None) is None:
+                return False
+        log.warning("plugin %s enabled again", plugin)
+        return True
 
 
 class PluginHooks:
@@ -68,13 +91,14 @@ class PluginHooks:
         self._manager = manager
         self.budget = budget
 
-    def implementations(self, hook: str) -> list[Any]:
+    def implementations(self, hook: str, disabled_too: bool = False) -> list[Any]:
         """The hook's implementations in the order pluggy calls them (tryfirst first), minus
-        those of disabled plugins."""
+        those of disabled plugins unless ``disabled_too`` (shutdown and user removal must
+        reach every plugin that holds storage)."""
         caller = getattr(self._manager.hook, hook)
         return [impl for impl in reversed(caller.get_hookimpls())
                 if not impl.hookwrapper and not getattr(impl, "wrapper", False)
-                and not self.budget.is_disabled(impl.plugin_name)]
+                and (disabled_too or not self.budget.is_disabled(impl.plugin_name))]
 
     def each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
         """(plugin, result) for every implementation that returned; a CommandError goes to the
@@ -89,10 +113,11 @@ class PluginHooks:
                 continue
             yield impl.plugin_name, result
 
-    def notify(self, hook: str, **kwargs: Any) -> list[str]:
-        """Call every implementation; returns the plugins that failed (already logged)."""
+    def notify(self, hook: str, disabled_too: bool = False, **kwargs: Any) -> list[str]:
+        """Call every implementation (of disabled plugins too, if asked); returns the plugins
+        that failed (already logged)."""
         failed: list[str] = []
-        for impl in self.implementations(hook):
+        for impl in self.implementations(hook, disabled_too):
             try:
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
             except Exception:

@@ -13,6 +13,9 @@ The lifecycle, in order (``ChatServer.start`` runs the first four; ``stop`` the 
 6. **shutdown** — ``chat_shutdown``, for every plugin that was configured, also when a start
    fails after configuring (a port in use).
 
+Outside the server's lifecycle, in the ``chatcore backup`` / ``chatcore restore`` process:
+``chat_backup`` and ``chat_restore`` (``chatcore.backup``).
+
 Notification hooks are called one implementation at a time: an exception is logged against
 its plugin and counted in its fault budget (``chatcore.hooks``), and the other plugins still
 run. Plugins mark implementations with ``chatcore.hookimpl``. A plugin is usually a class
@@ -30,6 +33,7 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
+    from chatcore.backup import Backup, Restore
     from chatcore.config import Config, Setting
     from chatcore.registry import Command
     from chatcore.server import ChatServer
@@ -226,4 +230,43 @@ def chat_shutdown(server: "ChatServer") -> None:
     """The server stopped accepting and every session has ended: close storage.
 
     :param server: the server.
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# Backup and restore
+# In the ``chatcore backup`` / ``chatcore restore`` process, not in the server: plugins are
+# loaded but not configured. A failure stops the job and names the plugin.
+# ----------------------------------------------------------------------------------------------
+
+@hookspec
+def chat_backup(config: "Config", backup: "Backup") -> None:
+    """Copy the plugin's storage into a backup (``chatcore backup DEST``).
+
+    A server may be running on the data directory and writing meanwhile, or none may be:
+    call ``backup.database(path)`` for each SQLite database (SQLite's online backup API from
+    one read transaction: a consistent snapshot, the server's writers go on) and
+    ``backup.file(path)`` for other files; paths lie under ``backup.data_dir`` (usually
+    ``<data>/<plugin>/``) and land at the same place in the backup. Both return the copy's path
+    (None when the source is gone), so a plugin can make its copies agree: copy an index first,
+    then the files its snapshot names, and drop from the copy what could not be copied. Files
+    of the plugin not copied here are not in the backup.
+
+    :param config: the configuration (``config.data_dir`` is the data directory).
+    :param backup: the backup being written; ``backup.data_dir`` and ``backup.dest``.
+    """
+
+
+@hookspec
+def chat_restore(config: "Config", restore: "Restore") -> None:
+    """Check the plugin's part of a backup just restored (``chatcore restore SRC``).
+
+    Called after every file of the backup was copied into the empty data directory and its
+    SHA-256 checked, before any server runs on it: raise (with a sentence saying why) to
+    refuse data this version cannot use, such as a database schema newer than the plugin's;
+    the data directory is then emptied again. ``restore.restored(name)`` lists the files
+    restored under ``<data>/<name>/``.
+
+    :param config: the configuration (``config.data_dir`` is the data directory restored into).
+    :param restore: the restore; ``restore.source``, ``restore.data_dir``, ``restore.manifest``.
     """

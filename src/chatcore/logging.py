@@ -1,18 +1,25 @@
 """``configure_logger``: root records go through a queue to one stream handler.
 
 Handlers that write to a terminal or file can block; the queue keeps that off the
-connection threads. Call it once at each entry point.
+connection threads. Call it once at each entry point. Two formats (``CHATCORE_LOG_FORMAT``):
+``text``, a line for people, and ``json``, one JSON object per line for log shippers
+(journald, Vector, Fluent Bit, Loki): {``time`` (ISO 8601 UTC, milliseconds), ``level``,
+``logger``, ``message``, ``thread``, ``exception`` (the traceback, or null)}.
 """
 
 from __future__ import annotations
 
 import atexit
+import copy
+import json
 import logging
 import logging.handlers
 import queue
+import time
 from typing import Any, Mapping, Optional
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+FORMATS = ("text", "json")
 SECRET_PARTS = ("pass", "pwd", "secret", "token", "key", "cred")  # any field whose name contains one
 SECRET_FIELDS = frozenset({"old", "new"})  # change_password's passwords
 # Requests that carry credentials: everything but these fields is hidden, whatever it is called
@@ -24,8 +31,47 @@ MAX_SHOWN = 200  # characters of a string value shown
 _listener: Optional[logging.handlers.QueueListener] = None
 
 
-def configure_logger(level: str | int = "INFO") -> logging.handlers.QueueListener:
-    """Route the root logger through a QueueHandler to a QueueListener feeding a StreamHandler."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (a traceback's newlines are escaped in it)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        exception = record.exc_text or None
+        if record.exc_info:
+            exception = self.formatException(record.exc_info)
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+            "thread": record.threadName, "exception": exception,
+        }
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def formatter(fmt: str = "text") -> logging.Formatter:
+    """The formatter of a CHATCORE_LOG_FORMAT value (``text`` or ``json``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; known: {', '.join(FORMATS)}")
+    return JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT)
+
+
+class _Handoff(logging.handlers.QueueHandler):
+    """Queues a copy of each record with its message merged and its traceback as text, so the
+    listener's formatter still tells message and exception apart (the stock QueueHandler glues
+    the traceback onto the message)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        prepared = copy.copy(record)
+        prepared.msg, prepared.args = record.getMessage(), None
+        if record.exc_info and not record.exc_text:
+            prepared.exc_text = logging.Formatter().formatException(record.exc_info)
+        prepared.exc_info = None
+        return prepared
+
+
+def configure_logger(level: str | int = "INFO", fmt: str = "text") -> logging.handlers.QueueListener:
+    """Route the root logger through a QueueHandler to a QueueListener feeding a StreamHandler
+    that writes ``fmt`` (``text`` or ``json``)."""
     global _listener
     root = logging.getLogger()
     root.setLevel(level.upper() if isinstance(level, str) else level)
@@ -33,10 +79,10 @@ def configure_logger(level: str | int = "INFO") -> logging.handlers.QueueListene
         return _listener
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     stream = logging.StreamHandler()
-    stream.setFormatter(logging.Formatter(FORMAT))
+    stream.setFormatter(formatter(fmt))
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(logging.handlers.QueueHandler(records))
+    root.addHandler(_Handoff(records))
     _listener = logging.handlers.QueueListener(records, stream, respect_handler_level=True)
     _listener.start()
     atexit.register(stop_logger)

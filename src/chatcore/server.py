@@ -9,6 +9,7 @@ import selectors
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -19,6 +20,7 @@ from chatcore import protocol
 from chatcore.admin import AdminServer, DataDirLock
 from chatcore.config import Config
 from chatcore.connection import Connection, Policy
+from chatcore.control import handlers as admin_handlers
 from chatcore.core_plugin import CorePlugin
 from chatcore.dispatch import Dispatcher
 from chatcore.errors import CommandError
@@ -29,7 +31,7 @@ from chatcore.reactor import Reactor
 from chatcore.registry import CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
-from chatcore.users import UserControl, admin_handlers
+from chatcore.users import UserControl
 from chatcore.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class ChatServer:
         self._data_lock = DataDirLock(self.data_dir)
         self._admin: Optional[AdminServer] = None
         self._opened = False
+        self.started_at = time.time()  # reset by start(): the uptime ``chatcore status`` shows
         self._configured: list[str] = []  # plugins whose chat_configure succeeded, in call order
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -134,7 +137,7 @@ class ChatServer:
         try:
             log.info("shutdown: closing plugin storage")
             unconfigured = self._hooked("chat_configure") - set(self._configured)  # failed, or never reached
-            for impl in self.plugins.implementations("chat_shutdown"):
+            for impl in self.plugins.implementations("chat_shutdown", disabled_too=True):  # storage is open
                 if impl.plugin_name not in unconfigured:
                     try:
                         impl.function(server=self)
@@ -161,6 +164,7 @@ class ChatServer:
         self.workers.start()
         for reactor in self._reactors:
             reactor.start()
+        self.started_at = time.time()
         self._admin = AdminServer(self.data_dir, admin_handlers(self))
         self._admin.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
@@ -358,7 +362,7 @@ class ChatServer:
         last = self.sessions.unbind(session)
         self.plugins.notify("chat_logging_out", session=session, last=last)
         log.info("%s logged out from %s", session.user, session.address[0])
-        session.user, session.device = None, ""
+        session.user, session.device, session.admin = None, "", False
         return last
 
     def lookup_user(self, username: str) -> Optional[str]:

@@ -55,6 +55,7 @@ class Session:
         self.address = address
         self.user: Optional[str] = None
         self.device = ""  # the named device the session logged in as (accounts plugins set it), "" for none
+        self.admin = False  # logged in as a server administrator (accounts plugins set it; chatcore.moderation)
         self.protocol = 1
         self.client_name = ""
         self.connected_at = time.time()

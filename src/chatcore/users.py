@@ -26,11 +26,13 @@ ACCOUNT_REMOVED = "account_removed"
 PASSWORD_CHANGED = "password_changed"
 DEVICE_REVOKED = "device_revoked"
 LOGGED_OUT = "logged_out"
+KICKED = "kicked"
 REASONS = {
     ACCOUNT_REMOVED: "Your account was removed from this server.",
     PASSWORD_CHANGED: "Your password was changed: log in again with the new password.",
     DEVICE_REVOKED: "This device was signed out: log in again with your password.",
     LOGGED_OUT: "You logged out everywhere: log in again with your password.",
+    KICKED: "An administrator disconnected you.",
 }
 REMOVAL_GUARD = 10.0  # seconds after a removal during which plugins refuse to store anything for the name
 UNBIND_WAIT = 5.0  # seconds to wait for ended sessions to finish logging out
@@ -85,7 +87,9 @@ class UserControl:
             self.end_sessions(username, ACCOUNT_REMOVED)
             with self._lock:
                 self._removed_at[key] = time.monotonic()
-            failed = self._server.plugins.notify("chat_user_removed", server=self._server, username=username)
+            # disabled plugins too: their storage still holds the user's data
+            failed = self._server.plugins.notify("chat_user_removed", disabled_too=True, server=self._server,
+                                                 username=username)
         finally:
             with self._lock:
                 self._removing.discard(key)

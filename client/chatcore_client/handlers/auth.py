@@ -73,6 +73,7 @@ class AuthHandlers:
         state = self.ctx.state
         credentials = self.ctx.credentials
         state.user = str(message.get("username") or (credentials.username if credentials else "?"))
+        state.admin = message.get("admin") is True
         if isinstance(message.get("token"), str):  # from now on the token, never the password, logs in again
             self.ctx.credentials = Credentials(state.user, token=message["token"], device=str(message.get("device", "")))
             self.ctx.keep_token(self.ctx.credentials)

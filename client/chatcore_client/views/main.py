@@ -21,6 +21,7 @@ class MainCallbacks:
     scrolled_to_top: Callable[[str], None]
     close: Callable[[], None]
     devices: Callable[[], None] = lambda: None
+    admin: Callable[[str], None] = lambda section: None  # "announce" or "kick": open the Admin window there
 
 
 class MessagePane(ttk.Frame):
@@ -125,6 +126,12 @@ class MainWindow(tk.Toplevel):
         self.tree.bind("<<TreeviewSelect>>", self._selected)
         self.devices_button = ttk.Button(side, text="Devices…", command=callbacks.devices)
         self.devices_button.pack(anchor="w", pady=(8, 0))
+        # Shown only to a server administrator (set_admin); the server checks every request anyway.
+        self.admin_button = ttk.Menubutton(side, text="Admin ▾")
+        self.admin_menu = tk.Menu(self.admin_button, tearoff=False)
+        self.admin_menu.add_command(label="Announce to everyone…", command=lambda: callbacks.admin("announce"))
+        self.admin_menu.add_command(label="Disconnect a user…", command=lambda: callbacks.admin("kick"))
+        self.admin_button.configure(menu=self.admin_menu)
 
         header = ttk.Frame(main, padding=(14, 10))
         header.grid(row=0, column=0, sticky="ew")
@@ -132,15 +139,19 @@ class MainWindow(tk.Toplevel):
         self.title_label.pack(side="left")
         self.presence_label = ttk.Label(header, text="", style="Muted.TLabel")
         self.presence_label.pack(side="left", padx=(10, 0))
-        ttk.Separator(main).grid(row=1, column=0, sticky="ew")
+        self.banner = ttk.Frame(main, style="Announcement.TFrame", padding=(14, 6))
+        self.banner_text = ttk.Label(self.banner, text="", style="Announcement.TLabel", wraplength=640, justify="left")
+        self.banner_text.pack(side="left", fill="x", expand=True)
+        ttk.Button(self.banner, text="Dismiss", command=self.banner.grid_remove).pack(side="right")
+        ttk.Separator(main).grid(row=2, column=0, sticky="ew")
 
         self.stack = ttk.Frame(main)
-        self.stack.grid(row=2, column=0, sticky="nsew")
+        self.stack.grid(row=3, column=0, sticky="nsew")
         self.stack.rowconfigure(0, weight=1)
         self.stack.columnconfigure(0, weight=1)
 
         compose = ttk.Frame(main, padding=(10, 8))
-        compose.grid(row=3, column=0, sticky="ew")
+        compose.grid(row=4, column=0, sticky="ew")
         compose.columnconfigure(0, weight=1)
         self.entry = ttk.Entry(compose, font=("TkTextFont", 11))
         self.entry.grid(row=0, column=0, sticky="ew", ipady=4)
@@ -150,7 +161,7 @@ class MainWindow(tk.Toplevel):
         self.send_button.grid(row=0, column=1, padx=(8, 0))
         self.file_button = ttk.Button(compose, text="Send file…", command=callbacks.send_file)
         self.file_button.grid(row=0, column=2, padx=(8, 0))
-        main.rowconfigure(2, weight=1)
+        main.rowconfigure(3, weight=1)
         main.columnconfigure(0, weight=1)
 
         self.bind("<Control-Prior>", lambda _e: self._step(-1))
@@ -245,6 +256,18 @@ class MainWindow(tk.Toplevel):
     def _update_compose(self) -> None:
         if self.files_enabled:
             self.file_button.configure(state="disabled" if self.current == ROOM else "normal")
+
+    def set_admin(self, admin: bool) -> None:
+        """Offer the Admin menu, or take it away."""
+        if admin:
+            self.admin_button.pack(anchor="w", pady=(8, 0))
+        else:
+            self.admin_button.pack_forget()
+
+    def show_announcement(self, text: str, by: str) -> None:
+        """Show a server-wide announcement above the conversation until dismissed."""
+        self.banner_text.configure(text=f"Announcement from {by or 'the server'}: {text}")
+        self.banner.grid(row=1, column=0, sticky="ew")
 
     def set_status(self, text: str, level: str = "info") -> None:
         style = {"info": "Muted.TLabel", "ok": "Ok.TLabel", "warning": "Warning.TLabel", "error": "Error.TLabel"}

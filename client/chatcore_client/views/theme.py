@@ -16,6 +16,7 @@ OK = "#15803d"
 SIDEBAR = "#f3f4f6"
 PANE = "#ffffff"
 DISABLED = "#e5e7eb"
+ANNOUNCEMENT = "#fef3c7"  # a server-wide announcement's banner
 
 
 def apply(root: tk.Misc) -> None:
@@ -35,6 +36,8 @@ def apply(root: tk.Misc) -> None:
     style.configure("Conversations.Treeview", rowheight=28, background=SIDEBAR, fieldbackground=SIDEBAR,
                     borderwidth=0)
     style.configure("Accent.TButton", foreground="white", background=ACCENT)
+    style.configure("Announcement.TFrame", background=ANNOUNCEMENT)
+    style.configure("Announcement.TLabel", background=ANNOUNCEMENT, font=("TkDefaultFont", 11, "bold"))
     style.configure("Horizontal.TProgressbar", background=ACCENT, troughcolor="#e5e7eb")
     # clam draws a disabled entry white like an active one: grey it so it does not invite typing
     style.map("TEntry", fieldbackground=[("disabled", DISABLED), ("readonly", DISABLED)],

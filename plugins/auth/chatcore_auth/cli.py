@@ -1,4 +1,5 @@
-"""``chatcore user add|remove|list|passwd``: manage accounts in the same store as the server.
+"""``chatcore user add|remove|list|passwd|devices|revoke|admin``: manage accounts in the same
+store as the server.
 
 Works whether or not the server runs (SQLite WAL); a running server hears of removals and
 password changes over its admin socket and applies them to live sessions at once. Passwords are read from a prompt, or from
@@ -112,7 +113,29 @@ def list_users(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     for account in accounts:
-        print(f"{account.username}\t{account.created}")
+        print(f"{account.username}\t{account.created}" + ("\tadmin" if account.admin else ""))
+    return 0
+
+
+def set_admin(args: argparse.Namespace, config: Config) -> int:
+    """Make a user a server administrator (``--revoke``: no longer one). A running server
+    applies it to the user's live sessions at once (they get ``admin_changed``)."""
+    admin = not args.revoke
+    store = open_store(config)
+    try:
+        account = store.get(args.username)
+        if account is None:
+            return _fail(f"no user {args.username!r}")
+        store.set_admin(account.username, admin)
+    finally:
+        store.close()
+    try:
+        live = admin_request(config.data_dir, {"command": "set_admin", "username": account.username,
+                                               "admin": admin}).get("sessions", 0)
+    except NoServer:
+        live = 0
+    print(f"{account.username} is {'now' if admin else 'no longer'} a server administrator"
+          + (f" ({live} live session(s) told)" if live else ""))
     return 0
 
 
@@ -190,7 +213,7 @@ def add_commands(subparsers: "argparse._SubParsersAction", config: Config) -> No
     """Add ``chatcore user ...`` to the ``chatcore`` command line."""
     user = subparsers.add_parser("user", help="manage accounts (auth plugin)")
     actions = user.add_subparsers(dest="user_command", required=True,
-                                  metavar="{add,remove,list,passwd,devices,revoke}")
+                                  metavar="{add,remove,list,passwd,devices,revoke,admin}")
 
     def action(name: str, run: Callable[[argparse.Namespace, Config], int], help_: str,
                needs_name: bool = True, asks_password: bool = False) -> None:
@@ -211,3 +234,7 @@ def add_commands(subparsers: "argparse._SubParsersAction", config: Config) -> No
     revoke.add_argument("username")
     revoke.add_argument("device")
     revoke.set_defaults(run=revoke_device)
+    admin = actions.add_parser("admin", help="make a user a server administrator (announce, kick from the client)")
+    admin.add_argument("username")
+    admin.add_argument("--revoke", action="store_true", help="take the administrator flag away instead")
+    admin.set_defaults(run=set_admin)

@@ -107,9 +107,12 @@ class AuthCommands:
 
     @staticmethod
     def send_login_reply(session: "Session") -> None:
-        """Send the ``login_result`` held for ``session``, if any (once)."""
+        """Send the ``login_result`` held for ``session``, if any (once); ``admin: true`` in it
+        for a server administrator."""
         reply = session.state.get(NAME, {}).pop(PENDING_REPLY, None)
         if reply is not None:
+            if session.admin:
+                reply["admin"] = True
             session.send(reply)
 
     def logout(self, session: "Session", message: Reply) -> Reply:

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from chatcore import CommandError, Setting, hookimpl
+from chatcore.backup import refuse_newer_schema
 from chatcore.config import Config
 from chatcore_auth import NAME, cli
 from chatcore_auth.accounts import Accounts
@@ -20,10 +21,11 @@ from chatcore_auth.devices import DeviceTokens
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import MODES, Presence, set_mode
 from chatcore_auth.settings import PLAINTEXT_LOGIN, SETTINGS, TOKEN_TTL, hasher_from, policy_from
-from chatcore_auth.store import FILENAME, AccountStore
+from chatcore_auth.store import FILENAME, SCHEMA_VERSION, AccountStore
 from chatcore_auth.throttle import Clock
 
 if TYPE_CHECKING:
+    from chatcore.backup import Backup, Restore
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
@@ -100,7 +102,12 @@ class AuthPlugin:
 
     @hookimpl(tryfirst=True)
     def chat_authenticated(self, session: "Session", first: bool) -> None:
-        """Send ``login_result`` before any other plugin speaks to the session; announce it."""
+        """Mark a server administrator's session, send ``login_result`` before any other plugin
+        speaks to the session, announce it. The flag is read here, after the login bound the
+        session: an operator's change made meanwhile either is read now or reaches the bound
+        session over the admin socket (``set_admin``)."""
+        if session.user is not None:
+            session.admin = self.store.is_admin(session.user)
         self.commands.send_login_reply(session)
         if session.user is not None:
             self.presence.update(session.user)
@@ -116,6 +123,18 @@ class AuthPlugin:
         if self.accounts is not None:
             self.accounts.remove(username)
         self.tokens.forget_user(username)
+
+    @hookimpl
+    def chat_backup(self, config: Config, backup: "Backup") -> None:
+        """Accounts and device tokens: one database, one snapshot."""
+        backup.database(config.data_dir / NAME / FILENAME)
+
+    @hookimpl
+    def chat_restore(self, config: Config, restore: "Restore") -> None:
+        """Refuse an accounts database whose schema is newer than this plugin's."""
+        for path in restore.restored(NAME):
+            if path.name == FILENAME:
+                refuse_newer_schema(path, SCHEMA_VERSION, "the accounts database")
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:

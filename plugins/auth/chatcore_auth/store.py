@@ -17,15 +17,21 @@ from typing import Optional
 from chatcore_auth.names import name_key
 
 FILENAME = "accounts.db"
+SCHEMA_VERSION = 1  # 1: the ``admin`` flag (server administrators); 0: the first schema, without it
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     name_key      TEXT PRIMARY KEY,
     username      TEXT NOT NULL,
     password_hash TEXT NOT NULL,
     created       TEXT NOT NULL,
-    updated       TEXT NOT NULL
+    updated       TEXT NOT NULL,
+    admin         INTEGER NOT NULL DEFAULT 0  -- 1: a server administrator (chatcore user admin)
 )
 """
+
+
+class NewerSchema(RuntimeError):
+    """The accounts database was written by a newer chatcore-auth than this one."""
 
 
 class DuplicateUser(Exception):
@@ -39,6 +45,36 @@ class Account:
     username: str
     password_hash: str
     created: str
+    admin: bool = False
+
+
+_COLUMNS = "username, password_hash, created, admin"
+
+
+def _account(row: tuple[str, str, str, int]) -> Account:
+    return Account(row[0], row[1], row[2], bool(row[3]))
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION in one transaction (the server and ``chatcore user``
+    may open the file at once: the second finds it done). Refuses a newer schema than this
+    code knows, rather than guess at it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise NewerSchema(f"accounts database schema {version} is newer than this chatcore-auth "
+                              f"understands ({SCHEMA_VERSION}): upgrade chatcore-auth")
+        db.execute(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
+        if "admin" not in columns:  # schema 0: made before server administrators existed
+            db.execute("ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
+        if version != SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _now() -> str:
@@ -65,14 +101,30 @@ class AccountStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA secure_delete=ON")  # replaced hashes do not linger in free pages
-        self._db.execute(SCHEMA)
+        try:
+            migrate(self._db)
+        except BaseException:
+            self._db.close()
+            raise
 
     def get(self, username: str) -> Optional[Account]:
         """The account named ``username`` in any case, or None."""
         with self._lock:
-            row = self._db.execute("SELECT username, password_hash, created FROM accounts WHERE name_key = ?",
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM accounts WHERE name_key = ?",
                                    (name_key(username),)).fetchone()
-        return Account(*row) if row else None
+        return _account(row) if row else None
+
+    def is_admin(self, username: str) -> bool:
+        """True when ``username`` (any case) is a server administrator."""
+        account = self.get(username)
+        return account is not None and account.admin
+
+    def set_admin(self, username: str, admin: bool) -> bool:
+        """Grant or revoke the administrator flag; False if there is no such user."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE accounts SET admin = ?, updated = ? WHERE name_key = ?",
+                                      (int(admin), _now(), name_key(username)))
+        return cursor.rowcount == 1
 
     def exists(self, username: str) -> bool:
         """True when ``username`` (any case) is registered."""
@@ -83,7 +135,8 @@ class AccountStore:
         now = _now()
         try:
             with self._lock:
-                self._db.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, ?)",
+                self._db.execute("INSERT INTO accounts (name_key, username, password_hash, created, updated)"
+                                 " VALUES (?, ?, ?, ?, ?)",
                                  (name_key(username), username, password_hash, now, now))
         except sqlite3.IntegrityError:
             raise DuplicateUser(username) from None
@@ -104,8 +157,8 @@ class AccountStore:
     def accounts(self) -> list[Account]:
         """Every account, sorted by name regardless of case."""
         with self._lock:
-            rows = self._db.execute("SELECT username, password_hash, created FROM accounts ORDER BY name_key").fetchall()
-        return [Account(*row) for row in rows]
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY name_key").fetchall()
+        return [_account(row) for row in rows]
 
     def close(self) -> None:
         """Checkpoint the WAL and close the file."""

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import pluggy
 
 from chatcore import Setting, hookimpl
-from chatcore_chat import hookspecs, settings
+from chatcore.backup import refuse_newer_schema
+from chatcore_chat import hookspecs, settings, store
 from chatcore_chat.service import ChatService
 from chatcore_chat.settings import ChatSettings
 
 if TYPE_CHECKING:
+    from chatcore.backup import Backup, Restore
+    from chatcore.config import Config
     from chatcore.registry import Command
     from chatcore.server import ChatServer
     from chatcore.session import Session
@@ -76,6 +79,18 @@ class ChatPlugin:
     def chat_user_removed(self, server: "ChatServer", username: str) -> None:
         """Delete the removed user's conversations, broadcasts and pending messages."""
         self.service.forget_user(username)
+
+    @hookimpl
+    def chat_backup(self, config: "Config", backup: "Backup") -> None:
+        """The message history (pending deliveries and quota counters with it): one snapshot."""
+        backup.database(config.data_dir / NAME / store.FILENAME)
+
+    @hookimpl
+    def chat_restore(self, config: "Config", restore: "Restore") -> None:
+        """Refuse a history whose schema is newer than this plugin's."""
+        for path in restore.restored(NAME):
+            if path.name == store.FILENAME:
+                refuse_newer_schema(path, store.SCHEMA_VERSION, "the chat history")
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from chatcore import Setting, hookimpl
+from chatcore_filexfer import backup as backup_module
 from chatcore_filexfer.commands import COMMANDS, FileCommands, Sweeper
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.limits import Limits
@@ -13,6 +14,8 @@ from chatcore_filexfer.service import Clock, FileService
 from chatcore_filexfer.settings import SETTINGS, limits_from_config
 
 if TYPE_CHECKING:
+    from chatcore.backup import Backup, Restore
+    from chatcore.config import Config
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
@@ -82,6 +85,16 @@ class FilexferPlugin:
     def chat_session_closed(self, session: "Session") -> None:
         """Stop the closed connection's downloads."""
         self.commands.streams.cancel_session(session.id)
+
+    @hookimpl
+    def chat_backup(self, config: "Config", backup: "Backup") -> None:
+        """The index, then the spool files its snapshot names (``chatcore_filexfer.backup``)."""
+        backup_module.back_up(config.data_dir, backup)
+
+    @hookimpl
+    def chat_restore(self, config: "Config", restore: "Restore") -> None:
+        """Check that every restored index row has its spool file."""
+        backup_module.check_restored(restore)
 
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:

@@ -32,6 +32,8 @@ from chatcore_filexfer.uploads import UploadState, UploadStates
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+INDEX_FILE = "index.sqlite3"  # in <data>/filexfer/, beside the spool directory
+SPOOL_DIR = "spool"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -53,8 +55,8 @@ class FileService:
     def __init__(self, root: Path, limits: Limits, clock: Clock) -> None:
         self.limits = limits
         self.clock = clock
-        self.spool = Spool(root / "spool")
-        self.index = Index(root / "index.sqlite3")
+        self.spool = Spool(root / SPOOL_DIR)
+        self.index = Index(root / INDEX_FILE)
         self.disk_full = DiskFullLog(root, clock)
         self._lock = threading.Lock()  # quota checks with the change they allow (insert, reactivation)
         self.uploads = UploadStates(self.spool)
