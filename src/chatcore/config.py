@@ -102,11 +102,17 @@ RATE_BURST = Setting("CHATCORE_RATE_BURST", 100, "Requests one session may make 
 FAULT_LIMIT = Setting("CHATCORE_FAULT_LIMIT", 20, "Failures (handler or hook exceptions) one plugin may have within CHATCORE_FAULT_WINDOW before it is disabled until the server restarts; 0: never disable.", int, minimum=0)
 FAULT_WINDOW = Setting("CHATCORE_FAULT_WINDOW", 60.0, "Seconds over which a plugin's failures are counted for CHATCORE_FAULT_LIMIT.", float, minimum=1)
 
+# The metrics port (chatcore.monitor): /metrics, /healthz, /readyz and the status page.
+METRICS_ADDRESS = Setting("CHATCORE_METRICS_ADDRESS", "", "HOST:PORT for Prometheus metrics, /healthz, /readyz and the status page (e.g. 127.0.0.1:9464; port 0 picks a free one); empty: off.")
+METRICS_MAX_CLIENTS = Setting("CHATCORE_METRICS_MAX_CLIENTS", 8, "HTTP requests the metrics port serves at once; more are refused.", int, minimum=1)
+METRICS_TIMEOUT = Setting("CHATCORE_METRICS_TIMEOUT", 10.0, "Seconds one metrics-port client may take to send its request before it is dropped.", float, minimum=0.1)
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     HOST, PORT, STORAGE_DIR, LOG_LEVEL, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
     TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
     RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW,
+    METRICS_ADDRESS, METRICS_MAX_CLIENTS, METRICS_TIMEOUT,
 )
 
 

@@ -1,4 +1,5 @@
-"""The core's own plugin: ``hello``, ``ping`` and the default message handler."""
+"""The core's own plugin: ``hello``, ``ping``, the default message handler, and counting
+sessions opened and closed for the metrics."""
 
 from __future__ import annotations
 
@@ -35,6 +36,17 @@ class CorePlugin:
     def chat_handle_message(self, session: "Session", command: Command,
                             message: dict[str, Any]) -> Optional[dict[str, Any]]:
         return command.handler(session, message)
+
+    @hookimpl(tryfirst=True)  # counted before any plugin hears of it
+    def chat_session_opened(self, session: "Session") -> None:
+        assert self.server is not None
+        self.server.metrics.session_opened(session)
+
+    @hookimpl(tryfirst=True)
+    def chat_session_closed(self, session: "Session") -> None:
+        """Count the session's end by its close reason (send buffer full, idle, ...)."""
+        assert self.server is not None
+        self.server.metrics.session_closed(session)
 
     def hello(self, session: "Session", message: dict[str, Any]) -> dict[str, Any]:
         """Agree on the protocol version and tell the client what this server offers."""

@@ -23,6 +23,7 @@ from chatcore.dispatch import Dispatcher, send_error
 from chatcore.errors import CommandError
 from chatcore.hooks import FaultBudget, PluginHooks, essential_plugins
 from chatcore.limits import ConnectionCounter, TokenBucket
+from chatcore.metrics import Metrics
 from chatcore.plugins import CORE, collect_commands, create_manager, plugin_names
 from chatcore.registry import CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
@@ -50,6 +51,7 @@ class ChatServer:
                                   {CORE, *essential_plugins(self.pm)})
         self.plugins = PluginHooks(self.pm, self.budget)
         self.commands = CommandRegistry()  # filled by open(), once the plugins are configured
+        self.metrics = Metrics(self)  # the registry and counts; the metrics port is served from start()
         self.dispatch = Dispatcher(self)
         self.sessions = SessionRegistry()
         self.data_dir: Path = config.data_dir
@@ -87,6 +89,11 @@ class ChatServer:
         assert self._listener is not None, "server not started"
         host, port = self._listener.getsockname()[:2]
         return host, port
+
+    @property
+    def accepting(self) -> bool:
+        """True while the server accepts connections: started and not shutting down."""
+        return self._accept_thread is not None and self._accept_thread.is_alive() and not self._stopping.is_set()
 
     def active_plugins(self) -> list[str]:
         """The enabled plugins not disabled by their fault budget (what ``hello`` lists)."""
@@ -151,7 +158,10 @@ class ChatServer:
         self.open()
         try:
             self._listen()
+            self.metrics.bind()  # CHATCORE_METRICS_ADDRESS in use fails the start too
         except BaseException:
+            if self._listener is not None:
+                self._listener.close()
             self.close()  # a port in use must not leave plugin threads and databases open
             raise
         self._flusher.start()
@@ -159,6 +169,7 @@ class ChatServer:
         self._admin.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
         self._accept_thread.start()
+        self.metrics.start()  # chat_metrics, then the metrics port serves
         self.plugins.notify("chat_started", server=self)
         log.info("chatcore listening on %s:%d with plugins: %s (data in %s)",
                  *self.address, ", ".join(self.plugin_names) or "none", self.data_dir)
@@ -237,6 +248,7 @@ class ChatServer:
             log.warning("shutdown: %d connection thread(s) did not end: %s", len(alive), ", ".join(alive))
         else:
             log.info("shutdown: all %d connection thread(s) ended", len(threads))
+        self.metrics.stop()  # before plugin storage closes: no scrape reads a closed store
         self._flusher.stop()
         if self._admin is not None:
             self._admin.stop()
