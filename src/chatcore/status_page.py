@@ -94,7 +94,8 @@ STYLE = """
 body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
 main{max-width:760px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px}h1 small{color:#667;font-weight:normal;font-size:14px}
-.state{display:inline-block;padding:2px 10px;border-radius:10px;font-size:13px;margin:6px 0 18px}
+.state{display:inline-block;padding:2px 10px;border-radius:10px;font-size:13px}
+h1+.state{margin:6px 0 18px}
 .ok{background:#d9f2e1;color:#14622e}.bad{background:#fbdcdc;color:#8a1c1c}
 .tiles{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin-bottom:20px}
 .tile{background:#fff;border-radius:8px;padding:12px 14px;box-shadow:0 1px 2px #0002}
@@ -113,8 +114,8 @@ def render(status: dict[str, Any]) -> str:
     rate = status["message_rate"]
     connections = status["connections"]
     rows = "".join(
-        f'<tr><td>{html.escape(p["name"])}</td><td class="{"ok" if p["state"] == "active" else "bad"}" '
-        f'id="plugin-{html.escape(p["name"])}">{html.escape(p["state"])}</td><td>{html.escape(p["reason"])}</td></tr>'
+        f'<tr><td>{html.escape(p["name"])}</td><td><span class="state {"ok" if p["state"] == "active" else "bad"}" '
+        f'id="plugin-{html.escape(p["name"])}">{html.escape(p["state"])}</span></td><td>{html.escape(p["reason"])}</td></tr>'
         for p in status["plugins"]) or '<tr><td colspan="3">no plugins</td></tr>'
     ready = ('<span class="state ok" id="ready">ready</span>' if status["ready"] else
              f'<span class="state bad" id="ready">not ready: {html.escape(status["not_ready_reason"])}</span>')
