@@ -79,6 +79,20 @@ def test_the_port_serves_metrics_health_and_readiness_and_logs_its_address(make_
     assert http_get(server, "/nowhere")[0] == 404
 
 
+def test_the_port_binds_ipv6_addresses_in_brackets(make_server):
+    try:
+        socket.socket(socket.AF_INET6).close()
+        socket.getaddrinfo("::1", 0, socket.AF_INET6)
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    server = make_server(plugins=[], env={"CHATCORE_METRICS_ADDRESS": "[::1]:0"})
+    host, port = server.metrics.address
+    assert host == "::1" and port > 0
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert sock.makefile("rb").read().endswith(b"\r\n\r\nok\n")
+
+
 def test_counters_move_as_clients_log_in_fail_and_chat(make_server, connect, login_as):
     server = make_server(plugins=["auth", "chat"], env=METRICS)
     before = scrape(server)

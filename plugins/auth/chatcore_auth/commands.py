@@ -105,17 +105,18 @@ class AuthCommands:
         # The reply is sent once the session is bound (a client that has it is online) and
         # before other plugins' chat_authenticated send anything (offline messages, file
         # offers): the plugin's tryfirst hook calls send_login_reply.
-        session.state.setdefault(NAME, {})[PENDING_REPLY] = reply
-        self.metrics.login(method)  # before login_result goes out (a login refused after this is a rare race)
+        session.state.setdefault(NAME, {})[PENDING_REPLY] = (reply, method)
         server.login(session, outcome.username, {k: v for k, v in message.items() if k not in SECRETS})
         self.send_login_reply(session)  # in case the hook did not run first
         return None
 
-    @staticmethod
-    def send_login_reply(session: "Session") -> None:
-        """Send the ``login_result`` held for ``session``, if any (once)."""
-        reply = session.state.get(NAME, {}).pop(PENDING_REPLY, None)
-        if reply is not None:
+    def send_login_reply(self, session: "Session") -> None:
+        """Send the ``login_result`` held for ``session``, if any (once), counting the login
+        first: a client holding its ``login_result`` finds it counted."""
+        pending = session.state.get(NAME, {}).pop(PENDING_REPLY, None)
+        if pending is not None:
+            reply, method = pending
+            self.metrics.login(method)
             session.send(reply)
 
     def logout(self, session: "Session", message: Reply) -> Reply:
