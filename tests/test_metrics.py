@@ -98,6 +98,7 @@ def test_counters_move_as_clients_log_in_fail_and_chat(make_server, connect, log
     before = scrape(server)
     assert before.value("chatcore_auth_logins_total", method="password") == 0
     assert before.value("chatcore_users_online") == 0
+    assert before.value("chatcore_disconnects_total", reason="send_buffer_full") == 0  # every reason from 0
 
     alice = login_as(server, "alice", v2=True)
     bob = login_as(server, "bob", v2=True)

@@ -53,6 +53,8 @@ DISCONNECT_REASONS = (
     ("client sent close", "client_close"),
 )
 
+DISCONNECT_ZEROS: dict[Hashable, int] = {label: 0 for label in ["closed", "other", *dict(DISCONNECT_REASONS).values()]}
+
 
 def disconnect_reason(close_reason: str) -> str:
     """The label for a session's ``close_reason``: ``closed`` when none was given (the client
@@ -130,7 +132,7 @@ class CoreCollector:
                                   value=sum(n for key, n in requests.items()
                                             if isinstance(key, tuple) and key[1] == "rate_limited"))
         yield _counter("chatcore_disconnects", "Sessions ended, by reason (send_buffer_full: the client did not "
-                       "read; closed: it hung up).", ["reason"], metrics.closed.snapshot())
+                       "read; closed: it hung up).", ["reason"], {**DISCONNECT_ZEROS, **metrics.closed.snapshot()})
         yield from self._plugins()
 
     def _plugins(self) -> Iterator[Metric]:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.2  # seconds between the HTTP thread's checks for stop (and rate samples)
 SAMPLE_EVERY = 1.0  # seconds between samples of the message counter for the status page's rate
+REFUSAL_LOG_EVERY = 60.0  # seconds between warnings about refused metrics-port clients
 StartResponse = Callable[..., Any]
 TEXT = (("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store"))  # copied per response:
 # wsgiref adds Content-Length to the very list it is given
@@ -103,7 +104,9 @@ class _HTTPServer(socketserver.ThreadingMixIn, WSGIServer):
                  tick: Callable[[], None]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.request_timeout = request_timeout
+        self.max_clients = max_clients
         self._slots = threading.BoundedSemaphore(max_clients)
+        self._refused, self._refusal_logged = 0, -REFUSAL_LOG_EVERY  # the accept thread's own
         self._tick = tick
         super().__init__(address, _Handler)
 
@@ -116,8 +119,12 @@ class _HTTPServer(socketserver.ThreadingMixIn, WSGIServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            log.warning("metrics port: refused %s: %d requests already being served",
-                        client_address[0], self.max_clients)
+            self._refused += 1
+            now = time.monotonic()
+            if now >= self._refusal_logged + REFUSAL_LOG_EVERY:  # a flood is one line a minute, not one each
+                self._refusal_logged = now
+                log.warning("metrics port: refused %s (%d refused so far): %d requests already being served",
+                            client_address[0], self._refused, self.max_clients)
             self.shutdown_request(request)
             return
         try:
@@ -131,10 +138,6 @@ class _HTTPServer(socketserver.ThreadingMixIn, WSGIServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
-
-    @property
-    def max_clients(self) -> int:
-        return self._slots._initial_value  # type: ignore[attr-defined, no-any-return]
 
     def service_actions(self) -> None:
         self._tick()
@@ -204,9 +207,9 @@ class Monitor:
 
     def _route(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", [*TEXT, ("Allow", "GET, HEAD")])
-            return [b"only GET and HEAD\n"]
+        if method != "GET":
+            start_response("405 Method Not Allowed", [*TEXT, ("Allow", "GET")])
+            return [b"only GET\n"]
         if path == "/metrics":
             return self._prometheus(environ, start_response)  # type: ignore[no-any-return]
         if path == "/healthz":
