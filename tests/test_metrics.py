@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 
-from chatcore import CommandError, hookimpl
+from chatcore import CommandError, hookimpl, protocol
 from chatcore.config import ConfigError
 from chatcore.monitor import readiness
 from chatcore.server import ChatServer
@@ -137,6 +138,19 @@ def test_counters_move_as_clients_log_in_fail_and_chat(make_server, connect, log
     ended = until(lambda: (s := scrape(server)).value("chatcore_disconnects_total", reason="closed") == 1 and s)
     assert ended.value("chatcore_users_online") == 1
     assert ended.value("chatcore_connections", transport="plain") == 1
+
+
+def test_connections_are_counted_by_transport(make_server, connect):
+    server = make_server(plugins=[], env=METRICS)
+    context = ssl.create_default_context(cafile=str(server.data_dir / "tls" / "cert.pem"))
+    with context.wrap_socket(socket.create_connection(server.address, timeout=5), server_hostname="127.0.0.1") as tls:
+        tls.sendall(protocol.encode({"command": "ping"}))
+        assert protocol.FrameReader(tls.recv_into, tls.settimeout).read(idle_timeout=5) == {"type": "pong"}
+        assert connect(server).request(command="ping")["type"] == "pong"
+        samples = scrape(server)
+        assert samples.value("chatcore_connections", transport="tls") == 1
+        assert samples.value("chatcore_connections", transport="plain") == 1
+        assert samples.value("chatcore_connections_opened_total", transport="tls") == 1
 
 
 def test_offline_and_catch_up_deliveries_are_counted(make_server, connect, login_as, register):
