@@ -78,6 +78,8 @@ def test_the_rate_is_over_the_last_minute():
     meter.sample(60, 90)
     meter.sample(90, 120)  # the oldest kept is the last at or before 90 - 60
     assert meter.rate() == 1.5
+    meter.sample(89, 100)  # older than the newest: ignored
+    assert meter.rate() == 1.5
     meter.sample(200, 120)
     assert meter.rate() == 0.0
     meter.sample(201, None)  # nobody counts any more

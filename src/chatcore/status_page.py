@@ -43,6 +43,8 @@ class RateMeter:
             if total is None:
                 self._samples.clear()
                 return
+            if self._samples and now < self._samples[-1][0]:
+                return  # taken by another thread before the newest one: it adds nothing
             self._samples.append((now, total))
             while len(self._samples) > 2 and self._samples[1][0] <= now - self.window:
                 self._samples.popleft()
