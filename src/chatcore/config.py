@@ -115,11 +115,17 @@ WORKERS_MIN = Setting("CHATCORE_WORKERS_MIN", 4, "Worker threads always kept for
 WORKERS_MAX = Setting("CHATCORE_WORKERS_MAX", 128, "Worker threads at most, for requests that block (password hashes, backlogs); more requests wait their turn.", int, minimum=1)
 REQUEST_QUEUE = Setting("CHATCORE_REQUEST_QUEUE", 256 << 10, "Bytes of one client's received requests waiting for a worker before its socket is no longer read (TCP then holds it back; accepts K/M suffixes).", int, parse_size, minimum=65536)
 
+# The metrics port (chatcore.monitor): /metrics, /healthz, /readyz and the status page.
+METRICS_ADDRESS = Setting("CHATCORE_METRICS_ADDRESS", "", "HOST:PORT for Prometheus metrics, /healthz, /readyz and the status page (e.g. 127.0.0.1:9464; port 0 picks a free one); empty: off.")
+METRICS_MAX_CLIENTS = Setting("CHATCORE_METRICS_MAX_CLIENTS", 8, "HTTP requests the metrics port serves at once; more are refused.", int, minimum=1)
+METRICS_TIMEOUT = Setting("CHATCORE_METRICS_TIMEOUT", 10.0, "Seconds one metrics-port client may take to send its request before it is dropped.", float, minimum=0.1)
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     HOST, PORT, STORAGE_DIR, LOG_LEVEL, LOG_FORMAT, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
     TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
     RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW, IO_THREADS, WORKERS_MIN, WORKERS_MAX, REQUEST_QUEUE,
+    METRICS_ADDRESS, METRICS_MAX_CLIENTS, METRICS_TIMEOUT,
 )
 
 

@@ -1,5 +1,6 @@
 """The core's own plugin: ``hello``, ``ping``, the administrators' ``admin_announce`` and
-``admin_kick``, the default message handler, and the core's part of a backup (its TLS files)."""
+``admin_kick``, the default message handler, the core's part of a backup (its TLS files), and
+counting sessions opened and closed for the metrics."""
 
 from __future__ import annotations
 
@@ -54,6 +55,17 @@ class CorePlugin:
             path = config.data_dir / TLS_DIR / name
             if path.is_file():
                 backup.file(path)
+
+    @hookimpl(tryfirst=True)  # counted before any plugin hears of it
+    def chat_session_opened(self, session: "Session") -> None:
+        assert self.server is not None
+        self.server.metrics.session_opened(session)
+
+    @hookimpl(tryfirst=True)
+    def chat_session_closed(self, session: "Session") -> None:
+        """Count the session's end by its close reason (send buffer full, idle, ...)."""
+        assert self.server is not None
+        self.server.metrics.session_closed(session)
 
     def hello(self, session: "Session", message: dict[str, Any]) -> dict[str, Any]:
         """Agree on the protocol version and tell the client what this server offers."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from chatcore import protocol
 from chatcore.errors import CommandError
 from chatcore.logging import redact
+from chatcore.metrics import NO_COMMAND, OK, UNKNOWN_COMMAND
 
 if TYPE_CHECKING:
     from chatcore.server import ChatServer
@@ -29,53 +30,69 @@ def client_id_echo(client_id: Any) -> dict[str, Any]:
 
 class Dispatcher:
     """Checks a request against the registry, the rate limit, login and the fault budget, then
-    calls the handler (directly, or through ``chat_handle_message`` when a plugin wraps it)."""
+    calls the handler (directly, or through ``chat_handle_message`` when a plugin wraps it).
+
+    Every request is counted for the metrics by command and result (``ok``, or the error code
+    it was answered with): one lock and one dict update, made before the answer is sent, so a
+    client holding its answer finds it counted."""
 
     def __init__(self, server: "ChatServer") -> None:
         self._server = server
+        self._count = server.metrics.requests.add
         self.direct = True  # no plugin wraps chat_handle_message: call handlers without pluggy
+
+    def _refuse(self, session: "Session", label: str, command: Optional[str], code: str, reason: str,
+                **extra: Any) -> None:
+        """Count the request as refused with ``code``, then answer it with that error."""
+        self._count((label, code))
+        send_error(session, command, code, reason, **extra)
 
     def __call__(self, session: "Session", message: Any) -> None:
         if not isinstance(message, dict):
-            send_error(session, None, "bad_request", "a message must be a JSON object")
+            self._refuse(session, NO_COMMAND, None, "bad_request", "a message must be a JSON object")
             return
         echo = client_id_echo(message.get("client_id"))
         name = message["command"] if "command" in message else message.get("type")
         if not isinstance(name, str) or not name:
-            send_error(session, None, "bad_request", "missing field 'command' (a string)", **echo)
+            self._refuse(session, NO_COMMAND, None, "bad_request", "missing field 'command' (a string)", **echo)
             return
         server = self._server
         command = server.commands.get(name)
         if (command is None or command.limited) and not session.bucket.take():
             wait = round(session.bucket.wait_time(), 3)
-            send_error(session, name, "rate_limited",
-                       f"too many requests: at most {server.rate_limit:g} per second; retry in {wait:.1f} s",
-                       retry_after=wait, **echo)
+            self._refuse(session, name if command is not None else UNKNOWN_COMMAND, name, "rate_limited",
+                         f"too many requests: at most {server.rate_limit:g} per second; retry in {wait:.1f} s",
+                         retry_after=wait, **echo)
             return
-        if command is None:
-            send_error(session, name, "unknown_command", f"unknown command {protocol.echo(name)!r}", **echo)
+        if command is None:  # a name no plugin registered is counted as "(unknown)", never by its text
+            self._refuse(session, UNKNOWN_COMMAND, name, "unknown_command", f"unknown command {protocol.echo(name)!r}",
+                         **echo)
             return
         if server.budget.is_disabled(command.plugin):
-            send_error(session, name, "plugin_disabled",
-                       f"the {command.plugin} plugin is disabled: {server.budget.disabled.get(command.plugin, '')}",
-                       **echo)
+            self._refuse(session, name, name, "plugin_disabled",
+                         f"the {command.plugin} plugin is disabled: {server.budget.disabled.get(command.plugin, '')}",
+                         **echo)
             return
         if command.auth and session.user is None:
-            send_error(session, name, "not_authenticated", f"log in before using {name!r}", **echo)
+            self._refuse(session, name, name, "not_authenticated", f"log in before using {name!r}", **echo)
             return
         problem = command.field_problem(message)
         if problem is not None:
-            send_error(session, name, "bad_request", problem, **echo)
+            self._refuse(session, name, name, "bad_request", problem, **echo)
             return
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%r -> %s %s", session, name, redact(message))
         try:
             reply = (command.handler(session, message) if self.direct else
                      server.hook.chat_handle_message(session=session, command=command, message=message))
-            if reply is not None:
-                session.send(reply)
+            frame = protocol.encode(reply) if reply is not None else None  # a reply that cannot be sent is the handler's failure
         except CommandError as exc:
-            send_error(session, name, exc.code, exc.reason, **{**echo, **exc.extra})
+            self._refuse(session, name, name, exc.code, exc.reason, **{**echo, **exc.extra})
+            return
         except Exception:
             server.plugins.failed(command.plugin, f"command {name!r}")
-            send_error(session, name, "internal_error", f"the server failed to handle {name!r}", **echo)
+            self._refuse(session, name, name, "internal_error", f"the server failed to handle {name!r}", **echo)
+            return
+        self._count((name, OK))
+        if frame is not None:
+            session.send_frame(frame)

@@ -38,10 +38,13 @@ class FaultBudget:
         self.essential = set(essential)
         self._lock = threading.Lock()
         self._failures: dict[str, collections.deque[float]] = {}
+        self._counted: dict[str, int] = {}  # plugin -> every failure since the start (the metrics)
         self.disabled: dict[str, str] = {}  # plugin -> why it was disabled
 
     def failure(self, plugin: str, what: str) -> None:
         """Count one failure of ``plugin`` (``what`` failed); disable it when over budget."""
+        with self._lock:
+            self._counted[plugin] = self._counted.get(plugin, 0) + 1
         if not self.limit or plugin in self.essential:
             return
         now = self._clock()
@@ -82,6 +85,17 @@ class FaultBudget:
                 return False
         log.warning("plugin %s enabled again", plugin)
         return True
+
+    def counted_failures(self) -> dict[str, int]:
+        """Every failure of each plugin since the server started, essential plugins' too."""
+        with self._lock:
+            return dict(self._counted)
+
+    def recent(self, plugin: str) -> int:
+        """The failures of ``plugin`` its budget holds now (those within the window)."""
+        since = self._clock() - self.window
+        with self._lock:
+            return sum(1 for when in self._failures.get(plugin, ()) if when > since)
 
 
 class PluginHooks:

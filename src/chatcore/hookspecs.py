@@ -6,7 +6,7 @@ The lifecycle, in order (``ChatServer.start`` runs the first four; ``stop`` the 
 1. **load** — ``chat_addhooks`` (historic), ``chat_settings``; the CLI also asks ``chat_cli_commands``.
 2. **configure** — ``chat_configure``: read settings, open storage, build per-server objects.
 3. **register** — ``chat_register_commands``: the commands, whose handlers may be those objects.
-4. **bind, then started** — the port is bound; ``chat_started``.
+4. **bind, then started** — the port is bound; ``chat_metrics``, then ``chat_started``.
 5. **serve** — per connection: ``chat_session_opened``, ``chat_hello``, requests
    (``chat_handle_message``), ``chat_authenticated``, ``chat_logging_out``,
    ``chat_session_closed``; at any time ``chat_lookup_user`` and ``chat_user_removed``.
@@ -32,6 +32,8 @@ import pluggy
 
 if TYPE_CHECKING:
     import argparse
+
+    from prometheus_client.registry import Collector
 
     from chatcore.backup import Backup, Restore
     from chatcore.config import Config, Setting
@@ -107,6 +109,23 @@ def chat_register_commands(register: Callable[..., "Command"]) -> None:
     plugin already registered is a startup error naming both plugins.
 
     :param register: the registration callback, bound to this plugin.
+    """
+
+
+@hookspec
+def chat_metrics(register: Callable[["Collector"], None]) -> None:
+    """Add the plugin's Prometheus metrics to the server's own registry (``prometheus_client``;
+    served at ``/metrics`` when ``CHATCORE_METRICS_ADDRESS`` is set). Called once per server as
+    it starts, after ``chat_configure``, whether or not the port is on.
+
+    Call ``register(collector)`` for each: preferably an object whose ``collect()`` yields metric
+    families read from the plugin's live state when scraped (nothing on the hot path), or a
+    ``Counter``/``Gauge``/``Histogram`` made with ``registry=None`` and kept on the plugin's
+    per-server objects. Name them ``chatcore_<plugin>_*``. A name already registered raises
+    ``ValueError``; a collector that raises while scraped is counted against the plugin's fault
+    budget and only its metrics are left out of that scrape.
+
+    :param register: adds one collector to this server's registry.
     """
 
 

@@ -26,6 +26,7 @@ from chatcore.dispatch import Dispatcher
 from chatcore.errors import CommandError
 from chatcore.hooks import FaultBudget, PluginHooks, essential_plugins
 from chatcore.limits import ConnectionCounter
+from chatcore.metrics import Metrics
 from chatcore.plugins import CORE, collect_commands, create_manager, plugin_names
 from chatcore.reactor import Reactor
 from chatcore.registry import CommandRegistry
@@ -54,6 +55,7 @@ class ChatServer:
                                   {CORE, *essential_plugins(self.pm)})
         self.plugins = PluginHooks(self.pm, self.budget)
         self.commands = CommandRegistry()  # filled by open(), once the plugins are configured
+        self.metrics = Metrics(self)  # the registry and counts; the metrics port is served from start()
         self.dispatch = Dispatcher(self)
         self.sessions = SessionRegistry()
         self.data_dir: Path = config.data_dir
@@ -93,6 +95,11 @@ class ChatServer:
         assert self._listener is not None, "server not started"
         host, port = self._listener.getsockname()[:2]
         return host, port
+
+    @property
+    def accepting(self) -> bool:
+        """True while the server accepts connections: started and not shutting down."""
+        return self._accept_thread is not None and self._accept_thread.is_alive() and not self._stopping.is_set()
 
     def active_plugins(self) -> list[str]:
         """The enabled plugins not disabled by their fault budget (what ``hello`` lists)."""
@@ -157,7 +164,10 @@ class ChatServer:
         self.open()
         try:
             self._listen()
+            self.metrics.bind()  # CHATCORE_METRICS_ADDRESS in use fails the start too
         except BaseException:
+            if self._listener is not None:
+                self._listener.close()
             self.close()  # a port in use must not leave plugin threads and databases open
             raise
         self.flusher.start()
@@ -169,6 +179,7 @@ class ChatServer:
         self._admin.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="chatcore-accept", daemon=True)
         self._accept_thread.start()
+        self.metrics.start()  # chat_metrics, then the metrics port serves
         self.plugins.notify("chat_started", server=self)
         log.info("chatcore listening on %s:%d with plugins: %s (data in %s)",
                  *self.address, ", ".join(self.plugin_names) or "none", self.data_dir)
@@ -257,6 +268,7 @@ class ChatServer:
             log.info("shutdown: all %d connection(s) ended", len(connections))
         else:
             log.warning("shutdown: %d connection(s) did not end in time", len(self.connections()))
+        self.metrics.stop()  # before plugin storage closes: no scrape reads a closed store
         for reactor in self._reactors:
             if reactor.is_alive():
                 reactor.stop()

@@ -3,20 +3,26 @@
 Fixtures: ``make_server(plugins=[...])`` starts a server with exactly those installed
 plugins (plus any plugin objects given as ``extra``) in a temporary data directory and stops
 it after the test; ``connect(server)`` opens a ``TestClient`` to it; ``tmpfs(size)`` mounts a
-small real file system for full-disk tests; ``clock`` is a ``FakeClock`` to hand to a plugin
-instead of the real time.
+small real file system for full-disk tests (and ``read_only(path)`` makes a folder read-only);
+``clock`` is a ``FakeClock`` to hand to a plugin instead of the real time. ``scrape(server)``
+and ``http_get(server, path)`` read a server's metrics port (start it with
+``env={"CHATCORE_METRICS_ADDRESS": "127.0.0.1:0"}``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import itertools
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from chatcore import protocol
 from chatcore.config import Config
@@ -222,10 +228,66 @@ def make_server(tmp_path: Path) -> Iterator[MakeServer]:
         server.stop()
 
 
+def http_get(server: ChatServer, path: str, headers: Optional[Mapping[str, str]] = None,
+             timeout: float = DEFAULT_TIMEOUT) -> tuple[int, dict[str, str], bytes]:
+    """GET ``path`` from the server's metrics port: (status, headers, body), errors included."""
+    assert server.metrics.address is not None, "start the server with CHATCORE_METRICS_ADDRESS=127.0.0.1:0"
+    host, port = server.metrics.address
+    request = urllib.request.Request(f"http://{host}:{port}{path}", headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read()
+
+
+class Samples(dict[tuple[str, tuple[tuple[str, str], ...]], float]):
+    """One scrape's samples by (name, sorted labels)."""
+
+    def value(self, name: str, **labels: Any) -> Optional[float]:
+        """The sample ``name`` with exactly these labels, or None."""
+        return self.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))))
+
+    def total(self, name: str) -> float:
+        """The sum of every sample called ``name`` (over its labels)."""
+        return sum(value for (sample, _), value in self.items() if sample == name)
+
+
+def scrape(server: ChatServer) -> Samples:
+    """Scrape ``/metrics`` over HTTP and parse it (Prometheus text format)."""
+    status, _, body = http_get(server, "/metrics")
+    assert status == 200, body
+    samples = Samples()
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
 def remount(path: Path, size: str) -> None:
     """Give a ``tmpfs`` mount another size (``"64m"``): frees a full disk, or fills one."""
     result = subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Within this block ``path`` is read-only to whatever opens a file there from now on, as a
+    disk the kernel remounted read-only after an error: a read-only bind mount over it (files
+    the server already holds open keep writing below it; a remount of their own mount would be
+    refused as busy). Skips, saying why, where mounting is not permitted."""
+    bound = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount for a read-only test (needs root or CAP_SYS_ADMIN): "
+                    f"{bound.stderr.strip() or bound.returncode}")
+    try:
+        result = subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        yield
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from chatcore.users import DEVICE_REVOKED, LOGGED_OUT, PASSWORD_CHANGED
 from chatcore_auth import NAME
 from chatcore_auth.accounts import Accounts, Outcome
 from chatcore_auth.devices import DeviceTokens, device_problem
+from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import name_key
 
 if TYPE_CHECKING:
@@ -45,8 +46,9 @@ class AuthCommands:
     """Handlers for register, login, logout, close, get_users and change_password."""
 
     def __init__(self, server: "ChatServer", accounts: Accounts, tokens: DeviceTokens,
-                 plaintext_policy: str = "loopback") -> None:
+                 plaintext_policy: str = "loopback", metrics: Optional[AuthMetrics] = None) -> None:
         self.server, self.accounts, self.tokens, self.plaintext_policy = server, accounts, tokens, plaintext_policy
+        self.metrics = metrics if metrics is not None else AuthMetrics(accounts.hasher)
 
     def _refuses(self, session: "Session") -> bool:
         """True when this connection may not carry a password (plaintext, against the policy)."""
@@ -82,7 +84,9 @@ class AuthCommands:
             problem = device_problem(device)
             if problem is not None:
                 raise CommandError("bad_request", problem)
+        method = "password" if token is None else "token"
         if self._refuses(session):
+            self.metrics.failed(method, "tls_required")
             return _result("login", Outcome(False, TLS_REQUIRED), protocol.echo(username))
         if token is not None:
             outcome = accounts.authenticate_token(username, token, session.address[0], self.tokens)
@@ -90,6 +94,7 @@ class AuthCommands:
             assert password is not None
             outcome = accounts.authenticate(username, password, session.address[0])
         if not outcome.ok:
+            self.metrics.failed(method, "throttled" if outcome.retry_after else "credentials")
             return _result("login", outcome, protocol.echo(username))
         reply = _result("login", outcome, outcome.username)
         if token is not None:
@@ -100,17 +105,19 @@ class AuthCommands:
         # The reply is sent once the session is bound (a client that has it is online) and
         # before other plugins' chat_authenticated send anything (offline messages, file
         # offers): the plugin's tryfirst hook calls send_login_reply.
-        session.state.setdefault(NAME, {})[PENDING_REPLY] = reply
+        session.state.setdefault(NAME, {})[PENDING_REPLY] = (reply, method)
         server.login(session, outcome.username, {k: v for k, v in message.items() if k not in SECRETS})
         self.send_login_reply(session)  # in case the hook did not run first
         return None
 
-    @staticmethod
-    def send_login_reply(session: "Session") -> None:
-        """Send the ``login_result`` held for ``session``, if any (once); ``admin: true`` in it
+    def send_login_reply(self, session: "Session") -> None:
+        """Send the ``login_result`` held for ``session``, if any (once), counting the login
+        first (a client holding its ``login_result`` finds it counted); ``admin: true`` in it
         for a server administrator."""
-        reply = session.state.get(NAME, {}).pop(PENDING_REPLY, None)
-        if reply is not None:
+        pending = session.state.get(NAME, {}).pop(PENDING_REPLY, None)
+        if pending is not None:
+            reply, method = pending
+            self.metrics.login(method)
             if session.admin:
                 reply["admin"] = True
             session.send(reply)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,32 +25,58 @@ class HashParams:
 
 class PasswordHasher:
     """Hash and verify passwords; at most ``concurrency`` hashes run at once (each takes ~20 ms
-    and ``memory_kib`` of RAM, so an unbounded burst of logins could exhaust memory)."""
+    and ``memory_kib`` of RAM, so an unbounded burst of logins could exhaust memory). ``waiting``
+    and ``running`` say how many hashes wait for a slot and run now (the metrics read them)."""
 
     def __init__(self, params: HashParams = HashParams(), concurrency: int = 2) -> None:
         self.params = params
         self._argon = argon2.PasswordHasher(time_cost=params.time_cost, memory_cost=params.memory_kib,
                                             parallelism=params.parallelism, hash_len=32, salt_len=16,
                                             type=argon2.Type.ID)
-        self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._queue_lock = threading.Lock()
+        self.waiting = 0  # hashes waiting for a slot
+        self.running = 0  # hashes being computed
+        self.computed = 0  # hashes finished since the start
         self._dummy: Optional[str] = None
         self._dummy_lock = threading.Lock()
 
     def hash(self, password: str) -> str:
         """A fresh salted Argon2id hash of ``password`` (PHC string, safe to store)."""
-        with self._slots:
+        with self._slot():
             return self._argon.hash(password)
 
     def verify(self, stored: str, password: str) -> bool:
         """True when ``password`` matches ``stored``; False on mismatch or an unreadable hash."""
         try:
-            with self._slots:
+            with self._slot():
                 return self._argon.verify(stored, password)
         except VerificationError:
             return False
         except InvalidHashError:
             log.warning("an account has a password hash that is not Argon2; it cannot log in")
             return False
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Hold one of the ``concurrency`` slots, counted as waiting, then running."""
+        with self._queue_lock:
+            self.waiting += 1
+        try:
+            self._slots.acquire()
+        finally:
+            with self._queue_lock:
+                self.waiting -= 1
+        with self._queue_lock:
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self._queue_lock:
+                self.running -= 1
+                self.computed += 1
+            self._slots.release()
 
     def verify_dummy(self, password: str) -> None:
         """Spend the same work as a real verify, so an unknown user looks like a wrong password."""

@@ -18,6 +18,7 @@ from chatcore_auth import NAME, cli
 from chatcore_auth.accounts import Accounts
 from chatcore_auth.commands import AuthCommands
 from chatcore_auth.devices import DeviceTokens
+from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import MODES, Presence, set_mode
 from chatcore_auth.settings import PLAINTEXT_LOGIN, SETTINGS, TOKEN_TTL, hasher_from, policy_from
@@ -41,6 +42,7 @@ class AuthPlugin:
     tokens: DeviceTokens
     commands: AuthCommands
     presence: Presence
+    metrics: AuthMetrics
 
     def __init__(self, clock: Clock = time.monotonic, wall_clock: Clock = time.time) -> None:
         self.clock = clock  # monotonic: throttling
@@ -64,7 +66,9 @@ class AuthPlugin:
         self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
         self.presence = Presence(server.sessions)
         self.tokens = DeviceTokens(self.store.path, server.config.get(TOKEN_TTL), self.wall_clock)
-        self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN))
+        self.metrics = AuthMetrics(hasher)
+        self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN),
+                                     self.metrics)
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
@@ -77,6 +81,12 @@ class AuthPlugin:
         register("close", self.commands.close, auth=False)
         register("get_users", self.commands.get_users, auth=True, optional={"offset": int})
         register("change_password", self.commands.change_password, auth=True, fields={"old": str, "new": str})
+
+    @hookimpl
+    def chat_metrics(self, register: Callable[[Any], None]) -> None:
+        """Logins and refused logins by method and reason, and the password-hash queue."""
+        for collector in self.metrics.collectors():
+            register(collector)
 
     @hookimpl
     def chat_hello(self, session: "Session", message: dict[str, Any]) -> Optional[dict[str, Any]]:

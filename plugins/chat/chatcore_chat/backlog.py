@@ -201,6 +201,9 @@ class ClaimPage(Operation):
             behind_from[index] = behind_from[index + 1] + sizes[index]
         queued.behind = [behind_from[end] for end in queued.behind]
         state.offline_sent += len(queued.ids)
+        stats = self.backlog.relay.stats
+        stats.offline += len(queued.ids)
+        stats.live += len(sizes) - len(queued.ids)  # the held live messages sent with the page
         return queued
 
 

@@ -19,7 +19,7 @@ from typing import Optional
 from chatcore import protocol
 from chatcore_chat import store
 from chatcore_chat.backlog import Backlog, PageBudget, Queued
-from chatcore_chat.delivery import READY_KEY, SessionLike, ready_now, send, session_state
+from chatcore_chat.delivery import READY_KEY, RelayStats, SessionLike, ready_now, send, session_state
 from chatcore_chat.store import Message
 from chatcore_chat.writer import Batch, Operation, StoreClosed
 
@@ -43,8 +43,10 @@ class CatchUpPage(Operation):
     """Take the next page after ``cursor`` for the session; the last page (or the cap reached)
     makes it ready in the same transaction, so live messages keep their order."""
 
-    def __init__(self, session: SessionLike, cursor: int, limit: int, max_bytes: int, delivered: int) -> None:
+    def __init__(self, session: SessionLike, cursor: int, limit: int, max_bytes: int, delivered: int,
+                 stats: Optional[RelayStats] = None) -> None:
         super().__init__()
+        self.stats = stats if stats is not None else RelayStats()  # counted in the executor
         self.session, self.cursor, self.limit, self.max_bytes = session, cursor, limit, max_bytes
         self.delivered = delivered  # by the pages before this one
         self.messages: list[Message] = []
@@ -98,6 +100,7 @@ class CatchUpPage(Operation):
                 break
             sizes.append(len(frame))
             queued.ids.append(message.id)
+        self.stats.catch_up += len(queued.ids)
         total = sum(sizes)
         for size in sizes:
             total -= size
@@ -118,7 +121,8 @@ class CatchUp:
         session_state(session).catching_up = True  # the user's shared offline backlog leaves it out
         while not session.closed and session.user is not None:
             room = self.cap - delivered
-            page = CatchUpPage(session, cursor, max(1, min(paging.messages, room)), paging.bytes, delivered)
+            page = CatchUpPage(session, cursor, max(1, min(paging.messages, room)), paging.bytes, delivered,
+                               relay.stats)
             try:
                 relay.writer.submit(page)
             except StoreClosed:

@@ -75,6 +75,18 @@ class SessionChat:
     window: Optional["Window"] = None  # made by the session's first acknowledged post
 
 
+@dataclass
+class RelayStats:
+    """Messages stored and frames queued to recipients, for the metrics. Only the writer's
+    executor (one thread at a time) counts, so plain integers suffice."""
+
+    private: int = 0  # messages stored, by kind
+    broadcast: int = 0
+    live: int = 0  # deliveries: sent as they were stored (or held and sent after the backlog)
+    offline: int = 0  # ... from the offline backlog
+    catch_up: int = 0  # ... by a reconnecting session's catch-up
+
+
 class Window:
     """At most ``size`` of a session's messages queued or being stored. A BoundedSemaphore
     costs a Condition per session and a notify per release; this waits (and allocates its
@@ -159,6 +171,7 @@ class Relay:
         self.held_limit = held_limit  # bytes held for a session not yet ready before it is dropped
         self.in_flight = in_flight  # acknowledged posts one session may have queued before its reads pause
         self._last_ms = 0  # writer's executor only: keeps ts non-decreasing along ids
+        self.stats = RelayStats()
 
     def stamp(self) -> int:
         """Now in milliseconds, never earlier than the previous stamp (writer's executor only)."""
@@ -198,7 +211,11 @@ class Relay:
         send buffer) the session is dropped, as the core drops a client that does not read."""
         state = session_state(session)
         if state.ready:
-            return send(session, frame)
+            self.stats.live += 1  # before the frame goes: whoever received it finds it counted
+            if send(session, frame):
+                return True
+            self.stats.live -= 1
+            return False
         if session.closed:
             return False
         state.held.append((message, frame))
@@ -258,6 +275,10 @@ class Post(Operation):
 
     def after(self, batch: Batch) -> None:
         message: Message = self.result
+        if message.broadcast:
+            self.relay.stats.broadcast += 1
+        else:
+            self.relay.stats.private += 1
         try:  # a failed acknowledgement must not cost the recipients their message, nor the reverse
             self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
         except Exception:

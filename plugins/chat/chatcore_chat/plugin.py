@@ -10,6 +10,7 @@ import pluggy
 from chatcore import Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
 from chatcore_chat import hookspecs, settings, store
+from chatcore_chat.metrics import ChatCollector
 from chatcore_chat.service import ChatService
 from chatcore_chat.settings import ChatSettings
 
@@ -57,6 +58,11 @@ class ChatPlugin:
                           (lambda session, message: filters(session=session, message=message))
                           if filters.get_hookimpls() else (lambda session, message: None),
                           server.users.removed_recently)
+
+    @hookimpl
+    def chat_metrics(self, register: Callable[[Any], None]) -> None:
+        """Messages relayed and deliveries, and the history store's commits and queue."""
+        register(ChatCollector(self.service))
 
     @hookimpl
     def chat_hello(self, session: "Session") -> dict[str, Any]:

@@ -108,6 +108,11 @@ class Writer(threading.Thread):
         self.full = Throttled(log, "chat storage is full: writes refused (answered storage_full)",
                               "chat storage accepts writes again")
 
+    @property
+    def queued(self) -> int:
+        """Operations waiting for the next batch (the metrics read it)."""
+        return len(self._pending)
+
     def submit(self, op: Operation, wait: Optional[float] = None, inline: bool = True) -> Operation:
         """Run ``op`` now in this thread if the store is idle (and ``inline``), else queue it
         for the next batch; raises StoreClosed after ``stop``. A connection whose client has
