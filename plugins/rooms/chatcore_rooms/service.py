@@ -14,6 +14,7 @@ hook), user resolution, and the private conversations' messages for their unread
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -49,6 +50,10 @@ class RoomsService:
         self._ids: dict[int, Room] = {}
         self._pairs: set[tuple[str, str]] = set()  # (reader, peer) private conversations tracked
         self._last_ms = 0
+        # v2 sessions logged in, by user key: who room events go to. Copy-on-write tuples, so
+        # a fan-out reads them without a lock (and without the registry's lock per member).
+        self._online: dict[str, tuple[Any, ...]] = {}
+        self._online_lock = threading.Lock()
         self.reads = Reads(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -126,21 +131,20 @@ class RoomsService:
     def fan_out(self, room: Room, frame: bytes, extra: Iterable[str], skip: Any) -> None:
         """One encoded frame to every v2 session of the room's members and of ``extra`` users,
         but ``skip`` (the requesting connection, which gets its reply instead)."""
-        assert self.directory is not None
+        online = self._online
         keys = list(room.members)
         keys.extend(key for key in extra if key not in room.members)
         with corked():
             for key in keys:
-                for session in self.directory.of_user(key):
-                    if session is not skip and session.v2:
+                for session in online.get(key, ()):
+                    if session is not skip:
                         send(session, frame)
 
     def tell_user(self, user_key: str, body: dict[str, Any], skip: Any = None) -> None:
         """An event to the user's v2 sessions (but ``skip``)."""
-        assert self.directory is not None
         frame = protocol.encode(body)
-        for session in self.directory.of_user(user_key):
-            if session is not skip and session.v2:
+        for session in self._online.get(user_key, ()):
+            if session is not skip:
                 send(session, frame)
 
     # -- shapes ------------------------------------------------------------------------------
@@ -162,12 +166,23 @@ class RoomsService:
     # -- login -------------------------------------------------------------------------------
 
     def authenticated(self, session: Any) -> None:
-        """A v2 session that logged in gets the room list (legacy sessions get no room events)."""
+        """A v2 session that logged in gets room events from now on, and the room list first
+        (legacy sessions get no room events)."""
         if session.v2:
+            key = self._user(session).casefold()
+            with self._online_lock:
+                self._online[key] = (*self._online.get(key, ()), session)
             self.reads.send_list(session)
 
     def logging_out(self, session: Any) -> None:
         session.state.pop(STATE_KEY, None)
+        key = (session.user or "").casefold()
+        with self._online_lock:
+            left = tuple(s for s in self._online.get(key, ()) if s is not session)
+            if left:
+                self._online[key] = left
+            else:
+                self._online.pop(key, None)
 
     def note_message(self, session: Any, draft: dict[str, Any]) -> None:
         """Chat's message filter: the first private message of a pair starts tracking the
