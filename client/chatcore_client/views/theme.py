@@ -16,6 +16,7 @@ OK = "#15803d"
 SIDEBAR = "#f3f4f6"
 PANE = "#ffffff"
 DISABLED = "#e5e7eb"
+MENTION = "#fef3c7"  # a message that mentions this user
 
 
 def apply(root: tk.Misc) -> None:
