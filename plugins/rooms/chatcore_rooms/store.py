@@ -270,6 +270,7 @@ def insert_message(conn: sqlite3.Connection, room_id: int, sender: str, ts_ms: i
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (room_id, seq, sender, sender_key, ts_ms, text, " ".join(names),
                                                      int(everyone)))
     conn.execute("UPDATE members SET read_seq = ? WHERE room_id = ? AND user_key = ?", (seq, room_id, sender_key))
+    conn.execute("DELETE FROM mentions WHERE user_key = ? AND room_id = ? AND seq < ?", (sender_key, room_id, seq))
     if mentions:
         conn.executemany("INSERT OR IGNORE INTO mentions VALUES (?, ?, ?)",
                          [(key, room_id, seq) for key, _ in mentions if key != sender_key])
@@ -305,6 +306,8 @@ def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
                       "DELETE FROM invites WHERE user_key = ?", "DELETE FROM mentions WHERE user_key = ?",
                       "DELETE FROM private_reads WHERE user_key = ?", "DELETE FROM private_reads WHERE peer_key = ?"):
         conn.execute(statement, (user_key,))
+    conn.execute("DELETE FROM mentions WHERE (room_id, seq) IN (SELECT room_id, seq FROM messages WHERE sender_key = ?)",
+                 (user_key,))  # others' mentions by the removed user go with the messages
     return conn.execute("DELETE FROM messages WHERE sender_key = ?", (user_key,)).rowcount
 
 

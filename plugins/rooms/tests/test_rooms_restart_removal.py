@@ -27,7 +27,7 @@ def test_removing_an_account_hands_its_rooms_over_and_leaves_nothing(server, use
     kit.ask(bob, "room_join", room="dev")
     kit.ask(carol, "room_join", room="dev")
     kit.ask(alice, "room_set_role", room="dev", user="carol", role="moderator")
-    kit.post(alice, "dev", "alice was here")
+    kit.post(alice, "dev", "alice was here, @bob")
     kit.post(bob, "dev", "bob too")
     alice.request({"command": "chat", "peer": "bob", "message": "psst"}, reply="chat_ack")
     assert admin_request(server.data_dir, {"command": "remove_user", "username": "alice"})["ok"]
@@ -37,6 +37,8 @@ def test_removing_an_account_hands_its_rooms_over_and_leaves_nothing(server, use
     assert kit.ask(carol, "room_members", room="dev")["members"] == [
         {"user": "bob", "role": "member", "online": True}, {"user": "carol", "role": "owner", "online": True}]
     assert [m["sender"] for m in kit.ask(bob, "room_history", room="dev")["messages"]] == ["bob"]
+    bob.close()
+    assert user(server, "bob", register=False).room_list["rooms"][0]["mentions"] == 0  # alice's mention went too
     stranger = user(server, "Alice")  # the name's next owner inherits nothing
     assert stranger.room_list == {"rooms": [], "private": [], "invites": [], "as_of": stranger.room_list["as_of"]}
     assert kit.ask(stranger, "room_join", room="lonely")["code"] == "unknown_room"  # nobody left to own it

@@ -29,6 +29,8 @@ def test_unread_counts_at_login(server, user, kit):
     assert "room_message" not in [m.get("type") for m in kit.settle(server, later)]  # no flood of old messages
     mine = entry(user(server, "alice", register=False).room_list, "dev")
     assert mine["unread"] == 0  # what one sends counts as read
+    kit.post(later, "ops", "on it")  # replying reads the mention too
+    assert entry(user(server, "bob", register=False).room_list, "ops")["mentions"] == 0
 
 
 def test_a_read_marker_reaches_the_users_other_session(server, user, kit):
