@@ -284,7 +284,7 @@ class App(TransferViews, DeviceViews, RoomViews):
                 select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,
                 scrolled_to_top=self._scrolled_to_top, close=self.quit, devices=self._devices_clicked,
                 new_room=self._new_room_clicked, browse=self._browse_clicked, members=self._members_clicked,
-                topic=self._topic_clicked, leave=self._leave_clicked))
+                topic=self._topic_clicked, leave=self._leave_clicked, focused=self._window_focused))
             self.main.set_features(self.chat.available, self.files.available, self.rooms.available)
             self.login.withdraw()
         self._show_connection_status()

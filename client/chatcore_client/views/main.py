@@ -28,6 +28,7 @@ class MainCallbacks:
     members: Callable[[str], None] = lambda key: None
     topic: Callable[[str], None] = lambda key: None
     leave: Callable[[str], None] = lambda key: None
+    focused: Callable[[], None] = lambda: None
 
 
 class MessagePane(ttk.Frame):
@@ -105,7 +106,7 @@ class MainWindow(tk.Toplevel):
         self.callbacks = callbacks
         self.base_title = f"chatcore — {user}"
         self.title(self.base_title)
-        self.bind("<FocusIn>", lambda _e: self.title(self.base_title))  # a mention's title lasts until looked at
+        self.bind("<FocusIn>", lambda _e: self._focused())  # a mention's title lasts until looked at
         self.geometry("1040x660")
         self.minsize(640, 400)
         self.protocol("WM_DELETE_WINDOW", callbacks.close)
@@ -183,6 +184,11 @@ class MainWindow(tk.Toplevel):
         self.bind("<Control-Prior>", lambda _e: self._step(-1))
         self.bind("<Control-Next>", lambda _e: self._step(1))
         self.entry.focus_set()
+
+    def _focused(self) -> None:
+        """The window got the focus back: plain title again, and the open conversation is read."""
+        self.title(self.base_title)
+        self.callbacks.focused()
 
     # -- conversations -------------------------------------------------------------------------
 

@@ -301,6 +301,14 @@ class RoomViews:
         self.main.bell()
         self.main.title(f"(@{line.sender} in {key}) {self.main.base_title}")
 
+    def _window_focused(self) -> None:
+        """Back in the window: a room that got messages while it was away from the user is read now."""
+        conversation = self.state.conversations.get(self.state.current)
+        if conversation is not None and conversation.is_room and (conversation.unread or conversation.mentions):
+            self._guard(lambda: self.rooms.mark_read(conversation))
+            if self.main is not None:
+                self.main.show_conversations(self.state.ordered(), self.state.current)
+
     def _focused(self) -> bool:
         return self.main is not None and self.main.focus_displayof() is not None
 

@@ -54,7 +54,11 @@ def test_create_a_room_join_it_from_a_second_client_and_chat(make_server, make_a
     assert alice.main.title().startswith("(@bob in #dev)")  # a mention while not focused: the title says so
     ranges = alice.main.pane("#dev").text.tag_ranges("mention")
     assert ranges and "the build is green" in alice.main.pane("#dev").text.get(ranges[0], ranges[1])
+    assert badge(alice, "#dev") == "@1 · 1"  # not looked at yet
     alice.rooms.focused = lambda: True
+    alice.main.event_generate("<FocusIn>")  # alice comes back to the window
+    pump.until(lambda: badge(alice, "#dev") == "", what="the badge cleared once the window has the focus")
+    assert alice.main.title() == alice.main.base_title
     alice.main.entry.insert(0, "Great, shipping it")
     alice.main.send_button.invoke()
     pump.until(lambda: "shipping it" in pane_text(bob, "#dev"), what="alice's reply at bob")
