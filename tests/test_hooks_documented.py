@@ -22,7 +22,7 @@ def all_hooks(server):
 
 
 def test_every_hook_is_named_for_whoever_declares_it_and_documented(make_server):
-    server = make_server(plugins=["auth", "chat", "filexfer"])
+    server = make_server(plugins=["auth", "chat", "filexfer", "rooms"])
     hooks = list(all_hooks(server))
     assert len(hooks) > 10
     for name, module, function in hooks:

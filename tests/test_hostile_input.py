@@ -13,7 +13,7 @@ from chatcore import protocol
 from chatcore.registry import Command
 from chatcore.testing import PASSWORD
 
-PLUGINS = ["auth", "chat", "filexfer"]
+PLUGINS = ["auth", "chat", "filexfer", "rooms"]
 LOOSE_LIMITS = {"CHATCORE_RATE_LIMIT": "100000", "CHATCORE_RATE_BURST": "100000",
                 "CHATCORE_AUTH_ADDRESS_FAILURES": "1000000", "CHATCORE_AUTH_USER_FAILURES": "1000000"}
 STATE_CHANGING = {"close", "logout"}  # they end the login the fuzzer relies on; tested by their plugins

@@ -15,7 +15,7 @@ from chatcore.server import ChatServer
 from chatcore.testing import server_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "echo-plugin"
-BUILTIN = {"auth", "chat", "filexfer"}
+BUILTIN = {"auth", "chat", "filexfer", "rooms"}
 
 
 @pytest.fixture
@@ -92,6 +92,24 @@ def test_a_plugin_may_not_take_a_command_another_owns(tmp_path):
     config = server_config(tmp_path / "data", plugins=[])
     with pytest.raises(DuplicateCommand, match="plugin 'squatter' cannot register command 'ping': plugin 'core' owns it"):
         ChatServer(config, extra_plugins=[("squatter", Squatter())]).open()
+
+
+class Needy:
+    """Builds on another plugin, as rooms builds on chat."""
+
+    chatcore_requires = ("auth",)
+
+
+def test_a_plugin_needing_a_disabled_plugin_stops_the_start_naming_both(tmp_path):
+    with pytest.raises(PluginError, match=r"plugin 'needy' needs plugin 'auth', which is disabled: enable 'auth', "
+                                          r"or disable 'needy' as well \(CHATCORE_DISABLE_PLUGINS=auth,needy\)"):
+        ChatServer(server_config(tmp_path / "data", plugins=[]), extra_plugins=[("needy", Needy())])
+    needy = Needy()
+    needy.chatcore_requires = ("nosuch",)
+    with pytest.raises(PluginError, match="needs plugin 'nosuch', which is not installed"):
+        ChatServer(server_config(tmp_path / "data", plugins=[]), extra_plugins=[("needy", needy)])
+    with ChatServer(server_config(tmp_path / "data", plugins=["auth"]), extra_plugins=[("needy", Needy())]) as server:
+        assert server.plugin_names == ["auth", "needy"]
 
 
 class Misspelled:

@@ -13,7 +13,7 @@ import sys
 from chatcore.admin import admin_request
 from chatcore.testing import PASSWORD
 
-PLUGINS = ["auth", "chat", "filexfer"]
+PLUGINS = ["auth", "chat", "filexfer", "rooms"]
 DATA = b"alice's secret file"
 
 

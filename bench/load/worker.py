@@ -36,7 +36,7 @@ class Conn:
     """One client connection and its buffers."""
 
     __slots__ = ("sock", "fd", "name", "rbuf", "wbuf", "decode", "state", "started", "outstanding",
-                 "reading", "closed", "peer", "sent", "events", "pad", "tally")
+                 "reading", "closed", "peer", "sent", "events", "pad", "tally", "awaiting")
 
     def __init__(self, sock: socket.socket, name: str) -> None:
         self.sock = sock
@@ -55,6 +55,7 @@ class Conn:
         self.events = 0
         self.pad = ""
         self.tally = True  # count what it receives as deliveries
+        self.awaiting: tuple[str, ...] = ()  # reply types op_request waits for
 
 
 class Phase:
@@ -223,7 +224,12 @@ class Worker:
         """React to one decoded frame (``counted``: a sampled frame of a counting connection)."""
         kind = msg.get("type")
         now = time.monotonic_ns()
-        if kind in ("private_message", "broadcast_message"):
+        if conn.awaiting and kind in conn.awaiting:
+            conn.awaiting = ()
+            if kind == "error":
+                self.failures.append(f"{conn.name}: {msg.get('code')}: {msg.get('reason')}")
+            return
+        if kind in ("private_message", "broadcast_message", "room_message"):
             if self.measuring[0] and conn.tally:
                 self.phase.delivered += 1
             text = msg.get("message", "")
@@ -233,7 +239,7 @@ class Worker:
                     self.phase.latencies.append((now - sent) // 1000)
             if text.startswith("P"):  # a probe
                 self.probes.append((conn.name, msg.get("peer"), (now - int(text[1:text.index(" ")])) // 1000))
-        elif kind == "chat_ack":
+        elif kind in ("chat_ack", "room_ack"):
             conn.outstanding -= 1
             if self.measuring[0]:
                 self.phase.acked += 1
@@ -243,7 +249,7 @@ class Worker:
             self.auth_reply(conn, msg)
         elif kind == "error":
             self.phase.errors += 1
-            if msg.get("command") == "chat":
+            if msg.get("command") in ("chat", "room_message"):
                 conn.outstanding -= 1
             if len(self.phase.error_samples) < 5:
                 self.phase.error_samples.append(f"{msg.get('code')}: {msg.get('reason')}")
@@ -326,7 +332,10 @@ class Worker:
     def send_chat(self, conn: Conn, marker: str = "T") -> None:
         """Send one chat message to ``conn.peer`` whose text starts with the send time."""
         text = f"{marker}{time.monotonic_ns()} " + (conn.pad or self.pad)
-        conn.wbuf += self.frame({"command": "chat", "peer": conn.peer, "message": text})
+        if conn.peer.startswith("#"):  # a room (the rooms plugin): bench/rooms.py
+            conn.wbuf += self.frame({"command": "room_message", "room": conn.peer[1:], "message": text})
+        else:
+            conn.wbuf += self.frame({"command": "chat", "peer": conn.peer, "message": text})
         self.dirty.add(conn)
         conn.outstanding += 1
         conn.sent += 1
@@ -406,6 +415,26 @@ class Worker:
                 "errors": self.phase.errors, "error_samples": self.phase.error_samples,
                 "latencies": self.phase.latencies, "in_flight": in_flight, "other": self.phase.other,
                 "sent_total": self.phase.sent, "disconnects": self.disconnects}
+
+    def op_request(self, requests: list[tuple[str, dict[str, Any]]], reply: list[str],
+                   timeout: float = 60.0) -> dict[str, Any]:
+        """Send each (name, payload) from that connection and wait for a reply of a type in
+        ``reply`` (or ``error``) on each, 50 at a time; e.g. creating and joining rooms."""
+        todo = [(self.conns[n], p) for n, p in requests if n in self.conns and not self.conns[n].closed]
+        total = len(todo)
+        failures0 = len(self.failures)
+        start = time.monotonic()
+        waiting: list[Conn] = []
+        while (todo or waiting) and time.monotonic() - start < timeout:
+            while todo and len(waiting) < 50:
+                conn, payload = todo.pop()
+                conn.decode, conn.awaiting = True, (*reply, "error")
+                self.queue(conn, payload)
+                waiting.append(conn)
+            self.poll(0.005)
+            waiting = [c for c in waiting if c.awaiting and not c.closed]
+        return {"done": total - len(todo) - len(waiting), "failures": self.failures[failures0:][:5],
+                "elapsed": time.monotonic() - start}
 
     def op_probe(self, sender: str, peer: str, timeout: float = 30.0) -> dict[str, Any]:
         """Send one marked message from ``sender`` to ``peer`` ("" = everyone); the receiving

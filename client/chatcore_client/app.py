@@ -25,6 +25,7 @@ from chatcore_client.handlers.auth import AuthHandlers
 from chatcore_client.handlers.chat import ChatHandlers
 from chatcore_client.handlers.core import CoreHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
+from chatcore_client.handlers.rooms import RoomHandlers
 from chatcore_client.keepalive import KeepAlive
 from chatcore_client.pinning import PinStore, default_path, server_key
 from chatcore_client.state import AppState, Line
@@ -37,6 +38,7 @@ from chatcore_client.views.devices import DevicesWindow, DeviceViews
 from chatcore_client.views.files import FileOfferDialog, TransferViews, TransferWindow
 from chatcore_client.views.login import LoginWindow
 from chatcore_client.views.main import MainCallbacks, MainWindow
+from chatcore_client.views.rooms import RoomViews
 from chatcore_client.views.trust import TrustDialog
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ def _ask_save(parent: tk.Misc, name: str) -> Optional[str]:
     return filedialog.asksaveasfilename(parent=parent, title="Save the file as", initialfile=name) or None
 
 
-class App(TransferViews, DeviceViews, AdminViews):
+class App(TransferViews, DeviceViews, AdminViews, RoomViews):
     """The desktop client. ``root`` defaults to a new, hidden Tk root; call ``run`` or pump it yourself."""
 
     def __init__(self, settings: Optional[ClientSettings] = None, *, root: Optional[tk.Tk] = None,
@@ -85,8 +87,14 @@ class App(TransferViews, DeviceViews, AdminViews):
         self.dispatcher = Dispatcher(self)
         self.core, self.auth = CoreHandlers(self.ctx), AuthHandlers(self.ctx)
         self.chat, self.files, self.admin = ChatHandlers(self.ctx), FileHandlers(self.ctx), AdminHandlers(self.ctx)
-        for handlers in (self.core, self.auth, self.chat, self.files, self.admin):
+        self.rooms = RoomHandlers(self.ctx)
+        self.chat.rooms = self.rooms  # "#room" conversations are the rooms handlers'
+        for handlers in (self.core, self.auth, self.chat, self.files, self.admin, self.rooms):
             handlers.register(self.dispatcher)
+        self.rooms.mentioned, self.rooms.focused = self._mentioned, self._focused
+        self.rooms.directory_listed, self.rooms.members_listed = self._directory_listed, self._members_listed
+        self.rooms.changed = self._room_changed
+        self.room_dialogs: dict[str, Any] = {}
         self.main: Optional[MainWindow] = None
         self.transfer_windows: dict[str, TransferWindow] = {}
         self.offer_dialogs: dict[str, FileOfferDialog] = {}
@@ -270,7 +278,7 @@ class App(TransferViews, DeviceViews, AdminViews):
     def server_info(self, info: ServerInfo) -> None:
         self.keepalive.start(float(info.raw.get("idle_timeout") or 0))
         if self.main is not None:
-            self.main.set_features(self.chat.available, self.files.available)
+            self.main.set_features(self.chat.available, self.files.available, self.rooms.available)
 
     def logged_in(self, user: str) -> None:
         self.connector.succeeded()
@@ -278,8 +286,10 @@ class App(TransferViews, DeviceViews, AdminViews):
             self.main = MainWindow(self.root, user, MainCallbacks(
                 select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,
                 scrolled_to_top=self._scrolled_to_top, close=self.quit, devices=self._devices_clicked,
-                admin=self._admin_clicked))
-            self.main.set_features(self.chat.available, self.files.available)
+                admin=self._admin_clicked, new_room=self._new_room_clicked, browse=self._browse_clicked,
+                members=self._members_clicked, topic=self._topic_clicked, leave=self._leave_clicked,
+                focused=self._window_focused))
+            self.main.set_features(self.chat.available, self.files.available, self.rooms.available)
             self.login.withdraw()
         self.admin_changed(self.admin.available)
         self._show_connection_status()
@@ -321,12 +331,13 @@ class App(TransferViews, DeviceViews, AdminViews):
             self.client.close()
             self.client = None
         self.files.abort(reason)
-        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), self.devices_window,
-                       self.admin_window, self.main]:
+        for window in [*self.transfer_windows.values(), *self.offer_dialogs.values(), *self.room_dialogs.values(),
+                       self.devices_window, self.admin_window, self.main]:
             if window is not None and window.winfo_exists():
                 window.destroy()
         self.transfer_windows.clear()
         self.offer_dialogs.clear()
+        self.room_dialogs.clear()
         self.main = None
         self.state = self.ctx.state = AppState()  # the next login may be another user's
         host, port = self.address

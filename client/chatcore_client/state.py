@@ -1,7 +1,8 @@
 """What the client knows, independent of any widget: conversations, their lines, unread counts.
 
 Handlers change it; views render it. The global room has the key ``""``; a private
-conversation is keyed by the peer's name as the server spells it.
+conversation is keyed by the peer's name as the server spells it; a room of the ``rooms``
+plugin by ``#`` and its name (no username holds a ``#``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from chatcore_client.api import ServerInfo
 
 ROOM = ""
 ROOM_TITLE = "Everyone"
+ROOM_PREFIX = "#"  # conversation keys of rooms (the rooms plugin)
+
+
+def is_room(key: str) -> bool:
+    """True for a room of the rooms plugin (not the global room, not a peer)."""
+    return key.startswith(ROOM_PREFIX)
+
+
+def room_key(name: str) -> str:
+    return ROOM_PREFIX + name
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class Line:
     notice: bool = False
     own: bool = False
     offline: bool = False
+    mention: bool = False  # a room message naming this user (or @room)
 
 
 def local_time(ts: str, now: Optional[datetime] = None) -> str:
@@ -53,11 +65,22 @@ class Conversation:
     loaded: bool = False  # the first history page was asked for
     loading: bool = False  # a history request is in flight
     has_more: bool = True  # older history exists on the server
-    ids: set[int] = field(default_factory=set)
+    ids: set[int] = field(default_factory=set)  # message ids (a room's: its seqs)
+    mentions: int = 0  # unread messages naming this user (rooms)
+    room: dict[str, Any] = field(default_factory=dict)  # a room's info and this user's role (rooms)
+    last_seq: int = 0  # a room's newest seq known here
 
     @property
     def title(self) -> str:
         return ROOM_TITLE if self.key == ROOM else self.key
+
+    @property
+    def is_room(self) -> bool:
+        return is_room(self.key)
+
+    @property
+    def newest_id(self) -> Optional[int]:
+        return max(self.ids) if self.ids else None
 
     @property
     def oldest_id(self) -> Optional[int]:
@@ -92,6 +115,7 @@ class AppState:
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)  # file_id -> file_offer
     newest_id: int = 0  # the highest message id seen: a reconnect asks for what came after it
     admin: bool = False  # the server says this user is a server administrator (login_result, admin_changed)
+    counted_up_to: int = 0  # private messages up to this id are in the unread counts of the last room_list
 
     def __post_init__(self) -> None:
         self.conversation(ROOM).online = True
@@ -106,14 +130,22 @@ class AppState:
         return self.conversations[key]
 
     def ordered(self) -> list[Conversation]:
-        """The room first, then peers online before offline, each alphabetically."""
-        peers = [c for k, c in self.conversations.items() if k != ROOM]
+        """The global room first, then rooms alphabetically, then peers online before offline."""
+        rooms = sorted((c for k, c in self.conversations.items() if is_room(k)), key=lambda c: c.key.casefold())
+        peers = [c for k, c in self.conversations.items() if k != ROOM and not is_room(k)]
         peers.sort(key=lambda c: (not c.online, c.key.casefold()))
-        return [self.conversations[ROOM], *peers]
+        return [self.conversations[ROOM], *rooms, *peers]
+
+    def drop(self, key: str) -> None:
+        """Forget a conversation (a room left, kicked from or deleted); the global room stays."""
+        if key != ROOM:
+            self.conversations.pop(key, None)
+            if self.current == key:
+                self.current = ROOM
 
     def reset_session(self) -> None:
         """Forget what belongs to a connection (pending acks, presence) but keep the lines shown."""
         self.pending.clear()
         for key, conversation in self.conversations.items():
-            conversation.online = key == ROOM
+            conversation.online = key == ROOM or is_room(key)
             conversation.loading = False

@@ -21,6 +21,7 @@ from chatcore.registry import CommandRegistry
 
 GROUP = "chatcore"
 CORE = "core"  # the core's own plugin (hello, ping): always on, cannot be disabled
+REQUIRES_ATTRIBUTE = "chatcore_requires"  # a plugin object's tuple of plugin names it builds on
 
 hookimpl = pluggy.HookimplMarker(GROUP)
 
@@ -100,12 +101,26 @@ def create_manager(config: Config,
         manager.register(instantiate(target), name=name)
     for name, plugin in extra:
         manager.register(plugin, name=name)
+    check_requirements(manager)
     manager.hook.chat_addhooks.call_historic(kwargs={"pluginmanager": manager})
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
     return manager
+
+
+def check_requirements(manager: pluggy.PluginManager) -> None:
+    """Refuse a plugin whose ``chatcore_requires`` names a plugin that is not registered (disabled
+    or not installed): it would fail later in less obvious ways (``rooms`` needs ``chat``)."""
+    registered = {name for name, plugin in manager.list_name_plugin() if plugin is not None}
+    for name, plugin in manager.list_name_plugin():
+        for needed in getattr(plugin, REQUIRES_ATTRIBUTE, None) or () if plugin is not None else ():
+            if needed in registered:
+                continue
+            state = "disabled" if manager.is_blocked(needed) else "not installed"
+            raise PluginError(f"plugin {name!r} needs plugin {needed!r}, which is {state}: enable {needed!r}, or "
+                              f"disable {name!r} as well (CHATCORE_DISABLE_PLUGINS={needed},{name})")
 
 
 def plugin_names(manager: pluggy.PluginManager) -> list[str]:

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, Optional, Protocol
 
 from chatcore_client.api import history_page
 from chatcore_client.handlers import Context, Dispatcher
-from chatcore_client.state import ROOM, Line
+from chatcore_client.state import ROOM, Conversation, Line, is_room
 
 PAGE = 50  # messages per history request
+
+
+class Rooms(Protocol):
+    """What chat hands over to the rooms handlers (``handlers/rooms.py``) for ``#room`` keys."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def open(self, key: str) -> None: ...
+
+    def load_older(self, key: str) -> bool: ...
+
+    def send_text(self, key: str, text: str) -> bool: ...
+
+    def restore(self) -> None: ...
+
+    def mark_private_read(self, conversation: Conversation) -> None: ...
 
 
 class ChatHandlers:
@@ -20,6 +37,7 @@ class ChatHandlers:
         self.ctx = ctx
         self._ids = itertools.count(1)
         self._texts: dict[str, str] = {}  # client_id -> text, until the chat_ack
+        self.rooms: Optional[Rooms] = None  # rooms of the rooms plugin: their keys are handled there
         ctx.on_login.append(self.restore)
 
     def register(self, dispatcher: Dispatcher) -> None:
@@ -39,17 +57,29 @@ class ChatHandlers:
 
     def open(self, key: str) -> None:
         """Make ``key`` the current conversation: clear its unread count, load history the first time."""
+        if is_room(key) and self.rooms is not None:
+            self.rooms.open(key)
+            return
         state = self.ctx.state
         conversation = state.conversation(key)
         state.current = conversation.key
-        conversation.unread = 0
+        had_unread, conversation.unread = conversation.unread, 0
         if not conversation.loaded and self.available:
             conversation.loaded = True
             self._request(conversation.key, None)
+        elif had_unread:
+            self._read(conversation)
         self.ctx.view.conversations_changed()
+
+    def _read(self, conversation: Conversation) -> None:
+        """The user sees this private conversation: its read marker follows (on every device)."""
+        if self.rooms is not None and self.rooms.available and conversation.key != ROOM:
+            self.rooms.mark_private_read(conversation)
 
     def load_older(self, key: str) -> bool:
         """Ask for the page before the oldest message shown; False when there is none or one is coming."""
+        if is_room(key) and self.rooms is not None:
+            return self.rooms.load_older(key)
         conversation = self.ctx.state.conversation(key)
         if not self.available or conversation.loading or not conversation.has_more or conversation.oldest_id is None:
             return False
@@ -68,8 +98,10 @@ class ChatHandlers:
         text = text.strip()
         if not text or not self.available:
             return False
-        client_id = f"gui-{next(self._ids)}"
         key = self.ctx.state.current
+        if is_room(key) and self.rooms is not None:
+            return self.rooms.send_text(key, text)
+        client_id = f"gui-{next(self._ids)}"
         self.ctx.state.pending[client_id] = key
         self.ctx.send({"command": "chat", "peer": key, "message": text, "client_id": client_id})
         self._texts[client_id] = text
@@ -79,8 +111,10 @@ class ChatHandlers:
         """After (re)login: reload the newest page of every conversation already open."""
         self._texts = {}
         for conversation in self.ctx.state.conversations.values():
-            if conversation.loaded and self.available:
+            if conversation.loaded and self.available and not conversation.is_room:
                 self._request(conversation.key, None)
+        if self.rooms is not None:
+            self.rooms.restore()
         current = self.ctx.state.current
         self.open(current)
 
@@ -92,8 +126,11 @@ class ChatHandlers:
         conversation = self.ctx.state.conversation(key)
         if not conversation.append(line):
             return
-        if conversation.key != self.ctx.state.current and not line.own:
+        counted = isinstance(line.id, int) and line.id <= self.ctx.state.counted_up_to  # in room_list's counts
+        if conversation.key != self.ctx.state.current and not line.own and not counted:
             conversation.unread += 1
+        elif conversation.key == self.ctx.state.current and not line.own and key != ROOM:
+            self._read(conversation)
         self.ctx.view.lines_added(conversation.key, [line], False)
         self.ctx.view.conversations_changed()
 
@@ -179,6 +216,8 @@ class ChatHandlers:
         for line in newer:
             if conversation.append(line):
                 self.ctx.view.lines_added(conversation.key, [line], False)
+        if conversation.key == self.ctx.state.current and conversation.key != ROOM:
+            self._read(conversation)
 
     def history_error(self, message: dict[str, Any]) -> None:
         for conversation in self.ctx.state.conversations.values():

@@ -1,4 +1,6 @@
-"""The main window: conversation list on the left, one message pane per conversation on the right."""
+"""The main window: conversation list on the left (the global room, rooms with unread and
+mention badges, private conversations), one message pane per conversation on the right, a
+header with the room's topic and its actions."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import dataclass
 from tkinter import ttk
 from typing import Callable, Iterable, Optional
 
-from chatcore_client.state import ROOM, Conversation, Line, local_time
+from chatcore_client.state import ROOM, Conversation, Line, is_room, local_time
 from chatcore_client.views import theme
 
 
@@ -22,6 +24,12 @@ class MainCallbacks:
     close: Callable[[], None]
     devices: Callable[[], None] = lambda: None
     admin: Callable[[str], None] = lambda section: None  # "announce" or "kick": open the Admin window there
+    new_room: Callable[[], None] = lambda: None
+    browse: Callable[[], None] = lambda: None
+    members: Callable[[str], None] = lambda key: None
+    topic: Callable[[str], None] = lambda key: None
+    leave: Callable[[str], None] = lambda key: None
+    focused: Callable[[], None] = lambda: None
 
 
 class MessagePane(ttk.Frame):
@@ -44,6 +52,7 @@ class MessagePane(ttk.Frame):
         self.text.tag_configure("own", font=("TkTextFont", 11, "bold"), foreground=theme.OWN)
         self.text.tag_configure("time", foreground=theme.MUTED, font=("TkTextFont", 9))
         self.text.tag_configure("body", lmargin1=4, lmargin2=4, spacing3=8)
+        self.text.tag_configure("mention", background=theme.MENTION)
         self.text.tag_configure("notice", foreground=theme.MUTED, font=("TkTextFont", 10, "italic"),
                                 justify="center", spacing1=4, spacing3=6)
         self.lines = 0
@@ -58,8 +67,9 @@ class MessagePane(ttk.Frame):
             return [(f"— {line.text} —\n", ("notice",))]
         when = local_time(line.ts) if line.ts else ""
         extra = "  (sent while you were offline)" if line.offline else ""
+        body = ("body", "mention") if line.mention else ("body",)
         return [(line.sender, ("own" if line.own else "sender",)), (f"  {when}{extra}\n", ("time",)),
-                (f"{line.text}\n", ("body",))]
+                (f"{line.text}\n", body)]
 
     def add(self, lines: Iterable[Line], at_start: bool) -> None:
         """Append newer lines (following the end if it was visible) or insert older ones on top."""
@@ -95,7 +105,9 @@ class MainWindow(tk.Toplevel):
     def __init__(self, master: tk.Misc, user: str, callbacks: MainCallbacks) -> None:
         super().__init__(master)
         self.callbacks = callbacks
-        self.title(f"chatcore — {user}")
+        self.base_title = f"chatcore — {user}"
+        self.title(self.base_title)
+        self.bind("<FocusIn>", lambda _e: self._focused())  # a mention's title lasts until looked at
         self.geometry("1040x660")
         self.minsize(640, 400)
         self.protocol("WM_DELETE_WINDOW", callbacks.close)
@@ -103,6 +115,7 @@ class MainWindow(tk.Toplevel):
         self.current = ROOM
         self.chat_enabled = True
         self.files_enabled = True
+        self.conversations: dict[str, Conversation] = {}
 
         self.status = ttk.Label(self, text="Connected", style="Muted.TLabel", padding=(10, 3), anchor="w",
                                 relief="sunken")
@@ -118,12 +131,18 @@ class MainWindow(tk.Toplevel):
         self.tree = ttk.Treeview(side, style="Conversations.Treeview", show="tree", columns=("unread",),
                                  selectmode="browse", height=16)
         self.tree.column("#0", width=190, stretch=True)
-        self.tree.column("unread", width=44, anchor="e", stretch=False)
+        self.tree.column("unread", width=64, anchor="e", stretch=False)
         self.tree.tag_configure("online", foreground="#111827")
         self.tree.tag_configure("offline", foreground=theme.MUTED)
         self.tree.tag_configure("unread", font=("TkDefaultFont", 11, "bold"))
+        self.tree.tag_configure("mention", foreground=theme.ERROR)
         self.tree.pack(fill="both", expand=True)
         self.tree.bind("<<TreeviewSelect>>", self._selected)
+        self.room_buttons = ttk.Frame(side, style="Sidebar.TFrame")
+        self.new_room_button = ttk.Button(self.room_buttons, text="New room…", command=callbacks.new_room)
+        self.new_room_button.pack(side="left")
+        self.browse_button = ttk.Button(self.room_buttons, text="Browse rooms…", command=callbacks.browse)
+        self.browse_button.pack(side="left", padx=(6, 0))
         self.devices_button = ttk.Button(side, text="Devices…", command=callbacks.devices)
         self.devices_button.pack(anchor="w", pady=(8, 0))
         # Shown only to a server administrator (set_admin); the server checks every request anyway.
@@ -139,6 +158,15 @@ class MainWindow(tk.Toplevel):
         self.title_label.pack(side="left")
         self.presence_label = ttk.Label(header, text="", style="Muted.TLabel")
         self.presence_label.pack(side="left", padx=(10, 0))
+        self.room_actions = ttk.Frame(header)
+        self.leave_button = ttk.Button(self.room_actions, text="Leave", command=lambda: callbacks.leave(self.current))
+        self.leave_button.pack(side="right")
+        self.members_button = ttk.Button(self.room_actions, text="Members…",
+                                         command=lambda: callbacks.members(self.current))
+        self.members_button.pack(side="right", padx=(0, 6))
+        self.topic_button = ttk.Button(self.room_actions, text="Edit topic…",
+                                       command=lambda: callbacks.topic(self.current))
+        self.topic_button.pack(side="right", padx=(0, 6))
         self.banner = ttk.Frame(main, style="Announcement.TFrame", padding=(14, 6))
         self.banner_text = ttk.Label(self.banner, text="", style="Announcement.TLabel", wraplength=640, justify="left")
         self.banner_text.pack(side="left", fill="x", expand=True)
@@ -168,6 +196,11 @@ class MainWindow(tk.Toplevel):
         self.bind("<Control-Next>", lambda _e: self._step(1))
         self.entry.focus_set()
 
+    def _focused(self) -> None:
+        """The window got the focus back: plain title again, and the open conversation is read."""
+        self.title(self.base_title)
+        self.callbacks.focused()
+
     # -- conversations -------------------------------------------------------------------------
 
     def pane(self, key: str) -> MessagePane:
@@ -188,24 +221,27 @@ class MainWindow(tk.Toplevel):
         return ROOM if iid == "room" else iid.removeprefix("peer:")
 
     def show_conversations(self, conversations: list[Conversation], current: str) -> None:
-        """Redraw the list: ● online, ○ offline, # the room; unread counts on the right."""
+        """Redraw the list: ● online, ○ offline, # the global room and rooms; unread counts on the
+        right, mentions of this user first (``@2 · 5``)."""
+        self.conversations = {c.key: c for c in conversations}
         wanted = [self.iid(c.key) for c in conversations]
         for item in self.tree.get_children():
             if item not in wanted:
                 self.tree.delete(item)
         for index, conversation in enumerate(conversations):
             key = self.iid(conversation.key)
-            mark = "#" if conversation.key == ROOM else ("●" if conversation.online else "○")
-            tags = ["online" if conversation.online else "offline"] + (["unread"] if conversation.unread else [])
-            values = (str(conversation.unread) if conversation.unread else "",)
+            room = conversation.key == ROOM or conversation.is_room
+            mark = "#" if conversation.key == ROOM else ("" if room else ("●" if conversation.online else "○"))
+            tags = ["online" if conversation.online else "offline"] + (["unread"] if conversation.unread else []) \
+                + (["mention"] if conversation.mentions else [])
+            values = (badge(conversation),)
             if self.tree.exists(key):
                 self.tree.item(key, text=f"{mark}  {conversation.title}", values=values, tags=tags)
                 self.tree.move(key, "", index)
             else:
                 self.tree.insert("", index, iid=key, text=f"{mark}  {conversation.title}", values=values, tags=tags)
             if conversation.key == current:
-                self.presence_label.configure(text="" if current == ROOM else ("online" if conversation.online
-                                                                                else "offline"))
+                self.presence_label.configure(text="" if room else ("online" if conversation.online else "offline"))
         if self.tree.exists(self.iid(current)) and self.tree.selection() != (self.iid(current),):
             self.tree.selection_set(self.iid(current))
         self.show(current, conversations)
@@ -215,6 +251,19 @@ class MainWindow(tk.Toplevel):
         self.current = key
         self.pane(key).tkraise()
         self.title_label.configure(text="Everyone" if key == ROOM else key)
+        conversation = self.conversations.get(key)
+        if conversation is not None and conversation.is_room:
+            info = conversation.room
+            self.presence_label.configure(text=str(info.get("topic") or "no topic") +
+                                          f"  ·  {info.get('members', '?')} members" +
+                                          ("  ·  private" if info.get("private") else ""))
+            if str(info.get("role")) in ("owner", "moderator"):
+                self.topic_button.pack(side="right", padx=(0, 6))
+            else:
+                self.topic_button.pack_forget()
+            self.room_actions.pack(side="right")
+        else:
+            self.room_actions.pack_forget()
         self._update_compose()
 
     def _selected(self, _event: object) -> None:
@@ -241,9 +290,13 @@ class MainWindow(tk.Toplevel):
             self.callbacks.send(text)
             self.entry.delete(0, "end")
 
-    def set_features(self, chat: bool, files: bool) -> None:
+    def set_features(self, chat: bool, files: bool, rooms: bool = False) -> None:
         """Hide what the server does not offer."""
         self.chat_enabled, self.files_enabled = chat, files
+        if rooms:
+            self.room_buttons.pack(anchor="w", pady=(8, 0), before=self.devices_button)
+        else:
+            self.room_buttons.pack_forget()
         if not chat:
             self.entry.delete(0, "end")
             self.entry.insert(0, "This server has no chat plugin: messages cannot be sent.")
@@ -255,7 +308,7 @@ class MainWindow(tk.Toplevel):
 
     def _update_compose(self) -> None:
         if self.files_enabled:
-            self.file_button.configure(state="disabled" if self.current == ROOM else "normal")
+            self.file_button.configure(state="disabled" if self.current == ROOM or is_room(self.current) else "normal")
 
     def set_admin(self, admin: bool) -> None:
         """Offer the Admin menu, or take it away."""
@@ -272,3 +325,10 @@ class MainWindow(tk.Toplevel):
     def set_status(self, text: str, level: str = "info") -> None:
         style = {"info": "Muted.TLabel", "ok": "Ok.TLabel", "warning": "Warning.TLabel", "error": "Error.TLabel"}
         self.status.configure(text=text, style=style.get(level, "Muted.TLabel"))
+
+
+def badge(conversation: Conversation) -> str:
+    """The sidebar's count: unread messages, with this user's mentions first (``@2 · 5``)."""
+    if conversation.mentions:
+        return f"@{conversation.mentions} · {conversation.unread}"
+    return str(conversation.unread) if conversation.unread else ""

@@ -17,6 +17,7 @@ SIDEBAR = "#f3f4f6"
 PANE = "#ffffff"
 DISABLED = "#e5e7eb"
 ANNOUNCEMENT = "#fef3c7"  # a server-wide announcement's banner
+MENTION = "#fef3c7"  # a message that mentions this user
 
 
 def apply(root: tk.Misc) -> None:

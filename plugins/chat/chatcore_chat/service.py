@@ -104,15 +104,15 @@ class ChatService:
         client_id = message.get("client_id")
         if isinstance(client_id, str) and len(client_id) > protocol.MAX_CLIENT_ID:
             raise CommandError("bad_request", f"field 'client_id' must be at most {protocol.MAX_CLIENT_ID} characters")
-        self._check_text(message["message"])
+        self.check_text(message["message"])
         peer: str = message["peer"]
-        to = GLOBAL_ROOM if peer == "" else self._resolve(peer)
+        to = GLOBAL_ROOM if peer == "" else self.resolve(peer)
         draft: dict[str, Any] = {"sender": sender, "to": to, "message": message["message"], "client_id": client_id}
         self._filter(session, draft)
         text = draft.get("message")
         if text is not message["message"]:  # a filter replaced it: check the new text too
-            self._check_text(text)
-        assert isinstance(text, str)  # _check_text refused anything else
+            self.check_text(text)
+        assert isinstance(text, str)  # check_text refused anything else
         ack: dict[str, Any] = {"peer": to}
         if client_id is not None:
             ack["client_id"] = client_id
@@ -130,7 +130,7 @@ class ChatService:
         if limit < 1:
             raise CommandError("bad_request", "field 'limit' must be 1 or more")
         limit = min(limit, self.settings.history_page)
-        conv = GLOBAL_ROOM if peer == "" else store.conversation_key(user, self._resolve(peer))
+        conv = GLOBAL_ROOM if peer == "" else store.conversation_key(user, self.resolve(peer))
         if before is not None and before > MAX_ID:
             before = None  # beyond any id (and beyond SQLite's integers): the newest page
         if before is not None and before <= 1:
@@ -167,6 +167,33 @@ class ChatService:
         log.info("chat: deleted %d message(s) of removed user %s", deleted, username)
         return deleted
 
+    # -- for plugins that build on chat (rooms) --------------------------------------------------
+    # ``check_text`` and ``resolve`` (below) are public too: a room message obeys the same rules.
+
+    def filter_message(self, session: SessionLike, draft: dict[str, Any]) -> None:
+        """Run the ``chatcore_chat_message_filter`` hook over a draft (``sender``, ``to``,
+        ``message``, ``client_id``, and ``room`` for a room message); it may change
+        ``draft["message"]`` or raise ``CommandError``."""
+        self._filter(session, draft)
+
+    def newest_id(self) -> int:
+        """The highest message id stored so far (0 for none): a private conversation's read
+        marker starts there, and ``unread`` counts include ids up to it."""
+        if self.readers is None:
+            return 0
+        with self.readers.connection() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
+
+    def unread(self, user: str, peer: str, after_id: int, up_to: int, cap: int) -> int:
+        """How many messages ``peer`` sent ``user`` with ``after_id < id <= up_to`` (at most ``cap``)."""
+        if self.readers is None or user.casefold() == peer.casefold() or up_to <= after_id:
+            return 0
+        with self.readers.connection() as conn:
+            return int(conn.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE conv = ? AND id > ? AND id <= ? "
+                "AND lower(sender) = ? LIMIT ?)",
+                (store.conversation_key(user, peer), after_id, up_to, peer.casefold(), cap)).fetchone()[0])
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _relay(self) -> Relay:
@@ -180,7 +207,7 @@ class ChatService:
             raise CommandError("not_authenticated", "log in first")
         return session.user
 
-    def _resolve(self, peer: str) -> str:
+    def resolve(self, peer: str) -> str:
         """The registered display name for ``peer`` (any case), or an ``unknown_peer`` error.
 
         An online user's name comes from its session, sparing the accounts store a query.
@@ -193,7 +220,7 @@ class ChatService:
             raise CommandError("unknown_peer", f"no user named {protocol.echo(peer)!r}")
         return name
 
-    def _check_text(self, text: Any) -> None:
+    def check_text(self, text: Any) -> None:
         """Refuse a text that is not a non-empty string within the limits."""
         if not isinstance(text, str):
             raise CommandError("bad_request", "field 'message' must be a string")

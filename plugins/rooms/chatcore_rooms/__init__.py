@@ -1,0 +1,1 @@
+"""chatcore plugin ``rooms``: group conversations with roles, per-room history, read markers and mentions."""

@@ -1,0 +1,60 @@
+"""Room names and mentions: what a valid room name is, and which ``@names`` a message holds.
+
+Room names follow the username rules (1-32 of ``A-Z a-z 0-9 _ . -``, unique regardless of
+case), so a name can be typed, shown and quoted the same everywhere. ``@room`` mentions
+every member and needs moderator rights; it always means everyone, so a user named
+``room`` is reached by it like everyone else, never on their own.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+ROOM_NAME_MAX = 32
+ROOM_NAME_CHARS = "letters A-Z a-z, digits 0-9, '_', '.' and '-'"
+EVERYONE = "room"  # @room: every member
+_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
+_MENTION = re.compile(r"(?<![A-Za-z0-9_.\-@])@([A-Za-z0-9_.\-]{1,40})")
+MAX_MENTIONS = 50  # distinct @names looked at per message; more are plain text
+
+
+def room_key(name: str) -> str:
+    """The case-insensitive key under which a room name is unique."""
+    return name.casefold()
+
+
+def room_name_problem(name: Any) -> Optional[str]:
+    """Why ``name`` cannot be a room's name, or None when it follows the rules."""
+    if not isinstance(name, str):
+        return "room name must be a string"
+    if name == "":
+        return "room name is empty"
+    if len(name) > ROOM_NAME_MAX:
+        return f"room name is longer than {ROOM_NAME_MAX} characters"
+    bad = _BAD_CHAR.search(name)
+    if bad is not None:
+        char = bad.group()
+        shown = "a space" if char == " " else (repr(char) if char.isprintable() else f"U+{ord(char):04X}")
+        return f"room name may only contain {ROOM_NAME_CHARS} (found {shown})"
+    if set(name) == {"."}:
+        return "room name cannot consist only of dots"
+    return None
+
+
+def mentioned(text: str) -> tuple[list[str], bool]:
+    """The casefolded names ``@name`` mentions in ``text`` (each once, in order of first
+    appearance, at most ``MAX_MENTIONS``), and whether it mentions ``@room``. A name ending in
+    dots or dashes is also tried without them (``@bob.`` at the end of a sentence is bob), so
+    both forms are returned; the caller keeps those that are members."""
+    names: list[str] = []
+    everyone = False
+    for match in _MENTION.finditer(text):
+        name = match.group(1).casefold()
+        if name == EVERYONE:
+            everyone = True
+            continue
+        for candidate in (name, name.rstrip(".-")):
+            if candidate and candidate != EVERYONE and candidate not in names and len(names) < MAX_MENTIONS:
+                names.append(candidate)
+    return names, everyone

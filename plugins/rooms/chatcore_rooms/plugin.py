@@ -1,0 +1,96 @@
+"""Hook implementations of the ``rooms`` plugin; the behaviour lives in ``service.py``.
+
+``rooms`` builds on ``chat``: it declares ``chatcore_requires = ("chat",)``, so a server with
+rooms enabled and chat disabled refuses to start with a message saying so (the core checks
+it while loading plugins), and it configures after chat (``trylast``) and shuts down before
+it (``tryfirst``), since it uses chat's open service.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from chatcore import Setting, hookimpl
+from chatcore.plugins import PluginError
+from chatcore_rooms import settings
+from chatcore_rooms.service import RoomsService
+from chatcore_rooms.settings import RoomsSettings
+
+if TYPE_CHECKING:
+    from chatcore.registry import Command
+    from chatcore.server import ChatServer
+    from chatcore.session import Session
+
+NAME = "rooms"
+REQUIRES = "chat"
+
+
+class RoomsPlugin:
+    """Rooms with roles, per-room history, read markers and mentions; one instance per server."""
+
+    chatcore_requires = (REQUIRES,)
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.service = RoomsService(clock)
+
+    @hookimpl
+    def chat_settings(self) -> Sequence[Setting]:
+        """Declare every ``CHATCORE_ROOMS_*`` setting."""
+        return settings.ALL
+
+    @hookimpl(trylast=True)
+    def chat_configure(self, server: "ChatServer") -> None:
+        """Open ``<data>/rooms/rooms.sqlite3`` once chat's store is open (this runs after chat's)."""
+        chat = server.pm.get_plugin(REQUIRES)
+        service = getattr(chat, "service", None)
+        if service is None or getattr(service, "readers", None) is None:
+            raise PluginError(f"plugin {NAME!r} needs plugin {REQUIRES!r} enabled and configured")
+        self.service.open(RoomsSettings.from_config(server.config), service, server.plugin_dir(NAME), server.sessions)
+
+    @hookimpl
+    def chat_register_commands(self, register: Callable[..., "Command"]) -> None:
+        """The ``room_*`` commands and ``mark_read`` (docs/protocol.md §7)."""
+        s = self.service
+        room = {"room": str}
+        register("room_create", s.create, fields=room, optional={"topic": str, "private": bool, "history": str})
+        register("room_list", s.reads.room_list)
+        register("room_directory", s.reads.directory_page, optional={"after": str, "limit": int})
+        register("room_join", s.join, fields=room)
+        register("room_leave", s.leave, fields=room)
+        register("room_invite", s.invite, fields={**room, "user": str})
+        register("room_kick", s.kick, fields={**room, "user": str}, optional={"reason": str})
+        register("room_ban", s.ban, fields={**room, "user": str}, optional={"reason": str})
+        register("room_unban", s.unban, fields={**room, "user": str})
+        register("room_set_role", s.set_role, fields={**room, "user": str, "role": str})
+        register("room_topic", s.topic, fields={**room, "topic": str})
+        register("room_delete", s.delete, fields=room)
+        register("room_members", s.reads.members_page, fields=room, optional={"after": str, "limit": int})
+        register("room_message", s.post, fields={**room, "message": str}, optional={"client_id": (str, int)})
+        register("room_history", s.reads.history, fields=room, optional={"before": int, "limit": int})
+        register("mark_read", s.mark_read, optional={"room": str, "seq": int, "peer": str, "id": int})
+
+    @hookimpl
+    def chatcore_chat_message_filter(self, session: "Session", message: dict[str, Any]) -> None:
+        """Observe (never change) private messages: a new pair of users starts the recipient's
+        read marker for that conversation, so its unread count is known at their next login."""
+        self.service.note_message(session, message)
+
+    @hookimpl(tryfirst=True)
+    def chat_authenticated(self, session: "Session", first: bool, request: dict[str, Any]) -> None:
+        """Send a v2 session its room list before chat sends its offline backlog."""
+        self.service.authenticated(session)
+
+    @hookimpl
+    def chat_logging_out(self, session: "Session", last: bool) -> None:
+        self.service.logging_out(session)
+
+    @hookimpl
+    def chat_user_removed(self, server: "ChatServer", username: str) -> None:
+        """Forget the removed user's memberships, bans, markers and messages; hand their rooms over."""
+        self.service.forget_user(username)
+
+    @hookimpl(tryfirst=True)
+    def chat_shutdown(self, server: "ChatServer") -> None:
+        """Commit what is queued and close the database (before chat closes its own)."""
+        self.service.close()

@@ -1,0 +1,382 @@
+"""The ``rooms`` plugin's behaviour: its commands, the login room list, fan-out, storage lifecycle.
+
+``plugin.py`` forwards hook calls here. Requests are checked here first against the rooms
+held in memory (cheap refusals, names resolved), then become writer operations
+(``ops.py``) that decide against the database and answer after the commit. Reads (lists,
+history, members) use pooled read connections and answer at once.
+
+What comes from the chat plugin (``chatcore_chat``), which must be enabled: the store
+machinery (``Writer``, ``Checkpointer``, ``ReaderPool``, the in-flight ``Window``), its
+message rules (``check_text``: length, emptiness; ``filter_message``: the message filter
+hook), user resolution, and the private conversations' messages for their unread counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from chatcore import CommandError, protocol
+from chatcore.session import corked
+from chatcore_chat import store as chat_store
+from chatcore_chat.delivery import Directory, Window, send
+from chatcore_chat.service import ChatService
+from chatcore_chat.writer import StoreClosed, Writer
+from chatcore_rooms import messages, ops, store
+from chatcore_rooms.names import mentioned, room_name_problem
+from chatcore_rooms.reads import Reads
+from chatcore_rooms.settings import RoomsSettings
+from chatcore_rooms.store import HISTORY_MODES, RANK, Room
+
+log = logging.getLogger(__name__)
+STATE_KEY = "rooms"  # this plugin's slot in session.state: the session's in-flight Window
+
+
+class RoomsService:
+    """One per server: owns the rooms database, its writer, and the rooms held in memory."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.settings = RoomsSettings()
+        self.chat: Optional[ChatService] = None
+        self.writer: Optional[Writer] = None
+        self.checkpointer: Optional[chat_store.Checkpointer] = None
+        self.readers: Optional[chat_store.ReaderPool] = None
+        self.directory: Optional[Directory] = None
+        self.rooms: dict[str, Room] = {}  # by key; changed only by the writer's follow-ups
+        self._ids: dict[int, Room] = {}
+        self._pairs: set[tuple[str, str]] = set()  # (reader, peer) private conversations tracked
+        self._last_ms = 0
+        # v2 sessions logged in, by user key: who room events go to. Copy-on-write tuples, so
+        # a fan-out reads them without a lock (and without the registry's lock per member).
+        self._online: dict[str, tuple[Any, ...]] = {}
+        self._online_lock = threading.Lock()
+        self.reads = Reads(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self, settings: RoomsSettings, chat: ChatService, directory: Path, sessions: Directory) -> None:
+        """Open (or create) ``<directory>/rooms.sqlite3``, load the rooms, start the writer."""
+        self.settings, self.chat, self.directory = settings, chat, sessions
+        path = directory / store.FILENAME
+        conn = chat_store.connect(path, chat.settings.synchronous, autocheckpoint=False)
+        store.create_schema(conn)
+        self.rooms = store.load(conn)
+        self._ids = {room.id: room for room in self.rooms.values()}
+        self._pairs = set(store.private_pairs(conn))
+        self.writer = Writer(conn, chat.settings.batch, followups=corked)
+        self.writer.start()
+        self.checkpointer = chat_store.Checkpointer(path, hold_writes=self.writer.paused)
+        self.checkpointer.start()
+        self.readers = chat_store.ReaderPool(path)
+        log.info("rooms in %s: %d room(s)", path, len(self.rooms))
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        if self.writer is not None:
+            self.writer.stop()
+        if self.readers is not None:
+            self.readers.close()
+
+    def stamp(self) -> int:
+        """Now in milliseconds, never earlier than the previous stamp (writer's executor only)."""
+        self._last_ms = max(self._last_ms, int(self.clock() * 1000))
+        return self._last_ms
+
+    # -- memory, changed by the writer's follow-ups ---------------------------------------------
+
+    def add_room(self, room: Room) -> None:
+        self.rooms[room.key] = room
+        self._ids[room.id] = room
+
+    def drop_room(self, room: Room) -> None:
+        if self.rooms.get(room.key) is room:
+            del self.rooms[room.key]
+        self._ids.pop(room.id, None)
+
+    def drop_member(self, room: Room, user_key: str) -> None:
+        room.members.pop(user_key, None)
+
+    def by_id(self, room_id: int) -> Optional[Room]:
+        return self._ids.get(room_id)
+
+    def forget_member(self, user_key: str, handover: Iterable[tuple[Room, Optional[str]]]) -> None:
+        """A removed user leaves every room; rooms they owned pass to ``heir`` (or are gone)."""
+        heirs = dict((room.id, heir) for room, heir in handover)
+        for room in list(self.rooms.values()):
+            if room.id in heirs and heirs[room.id] is None:
+                self.drop_room(room)
+                continue
+            gone = room.members.pop(user_key, None)
+            if gone is None:
+                continue
+            heir = heirs.get(room.id)
+            if heir is not None and heir in room.members:
+                room.members[heir].role = "owner"
+            body = {"type": "room_event", "room": room.name, "kind": "left", "by": "", "user": gone.user,
+                    "reason": "account removed", "info": room.info()}
+            self.fan_out(room, protocol.encode(body), (), None)
+            if heir is not None and heir in room.members:
+                self.fan_out(room, protocol.encode({"type": "room_event", "room": room.name, "kind": "role", "by": "",
+                                                    "user": room.members[heir].user, "role": "owner",
+                                                    "info": room.info()}), (), None)
+        self._pairs = {pair for pair in self._pairs if user_key not in pair}
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def fan_out(self, room: Room, frame: bytes, extra: Iterable[str], skip: Any) -> None:
+        """One encoded frame to every v2 session of the room's members and of ``extra`` users,
+        but ``skip`` (the requesting connection, which gets its reply instead)."""
+        online = self._online
+        keys = list(room.members)
+        keys.extend(key for key in extra if key not in room.members)
+        with corked():
+            for key in keys:
+                for session in online.get(key, ()):
+                    if session is not skip:
+                        send(session, frame)
+
+    def tell_user(self, user_key: str, body: dict[str, Any], skip: Any = None) -> None:
+        """An event to the user's v2 sessions (but ``skip``)."""
+        frame = protocol.encode(body)
+        for session in self._online.get(user_key, ()):
+            if session is not skip:
+                send(session, frame)
+
+    # -- shapes ------------------------------------------------------------------------------
+
+    def mine(self, room: Room, role: str, read_seq: int, mentions: int, members: Optional[int] = None) -> dict[str, Any]:
+        """A room as its member sees it in ``room_list`` and join replies."""
+        info = room.info()
+        if members is not None:
+            info["members"] = members
+        return {**info, "role": role, "read_seq": read_seq, "unread": max(0, room.last_seq - read_seq),
+                "mentions": mentions}
+
+    def private_unread(self, user: str, peer: str, read_id: int) -> tuple[int, int]:
+        """(unread, as_of): messages from ``peer`` after ``read_id``, counted up to chat's newest id ``as_of``."""
+        assert self.chat is not None
+        as_of = self.chat.newest_id()
+        return self.chat.unread(user, peer, read_id, as_of, self.settings.unread_cap), as_of
+
+    # -- login -------------------------------------------------------------------------------
+
+    def authenticated(self, session: Any) -> None:
+        """A v2 session that logged in gets room events from now on, and the room list first
+        (legacy sessions get no room events)."""
+        if session.v2:
+            key = self._user(session).casefold()
+            with self._online_lock:
+                self._online[key] = (*self._online.get(key, ()), session)
+            self.reads.send_list(session)
+
+    def logging_out(self, session: Any) -> None:
+        session.state.pop(STATE_KEY, None)
+        key = (session.user or "").casefold()
+        with self._online_lock:
+            left = tuple(s for s in self._online.get(key, ()) if s is not session)
+            if left:
+                self._online[key] = left
+            else:
+                self._online.pop(key, None)
+
+    def note_message(self, session: Any, draft: dict[str, Any]) -> None:
+        """Chat's message filter: the first private message of a pair starts tracking the
+        conversation for its recipient, read up to chat's newest id so far (so it counts as unread)."""
+        to, sender = draft.get("to"), draft.get("sender")
+        if not to or not sender or "room" in draft or self.writer is None or self.chat is None:
+            return
+        pair = (str(to).casefold(), str(sender).casefold())
+        if pair[0] == pair[1] or pair in self._pairs:
+            return
+        self._pairs.add(pair)
+        try:  # once per pair of users: wait, so the marker exists before the message is acknowledged
+            self.writer.submit(messages.NotePeer(pair[0], pair[1], str(sender), self.chat.newest_id())).wait(5.0)
+        except (StoreClosed, TimeoutError):
+            self._pairs.discard(pair)  # the next message tries again
+        except Exception:
+            self._pairs.discard(pair)
+            log.exception("tracking the conversation of %s with %s failed", pair[0], pair[1])
+
+    def forget_user(self, username: str) -> int:
+        """Delete what a removed user leaves in rooms; waits for the commit."""
+        purge = self._writer().submit(messages.Purge(self, username.casefold()))
+        deleted = int(purge.wait() or 0)
+        log.info("rooms: deleted %d message(s) of removed user %s", deleted, username)
+        return deleted
+
+    # -- commands: changes -------------------------------------------------------------------
+
+    def create(self, session: Any, message: dict[str, Any]) -> None:
+        """``room_create`` {room, topic?, private?, history?}."""
+        self._user(session)
+        name = message["room"]
+        problem = room_name_problem(name)
+        if problem:
+            raise CommandError("bad_name", problem)
+        history = message.get("history", "shared")
+        if history not in HISTORY_MODES:
+            raise CommandError("bad_request", "field 'history' must be 'shared' or 'joined'")
+        self._submit(ops.Create(self, session, name, self._line(message.get("topic", ""), "topic"),
+                                bool(message.get("private", False)), history))
+
+    def join(self, session: Any, message: dict[str, Any]) -> None:
+        self._user(session)
+        self._submit(ops.Join(self, session, self._room(message["room"])))
+
+    def leave(self, session: Any, message: dict[str, Any]) -> None:
+        self._user(session)
+        self._submit(ops.Leave(self, session, self._room(message["room"])))
+
+    def invite(self, session: Any, message: dict[str, Any]) -> None:
+        self._user(session)
+        room = self._room(message["room"])
+        self._submit(ops.Invite(self, session, room, self._registered(message["user"])))
+
+    def kick(self, session: Any, message: dict[str, Any]) -> None:
+        self._moderate(session, message, banning=False)
+
+    def ban(self, session: Any, message: dict[str, Any]) -> None:
+        self._moderate(session, message, banning=True)
+
+    def _moderate(self, session: Any, message: dict[str, Any], banning: bool) -> None:
+        self._user(session)
+        room = self._room(message["room"])
+        name = message["user"]
+        member = room.members.get(name.casefold()) if isinstance(name, str) else None
+        user = member.user if member else self._registered(name)
+        reason = self._line(message.get("reason", ""), "reason")
+        self._submit(ops.Moderate(self, session, room, user, reason, banning))
+
+    def unban(self, session: Any, message: dict[str, Any]) -> None:
+        self._user(session)
+        room = self._room(message["room"])
+        self._submit(ops.Unban(self, session, room, protocol.echo(message["user"])))
+
+    def set_role(self, session: Any, message: dict[str, Any]) -> None:
+        self._user(session)
+        room = self._room(message["room"])
+        role = message["role"]
+        if role not in RANK:
+            raise CommandError("bad_request", "field 'role' must be 'owner', 'moderator' or 'member'")
+        member = room.members.get(message["user"].casefold())
+        if member is None:
+            raise CommandError("not_member", f"{protocol.echo(message['user'])!r} is not a member of {room.name}")
+        self._submit(ops.SetRole(self, session, room, member.user, role))
+
+    def topic(self, session: Any, message: dict[str, Any]) -> None:
+        self._user(session)
+        room = self._room(message["room"])
+        self._submit(ops.Topic(self, session, room, self._line(message["topic"], "topic")))
+
+    def delete(self, session: Any, message: dict[str, Any]) -> None:
+        self._user(session)
+        self._submit(ops.Delete(self, session, self._room(message["room"])))
+
+    def post(self, session: Any, message: dict[str, Any]) -> None:
+        """``room_message`` {room, message, client_id?}: stored, then acknowledged (``room_ack``)
+        and sent to the members, by the writer; a client may pipeline them like ``chat``."""
+        sender = self._user(session)
+        assert self.chat is not None
+        client_id = message.get("client_id")
+        if isinstance(client_id, str) and len(client_id) > protocol.MAX_CLIENT_ID:
+            raise CommandError("bad_request", f"field 'client_id' must be at most {protocol.MAX_CLIENT_ID} characters")
+        room = self._room(message["room"])
+        if sender.casefold() not in room.members:
+            raise CommandError("not_member", f"you are not a member of {room.name}: join it first")
+        self.chat.check_text(message["message"])
+        draft: dict[str, Any] = {"sender": sender, "to": "#" + room.name, "room": room.name,
+                                 "message": message["message"], "client_id": client_id}
+        self.chat.filter_message(session, draft)
+        text = draft.get("message")
+        if text is not message["message"]:
+            self.chat.check_text(text)
+        assert isinstance(text, str)
+        names, everyone = mentioned(text)
+        state = session.state.get(STATE_KEY)
+        if state is None:
+            state = session.state.setdefault(STATE_KEY, Window(self.chat.settings.in_flight))
+        if not state.acquire(timeout=self.chat.settings.queue_timeout):
+            raise CommandError("unavailable", "too many room messages waiting to be stored; not stored")
+        op = messages.Post(self, session, room, text, names, everyone, client_id, state)
+        try:
+            self._writer().submit(op, self.chat.settings.queue_timeout, inline=not getattr(session, "more_requests", False))
+        except (StoreClosed, TimeoutError) as exc:
+            state.release()
+            raise CommandError("unavailable", f"the message was not stored: {exc}") from None
+
+    def mark_read(self, session: Any, message: dict[str, Any]) -> None:
+        """``mark_read`` {room, seq} or {peer, id}."""
+        user = self._user(session)
+        if ("room" in message) == ("peer" in message):
+            raise CommandError("bad_request", "name exactly one of 'room' (with 'seq') and 'peer' (with 'id')")
+        if "room" in message:
+            seq = message.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                raise CommandError("bad_request", "field 'seq' must be an integer")
+            room = self._room(message["room"])
+            if user.casefold() not in room.members:
+                raise CommandError("not_member", f"you are not a member of {room.name}")
+            self._submit(messages.MarkRead(self, session, room, max(0, seq)))
+            return
+        read_id = message.get("id")
+        if not isinstance(read_id, int) or isinstance(read_id, bool):
+            raise CommandError("bad_request", "field 'id' must be an integer")
+        assert self.chat is not None
+        peer = self._registered(message["peer"])
+        self._submit(messages.MarkPrivateRead(self, session, peer, max(0, min(read_id, self.chat.newest_id()))))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _writer(self) -> Writer:
+        if self.writer is None:
+            raise CommandError("unavailable", "rooms storage is not open")
+        return self.writer
+
+    def _submit(self, op: ops.RoomOp) -> None:
+        try:
+            self._writer().submit(op)
+        except StoreClosed as exc:
+            raise CommandError("unavailable", f"nothing was changed: {exc}") from None
+
+    @staticmethod
+    def _user(session: Any) -> str:
+        if session.user is None:
+            raise CommandError("not_authenticated", "log in first")
+        return str(session.user)
+
+    def _room(self, name: Any) -> Room:
+        room = self.rooms.get(name.casefold()) if isinstance(name, str) else None
+        if room is None:
+            raise CommandError("unknown_room", f"there is no room named {protocol.echo(str(name))!r}")
+        return room
+
+    def _registered(self, name: Any) -> str:
+        """The registered display name of ``name``, or ``unknown_user``."""
+        assert self.chat is not None
+        try:
+            return self.chat.resolve(name)
+        except CommandError as exc:
+            raise CommandError("unknown_user", f"no user named {protocol.echo(str(name))!r}") from exc
+
+    def _line(self, text: Any, what: str) -> str:
+        """A topic or reason: one line within its limit."""
+        limit = self.settings.topic_max if what == "topic" else self.settings.reason_max
+        if not isinstance(text, str):
+            raise CommandError("bad_request", f"field '{what}' must be a string")
+        if any(ord(char) < 32 or ord(char) == 127 for char in text):
+            raise CommandError("bad_request", f"the {what} must be one line without control characters")
+        if len(text) > limit:
+            raise CommandError(f"{what}_too_long", f"the {what} has {len(text)} characters; the limit is {limit}")
+        return text.strip()
+
+    @staticmethod
+    def _limit(message: dict[str, Any], default: int) -> int:
+        limit = message.get("limit", default)
+        if limit < 1:
+            raise CommandError("bad_request", "field 'limit' must be 1 or more")
+        return int(limit)
