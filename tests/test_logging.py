@@ -85,7 +85,7 @@ def test_a_served_server_logs_json_when_asked(tmp_path):
     import sys
 
     env = {**os.environ, "CHATCORE_LOG_FORMAT": "JSON", "STORAGE_DIR": str(tmp_path / "data"), "SERVER_PORT": "0",
-           "CHATCORE_HOST": "127.0.0.1", "CHATCORE_DISABLE_PLUGINS": "auth,chat,filexfer", "LOG_LEVEL": "INFO"}
+           "CHATCORE_HOST": "127.0.0.1", "CHATCORE_DISABLE_PLUGINS": "auth,chat,filexfer,rooms", "LOG_LEVEL": "INFO"}
     server = subprocess.Popen([sys.executable, "-m", "chatcore", "serve"], stderr=subprocess.PIPE, text=True,
                               env=env, cwd=tmp_path)
     try:

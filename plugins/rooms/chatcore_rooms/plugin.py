@@ -12,12 +12,15 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from chatcore import Setting, hookimpl
+from chatcore.backup import refuse_newer_schema
 from chatcore.plugins import PluginError
-from chatcore_rooms import settings
+from chatcore_rooms import settings, store
 from chatcore_rooms.service import RoomsService
 from chatcore_rooms.settings import RoomsSettings
 
 if TYPE_CHECKING:
+    from chatcore.backup import Backup, Restore
+    from chatcore.config import Config
     from chatcore.registry import Command
     from chatcore.server import ChatServer
     from chatcore.session import Session
@@ -89,6 +92,18 @@ class RoomsPlugin:
     def chat_user_removed(self, server: "ChatServer", username: str) -> None:
         """Forget the removed user's memberships, bans, markers and messages; hand their rooms over."""
         self.service.forget_user(username)
+
+    @hookimpl
+    def chat_backup(self, config: "Config", backup: "Backup") -> None:
+        """Rooms, memberships, roles, read markers and room messages: one snapshot."""
+        backup.database(config.data_dir / NAME / store.FILENAME)
+
+    @hookimpl
+    def chat_restore(self, config: "Config", restore: "Restore") -> None:
+        """Refuse a rooms database whose schema is newer than this plugin's."""
+        for path in restore.restored(NAME):
+            if path.name == store.FILENAME:
+                refuse_newer_schema(path, store.SCHEMA_VERSION, "the rooms database")
 
     @hookimpl(tryfirst=True)
     def chat_shutdown(self, server: "ChatServer") -> None:

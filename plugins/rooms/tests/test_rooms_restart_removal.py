@@ -43,3 +43,22 @@ def test_removing_an_account_hands_its_rooms_over_and_leaves_nothing(server, use
     assert stranger.room_list == {"rooms": [], "private": [], "invites": [], "as_of": stranger.room_list["as_of"]}
     assert kit.ask(stranger, "room_join", room="lonely")["code"] == "unknown_room"  # nobody left to own it
     assert kit.ask(stranger, "room_create", room="lonely")["room"]["role"] == "owner"
+
+
+def test_a_backup_restores_rooms_with_their_members_and_history(rooms_server, user, kit, tmp_path):
+    from chatcore.backup import backup, restore
+    from chatcore.testing import server_config
+
+    server = rooms_server()
+    alice, bob = user(server, "alice"), user(server, "bob")
+    kit.ask(alice, "room_create", room="dev", topic="backed up")
+    kit.ask(bob, "room_join", room="dev")
+    kit.post(alice, "dev", "before the backup")
+    manifest, skipped = backup(server.config, tmp_path / "copy")  # while the server runs
+    assert "rooms/rooms.sqlite3" in {e["path"] for e in manifest["files"]} and skipped == []
+    server.stop()
+    restore(server_config(tmp_path / "fresh", ["auth", "chat", "rooms"]), tmp_path / "copy")
+    again = rooms_server(data_dir=tmp_path / "fresh")
+    bob = user(again, "bob", register=False)
+    assert bob.room_list["rooms"][0]["topic"] == "backed up" and bob.room_list["rooms"][0]["members"] == 2
+    assert [m["message"] for m in kit.ask(bob, "room_history", room="dev")["messages"]] == ["before the backup"]
