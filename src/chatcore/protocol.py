@@ -7,13 +7,13 @@ The XOR mask is obfuscation from the original system, not security; TLS gives co
 from __future__ import annotations
 
 import binascii
-import json
-import math
 import os
 import re
 import struct
 import time
 from typing import Any, Callable, Iterable, Optional
+
+from chatcore.jsontext import dumps, loads
 
 HEADER = struct.Struct(">H")
 KEY_SIZE = 32
@@ -64,24 +64,24 @@ def xor_mask(data: bytes, key: bytes, iv: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(n, "little")
 
 
-def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON, the payload form chatcore sends. Standard JSON only: NaN and the
-    infinities raise ValueError (strict parsers such as JavaScript's, Go's and serde refuse
-    them), as does a string that is not valid Unicode (a lone surrogate)."""
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-
-
 def echo(text: str) -> str:
     """A client's string as a reply or a reason quotes it: cut to MAX_ECHO characters, so a
     hostile value cannot bloat the answer."""
     return text[:MAX_ECHO]
 
 
+_last_second: list[Any] = [None, ""]  # (second, its formatted text): messages come many per second
+
+
 def timestamp(ms: int) -> str:
     """Milliseconds since the Unix epoch as the protocol's ``ts``: ISO 8601 UTC with
-    milliseconds (``2026-01-31T12:00:00.123Z``)."""
+    milliseconds (``2026-01-31T12:00:00.123Z``). The seconds part is formatted once per second."""
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    cached_second, text = _last_second
+    if seconds != cached_second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second[:] = seconds, text  # one slice assignment: readers never see a mixed pair
+    return f"{text}.{millis:03d}Z"
 
 
 def fitting(items: Iterable[Any], room: int) -> list[Any]:
@@ -96,22 +96,6 @@ def fitting(items: Iterable[Any], room: int) -> list[Any]:
         room -= cost
         taken.append(item)
     return taken
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"{text[:32]} is beyond the range of a JSON number")
-    return value
-
-
-def _loads(text: str) -> Any:
-    """``json.loads`` that refuses NaN, Infinity and numbers too large for a double (1e400)."""
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def invalid_text(value: Any, path: str = "") -> Optional[str]:
@@ -195,7 +179,7 @@ def decode_body(body: bytes) -> Any:
         raise ProtocolError(f"invalid base64 in frame: {exc}") from None
     raw = xor_mask(masked, key, iv)
     try:
-        value = _loads(raw.decode("utf-8"))
+        value = loads(raw)
     except UnicodeDecodeError:
         raise MessageError("payload is not valid UTF-8") from None
     except ValueError as exc:

@@ -2,9 +2,11 @@
 
 A connection with work is queued once; one worker at a time runs its tasks, so a session's
 requests keep their order while different sessions run in parallel. Handlers may block (a
-password hash, a backlog waiting for the client to read): the pool grows while every worker
-is busy, up to ``maximum``, and threads beyond ``minimum`` end after ``idle`` seconds without
-work, so idle connections cost no thread at all.
+password hash, a backlog waiting for its client to read). A supervisor adds a worker only when
+work is waiting and no worker has finished anything for ``grow_after`` seconds, that is when
+the workers are blocked rather than busy: with the GIL, more threads would not run more Python
+at once, only take turns more often. Workers beyond ``minimum`` end after ``idle`` seconds
+without work, so idle connections cost no thread at all.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Optional, Protocol
 
 log = logging.getLogger(__name__)
@@ -23,31 +26,29 @@ class Runnable(Protocol):
 
 
 class WorkerPool:
-    """Elastic threads taking runnable connections from one queue."""
+    """Threads taking runnable connections from one queue, grown when they are all blocked."""
 
-    def __init__(self, minimum: int = 4, maximum: int = 128, idle: float = 10.0, name: str = "chatcore-worker") -> None:
-        self.minimum, self.maximum, self.idle = max(1, minimum), max(1, minimum, maximum), idle
+    def __init__(self, minimum: int = 4, maximum: int = 128, idle: float = 10.0, grow_after: float = 0.02,
+                 name: str = "chatcore-worker") -> None:
+        self.minimum, self.maximum = max(1, minimum), max(1, minimum, maximum)
+        self.idle, self.grow_after = idle, grow_after
         self._name = name
-        self._queue: queue.SimpleQueue[Optional[Runnable]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Optional[Runnable]] = queue.SimpleQueue()  # C-level: a cheap hand-off
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
-        self._idle = 0  # workers waiting for work
+        self._finished = 0  # tasks served so far: the supervisor's sign of progress
         self._counter = 0
-        self._stopping = False
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name=f"{name}-supervisor", daemon=True)
 
     def start(self) -> None:
         with self._lock:
             for _ in range(self.minimum):
                 self._spawn()
-            self._idle += self.minimum
+        self._supervisor.start()
 
     def submit(self, work: Runnable) -> None:
-        """Queue ``work``; start another worker when none is free and the pool may grow."""
-        with self._lock:
-            if self._idle > 0:
-                self._idle -= 1  # this submission claims a waiting worker
-            elif len(self._threads) < self.maximum and not self._stopping:
-                self._spawn()
+        """Queue ``work`` for the next free worker."""
         self._queue.put(work)
 
     @property
@@ -56,8 +57,13 @@ class WorkerPool:
         with self._lock:
             return len(self._threads)
 
+    @property
+    def queued(self) -> int:
+        """Connections waiting for a worker."""
+        return self._queue.qsize()
+
     def _spawn(self) -> None:
-        """Start one worker (lock held); it counts as busy with the submission that made it."""
+        """Start one worker (lock held)."""
         self._counter += 1
         thread = threading.Thread(target=self._work, name=f"{self._name}-{self._counter}", daemon=True)
         self._threads.add(thread)
@@ -70,13 +76,11 @@ class WorkerPool:
                 work = self._queue.get(timeout=self.idle)
             except queue.Empty:
                 with self._lock:
-                    # a submission may have claimed this worker just as its wait ran out
-                    if len(self._threads) > self.minimum and self._idle > 0 and self._queue.empty():
-                        self._idle -= 1
+                    if len(self._threads) > self.minimum:
                         self._threads.discard(me)
                         return
                 continue
-            if work is None:
+            if work is None:  # stop: the queue's end
                 with self._lock:
                     self._threads.discard(me)
                 return
@@ -84,16 +88,29 @@ class WorkerPool:
                 work.serve()
             except Exception:  # serve handles its own failures; this is the last line of defence
                 log.exception("a worker's task failed")
-            with self._lock:
-                self._idle += 1
+            self._finished += 1
+
+    def _supervise(self) -> None:
+        """Every ``grow_after`` s: work waiting and no task finished since the last look means
+        every worker is blocked, so add one (up to ``maximum``)."""
+        finished = self._finished
+        while not self._stopping.wait(self.grow_after):
+            if self._queue.qsize() and self._finished == finished:
+                with self._lock:
+                    if len(self._threads) < self.maximum:
+                        self._spawn()
+            finished = self._finished
 
     def stop(self, timeout: float = 5.0) -> list[str]:
         """End every worker once the queued work is done; the names of any still busy after ``timeout``."""
+        self._stopping.set()
         with self._lock:
-            self._stopping = True
             threads = list(self._threads)
         for _ in threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._supervisor.is_alive():
+            self._supervisor.join(max(0.0, deadline - time.monotonic()))
         return [t.name for t in threads if t.is_alive()]
