@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from chatcore_client.handlers import Credentials
-from chatcore_client.keychain import Keychain, account
-from chatcore_client.pinning import server_key, write_private_json
+from chatcore_client.keychain import Keychain, account, system_keychain
+from chatcore_client.pinning import default_path, server_key, write_private_json
 
 FILENAME = "logins.json"
 
@@ -30,6 +30,12 @@ class TokenStore:
         self.path = path
         self.keychain = keychain
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_settings(cls, known_servers: Optional[Path], keyring_mode: str) -> TokenStore:
+        """The app's store: ``logins.json`` beside the known-servers file, the tokens in the OS
+        keyring unless ``keyring_mode`` is "off" or there is no real one."""
+        return cls((known_servers or default_path()).with_name(FILENAME), system_keychain(keyring_mode))
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:

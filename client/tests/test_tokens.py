@@ -144,4 +144,7 @@ def test_the_client_takes_the_process_keyring_only_when_it_is_a_real_one(process
     chosen = system_keychain("auto")
     assert chosen is not None and chosen.backend is trusted
     assert system_keychain("off") is None  # CHATCORE_CLIENT_KEYRING=off: the file only
+    app_store = TokenStore.for_settings(tmp_path / "known_servers.json", "auto")
+    assert app_store.path == tmp_path / "logins.json" and app_store.keychain is not None
+    assert TokenStore.for_settings(tmp_path / "known_servers.json", "off").keychain is None
 
