@@ -27,9 +27,8 @@ from chatcore_client.handlers.core import CoreHandlers
 from chatcore_client.handlers.filexfer import FileHandlers
 from chatcore_client.handlers.rooms import RoomHandlers
 from chatcore_client.keepalive import KeepAlive
-from chatcore_client.pinning import PinStore, default_path, server_key
+from chatcore_client.pinning import PinStore, server_key
 from chatcore_client.state import AppState, Line
-from chatcore_client.tokens import FILENAME as TOKENS_FILE
 from chatcore_client.tokens import TokenStore
 from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
@@ -81,7 +80,7 @@ class App(TransferViews, DeviceViews, AdminViews, RoomViews):
         self.client: Optional[ChatClient] = None
         self.address = (self.settings.host, self.settings.port)
         self.state = AppState()
-        self.tokens = tokens or TokenStore((self.settings.known_servers or default_path()).with_name(TOKENS_FILE))
+        self.tokens = tokens or TokenStore.for_settings(self.settings.known_servers, self.settings.keyring)
         self.ctx = Context(self.state, self, self._send, Transfers(self._send), self.post,
                            device=device_name(), keep_token=self._keep_token)
         self.dispatcher = Dispatcher(self)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tkinter as tk
 from typing import Optional
 
 from chatcore_client.app import App
-from chatcore_client.config import ClientSettings, load_settings
+from chatcore_client.config import load_settings
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -22,8 +23,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if args.host or args.port:
-        settings = ClientSettings(args.host or settings.host, args.port or settings.port, settings.tls,
-                                  settings.known_servers)
+        settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
     try:
         app = App(settings)
     except tk.TclError as exc:

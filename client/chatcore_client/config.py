@@ -5,6 +5,7 @@ The environment wins over ``.env`` (found from the current directory upwards), a
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,12 @@ from typing import Mapping, Optional
 
 from dotenv import dotenv_values, find_dotenv
 
+log = logging.getLogger(__name__)
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8888
 TLS_MODES = ("auto", "require")
+KEYRING_MODES = ("auto", "off")  # auto: the OS keyring when there is a real one; off: the private file only
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class ClientSettings:
     port: int = DEFAULT_PORT
     tls: str = "auto"  # auto: TLS when the server offers it, else plaintext with a warning
     known_servers: Optional[Path] = None  # None: <config dir>/chatcore/known_servers.json
+    keyring: str = "auto"  # auto: remembered tokens in the OS keyring when there is a real one; off: the file
 
 
 def load_environment(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
@@ -48,7 +53,8 @@ def parse_port(text: str) -> int:
 
 
 def load_settings(env: Optional[Mapping[str, str]] = None) -> ClientSettings:
-    """Read ``SERVER_IP``, ``SERVER_PORT``, ``CHATCORE_CLIENT_TLS``, ``CHATCORE_CLIENT_KNOWN_SERVERS``."""
+    """Read ``SERVER_IP``, ``SERVER_PORT``, ``CHATCORE_CLIENT_TLS``, ``CHATCORE_CLIENT_KNOWN_SERVERS``,
+    ``CHATCORE_CLIENT_KEYRING``."""
     values = load_environment(env)
     try:
         port = parse_port(values.get("SERVER_PORT", str(DEFAULT_PORT)))
@@ -56,6 +62,11 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> ClientSettings:
         port = DEFAULT_PORT
     tls = values.get("CHATCORE_CLIENT_TLS", "auto").strip().lower()
     known = values.get("CHATCORE_CLIENT_KNOWN_SERVERS", "").strip()
+    keyring = values.get("CHATCORE_CLIENT_KEYRING", "auto").strip().lower() or "auto"
+    if keyring not in KEYRING_MODES:
+        log.warning("CHATCORE_CLIENT_KEYRING=%r is not one of %s: keeping tokens in the private file (off)",
+                    keyring, ", ".join(KEYRING_MODES))
+        keyring = "off"  # what the user meant is unclear: do what the client did before it used keyrings
     return ClientSettings(host=values.get("SERVER_IP", DEFAULT_HOST).strip() or DEFAULT_HOST, port=port,
                           tls=tls if tls in TLS_MODES else "auto",
-                          known_servers=Path(known).expanduser() if known else None)
+                          known_servers=Path(known).expanduser() if known else None, keyring=keyring)

@@ -1,4 +1,4 @@
-"""Shared fixtures for the client's tests: a private pin store and logged-in api clients."""
+"""Shared fixtures for the client's tests: a private pin store, logged-in api clients, a file keyring."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 
 from chatcore.testing import PASSWORD
 from chatcore_client.api import ChatClient
+from chatcore_client.keychain import Keychain
 from chatcore_client.pinning import PinStore
 
 ALL_PLUGINS = ["auth", "chat", "filexfer"]
@@ -41,3 +43,17 @@ def api_client(pins: PinStore) -> Iterator[Callable[..., ChatClient]]:
     yield factory
     for client in opened:
         client.close()
+
+
+@pytest.fixture
+def file_keychain(tmp_path: Path) -> Callable[[], Keychain]:
+    """``file_keychain()``: a Keychain on keyrings.alt's file keyring in the test's directory, a
+    real keyring backend standing in for the OS one (the client itself refuses it as plaintext
+    when it picks a keyring; tests hand it over directly). Each call makes new objects over the
+    same file, as a restart of the client would."""
+    def factory() -> Keychain:
+        backend = PlaintextKeyring()
+        backend.file_path = str(tmp_path / "keyring" / "keyring_pass.cfg")
+        return Keychain(backend)
+
+    return factory

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from chatcore_client.backoff import Backoff
@@ -27,3 +29,11 @@ def test_backoff_doubles_up_to_the_cap_and_resets():
     assert [backoff.next() for _ in range(6)] == [1, 2, 4, 8, 8, 8]
     backoff.reset()
     assert backoff.next() == 1
+
+
+def test_the_keyring_setting(caplog):
+    assert load_settings({}).keyring == "auto"
+    assert load_settings({"CHATCORE_CLIENT_KEYRING": " OFF "}).keyring == "off"
+    with caplog.at_level(logging.WARNING, logger="chatcore_client.config"):
+        assert load_settings({"CHATCORE_CLIENT_KEYRING": "maybe"}).keyring == "off"
+    assert any("CHATCORE_CLIENT_KEYRING='maybe'" in r.getMessage() for r in caplog.records)

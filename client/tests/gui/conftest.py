@@ -120,7 +120,8 @@ def make_app(display: str, pump: Pump, tmp_path: Path) -> Iterator[Callable[...,
 
     def factory(server: Any, **kwargs: Any) -> App:
         host, port = server.address
-        settings = ClientSettings(host=host, port=port, known_servers=tmp_path / f"pins{len(apps)}.json")
+        settings = ClientSettings(host=host, port=port, known_servers=tmp_path / f"pins{len(apps)}.json",
+                                  keyring="off")  # never the developer's own keyring (a test passes tokens=)
         app = App(settings, root=tk.Tk(), pins=PinStore(settings.known_servers), **kwargs)
         apps.append(app)
         pump.roots.append(app.root)

@@ -1,5 +1,5 @@
 """The desktop client on device tokens: the password is typed once; "Remember me" keeps only the
-token (a private file), so the next start logs in by itself; a reconnect after a server restart
+token (the keyring when there is one, else a private file), so the next start logs in by itself; a reconnect after a server restart
 logs in on the token, naming the newest message seen, and what was missed shows once."""
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ from typing import Any
 
 import chatcore
 from chatcore_client.backoff import Backoff
+from chatcore_client.keychain import account
+from chatcore_client.pinning import server_key
+from chatcore_client.tokens import FILENAME as TOKENS_FILE
+from chatcore_client.tokens import TokenStore
 
 from .conftest import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text, screenshot
 
@@ -112,3 +116,27 @@ def test_a_remembered_token_revoked_meanwhile_brings_back_the_login_window_with_
                state=lambda: again.login.status.cget("text"))
     assert again.main is None and again.tokens.get(*server.address) is None  # the dead token is forgotten
     assert str(again.login.login_button.cget("state")) == "normal"
+
+
+def test_remember_me_with_a_keyring_keeps_the_token_there_and_the_next_start_logs_in_on_it(
+        make_server, make_app, pump, tmp_path, file_keychain):
+    probe = LoginRequests()
+    server = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)])
+    helper_client(server, tmp_path, "rita").close()
+    logins = tmp_path / "config" / TOKENS_FILE
+    first = make_app(server, tokens=TokenStore(logins, file_keychain()))
+    first.login.remember.set(True)
+    log_in(first, pump, "rita", register=False)
+    token = first.ctx.credentials.token
+    assert token and token not in logins.read_text() and PASSWORD not in logins.read_text()
+    assert json.loads(logins.read_text()) == {server_key(*server.address): {
+        "username": "rita", "device": first.ctx.device, "keyring": True}}
+    assert file_keychain().get(account(server_key(*server.address), "rita")) == token
+    first.quit()
+    again = make_app(server, tokens=TokenStore(logins, file_keychain()))  # a restart: new objects, same files
+    pump.until(lambda: again.trust_dialog is not None, what="the new pin file's trust question")
+    again.trust_dialog.trust_button.invoke()
+    pump.until(lambda: again.main is not None, what="the main window without typing anything",
+               state=lambda: again.login.status.cget("text"))
+    assert again.login.password.get() == "" and again.state.user == "rita"
+    assert probe.requests[-1].get("device") is None and again.ctx.credentials.token == token  # on the keyring's token
