@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import servers  # noqa: E402
@@ -98,11 +98,11 @@ def register_all(port: int, names: list[str]) -> None:
         c.sock.close()
 
 
-def pairs(count: int, messages: int, window: int, pythonpath: str = "") -> dict[str, Any]:
+def pairs(count: int, messages: int, window: int, pythonpath: str = "", env: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """100 senders -> 100 receivers, closed loop: server CPU per message and messages/s."""
     data = Path(tempfile.mkdtemp(prefix="chatcore-perf-"))
     port = free_port()
-    server = servers.chatcore(data, {"SERVER_PORT": str(port)}, fast_hash=True, pythonpath=pythonpath or None)
+    server = servers.chatcore(data, {"SERVER_PORT": str(port), **(env or {})}, fast_hash=True, pythonpath=pythonpath or None)
     try:
         wait_listening(port)
         names = [f"p{i:04d}" for i in range(2 * count)]
@@ -151,7 +151,7 @@ def hash_cpu_ms(memory_kib: int, time_cost: int, rounds: int = 50) -> float:
     return (time.process_time() - start) / rounds * 1000
 
 
-def storm(logins: int, pythonpath: str = "") -> dict[str, Any]:
+def storm(logins: int, pythonpath: str = "", env: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """RSS before/after ``logins`` password logins at once (default Argon2id), and login CPU
     outside the hash (the same storm at a tiny Argon2 cost, minus that hash's CPU)."""
     out: dict[str, Any] = {"logins": logins}
@@ -159,7 +159,8 @@ def storm(logins: int, pythonpath: str = "") -> dict[str, Any]:
     names = [f"s{i:05d}" for i in range(logins)]
     for label, fast in (("tiny_hash", True), ("default_hash", False)):
         port = free_port()
-        server = servers.chatcore(data, {"SERVER_PORT": str(port)}, fast_hash=fast, pythonpath=pythonpath or None)
+        server = servers.chatcore(data, {"SERVER_PORT": str(port), **(env or {})}, fast_hash=fast,
+                                  pythonpath=pythonpath or None)
         try:
             wait_listening(port)
             if label == "tiny_hash":
@@ -171,14 +172,17 @@ def storm(logins: int, pythonpath: str = "") -> dict[str, Any]:
                        for n in names]
             took = drive(clients, 900)
             cpu = cpu_seconds(server.pid) - cpu0
-            rss_in = proc_status(server.pid).get("VmRSS", 0)
+            status_in = proc_status(server.pid)
+            rss_in = status_in.get("VmRSS", 0)
             for c in clients:
                 c.sock.close()
             time.sleep(3)  # the sessions end and idle workers retire: what stays is the residue
-            rss_after = proc_status(server.pid).get("VmRSS", 0)
+            status_after = proc_status(server.pid)
+            rss_after = status_after.get("VmRSS", 0)
             out[label] = {"seconds": round(took, 2), "server_cpu_ms_per_login": round(cpu / logins * 1000, 3),
                           "rss_start_kib": rss0, "rss_logged_in_kib": rss_in, "rss_after_close_kib": rss_after,
-                          "residue_kib": rss_after - rss0}
+                          "residue_kib": rss_after - rss0, "threads_logged_in": status_in.get("Threads", 0),
+                          "threads_after_close": status_after.get("Threads", 0)}
         finally:
             server.stop()
     tiny = hash_cpu_ms(1024, 1)
@@ -196,11 +200,13 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=4, help="messages each sender keeps in flight")
     parser.add_argument("--logins", type=int, default=1000)
     parser.add_argument("--pythonpath", default="", help="run chatcore from these paths (to compare a commit)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a server setting")
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
     if "pairs" in args.what:
-        print({"pairs": pairs(args.pairs, args.messages, args.window, args.pythonpath)})
+        print({"pairs": pairs(args.pairs, args.messages, args.window, args.pythonpath, env)})
     if "storm" in args.what:
-        print({"storm": storm(args.logins, args.pythonpath)})
+        print({"storm": storm(args.logins, args.pythonpath, env)})
     return 0
 
 

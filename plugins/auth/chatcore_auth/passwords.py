@@ -11,6 +11,8 @@ from typing import Iterator, Optional
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from chatcore.memory import IdleTrim
+
 log = logging.getLogger(__name__)
 
 
@@ -26,9 +28,11 @@ class HashParams:
 class PasswordHasher:
     """Hash and verify passwords; at most ``concurrency`` hashes run at once (each takes ~20 ms
     and ``memory_kib`` of RAM, so an unbounded burst of logins could exhaust memory). ``waiting``
-    and ``running`` say how many hashes wait for a slot and run now (the metrics read them)."""
+    and ``running`` say how many hashes wait for a slot and run now (the metrics read them).
+    Once no hash has run for ``trim_after`` seconds, the memory they used goes back to the
+    system (``chatcore.memory``), so a storm of logins leaves none behind."""
 
-    def __init__(self, params: HashParams = HashParams(), concurrency: int = 2) -> None:
+    def __init__(self, params: HashParams = HashParams(), concurrency: int = 2, trim_after: float = 2.0) -> None:
         self.params = params
         self._argon = argon2.PasswordHasher(time_cost=params.time_cost, memory_cost=params.memory_kib,
                                             parallelism=params.parallelism, hash_len=32, salt_len=16,
@@ -41,6 +45,7 @@ class PasswordHasher:
         self.computed = 0  # hashes finished since the start
         self._dummy: Optional[str] = None
         self._dummy_lock = threading.Lock()
+        self.trimmer = IdleTrim(lambda: self.running + self.waiting > 0, trim_after)
 
     def hash(self, password: str) -> str:
         """A fresh salted Argon2id hash of ``password`` (PHC string, safe to store)."""
@@ -76,7 +81,10 @@ class PasswordHasher:
             with self._queue_lock:
                 self.running -= 1
                 self.computed += 1
+                idle = self.running + self.waiting == 0
             self._slots.release()
+            if idle:
+                self.trimmer.quiet()
 
     def verify_dummy(self, password: str) -> None:
         """Spend the same work as a real verify, so an unknown user looks like a wrong password."""

@@ -149,6 +149,8 @@ class AuthPlugin:
     @hookimpl
     def chat_shutdown(self, server: "ChatServer") -> None:
         self.presence.stop()
+        if self.accounts is not None:
+            self.accounts.hasher.trimmer.cancel()
         self.accounts = None  # lookups from other plugins' shutdown now answer None
         self.tokens.close()
         self.store.close()
