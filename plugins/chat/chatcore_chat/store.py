@@ -344,7 +344,7 @@ def delete_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
 
 def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
     """Delete what a removed user leaves: every private conversation they are part of (both
-    sides', their pending messages included), their broadcasts, and their counters. Returns
+    sides', their pending messages included), their broadcasts, their reactions and their counters. Returns
     how many messages went. A full scan: removing an account is rare."""
     cursor = conn.execute(
         "DELETE FROM messages WHERE (conv <> '' AND (substr(conv, 1, length(?1) + 1) = ?1 || char(10)"
@@ -352,6 +352,7 @@ def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
         (user_key,))
     conn.execute("DELETE FROM pending_totals WHERE recipient = ?", (user_key,))
     conn.execute("DELETE FROM sender_days WHERE sender = ?", (user_key,))
+    conn.execute("DELETE FROM reactions WHERE user_key = ?", (user_key,))  # the name's next owner reacted to nothing
     return cursor.rowcount
 
 

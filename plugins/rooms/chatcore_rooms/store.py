@@ -331,8 +331,10 @@ def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
                       "DELETE FROM invites WHERE user_key = ?", "DELETE FROM mentions WHERE user_key = ?",
                       "DELETE FROM private_reads WHERE user_key = ?", "DELETE FROM private_reads WHERE peer_key = ?"):
         conn.execute(statement, (user_key,))
-    conn.execute("DELETE FROM mentions WHERE (room_id, seq) IN (SELECT room_id, seq FROM messages WHERE sender_key = ?)",
-                 (user_key,))  # others' mentions by the removed user go with the messages
+    for table in ("mentions", "pins"):  # others' mentions by the removed user, and pins of their messages, go too
+        conn.execute(f"DELETE FROM {table} WHERE (room_id, seq) IN (SELECT room_id, seq FROM messages WHERE sender_key = ?)",
+                     (user_key,))
+    conn.execute("DELETE FROM reactions WHERE user_key = ?", (user_key,))
     return conn.execute("DELETE FROM messages WHERE sender_key = ?", (user_key,)).rowcount
 
 

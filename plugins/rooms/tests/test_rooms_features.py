@@ -144,6 +144,27 @@ def test_search_spans_rooms_and_conversations_but_never_leaks(rooms_server, user
     assert kit.ask(alice, "search", query="forecast")["results"][0]["edited"]
 
 
+def test_a_removed_account_leaves_no_reaction_pin_or_searchable_word(server, user, kit):
+    from chatcore.admin import admin_request
+
+    alice, bob = room_with(server, user, kit, "bob")
+    by_bob = kit.post(bob, "dev", "bob's unique zebra plan")["seq"]
+    by_alice = kit.post(alice, "dev", "alice's note")["seq"]
+    kit.ask(alice, "room_pin", room="dev", seq=by_bob)
+    kit.ask(bob, "room_react", room="dev", seq=by_alice, emoji="🦓")
+    alice.send(command="chat", peer="", message="everyone: zebra")
+    alice.expect("chat_ack")
+    global_id = next(r["id"] for r in kit.ask(bob, "search", query="zebra")["results"] if "room" not in r)
+    kit.ask(bob, "message_react", peer="", id=global_id, emoji="🦓")
+    assert admin_request(server.data_dir, {"command": "remove_user", "username": "bob"})["ok"]
+    assert kit.ask(alice, "room_pins", room="dev")["messages"] == []
+    assert "pins" not in kit.ask(alice, "room_directory")["rooms"][0]
+    assert "reactions" not in kit.ask(alice, "room_history", room="dev")["messages"][-1]
+    assert [r.get("room") for r in kit.ask(alice, "search", query="zebra")["results"]] == [None]
+    alice.send(command="get_history", peer="")
+    assert "reactions" not in alice.expect("get_history")["messages"][-1]
+
+
 def test_a_schema_1_rooms_database_is_upgraded_and_searchable(tmp_path):
     path = tmp_path / store.FILENAME
     old = sqlite3.connect(path)
