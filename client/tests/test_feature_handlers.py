@@ -86,3 +86,22 @@ def test_edits_deletions_and_reactions_change_the_shown_line():
     assert [name for name, _ in view.calls].count("line_changed") == 4
     dispatcher.dispatch({"type": "error", "command": "message_edit", "code": "forbidden", "reason": "not yours"})
     assert "not yours" in state.conversation(ROOM).lines[-1].text
+
+
+def test_a_reloaded_history_page_redraws_what_changed_while_away():
+    from chatcore_client.handlers.chat import ChatHandlers
+
+    features, dispatcher, sent, state, view = harness(FakeClock())
+    chat = ChatHandlers(features.ctx)
+    chat.register(dispatcher)
+    dispatcher.dispatch({"type": "get_history", "peer": "bob", "has_more": False, "messages": [
+        {"id": 3, "sender": "bob", "to": "alice", "ts": "", "message": "v1"},
+        {"id": 4, "sender": "bob", "to": "alice", "ts": "", "message": "gone soon"}]})
+    dispatcher.dispatch({"type": "get_history", "peer": "bob", "has_more": False, "messages": [  # after a reconnect
+        {"id": 3, "sender": "bob", "to": "alice", "ts": "", "message": "v2", "edited": "2026-01-01T00:00:00.000Z",
+         "reactions": [{"emoji": "🎉", "count": 1, "users": ["alice"]}]},
+        {"id": 4, "sender": "bob", "to": "alice", "ts": "", "message": "", "deleted": True}]})
+    bob = state.conversation("bob")
+    assert [(line.text, line.edited, line.deleted, line.reactions) for line in bob.lines] == [
+        ("v2", True, False, (("🎉", 1, True),)), ("", False, True, ())]
+    assert [name for name, _ in view.calls].count("line_changed") == 2

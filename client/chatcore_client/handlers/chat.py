@@ -8,7 +8,7 @@ from typing import Any, Optional, Protocol
 
 from chatcore_client.api import history_page
 from chatcore_client.handlers import Context, Dispatcher
-from chatcore_client.handlers.features import decorated
+from chatcore_client.handlers.features import decorated, refresh
 from chatcore_client.state import ROOM, Conversation, Line, is_room
 
 PAGE = 50  # messages per history request
@@ -217,6 +217,8 @@ class ChatHandlers:
         for line in newer:
             if conversation.append(line):
                 self.ctx.view.lines_added(conversation.key, [line], False)
+            else:  # shown already: a reload after a reconnect brings what changed meanwhile
+                refresh(self.ctx, conversation, line)
         if conversation.key == self.ctx.state.current and conversation.key != ROOM:
             self._read(conversation)
 

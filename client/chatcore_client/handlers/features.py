@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Callable, Optional
 
 from chatcore_client.handlers import Context, Dispatcher
-from chatcore_client.state import ROOM, Line, is_room, room_key
+from chatcore_client.state import ROOM, Conversation, Line, is_room, room_key
 from chatcore_client.typing import Typing
 
 COMMANDS = ("message_edit", "message_delete", "message_react", "typing", "search", "room_message_edit",
@@ -34,6 +34,19 @@ def reactions_of(value: Any, me: Optional[str]) -> tuple[tuple[str, int, bool], 
             users = [str(u).casefold() for u in entry.get("users", [])]
             found.append((entry["emoji"], int(entry.get("count", 0)), mine in users))
     return tuple(found)
+
+
+def refresh(ctx: Context, conversation: Conversation, line: Line) -> None:
+    """A history page brought ``line`` again: redraw the shown one if it was edited, deleted or
+    reacted to meanwhile (while disconnected, say)."""
+    old = conversation.find(line.id) if isinstance(line.id, int) else None
+    if old is None:
+        return
+    changed = dataclasses.replace(old, text=line.text, edited=line.edited, deleted=line.deleted,
+                                  reactions=line.reactions)
+    if changed != old:
+        conversation.replace(changed)
+        ctx.view.line_changed(conversation.key, changed)
 
 
 class FeatureHandlers:

@@ -14,7 +14,7 @@ import itertools
 from typing import Any, Callable, Optional
 
 from chatcore_client.handlers import Context, Dispatcher
-from chatcore_client.handlers.features import decorated
+from chatcore_client.handlers.features import decorated, refresh
 from chatcore_client.state import Conversation, Line, is_room, room_key
 
 PAGE = 50  # messages per history request
@@ -254,6 +254,8 @@ class RoomHandlers:
         for line in newer:
             if conversation.append(line):
                 self.ctx.view.lines_added(conversation.key, [line], False)
+            else:  # shown already: a reload after a reconnect brings what changed meanwhile
+                refresh(self.ctx, conversation, line)
         if lines:
             conversation.last_seq = max(conversation.last_seq, max(line.id or 0 for line in lines))
 
