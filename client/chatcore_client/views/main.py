@@ -127,13 +127,14 @@ class MainWindow(tk.Toplevel):
         compose = ttk.Frame(main, padding=(10, 8))
         compose.grid(row=5, column=0, sticky="ew")
         compose.columnconfigure(0, weight=1)
-        self.entry = ttk.Entry(compose, font=("TkTextFont", 11))
+        self.draft = tk.StringVar(self)
+        self.draft.trace_add("write", lambda *_: self._draft_changed())  # typing: any change of the draft
+        self.entry = ttk.Entry(compose, font=("TkTextFont", 11), textvariable=self.draft)
         self.entry.grid(row=0, column=0, sticky="ew", ipady=4)
         self.entry.bind("<Return>", lambda _e: self._send())
         self.entry.bind("<KP_Enter>", lambda _e: self._send())
         self.entry.bind("<Up>", lambda _e: self._up())
         self.entry.bind("<Escape>", lambda _e: self.stop_editing())
-        self.entry.bind("<KeyRelease>", self._key_released)
         self.editing: Optional[tuple[str, int]] = None  # (key, id) of the message being edited
         self.send_button = ttk.Button(compose, text="Send", style="Accent.TButton", command=self._send)
         self.send_button.grid(row=0, column=1, padx=(8, 0))
@@ -263,8 +264,8 @@ class MainWindow(tk.Toplevel):
         if not self.entry.get() and self.editing is None:
             self.callbacks.edit_last(self.current)
 
-    def _key_released(self, event: tk.Event) -> None:
-        if self.editing is None and len(str(event.char)) == 1 and self.entry.get().strip():
+    def _draft_changed(self) -> None:
+        if self.editing is None and self.chat_enabled and self.draft.get().strip():
             self.callbacks.typed(self.current)
 
     def _search(self) -> None:

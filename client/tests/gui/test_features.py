@@ -102,3 +102,25 @@ def test_a_search_result_opens_its_conversation_at_the_message(make_server, make
     found = pane.text.tag_ranges("found")
     assert "the quarterly numbers are in" in pane.text.get(found[0], found[-1])
     assert pane.message_at(str(found[0])) == target
+
+
+def test_typing_shows_under_the_room_and_a_pin_in_its_header(make_server, make_app, pump):
+    from .test_rooms import create_room
+
+    server = make_server(plugins=[*ALL_PLUGINS, "rooms"])
+    alice, bob = make_app(server), make_app(server)
+    log_in(alice, pump, "alice")
+    log_in(bob, pump, "bob")
+    create_room(alice, pump, "dev")
+    bob.rooms.join("dev")
+    pump.until(lambda: bob.state.current == "#dev", what="bob in #dev")
+    bob.main.entry.insert(0, "shipping")  # what typing does to the draft
+    pump.until(lambda: alice.main.typing_label.cget("text") == "bob is typing…", what="bob typing at alice")
+    bob.main.send_button.invoke()
+    pump.until(lambda: "shipping" in pane_text(alice, "#dev"), what="bob's message at alice")
+    assert alice.main.typing_label.cget("text") == ""  # his message ended it
+    seq = next(line.id for line in alice.state.conversation("#dev").lines if line.text == "shipping")
+    right_click(alice, pump, "#dev", seq)
+    choose(alice, pump, "Pin")
+    pump.until(lambda: alice.main.pins_label.cget("text") == "📌 bob: shipping", what="the pin in alice's header")
+    pump.until(lambda: bob.main.pins_label.cget("text") == "📌 bob: shipping", what="the pin in bob's header")
