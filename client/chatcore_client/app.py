@@ -34,6 +34,7 @@ from chatcore_client.transfers import Transfers
 from chatcore_client.views import theme
 from chatcore_client.views.admin import AdminViews, AdminWindow
 from chatcore_client.views.devices import DevicesWindow, DeviceViews
+from chatcore_client.views.features import FeatureViews
 from chatcore_client.views.files import FileOfferDialog, TransferViews, TransferWindow
 from chatcore_client.views.login import LoginWindow
 from chatcore_client.views.main import MainCallbacks, MainWindow
@@ -61,7 +62,7 @@ def _ask_save(parent: tk.Misc, name: str) -> Optional[str]:
     return filedialog.asksaveasfilename(parent=parent, title="Save the file as", initialfile=name) or None
 
 
-class App(TransferViews, DeviceViews, AdminViews, RoomViews):
+class App(TransferViews, DeviceViews, AdminViews, RoomViews, FeatureViews):
     """The desktop client. ``root`` defaults to a new, hidden Tk root; call ``run`` or pump it yourself."""
 
     def __init__(self, settings: Optional[ClientSettings] = None, *, root: Optional[tk.Tk] = None,
@@ -93,6 +94,7 @@ class App(TransferViews, DeviceViews, AdminViews, RoomViews):
         self.rooms.mentioned, self.rooms.focused = self._mentioned, self._focused
         self.rooms.directory_listed, self.rooms.members_listed = self._directory_listed, self._members_listed
         self.rooms.changed = self._room_changed
+        self._setup_features()  # edit, delete, reactions, typing, search, pins (views/features.py)
         self.room_dialogs: dict[str, Any] = {}
         self.main: Optional[MainWindow] = None
         self.transfer_windows: dict[str, TransferWindow] = {}
@@ -287,7 +289,7 @@ class App(TransferViews, DeviceViews, AdminViews, RoomViews):
                 scrolled_to_top=self._scrolled_to_top, close=self.quit, devices=self._devices_clicked,
                 admin=self._admin_clicked, new_room=self._new_room_clicked, browse=self._browse_clicked,
                 members=self._members_clicked, topic=self._topic_clicked, leave=self._leave_clicked,
-                focused=self._window_focused))
+                focused=self._window_focused, **self._feature_callbacks()))
             self.main.set_features(self.chat.available, self.files.available, self.rooms.available)
             self.login.withdraw()
         self.admin_changed(self.admin.available)
@@ -351,10 +353,12 @@ class App(TransferViews, DeviceViews, AdminViews, RoomViews):
     def conversations_changed(self) -> None:
         if self.main is not None:
             self.main.show_conversations(self.state.ordered(), self.state.current)
+            self._current_changed()
 
     def lines_added(self, key: str, lines: list[Line], at_start: bool) -> None:
         if self.main is not None:
             self.main.pane(key).add(lines, at_start)
+            self._continue_jump(key)
 
     def show_error(self, text: str) -> None:
         log.warning("%s", text)

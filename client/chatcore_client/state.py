@@ -39,6 +39,9 @@ class Line:
     own: bool = False
     offline: bool = False
     mention: bool = False  # a room message naming this user (or @room)
+    edited: bool = False  # its sender changed the text (message_edited)
+    deleted: bool = False  # a tombstone: the text was erased (message_deleted)
+    reactions: tuple[tuple[str, int, bool], ...] = ()  # (emoji, count, this user among them)
 
 
 def local_time(ts: str, now: Optional[datetime] = None) -> str:
@@ -94,6 +97,18 @@ class Conversation:
             self.ids.add(line.id)
         self.lines.append(line)
         return True
+
+    def find(self, line_id: int) -> Optional[Line]:
+        """The message with ``line_id`` (a chat id, or a room's seq), if shown."""
+        return next((line for line in self.lines if line.id == line_id and not line.notice), None)
+
+    def replace(self, line: Line) -> bool:
+        """Put ``line`` in place of the shown message with its id (edited, deleted, reacted to)."""
+        for index, old in enumerate(self.lines):
+            if old.id == line.id and not old.notice:
+                self.lines[index] = line
+                return True
+        return False
 
     def prepend(self, older: Iterable[Line]) -> list[Line]:
         """Add a page of older lines (oldest first) at the start; returns those that were new."""

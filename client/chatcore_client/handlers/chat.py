@@ -8,6 +8,7 @@ from typing import Any, Optional, Protocol
 
 from chatcore_client.api import history_page
 from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.handlers.features import decorated, refresh
 from chatcore_client.state import ROOM, Conversation, Line, is_room
 
 PAGE = 50  # messages per history request
@@ -200,8 +201,8 @@ class ChatHandlers:
         conversation = self.ctx.state.conversation(page.peer)
         conversation.loading = False
         me = self.ctx.state.user
-        lines = [Line(str(m.get("sender", "")), str(m.get("message", "")), str(m.get("ts", "")), m.get("id"),
-                      own=m.get("sender") == me) for m in page.messages]
+        lines = [decorated(Line(str(m.get("sender", "")), str(m.get("message", "")), str(m.get("ts", "")), m.get("id"),
+                                own=m.get("sender") == me), m, me) for m in page.messages]
         oldest = conversation.oldest_id
         older = [line for line in lines if oldest is None or line.id is None or line.id < oldest]
         newer = [line for line in lines if line not in older]
@@ -216,6 +217,8 @@ class ChatHandlers:
         for line in newer:
             if conversation.append(line):
                 self.ctx.view.lines_added(conversation.key, [line], False)
+            else:  # shown already: a reload after a reconnect brings what changed meanwhile
+                refresh(self.ctx, conversation, line)
         if conversation.key == self.ctx.state.current and conversation.key != ROOM:
             self._read(conversation)
 

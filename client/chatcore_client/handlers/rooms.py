@@ -14,6 +14,7 @@ import itertools
 from typing import Any, Callable, Optional
 
 from chatcore_client.handlers import Context, Dispatcher
+from chatcore_client.handlers.features import decorated, refresh
 from chatcore_client.state import Conversation, Line, is_room, room_key
 
 PAGE = 50  # messages per history request
@@ -234,9 +235,10 @@ class RoomHandlers:
         conversation = self.ctx.state.conversation(room_key(str(message.get("room", ""))))
         conversation.loading = False
         me = (self.ctx.state.user or "").casefold()
-        lines = [Line(str(m.get("sender", "")), str(m.get("message", "")), str(m.get("ts", "")), m.get("seq"),
-                      own=str(m.get("sender", "")).casefold() == me,
-                      mention=bool(m.get("everyone")) or me in [str(n).casefold() for n in m.get("mentions", [])])
+        lines = [decorated(Line(str(m.get("sender", "")), str(m.get("message", "")), str(m.get("ts", "")), m.get("seq"),
+                                own=str(m.get("sender", "")).casefold() == me,
+                                mention=bool(m.get("everyone")) or me in [str(n).casefold() for n in m.get("mentions", [])]),
+                           m, self.ctx.state.user)
                  for m in message.get("messages", [])]
         oldest = conversation.oldest_id
         older = [line for line in lines if oldest is None or (line.id or 0) < oldest]
@@ -252,6 +254,8 @@ class RoomHandlers:
         for line in newer:
             if conversation.append(line):
                 self.ctx.view.lines_added(conversation.key, [line], False)
+            else:  # shown already: a reload after a reconnect brings what changed meanwhile
+                refresh(self.ctx, conversation, line)
         if lines:
             conversation.last_seq = max(conversation.last_seq, max(line.id or 0 for line in lines))
 

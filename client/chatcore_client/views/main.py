@@ -7,10 +7,11 @@ from __future__ import annotations
 import tkinter as tk
 from dataclasses import dataclass
 from tkinter import ttk
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
-from chatcore_client.state import ROOM, Conversation, Line, is_room, local_time
+from chatcore_client.state import ROOM, Conversation, is_room
 from chatcore_client.views import theme
+from chatcore_client.views.pane import MessagePane
 
 
 @dataclass
@@ -30,73 +31,11 @@ class MainCallbacks:
     topic: Callable[[str], None] = lambda key: None
     leave: Callable[[str], None] = lambda key: None
     focused: Callable[[], None] = lambda: None
-
-
-class MessagePane(ttk.Frame):
-    """A read-only Text with sender, time and text per message, and notices in grey italics."""
-
-    def __init__(self, master: tk.Misc, key: str, at_top: Callable[[str], None]) -> None:
-        super().__init__(master)
-        self.key = key
-        self._at_top = at_top
-        self.text = tk.Text(self, wrap="word", state="disabled", relief="flat", padx=14, pady=10,
-                            background=theme.PANE, spacing1=2, spacing3=2, cursor="arrow",
-                            font=("TkTextFont", 11))
-        scroll = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
-        self.text.configure(yscrollcommand=lambda first, last: self._scrolled(scroll, first, last))
-        self.text.grid(row=0, column=0, sticky="nsew")
-        scroll.grid(row=0, column=1, sticky="ns")
-        self.rowconfigure(0, weight=1)
-        self.columnconfigure(0, weight=1)
-        self.text.tag_configure("sender", font=("TkTextFont", 11, "bold"), foreground=theme.OTHER)
-        self.text.tag_configure("own", font=("TkTextFont", 11, "bold"), foreground=theme.OWN)
-        self.text.tag_configure("time", foreground=theme.MUTED, font=("TkTextFont", 9))
-        self.text.tag_configure("body", lmargin1=4, lmargin2=4, spacing3=8)
-        self.text.tag_configure("mention", background=theme.MENTION)
-        self.text.tag_configure("notice", foreground=theme.MUTED, font=("TkTextFont", 10, "italic"),
-                                justify="center", spacing1=4, spacing3=6)
-        self.lines = 0
-
-    def _scrolled(self, scroll: ttk.Scrollbar, first: "str | float", last: "str | float") -> None:
-        scroll.set(first, last)
-        if float(first) <= 0.0 and self.winfo_ismapped():
-            self._at_top(self.key)
-
-    def _chunks(self, line: Line) -> list[tuple[str, tuple[str, ...]]]:
-        if line.notice:
-            return [(f"— {line.text} —\n", ("notice",))]
-        when = local_time(line.ts) if line.ts else ""
-        extra = "  (sent while you were offline)" if line.offline else ""
-        body = ("body", "mention") if line.mention else ("body",)
-        return [(line.sender, ("own" if line.own else "sender",)), (f"  {when}{extra}\n", ("time",)),
-                (f"{line.text}\n", body)]
-
-    def add(self, lines: Iterable[Line], at_start: bool) -> None:
-        """Append newer lines (following the end if it was visible) or insert older ones on top."""
-        lines = list(lines)
-        if not lines:
-            return
-        following = self.text.yview()[1] >= 0.999
-        self.text.configure(state="normal")
-        if at_start:
-            self.text.mark_set("previous_top", "1.0")
-            self.text.mark_gravity("previous_top", "right")
-            for line in reversed(lines):
-                for chunk, tags in reversed(self._chunks(line)):
-                    self.text.insert("1.0", chunk, tags)
-            self.text.yview("previous_top")
-        else:
-            for line in lines:
-                for chunk, tags in self._chunks(line):
-                    self.text.insert("end-1c", chunk, tags)
-            if following:
-                self.text.see("end")
-        self.text.configure(state="disabled")
-        self.lines += len(lines)
-
-    def content(self) -> str:
-        """The pane's text (for tests and accessibility tools)."""
-        return self.text.get("1.0", "end-1c")
+    edit: Callable[[str, int, str], None] = lambda key, line_id, text: None  # a message's new text
+    edit_last: Callable[[str], None] = lambda key: None  # Up in an empty compose box
+    context: Callable[[str, int, int, int], None] = lambda key, line_id, x, y: None  # right-click on a message
+    typed: Callable[[str], None] = lambda key: None  # a key press in the compose box
+    search: Callable[[str], None] = lambda query: None
 
 
 class MainWindow(tk.Toplevel):
@@ -167,6 +106,11 @@ class MainWindow(tk.Toplevel):
         self.topic_button = ttk.Button(self.room_actions, text="Edit topic…",
                                        command=lambda: callbacks.topic(self.current))
         self.topic_button.pack(side="right", padx=(0, 6))
+        self.search_entry = ttk.Entry(header, width=22)
+        self.search_entry.pack(side="right", padx=(6, 0))
+        self.search_entry.bind("<Return>", lambda _e: self._search())
+        ttk.Label(header, text="Search", style="Muted.TLabel").pack(side="right")
+        self.pins_label = ttk.Label(header, text="", style="Muted.TLabel")
         self.banner = ttk.Frame(main, style="Announcement.TFrame", padding=(14, 6))
         self.banner_text = ttk.Label(self.banner, text="", style="Announcement.TLabel", wraplength=640, justify="left")
         self.banner_text.pack(side="left", fill="x", expand=True)
@@ -178,13 +122,20 @@ class MainWindow(tk.Toplevel):
         self.stack.rowconfigure(0, weight=1)
         self.stack.columnconfigure(0, weight=1)
 
+        self.typing_label = ttk.Label(main, text="", style="Muted.TLabel", padding=(14, 0))
+        self.typing_label.grid(row=4, column=0, sticky="ew")
         compose = ttk.Frame(main, padding=(10, 8))
-        compose.grid(row=4, column=0, sticky="ew")
+        compose.grid(row=5, column=0, sticky="ew")
         compose.columnconfigure(0, weight=1)
-        self.entry = ttk.Entry(compose, font=("TkTextFont", 11))
+        self.draft = tk.StringVar(self)
+        self.draft.trace_add("write", lambda *_: self._draft_changed())  # typing: any change of the draft
+        self.entry = ttk.Entry(compose, font=("TkTextFont", 11), textvariable=self.draft)
         self.entry.grid(row=0, column=0, sticky="ew", ipady=4)
         self.entry.bind("<Return>", lambda _e: self._send())
         self.entry.bind("<KP_Enter>", lambda _e: self._send())
+        self.entry.bind("<Up>", lambda _e: self._up())
+        self.entry.bind("<Escape>", lambda _e: self.stop_editing())
+        self.editing: Optional[tuple[str, int]] = None  # (key, id) of the message being edited
         self.send_button = ttk.Button(compose, text="Send", style="Accent.TButton", command=self._send)
         self.send_button.grid(row=0, column=1, padx=(8, 0))
         self.file_button = ttk.Button(compose, text="Send file…", command=callbacks.send_file)
@@ -206,7 +157,7 @@ class MainWindow(tk.Toplevel):
     def pane(self, key: str) -> MessagePane:
         """The message pane of a conversation, made on first use."""
         if key not in self.panes:
-            pane = MessagePane(self.stack, key, self.callbacks.scrolled_to_top)
+            pane = MessagePane(self.stack, key, self.callbacks.scrolled_to_top, self.callbacks.context)
             pane.grid(row=0, column=0, sticky="nsew")
             self.panes[key] = pane
         return self.panes[key]
@@ -287,8 +238,51 @@ class MainWindow(tk.Toplevel):
     def _send(self) -> None:
         text = self.entry.get()
         if text.strip() and self.chat_enabled:
+            if self.editing is not None:
+                key, line_id = self.editing
+                self.callbacks.edit(key, line_id, text.strip())
+                self.stop_editing()
+                return
             self.callbacks.send(text)
             self.entry.delete(0, "end")
+
+    def start_editing(self, key: str, line_id: int, text: str) -> None:
+        """Put a message's text in the compose box; Enter saves it, Escape gives up."""
+        self.editing = (key, line_id)
+        self.entry.delete(0, "end")
+        self.entry.insert(0, text)
+        self.send_button.configure(text="Save")
+        self.entry.focus_set()
+
+    def stop_editing(self) -> None:
+        if self.editing is not None:
+            self.editing = None
+            self.entry.delete(0, "end")
+            self.send_button.configure(text="Send")
+
+    def _up(self) -> None:
+        if not self.entry.get() and self.editing is None:
+            self.callbacks.edit_last(self.current)
+
+    def _draft_changed(self) -> None:
+        if self.editing is None and self.chat_enabled and self.draft.get().strip():
+            self.callbacks.typed(self.current)
+
+    def _search(self) -> None:
+        query = self.search_entry.get().strip()
+        if query:
+            self.callbacks.search(query)
+
+    def show_typing(self, text: str) -> None:
+        self.typing_label.configure(text=text)
+
+    def show_pins(self, text: str) -> None:
+        """The room's pinned messages under the header ("" hides the line)."""
+        self.pins_label.configure(text=text)
+        if text:
+            self.pins_label.pack(side="left", padx=(14, 0), after=self.presence_label)
+        else:
+            self.pins_label.pack_forget()
 
     def set_features(self, chat: bool, files: bool, rooms: bool = False) -> None:
         """Hide what the server does not offer."""

@@ -8,9 +8,10 @@ exact bytes the frame will carry, so a reply never needs a bigger frame than exi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from chatcore import protocol
+from chatcore_chat.features import stamp_fields
 from chatcore_chat.store import Message
 
 # ``next_before`` is sized as this many digits when measuring, whatever the real id
@@ -27,25 +28,34 @@ def legacy_item(message: Message) -> list[str]:
     return [message.sender, legacy_time(message.ts_ms), message.text]
 
 
-def v2_item(message: Message) -> dict[str, Any]:
-    """A v2 history object (docs/protocol.md §5)."""
-    return {"id": message.id, "sender": message.sender, "to": message.to, "ts": message.ts, "message": message.text}
+def v2_item(message: Message, reactions: Mapping[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """A v2 history object (docs/protocol.md §5): ``edited`` or ``deleted`` and ``reactions`` when any."""
+    item = {"id": message.id, "sender": message.sender, "to": message.to, "ts": message.ts, "message": message.text,
+            **stamp_fields(message.edited_ms, message.deleted)}
+    if reactions and message.id in reactions:
+        item["reactions"] = reactions[message.id]
+    return item
 
 
 def fit_reply(peer: str, newest_first: Sequence[Message], more: bool, v2: bool,
-              max_bytes: int = protocol.MAX_JSON) -> dict[str, Any]:
+              max_bytes: int = protocol.MAX_JSON,
+              reactions: Mapping[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The ``get_history`` reply with the newest of ``newest_first`` that fit in ``max_bytes``.
 
     :param peer: the peer as the client named it (``""`` = global room), echoed back.
     :param newest_first: candidate messages, newest first.
     :param more: whether older messages exist beyond ``newest_first``.
-    :param v2: shape for a v2 session (``messages``) or an old client (``data``).
+    :param v2: shape for a v2 session (``messages``) or an old client (``data``), which sees
+        no deleted message (its tombstone is new to it).
+    :param reactions: the messages' reactions by id (v2 only).
     """
+    if not v2:
+        newest_first = [message for message in newest_first if not message.deleted]
     key = "messages" if v2 else "data"
     worst: dict[str, Any] = {"type": "get_history", "peer": peer, key: [], "has_more": False,
                              "next_before": _ID_PLACEHOLDER}
-    shape = v2_item if v2 else legacy_item
-    items = protocol.fitting((shape(message) for message in newest_first), max_bytes - len(protocol.dumps(worst)))
+    items = protocol.fitting((v2_item(message, reactions) if v2 else legacy_item(message) for message in newest_first),
+                             max_bytes - len(protocol.dumps(worst)))
     taken = len(items)
     has_more = more or taken < len(newest_first)
     items.reverse()

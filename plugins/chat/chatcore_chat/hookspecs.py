@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Hooks the ``chat`` plugin offers to other plugins (added through ``chat_addhooks``)."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from chatcore.session import Session
+    from chatcore_chat.search import Hit
 
 # The host's project name (pluggy finds specs by it); the hook names carry this plugin's own prefix.
 hookspec = pluggy.HookspecMarker("chatcore")
@@ -30,4 +32,25 @@ def chatcore_chat_message_filter(session: "Session", message: dict[str, Any]) ->
 
     :param session: the sending session (``session.user`` is the sender).
     :param message: the mutable message draft described above.
+    """
+
+
+@hookspec
+def chatcore_chat_search(user: str, words: list[str], match: str, before: dict[str, int],
+                         limit: int) -> list["Hit"]:
+    """Add hits to a ``search`` from another kind of conversation (the rooms plugin's rooms).
+
+    Called on the searching connection's thread for every ``search`` request; chat searches its
+    own private conversations and the global room itself and merges every implementation's
+    hits newest first. Return only messages ``user`` may read now, never deleted ones.
+
+    :param user: the searching user's display name.
+    :param words: the query's words, casefolded without accents (``chatcore_chat.search.marks``
+        marks them in a text).
+    :param match: the FTS5 ``MATCH`` expression for those words (every word, each quoted).
+    :param before: the page's cursor: ``before[source]`` is the key below which the source's hits
+        continue (absent: from the newest). A source picks its own name (``[a-z][a-z0-9_]*``).
+    :param limit: how many hits, newest first, to return at most.
+    :return: ``chatcore_chat.search.Hit`` objects: source, key (falling as hits get older),
+        ``ts_ms`` (orders every source's hits) and the reply's ``item``.
     """

@@ -9,7 +9,8 @@ import pluggy
 
 from chatcore import Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
-from chatcore_chat import hookspecs, settings, store
+from chatcore_chat import feature_settings, hookspecs, settings, store
+from chatcore_chat.feature_settings import FeatureSettings
 from chatcore_chat.metrics import ChatCollector
 from chatcore_chat.service import ChatService
 from chatcore_chat.settings import ChatSettings
@@ -38,19 +39,31 @@ class ChatPlugin:
     @hookimpl
     def chat_settings(self) -> Sequence[Setting]:
         """Declare every ``CHATCORE_CHAT_*`` setting."""
-        return settings.ALL
+        return settings.ALL + feature_settings.ALL
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., "Command"]) -> None:
-        """``chat`` and ``get_history`` (docs/protocol.md §5)."""
+        """``chat`` and ``get_history`` (docs/protocol.md §5), and the message features (§5.1)."""
         register("chat", self.service.chat, fields={"peer": str, "message": str},
                  optional={"client_id": (str, int)})
         register("get_history", self.service.get_history, fields={"peer": str},
                  optional={"before": int, "limit": int})
+        actions = self.service.actions
+        message = {"peer": str, "id": int}
+        register("message_edit", actions.edit, fields={**message, "message": str})
+        register("message_delete", actions.delete, fields=message)
+        register("message_react", actions.react, fields={**message, "emoji": str}, optional={"remove": bool})
+        register("typing", actions.typing, fields={"peer": str})
+        register("search", actions.search, fields={"query": str}, optional={"before": str, "limit": int})
 
     @hookimpl
     def chat_configure(self, server: "ChatServer") -> None:
         """Open the history database under ``<data>/chat/`` and start the writer."""
+        sources = server.hook.chatcore_chat_search
+        self.service.actions.configure(
+            FeatureSettings.from_config(server.config),
+            lambda user, words, match, before, limit: sources(user=user, words=words, match=match, before=before,
+                                                              limit=limit))
         filters = server.hook.chatcore_chat_message_filter
         self.service.open(ChatSettings.from_config(server.config), server.plugin_dir(NAME), server.sessions,
                           server.lookup_user,

@@ -14,13 +14,15 @@ from typing import Any, Callable, Optional
 
 from chatcore import CommandError, protocol
 from chatcore.session import corked
-from chatcore_chat import store
+from chatcore_chat import features, store
+from chatcore_chat.actions import MessageActions
 from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.catchup import CatchUp
 from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLike
 from chatcore_chat.history import fit_reply
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
+from chatcore_chat.scrub import Scrubber
 from chatcore_chat.settings import ChatSettings
 from chatcore_chat.store import GLOBAL_ROOM, ReaderPool
 from chatcore_chat.writer import StoreClosed, Writer
@@ -46,9 +48,11 @@ class ChatService:
         self.backlog: Optional[Backlog] = None
         self.catch_up: Optional[CatchUp] = None
         self.retention: Optional[Retention] = None
+        self.scrubber: Optional[Scrubber] = None  # merges deleted words out of the search index
         self._lookup: Lookup = lambda name: None
         self._filter: Filter = lambda session, message: None
         self._removed: Callable[[str], bool] = lambda name: False
+        self.actions = MessageActions(self, clock)  # edit, delete, reactions, typing, search
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -68,6 +72,8 @@ class ChatService:
         self.writer.start()
         self.checkpointer = store.Checkpointer(self.path, hold_writes=self.writer.paused)
         self.checkpointer.start()
+        self.scrubber = Scrubber(self.path, self.writer.submit, self.actions.settings.scrub_interval, self.writer.paused)
+        self.scrubber.start()
         self.readers = ReaderPool(self.path)
         self.relay = Relay(self.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer,
                            in_flight=settings.in_flight)
@@ -84,6 +90,8 @@ class ChatService:
         """Stop retention, commit what is queued, close the database."""
         if self.retention is not None:
             self.retention.stop()
+        if self.scrubber is not None:
+            self.scrubber.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         if self.writer is not None:
@@ -133,14 +141,17 @@ class ChatService:
         conv = GLOBAL_ROOM if peer == "" else store.conversation_key(user, self.resolve(peer))
         if before is not None and before > MAX_ID:
             before = None  # beyond any id (and beyond SQLite's integers): the newest page
+        reactions: dict[int, list[dict[str, Any]]] = {}
         if before is not None and before <= 1:
             rows: list[store.Message] = []
         else:
             assert self.readers is not None
             with self.readers.connection() as conn:
                 rows = store.page(conn, conv, before, limit + 1)
+                reactions = features.reactions(conn, [row.id for row in rows[:limit]],
+                                               self.actions.settings.reaction_names) if session.v2 else {}
         more = len(rows) > limit
-        return fit_reply(peer, rows[:limit], more, session.v2)
+        return fit_reply(peer, rows[:limit], more, session.v2, reactions=reactions)
 
     # -- login and logout ---------------------------------------------------------------------
 

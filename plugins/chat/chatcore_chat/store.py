@@ -9,23 +9,24 @@ message is one row; nothing ever rewrites the whole file.
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
+from typing import Any, Callable, ContextManager, Optional, Sequence
 
 from chatcore import protocol
+from chatcore_chat import features
 from chatcore_chat.faults import Throttled
+from chatcore_chat.readers import ReaderPool  # noqa: F401  (re-exported: rooms and callers use store.ReaderPool)
 
 log = logging.getLogger(__name__)
 
 FILENAME = "messages.sqlite3"
 GLOBAL_ROOM = ""  # conversation key and recipient of broadcast messages
-SCHEMA_VERSION = 2  # 2: per-recipient pending totals and per-sender daily counts (quotas)
+SCHEMA_VERSION = 3  # 2: pending totals and daily counts (quotas); 3: edits, redactions, reactions, search
 DAY_MS = 86_400_000  # one UTC day in milliseconds
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -85,7 +86,16 @@ END;
 """
 CATCH_UP_ROUNDS = 8  # passive checkpoints in a row, each shorter, to catch up with writers
 WAL_SIZE_LIMIT = 64 << 20  # bytes of WAL file kept when it starts over (see Checkpointer)
-COLUMNS = "id, conv, sender, recipient, ts, body"
+# Schema 3: an edit of a message still waiting for its recipient changes what waits.
+PENDING_EDIT = """
+CREATE TRIGGER IF NOT EXISTS pending_on_edit AFTER UPDATE OF body ON messages
+    WHEN NEW.pending_for IS NOT NULL AND OLD.pending_for IS NEW.pending_for
+BEGIN
+    UPDATE pending_totals SET bytes = bytes - length(CAST(OLD.body AS BLOB)) + length(CAST(NEW.body AS BLOB))
+        WHERE recipient = NEW.pending_for;
+END;
+"""
+COLUMNS = "id, conv, sender, recipient, ts, body, edited, deleted"
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ class Message:
     to: str
     ts_ms: int
     text: str
+    edited_ms: Optional[int] = None  # when last edited (schema 3)
+    deleted: bool = False  # redacted: ``text`` is ""
 
     ts: str = field(init=False, repr=False, compare=False)  # ISO 8601 UTC with milliseconds, made once
 
@@ -116,8 +128,9 @@ def conversation_key(a: str, b: str) -> str:
 
 
 def _row(row: Sequence[object]) -> Message:
-    id_, conv, sender, recipient, ts, body = row
-    return Message(int(id_), str(conv), str(sender), str(recipient), int(ts), str(body))  # type: ignore[call-overload]
+    id_, conv, sender, recipient, ts, body, edited, deleted = row
+    return Message(int(id_), str(conv), str(sender), str(recipient), int(ts), str(body),  # type: ignore[call-overload]
+                   None if edited is None else int(edited), bool(deleted))  # type: ignore[call-overload]
 
 
 def connect(path: Path, synchronous: str = "NORMAL", autocheckpoint: bool = True) -> sqlite3.Connection:
@@ -129,6 +142,7 @@ def connect(path: Path, synchronous: str = "NORMAL", autocheckpoint: bool = True
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA secure_delete=ON")  # an erased text (a redaction, retention) leaves no bytes behind
     if not autocheckpoint:
         conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")  # a WAL that starts over is cut to this
@@ -212,10 +226,11 @@ class Checkpointer(threading.Thread):
             self.join()
 
 
-def create_schema(conn: sqlite3.Connection, now_ms: Optional[int] = None) -> None:
+def create_schema(conn: sqlite3.Connection, now_ms: Optional[int] = None, fts: bool = True) -> None:
     """Create the tables if missing, bring an older schema up to date in one transaction, and
     refuse a database written by a newer schema. ``now_ms`` says which UTC day an upgraded
-    database's daily counts are for (default: now)."""
+    database's daily counts are for (default: now). Schema 3 builds the search index from the
+    messages already stored; ``fts=False`` leaves it out (the benchmark's write path without it)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"chat database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
@@ -223,7 +238,10 @@ def create_schema(conn: sqlite3.Connection, now_ms: Optional[int] = None) -> Non
         return
     try:
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + COUNTERS)
-        _count_existing(conn, int(time.time() * 1000) if now_ms is None else now_ms)
+        if version < 2:
+            _count_existing(conn, int(time.time() * 1000) if now_ms is None else now_ms)
+        features.add_features(conn, fts)
+        features.run_script(conn, PENDING_EDIT)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -253,6 +271,12 @@ def insert_message(conn: sqlite3.Connection, conv: str, sender: str, to: str, ts
         (conv, sender, to, ts_ms, text, pending_for),
     )
     return Message(int(cursor.lastrowid or 0), conv, sender, to, ts_ms, text)
+
+
+def conversation_message(conn: sqlite3.Connection, conv: str, message_id: int) -> Optional[Message]:
+    """Message ``message_id`` if it belongs to ``conv``, else None."""
+    row = conn.execute(f"SELECT {COLUMNS} FROM messages WHERE id = ? AND conv = ?", (message_id, conv)).fetchone()
+    return _row(row) if row else None
 
 
 def _admitted(cursor: sqlite3.Cursor, admit: Callable[[Message], bool]) -> list[Message]:
@@ -289,7 +313,7 @@ def take_since(conn: sqlite3.Connection, user_key: str, after_id: int, limit: in
     takes the next (the first always). Undelivered messages for the user up to the last one
     taken are marked delivered in the same transaction: the catch-up delivered them."""
     taken = _admitted(conn.execute(
-        f"SELECT {COLUMNS} FROM messages WHERE id > :after AND (conv = ''"
+        f"SELECT {COLUMNS} FROM messages WHERE id > :after AND deleted = 0 AND (conv = ''"
         " OR substr(conv, 1, length(:user) + 1) = :user || char(10)"
         " OR substr(conv, -length(:user) - 1) = char(10) || :user) ORDER BY id LIMIT :limit",
         {"after": after_id, "user": user_key, "limit": limit}), admit)
@@ -320,7 +344,7 @@ def delete_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
 
 def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
     """Delete what a removed user leaves: every private conversation they are part of (both
-    sides', their pending messages included), their broadcasts, and their counters. Returns
+    sides', their pending messages included), their broadcasts, their reactions and their counters. Returns
     how many messages went. A full scan: removing an account is rare."""
     cursor = conn.execute(
         "DELETE FROM messages WHERE (conv <> '' AND (substr(conv, 1, length(?1) + 1) = ?1 || char(10)"
@@ -328,6 +352,7 @@ def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
         (user_key,))
     conn.execute("DELETE FROM pending_totals WHERE recipient = ?", (user_key,))
     conn.execute("DELETE FROM sender_days WHERE sender = ?", (user_key,))
+    conn.execute("DELETE FROM reactions WHERE user_key = ?", (user_key,))  # the name's next owner reacted to nothing
     return cursor.rowcount
 
 
@@ -369,38 +394,3 @@ def count(conn: sqlite3.Connection, conv: Optional[str] = None) -> int:
     if conv is None:
         return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
     return int(conn.execute("SELECT COUNT(*) FROM messages WHERE conv = ?", (conv,)).fetchone()[0])
-
-
-class ReaderPool:
-    """A few read-only connections shared by the connection threads (WAL readers never block the writer)."""
-
-    def __init__(self, path: Path, size: int = 4) -> None:
-        self._path = path
-        self._idle: "queue.LifoQueue[sqlite3.Connection]" = queue.LifoQueue()
-        self._slots = queue.Queue(maxsize=size)  # type: queue.Queue[None]
-        self._all: list[sqlite3.Connection] = []
-        for _ in range(size):
-            self._slots.put(None)
-
-    @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        """Borrow a connection (opened on first use), waiting while all are busy."""
-        self._slots.get()
-        try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None,
-                                       check_same_thread=False, timeout=30.0)
-                self._all.append(conn)
-            try:
-                yield conn
-            finally:
-                self._idle.put(conn)
-        finally:
-            self._slots.put(None)
-
-    def close(self) -> None:
-        for conn in self._all:
-            conn.close()
-        self._all.clear()

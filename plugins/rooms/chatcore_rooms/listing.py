@@ -36,10 +36,12 @@ def list_frames(rooms: Sequence[dict[str, Any]], private: Sequence[dict[str, Any
 
 
 def history_reply(room: str, newest_first: Sequence[RoomMessage], more: bool,
-                  max_bytes: int = protocol.MAX_JSON) -> dict[str, Any]:
-    """The ``room_history`` reply with the newest of ``newest_first`` that fit, newest last."""
+                  max_bytes: int = protocol.MAX_JSON,
+                  reactions: Optional[dict[int, list[dict[str, object]]]] = None) -> dict[str, Any]:
+    """The ``room_history`` reply with the newest of ``newest_first`` that fit, newest last
+    (with their ``reactions``, by message row id)."""
     worst = {"type": "room_history", "room": room, "messages": [], "has_more": False, "next_before": _ID_PLACEHOLDER}
-    items = protocol.fitting((message.item() for message in newest_first), max_bytes - len(protocol.dumps(worst)))
+    items = protocol.fitting((message.item(reactions) for message in newest_first), max_bytes - len(protocol.dumps(worst)))
     taken = len(items)
     has_more = more or taken < len(newest_first)
     items.reverse()

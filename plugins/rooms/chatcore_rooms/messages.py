@@ -149,6 +149,7 @@ class Purge(Operation):
         super().__init__()
         self.service, self.user_key = service, user_key
         self.handover: list[tuple[Room, Optional[str]]] = []
+        self.unpinned: list[tuple[int, int]] = []
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
         self.handover = []
@@ -163,7 +164,13 @@ class Purge(Operation):
                 store.set_role(conn, int(room_id), str(heir[0]), "owner")
             if room is not None:
                 self.handover.append((room, str(heir[0]) if heir else None))
+        self.unpinned = conn.execute("SELECT p.room_id, p.seq FROM pins p JOIN messages m ON m.room_id = p.room_id "
+                                     "AND m.seq = p.seq WHERE m.sender_key = ?", (self.user_key,)).fetchall()
         self.result = store.delete_user(conn, self.user_key)
 
     def after(self, batch: Batch) -> None:
+        for room_id, seq in self.unpinned:  # pins of the removed user's messages went with them
+            room = self.service.by_id(int(room_id))
+            if room is not None and seq in room.pins:
+                room.pins.remove(seq)
         self.service.forget_member(self.user_key, self.handover)

@@ -72,6 +72,20 @@ class RoomsPlugin:
         register("room_message", s.post, fields={**room, "message": str}, optional={"client_id": (str, int)})
         register("room_history", s.reads.history, fields=room, optional={"before": int, "limit": int})
         register("mark_read", s.mark_read, optional={"room": str, "seq": int, "peer": str, "id": int})
+        f, target = s.features, {**room, "seq": int}  # the message features (§7.1)
+        register("room_message_edit", f.edit, fields={**target, "message": str})
+        register("room_message_delete", f.delete, fields=target)
+        register("room_react", f.react, fields={**target, "emoji": str}, optional={"remove": bool})
+        register("room_pin", f.pin, fields=target)
+        register("room_unpin", f.unpin, fields=target)
+        register("room_pins", f.pins, fields=room)
+        register("room_typing", f.typing, fields=room)
+
+    @hookimpl
+    def chatcore_chat_search(self, user: str, words: list[str], match: str, before: dict[str, int],
+                             limit: int) -> list[Any]:
+        """The user's rooms' part of chat's ``search``."""
+        return self.service.features.search(user, words, match, before, limit)
 
     @hookimpl
     def chatcore_chat_message_filter(self, session: "Session", message: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import CommandError, protocol
+from chatcore_chat import features
 from chatcore_chat.delivery import send
 from chatcore_rooms import listing, store
 from chatcore_rooms.store import RANK
@@ -110,5 +111,8 @@ class Reads:
                 raise CommandError("not_member", f"you are not a member of {room.name}")
             floor = standing.joined_seq if room.history == "joined" else 0
             rows = [] if before is not None and before <= floor + 1 else store.page(conn, room.id, before, floor, limit + 1)
-        return listing.history_reply(room.name, rows[:limit], len(rows) > limit)
+            assert self.service.chat is not None
+            reactions = features.reactions(conn, [row.id for row in rows[:limit]],
+                                           self.service.chat.actions.settings.reaction_names)
+        return listing.history_reply(room.name, rows[:limit], len(rows) > limit, reactions=reactions)
 

@@ -23,9 +23,11 @@ from chatcore import CommandError, protocol
 from chatcore.session import corked
 from chatcore_chat import store as chat_store
 from chatcore_chat.delivery import Directory, Window, send
+from chatcore_chat.scrub import Scrubber
 from chatcore_chat.service import ChatService
 from chatcore_chat.writer import StoreClosed, Writer
 from chatcore_rooms import messages, ops, store
+from chatcore_rooms.msgfeatures import RoomFeatures
 from chatcore_rooms.names import mentioned, room_name_problem
 from chatcore_rooms.reads import Reads
 from chatcore_rooms.settings import RoomsSettings
@@ -55,6 +57,8 @@ class RoomsService:
         self._online: dict[str, tuple[Any, ...]] = {}
         self._online_lock = threading.Lock()
         self.reads = Reads(self)
+        self.features = RoomFeatures(self)  # edit, delete, reactions, typing, pins, search
+        self.scrubber: Optional[Scrubber] = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -71,10 +75,15 @@ class RoomsService:
         self.writer.start()
         self.checkpointer = chat_store.Checkpointer(path, hold_writes=self.writer.paused)
         self.checkpointer.start()
+        self.scrubber = Scrubber(path, self.writer.submit, chat.actions.settings.scrub_interval, self.writer.paused,
+                                 name="rooms-scrub")
+        self.scrubber.start()
         self.readers = chat_store.ReaderPool(path)
         log.info("rooms in %s: %d room(s)", path, len(self.rooms))
 
     def close(self) -> None:
+        if self.scrubber is not None:
+            self.scrubber.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         if self.writer is not None:
@@ -139,6 +148,10 @@ class RoomsService:
                 for session in online.get(key, ()):
                     if session is not skip:
                         send(session, frame)
+
+    def online_sessions(self, user_key: str) -> tuple[Any, ...]:
+        """The user's v2 sessions logged in now."""
+        return self._online.get(user_key, ())
 
     def tell_user(self, user_key: str, body: dict[str, Any], skip: Any = None) -> None:
         """An event to the user's v2 sessions (but ``skip``)."""

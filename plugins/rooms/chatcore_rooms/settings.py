@@ -19,8 +19,10 @@ TOPIC_MAX = Setting("CHATCORE_ROOMS_TOPIC_MAX", 300, "Longest room topic in char
 REASON_MAX = Setting("CHATCORE_ROOMS_REASON_MAX", 300, "Longest kick or ban reason in characters; longer ones get 'reason_too_long'.", int, minimum=0)
 HISTORY_PAGE = Setting("CHATCORE_ROOMS_HISTORY_PAGE", 200, "Most messages one room_history reply returns (fewer when they would not fit in one frame); caps 'limit'.", int, minimum=1)
 UNREAD_CAP = Setting("CHATCORE_ROOMS_UNREAD_CAP", 1000, "Unread private messages and mentions are counted up to this many per conversation (a badge says '1000+').", int, minimum=1)
+MAX_PINS = Setting("CHATCORE_ROOMS_MAX_PINS", 20, "Most pinned messages one room may have; another gets 'too_many_pins'.", int, minimum=1)
 
-ALL: tuple[Setting, ...] = (MAX_ROOMS_PER_USER, MAX_MEMBERS, MAX_ROOMS, TOPIC_MAX, REASON_MAX, HISTORY_PAGE, UNREAD_CAP)
+ALL: tuple[Setting, ...] = (MAX_ROOMS_PER_USER, MAX_MEMBERS, MAX_ROOMS, TOPIC_MAX, REASON_MAX, HISTORY_PAGE, UNREAD_CAP,
+                            MAX_PINS)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,11 @@ class RoomsSettings:
     reason_max: int = 300
     history_page: int = 200
     unread_cap: int = 1000
+    max_pins: int = 20
 
     @classmethod
     def from_config(cls, config: Config) -> "RoomsSettings":
         """Read every setting from ``config`` (defaults where unset)."""
         return cls(config.get(MAX_ROOMS_PER_USER), config.get(MAX_MEMBERS), config.get(MAX_ROOMS),
-                   config.get(TOPIC_MAX), config.get(REASON_MAX), config.get(HISTORY_PAGE), config.get(UNREAD_CAP))
+                   config.get(TOPIC_MAX), config.get(REASON_MAX), config.get(HISTORY_PAGE), config.get(UNREAD_CAP),
+                   config.get(MAX_PINS))

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from chatcore import protocol
+from chatcore_chat.features import add_features, run_script, stamp_fields
 
 FILENAME = "rooms.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features)
 ROLES = ("owner", "moderator", "member")  # highest first
 RANK = {"owner": 3, "moderator": 2, "member": 1}
 HISTORY_MODES = ("shared", "joined")  # shared: members see what came before they joined
@@ -90,6 +91,15 @@ CREATE TABLE IF NOT EXISTS private_reads (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS private_reads_by_peer ON private_reads (peer_key);
 """
+PINS = """
+CREATE TABLE IF NOT EXISTS pins (
+    room_id INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    by      TEXT NOT NULL,         -- the moderator who pinned it
+    ts      INTEGER NOT NULL,
+    PRIMARY KEY (room_id, seq)
+) WITHOUT ROWID;
+"""
 
 
 @dataclass
@@ -105,6 +115,7 @@ class Room:
     created_by: str
     last_seq: int
     members: dict[str, "Member"] = field(default_factory=dict)  # by user_key
+    pins: list[int] = field(default_factory=list)  # seqs of pinned messages, in pin order
 
     def role_of(self, user_key: str) -> Optional[str]:
         member = self.members.get(user_key)
@@ -112,8 +123,11 @@ class Room:
 
     def info(self) -> dict[str, object]:
         """The public description (directory entries, events)."""
-        return {"room": self.name, "topic": self.topic, "private": self.private, "history": self.history,
-                "members": len(self.members), "last_seq": self.last_seq}
+        info: dict[str, object] = {"room": self.name, "topic": self.topic, "private": self.private,
+                                   "history": self.history, "members": len(self.members), "last_seq": self.last_seq}
+        if self.pins:
+            info["pins"] = list(self.pins)
+        return info
 
 
 @dataclass
@@ -137,11 +151,17 @@ class RoomMessage:
     text: str
     mentions: tuple[str, ...]
     everyone: bool
+    id: int = 0  # the row's id: reactions and the search index refer to it
+    edited_ms: Optional[int] = None
+    deleted: bool = False
 
-    def item(self) -> dict[str, object]:
-        """The message as ``room_message`` events and ``room_history`` pages carry it (without the room)."""
+    def item(self, reactions: Optional[dict[int, list[dict[str, object]]]] = None) -> dict[str, object]:
+        """The message as ``room_message`` events and ``room_history`` pages carry it (without
+        the room): ``edited`` or ``deleted``, and ``reactions`` when it has any."""
         body: dict[str, object] = {"seq": self.seq, "sender": self.sender, "ts": protocol.timestamp(self.ts_ms),
-                                   "message": self.text}
+                                   "message": self.text, **stamp_fields(self.edited_ms, self.deleted)}
+        if reactions and self.id in reactions:
+            body["reactions"] = reactions[self.id]
         if self.mentions:
             body["mentions"] = list(self.mentions)
         if self.everyone:
@@ -149,8 +169,9 @@ class RoomMessage:
         return body
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables if missing; refuse a database written by a newer schema."""
+def create_schema(conn: sqlite3.Connection, fts: bool = True) -> None:
+    """Create the tables if missing, bring schema 1 up to date in one transaction (``fts=False``:
+    without the search index, for the benchmark); refuse a database written by a newer schema."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"rooms database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
@@ -158,6 +179,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
         return
     try:
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)
+        add_features(conn, fts)  # a schema-1 database: its messages are indexed here
+        run_script(conn, PINS)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -175,6 +198,8 @@ def load(conn: sqlite3.Connection) -> dict[str, Room]:
     for room_id, user_key, user, role, joined_seq in conn.execute(
             "SELECT room_id, user_key, user, role, joined_seq FROM members"):
         rooms[room_id].members[user_key] = Member(user_key, user, role, joined_seq)
+    for room_id, seq in conn.execute("SELECT room_id, seq FROM pins ORDER BY ts, seq"):
+        rooms[room_id].pins.append(int(seq))
     return {room.key: room for room in rooms.values()}
 
 
@@ -266,15 +291,15 @@ def insert_message(conn: sqlite3.Connection, room_id: int, sender: str, ts_ms: i
                            (room_id,)).fetchone()[0])
     sender_key = sender.casefold()
     names = tuple(name for _, name in mentions)
-    conn.execute("INSERT INTO messages (room_id, seq, sender, sender_key, ts, body, mentions, everyone) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (room_id, seq, sender, sender_key, ts_ms, text, " ".join(names),
-                                                     int(everyone)))
+    row = conn.execute("INSERT INTO messages (room_id, seq, sender, sender_key, ts, body, mentions, everyone) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (room_id, seq, sender, sender_key, ts_ms, text, " ".join(names),
+                                                           int(everyone)))
     conn.execute("UPDATE members SET read_seq = ? WHERE room_id = ? AND user_key = ?", (seq, room_id, sender_key))
     conn.execute("DELETE FROM mentions WHERE user_key = ? AND room_id = ? AND seq < ?", (sender_key, room_id, seq))
     if mentions:
         conn.executemany("INSERT OR IGNORE INTO mentions VALUES (?, ?, ?)",
                          [(key, room_id, seq) for key, _ in mentions if key != sender_key])
-    return RoomMessage(room_id, seq, sender, ts_ms, text, names, everyone)
+    return RoomMessage(room_id, seq, sender, ts_ms, text, names, everyone, int(row.lastrowid or 0))
 
 
 def mark_read(conn: sqlite3.Connection, room_id: int, user_key: str, seq: int) -> int:
@@ -306,22 +331,28 @@ def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
                       "DELETE FROM invites WHERE user_key = ?", "DELETE FROM mentions WHERE user_key = ?",
                       "DELETE FROM private_reads WHERE user_key = ?", "DELETE FROM private_reads WHERE peer_key = ?"):
         conn.execute(statement, (user_key,))
-    conn.execute("DELETE FROM mentions WHERE (room_id, seq) IN (SELECT room_id, seq FROM messages WHERE sender_key = ?)",
-                 (user_key,))  # others' mentions by the removed user go with the messages
+    for table in ("mentions", "pins"):  # others' mentions by the removed user, and pins of their messages, go too
+        conn.execute(f"DELETE FROM {table} WHERE (room_id, seq) IN (SELECT room_id, seq FROM messages WHERE sender_key = ?)",
+                     (user_key,))
+    conn.execute("DELETE FROM reactions WHERE user_key = ?", (user_key,))
     return conn.execute("DELETE FROM messages WHERE sender_key = ?", (user_key,)).rowcount
 
 
 # -- reads (any connection) ------------------------------------------------------------------
 
+MESSAGE_COLUMNS = "room_id, seq, sender, ts, body, mentions, everyone, id, edited, deleted"
+
+
 def _message(row: Sequence[object]) -> RoomMessage:
-    room_id, seq, sender, ts, body, mentions, everyone = row
+    room_id, seq, sender, ts, body, mentions, everyone, id_, edited, deleted = row
     return RoomMessage(int(room_id), int(seq), str(sender), int(ts), str(body),  # type: ignore[call-overload]
-                       tuple(str(mentions).split()), bool(everyone))
+                       tuple(str(mentions).split()), bool(everyone), int(id_),  # type: ignore[call-overload]
+                       None if edited is None else int(edited), bool(deleted))  # type: ignore[call-overload]
 
 
 def page(conn: sqlite3.Connection, room_id: int, before: Optional[int], after: int, limit: int) -> list[RoomMessage]:
     """Up to ``limit`` messages of the room with ``after < seq < before``, newest first."""
-    rows = conn.execute("SELECT room_id, seq, sender, ts, body, mentions, everyone FROM messages "
+    rows = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages "
                         "WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
                         (room_id, after, before if before is not None else 2**63 - 1, limit)).fetchall()
     return [_message(row) for row in rows]
