@@ -158,9 +158,10 @@ class MessageActions:
     def search_chat(self, user: str, words: list[str], match: str, before: dict[str, int],
                     limit: int) -> list[Hit]:
         """Chat's own hits: the user's private conversations and the global room."""
-        readers = self.service.readers
-        if readers is None:
+        readers, indexer = self.service.readers, self.service.indexer
+        if readers is None or indexer is None:
             return []
+        indexer.flush()  # every message acknowledged so far is in the index
         key = user.casefold()
         with readers.connection() as conn:
             rows = conn.execute(SEARCH_SQL, {"match": match, "before": before.get(SOURCE, 2**63 - 1),

@@ -20,6 +20,7 @@ from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.catchup import CatchUp
 from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLike
 from chatcore_chat.history import fit_reply
+from chatcore_chat.indexer import SearchIndexer
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.scrub import Scrubber
@@ -43,6 +44,7 @@ class ChatService:
         self.path: Optional[Path] = None
         self.writer: Optional[Writer] = None
         self.checkpointer: Optional[store.Checkpointer] = None
+        self.indexer: Optional[SearchIndexer] = None
         self.readers: Optional[ReaderPool] = None
         self.relay: Optional[Relay] = None
         self.backlog: Optional[Backlog] = None
@@ -74,6 +76,8 @@ class ChatService:
         self.checkpointer.start()
         self.scrubber = Scrubber(self.path, self.writer.submit, self.actions.settings.scrub_interval, self.writer.paused)
         self.scrubber.start()
+        self.indexer = SearchIndexer(self.writer.submit)
+        self.indexer.start()
         self.readers = ReaderPool(self.path)
         self.relay = Relay(self.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer,
                            in_flight=settings.in_flight)
@@ -92,6 +96,8 @@ class ChatService:
             self.retention.stop()
         if self.scrubber is not None:
             self.scrubber.stop()
+        if self.indexer is not None:
+            self.indexer.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         if self.writer is not None:

@@ -235,6 +235,10 @@ def create_schema(conn: sqlite3.Connection, now_ms: Optional[int] = None, fts: b
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"chat database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
     if version == SCHEMA_VERSION:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts_insert'").fetchone():
+            conn.execute("BEGIN IMMEDIATE")  # an index kept by per-insert triggers: bulk from now on
+            features.defer_indexing(conn)
+            conn.execute("COMMIT")
         return
     try:
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + COUNTERS)

@@ -207,3 +207,47 @@ def test_a_schema_2_database_is_upgraded_and_its_messages_are_searchable(tmp_pat
     assert conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'hello'").fetchall() == [(2,)]
     store.create_schema(conn)  # opening it again changes nothing
     conn.close()
+
+
+def _found(conn, word):
+    return [row[0] for row in conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid",
+                                           (word,))]
+
+
+def test_messages_are_indexed_in_bulk_after_their_commit_and_edits_before_that_are_not_lost(tmp_path):
+    from chatcore_chat import features
+
+    conn = store.connect(tmp_path / store.FILENAME)
+    store.create_schema(conn)
+    conv = store.conversation_key("alice", "bob")
+    for text in ("first words", "second words", "third words"):
+        store.insert_message(conn, conv, "alice", "bob", 1, text, None)
+    assert _found(conn, "words") == []  # not indexed on insert: no trigger on the ack's path
+    conn.execute("UPDATE messages SET body = 'edited text' WHERE id = 2")  # edited before it was indexed
+    conn.execute("UPDATE messages SET body = '', deleted = 1 WHERE id = 3")  # redacted before it was indexed
+    assert features.index_new(conn) == 3 and features.index_new(conn) == 0
+    assert _found(conn, "words") == [1] and _found(conn, "edited") == [2]
+    conn.execute("UPDATE messages SET body = 'changed again' WHERE id = 1")  # indexed: the trigger follows
+    conn.execute("DELETE FROM messages WHERE id = 2")  # retention or account removal
+    assert _found(conn, "words") == [] and _found(conn, "changed") == [1] and _found(conn, "edited") == []
+    assert _found(conn, "third") == []  # redacted before indexing: never in the index
+    conn.close()
+
+
+def test_an_index_kept_by_insert_triggers_switches_to_bulk_indexing_with_nothing_lost(tmp_path):
+    from chatcore_chat import features
+
+    conn = store.connect(tmp_path / store.FILENAME)
+    store.create_schema(conn)
+    conn.execute("DROP TABLE fts_state")  # as the first schema 3 was made: one trigger per insert
+    features.run_script(conn, "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN NEW.deleted = 0 "
+                              "BEGIN INSERT INTO messages_fts (rowid, body) VALUES (NEW.id, NEW.body); END;")
+    store.insert_message(conn, "", "alice", "", 1, "indexed by the old trigger", None)
+    conn.close()
+    conn = store.connect(tmp_path / store.FILENAME)
+    store.create_schema(conn)
+    assert _found(conn, "trigger") == [1]
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'messages_fts_insert'").fetchone() is None
+    store.insert_message(conn, "", "alice", "", 2, "after the switch", None)
+    assert features.index_new(conn) == 1 and _found(conn, "switch") == [2]
+    conn.close()

@@ -100,8 +100,9 @@ class RoomFeatures:
 
     def search(self, user: str, words: list[str], match: str, before: dict[str, int], limit: int) -> list[Hit]:
         """The rooms' hits for chat's ``search``: rooms the user is a member of, as their history shows them."""
-        if self.service.readers is None:
+        if self.service.readers is None or self.service.indexer is None:
             return []
+        self.service.indexer.flush()  # every room message acknowledged so far is in the index
         with self.service.readers.connection() as conn:
             found = extras.search(conn, user.casefold(), match, before.get(SOURCE, 2**63 - 1), limit)
         return [Hit(SOURCE, item.id, item.ts_ms, {"room": room, **item.item(), "marks": search.marks(item.text, words)})

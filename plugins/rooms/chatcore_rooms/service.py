@@ -23,6 +23,7 @@ from chatcore import CommandError, protocol
 from chatcore.session import corked
 from chatcore_chat import store as chat_store
 from chatcore_chat.delivery import Directory, Window, send
+from chatcore_chat.indexer import SearchIndexer
 from chatcore_chat.scrub import Scrubber
 from chatcore_chat.service import ChatService
 from chatcore_chat.writer import StoreClosed, Writer
@@ -59,6 +60,7 @@ class RoomsService:
         self.reads = Reads(self)
         self.features = RoomFeatures(self)  # edit, delete, reactions, typing, pins, search
         self.scrubber: Optional[Scrubber] = None
+        self.indexer: Optional[SearchIndexer] = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -78,12 +80,16 @@ class RoomsService:
         self.scrubber = Scrubber(path, self.writer.submit, chat.actions.settings.scrub_interval, self.writer.paused,
                                  name="rooms-scrub")
         self.scrubber.start()
+        self.indexer = SearchIndexer(self.writer.submit, name="rooms-indexer")
+        self.indexer.start()
         self.readers = chat_store.ReaderPool(path)
         log.info("rooms in %s: %d room(s)", path, len(self.rooms))
 
     def close(self) -> None:
         if self.scrubber is not None:
             self.scrubber.stop()
+        if self.indexer is not None:
+            self.indexer.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         if self.writer is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from chatcore import protocol
-from chatcore_chat.features import add_features, run_script, stamp_fields
+from chatcore_chat.features import add_features, defer_indexing, run_script, stamp_fields
 
 FILENAME = "rooms.sqlite3"
 SCHEMA_VERSION = 2  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features)
@@ -176,6 +176,10 @@ def create_schema(conn: sqlite3.Connection, fts: bool = True) -> None:
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"rooms database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
     if version == SCHEMA_VERSION:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts_insert'").fetchone():
+            conn.execute("BEGIN IMMEDIATE")  # an index kept by per-insert triggers: bulk from now on
+            defer_indexing(conn)
+            conn.execute("COMMIT")
         return
     try:
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)
