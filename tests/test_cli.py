@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import queue
 import re
 import signal
@@ -11,8 +10,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-
-import pytest
 
 from chatcore.testing import TestClient
 
@@ -69,24 +66,6 @@ def test_serve_with_no_configuration_then_sigterm_shuts_down_in_order(tmp_path):
             wait_for_line(lines, re.escape(expected))
         assert process.wait(timeout=20) == 0
         client.close()
-    finally:
-        process.kill()
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc malloc tunable")
-@pytest.mark.parametrize("operator, expected", [
-    ("", "glibc.malloc.tcache_count=0"),
-    ("glibc.malloc.trim_threshold=131072", "glibc.malloc.trim_threshold=131072:glibc.malloc.tcache_count=0"),
-    ("glibc.malloc.tcache_count=3", "glibc.malloc.tcache_count=3"),  # the operator's choice wins
-])
-def test_serve_runs_without_per_thread_malloc_caches(tmp_path, operator, expected):
-    env = {"SERVER_PORT": "0", "CHATCORE_HOST": "127.0.0.1", **({"GLIBC_TUNABLES": operator} if operator else {})}
-    process, lines = start_server(tmp_path, "serve", **env)
-    try:
-        assert wait_for_line(lines, r"GLIBC_TUNABLES=(\S*)").group(1) == expected
-        wait_for_line(lines, r"listening on 127\.0\.0\.1:(\d+)")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
     finally:
         process.kill()
 
