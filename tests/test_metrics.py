@@ -126,6 +126,8 @@ def test_counters_move_as_clients_log_in_fail_and_chat(make_server, connect, log
     assert after.value("chatcore_chat_messages_total", kind="broadcast") == 1
     assert after.value("chatcore_chat_deliveries_total", how="live") == 2  # to bob; the broadcast to bob
     assert after.value("chatcore_users_online") == 2 and after.value("chatcore_sessions_logged_in") == 2
+    assert after.value("chatcore_workers") >= 1 and after.value("chatcore_workers_queued") >= 0
+    assert after.value("chatcore_connections_accepted") >= 2
     assert after.value("chatcore_connections", transport="plain") == 3
     assert after.value("chatcore_connections_opened_total", transport="plain") == 3
     assert after.value("chatcore_auth_hashes_total") >= 5  # two registrations, three checked logins

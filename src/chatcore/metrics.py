@@ -125,6 +125,13 @@ class CoreCollector:
                                 value=len(server.sessions.authenticated()))
         yield GaugeMetricFamily("chatcore_users_online", "Users with at least one logged-in session.",
                                 value=len(server.sessions.online_users()))
+        yield GaugeMetricFamily("chatcore_connections_accepted", "Connections accepted and not yet ended, "
+                                "those still choosing plaintext or TLS or handshaking included.",
+                                value=len(server.connections()))
+        yield GaugeMetricFamily("chatcore_workers", "Worker threads serving requests (the pool grows when all "
+                                "are blocked).", value=server.workers.size)
+        yield GaugeMetricFamily("chatcore_workers_queued", "Connections with requests waiting for a worker.",
+                                value=server.workers.queued)
         requests = metrics.requests.snapshot()
         yield _counter("chatcore_requests", "Requests by command and result: ok, or the error code answered.",
                        ["command", "result"], requests)
