@@ -51,16 +51,8 @@ class Sender(Client):
         if not self.running:  # logging in
             super().readable()
             return
-        data = self.sock.recv(1 << 20)
-        if not data:
-            raise ConnectionError(f"{self.name}: closed by the server")
-        self.inbuf += data
-        while len(self.inbuf) >= 2:
-            total = 2 + protocol.HEADER.unpack_from(self.inbuf)[0]
-            if len(self.inbuf) < total:
-                break
-            message = protocol.decode(self.inbuf[:total])
-            self.inbuf = self.inbuf[total:]
+        for frame in self.frames():
+            message = protocol.decode(frame)
             if message.get("type") == "chat_ack":
                 self.acked += 1
                 if self.sent < self.total:
@@ -75,19 +67,10 @@ class Receiver(Client):
 
     def __init__(self, name: str, port: int) -> None:
         super().__init__(name, port, [{"command": "login", "username": name, "password": PASSWORD}], "login_result")
-        self.frames = 0
+        self.frames_seen = 0
 
     def count(self) -> None:
-        data = self.sock.recv(1 << 20)
-        if not data:
-            raise ConnectionError(f"{self.name}: closed by the server")
-        self.inbuf += data
-        while len(self.inbuf) >= 2:
-            total = 2 + protocol.HEADER.unpack_from(self.inbuf)[0]
-            if len(self.inbuf) < total:
-                break
-            self.inbuf = self.inbuf[total:]
-            self.frames += 1
+        self.frames_seen += sum(1 for _ in self.frames())
 
 
 def register_all(port: int, names: list[str]) -> None:
@@ -119,7 +102,7 @@ def pairs(count: int, messages: int, window: int, pythonpath: str = "", env: Opt
             selector.register(r.sock, selectors.EVENT_READ, r)
         cpu0, start = cpu_seconds(server.pid), time.monotonic()
         goal = per_sender * count
-        while sum(s.acked for s in senders) < goal or sum(r.frames for r in receivers) < goal:
+        while sum(s.acked for s in senders) < goal or sum(r.frames_seen for r in receivers) < goal:
             if time.monotonic() - start > 600:
                 raise TimeoutError("pairs did not finish in 600 s")
             for key, events in selector.select(1.0):

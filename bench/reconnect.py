@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import servers  # noqa: E402
@@ -41,7 +41,8 @@ class Client:
         self.replies: list[dict[str, Any]] = []
         self.newest = 0
 
-    def readable(self) -> None:
+    def frames(self) -> Iterator[bytes]:
+        """Read what the socket has and yield each frame it completes (header included)."""
         data = self.sock.recv(1 << 20)
         if not data:
             raise ConnectionError(f"{self.name}: closed by the server")
@@ -50,8 +51,12 @@ class Client:
             total = 2 + protocol.HEADER.unpack_from(self.inbuf)[0]
             if len(self.inbuf) < total:
                 break
-            message = protocol.decode(self.inbuf[:total])
-            self.inbuf = self.inbuf[total:]
+            frame, self.inbuf = self.inbuf[:total], self.inbuf[total:]
+            yield frame
+
+    def readable(self) -> None:
+        for frame in self.frames():
+            message = protocol.decode(frame)
             self.newest = max(self.newest, int(message.get("id", 0) or 0))
             if message.get("type") in ("login_result", "register_result", "caught_up", "chat_ack"):
                 self.replies.append(message)
