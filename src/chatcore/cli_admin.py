@@ -20,6 +20,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]  # no inline types; only i
 from chatcore import backup as backups
 from chatcore.admin import NoServer, admin_request
 from chatcore.config import Config
+from chatcore.status_page import duration
 
 Run = Callable[[argparse.Namespace, Config], int]
 
@@ -38,19 +39,6 @@ def ask(command: str, config: Config, request: dict[str, Any]) -> dict[str, Any]
         return {"ok": False, "error": str(exc)}
     except OSError as exc:  # a server that holds the socket but does not answer in time
         return {"ok": False, "error": f"the server on {config.data_dir} did not answer: {exc}"}
-
-
-def duration(seconds: float) -> str:
-    """``3d 04h 05m``, ``2h 03m``, ``5m 07s``."""
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h {minutes:02d}m"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s"
 
 
 def show_status(args: argparse.Namespace, config: Config) -> int:
