@@ -114,6 +114,7 @@ IO_THREADS = Setting("CHATCORE_IO_THREADS", 1, "Reactor threads reading the clie
 WORKERS_MIN = Setting("CHATCORE_WORKERS_MIN", 16, "Worker threads always kept for serving requests.", int, minimum=1)
 WORKERS_MAX = Setting("CHATCORE_WORKERS_MAX", 128, "Worker threads at most, for requests that block (password hashes, backlogs); more requests wait their turn.", int, minimum=1)
 REQUEST_QUEUE = Setting("CHATCORE_REQUEST_QUEUE", 256 << 10, "Bytes of one client's received requests waiting for a worker before its socket is no longer read (TCP then holds it back; accepts K/M suffixes).", int, parse_size, minimum=65536)
+LOGIN_REQUEST_QUEUE = Setting("CHATCORE_LOGIN_REQUEST_QUEUE", 16 << 10, "The same for a connection not logged in yet (a hello and a login need a few hundred bytes).", int, parse_size, minimum=4096)
 
 # The metrics port (chatcore.monitor): /metrics, /healthz, /readyz and the status page.
 METRICS_ADDRESS = Setting("CHATCORE_METRICS_ADDRESS", "", "HOST:PORT for Prometheus metrics, /healthz, /readyz and the status page (e.g. 127.0.0.1:9464; port 0 picks a free one); empty: off.")
@@ -124,7 +125,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     HOST, PORT, STORAGE_DIR, LOG_LEVEL, LOG_FORMAT, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
     TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
-    RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW, IO_THREADS, WORKERS_MIN, WORKERS_MAX, REQUEST_QUEUE,
+    RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW, IO_THREADS, WORKERS_MIN, WORKERS_MAX, REQUEST_QUEUE, LOGIN_REQUEST_QUEUE,
     METRICS_ADDRESS, METRICS_MAX_CLIENTS, METRICS_TIMEOUT,
 )
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _READ_SIZE = 65536
 _BATCH = 32  # tasks a worker runs for one connection before letting others have a turn
+_TASK_COST = 96  # bytes a queued request costs beyond its body (the objects holding it)
 INFINITY = float("inf")
 
 # phases
@@ -54,6 +55,7 @@ class Policy:
     rate_limit: float
     rate_burst: int
     request_queue: int  # bytes of received requests a connection may have waiting for a worker
+    login_request_queue: int  # the same before it logged in
 
 
 class Connection:
@@ -78,7 +80,7 @@ class Connection:
         self._checking = False  # a CHECK task is queued: login and idle deadlines wait for it
         self._lock = threading.Lock()
         self._tasks: deque[tuple[int, Any]] = deque()
-        self._queued = 0  # bytes of FRAME tasks waiting
+        self._queued = 0  # bytes of FRAME tasks waiting, with their _TASK_COST
         self._scheduled = False  # in the worker pool's queue or being served
 
     def __repr__(self) -> str:
@@ -108,8 +110,9 @@ class Connection:
         return self._server.commands.login_required and self.session is not None and self.session.user is None
 
     def readable(self) -> None:
+        room = self._queue_limit() - self._queued if self.phase == OPEN else _READ_SIZE
         try:
-            raw = self.sock.recv(_READ_SIZE)
+            raw = self.sock.recv(min(_READ_SIZE, max(4096, room)))  # never far past the queue's limit
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -264,13 +267,26 @@ class Connection:
         with self._lock:
             self._tasks.append((kind, item))
             if kind == FRAME:
-                self._queued += len(item)
-                if self._queued > self.policy.request_queue:
+                self._queued += len(item) + _TASK_COST
+                if self._queued > self._queue_limit():
                     self._paused = True  # the reactor thread's next update stops reading
             start = not self._scheduled
             self._scheduled = True
         if start:
             self._server.workers.submit(self)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of received requests waiting for a worker (with their overhead)."""
+        return self._queued
+
+    def _queue_limit(self) -> int:
+        """Bytes of requests this connection may have waiting: CHATCORE_REQUEST_QUEUE once logged
+        in, CHATCORE_LOGIN_REQUEST_QUEUE before (a login needs a few hundred bytes; thousands of
+        connections each queuing a quarter MiB behind slow logins would spend the server's memory)."""
+        if self._server.commands.login_required and self.session is not None and self.session.user is None:
+            return min(self.policy.login_request_queue, self.policy.request_queue)
+        return self.policy.request_queue
 
     def serve(self) -> None:
         """A worker runs up to a batch of this connection's tasks, in order."""
@@ -282,8 +298,8 @@ class Connection:
                 kind, item = self._tasks.popleft()
                 resume = False
                 if kind == FRAME:
-                    self._queued -= len(item)
-                    if self._paused and not self._resuming and self._queued <= self.policy.request_queue // 2:
+                    self._queued -= len(item) + _TASK_COST
+                    if self._paused and not self._resuming and self._queued <= self._queue_limit() // 2:
                         self._resuming = resume = True  # one resume per pause
                 more = bool(self._tasks)
             if resume:

@@ -200,7 +200,8 @@ class ChatServer:
             tls_context=self.tls_context, send_buffer=config.get(settings.SEND_BUFFER),
             send_timeout=config.get(settings.SEND_TIMEOUT), frame_timeout=config.get(settings.FRAME_TIMEOUT),
             login_timeout=self.login_timeout, idle_timeout=self.idle_timeout, rate_limit=self.rate_limit,
-            rate_burst=self.rate_burst, request_queue=config.get(settings.REQUEST_QUEUE))
+            rate_burst=self.rate_burst, request_queue=config.get(settings.REQUEST_QUEUE),
+            login_request_queue=config.get(settings.LOGIN_REQUEST_QUEUE))
         # Only the core's own chat_handle_message (no plugin wraps it): call handlers directly,
         # sparing every request a pluggy hook call.
         self.dispatch.direct = [impl.plugin_name for impl in self.hook.chat_handle_message.get_hookimpls()] == ["core"]
