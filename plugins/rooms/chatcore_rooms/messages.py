@@ -15,8 +15,8 @@ from chatcore_chat.delivery import Window, send
 from chatcore_chat.faults import Refused
 from chatcore_chat.writer import Batch, Operation
 from chatcore_rooms import store
+from chatcore_rooms.models import RANK, Room, RoomMessage
 from chatcore_rooms.ops import RoomOp
-from chatcore_rooms.store import RANK, Room
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService
@@ -33,7 +33,7 @@ class Post(RoomOp):
                  everyone: bool, client_id: Any, window: Optional[Window]) -> None:
         super().__init__(service, origin, room, client_id)
         self.text, self.names, self.everyone, self.window = text, names, everyone, window
-        self.message: Optional[store.RoomMessage] = None
+        self.message: Optional[RoomMessage] = None
 
     def run(self, conn: sqlite3.Connection) -> None:
         room = self.room

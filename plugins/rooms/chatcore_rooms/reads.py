@@ -11,7 +11,7 @@ from chatcore import CommandError, protocol
 from chatcore_chat import features
 from chatcore_chat.delivery import send
 from chatcore_rooms import listing, store
-from chatcore_rooms.store import RANK
+from chatcore_rooms.models import RANK
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService

@@ -27,12 +27,12 @@ from chatcore_chat.indexer import SearchIndexer
 from chatcore_chat.scrub import Scrubber
 from chatcore_chat.service import ChatService
 from chatcore_chat.writer import StoreClosed, Writer
-from chatcore_rooms import messages, ops, store
+from chatcore_rooms import messages, ops, schema, store
+from chatcore_rooms.models import HISTORY_MODES, RANK, Room
 from chatcore_rooms.msgfeatures import RoomFeatures
 from chatcore_rooms.names import mentioned, room_name_problem
 from chatcore_rooms.reads import Reads
 from chatcore_rooms.settings import RoomsSettings
-from chatcore_rooms.store import HISTORY_MODES, RANK, Room
 
 log = logging.getLogger(__name__)
 STATE_KEY = "rooms"  # this plugin's slot in session.state: the session's in-flight Window
@@ -67,9 +67,9 @@ class RoomsService:
     def open(self, settings: RoomsSettings, chat: ChatService, directory: Path, sessions: Directory) -> None:
         """Open (or create) ``<directory>/rooms.sqlite3``, load the rooms, start the writer."""
         self.settings, self.chat, self.directory = settings, chat, sessions
-        path = directory / store.FILENAME
+        path = directory / schema.FILENAME
         conn = chat_store.connect(path, chat.settings.synchronous, autocheckpoint=False)
-        store.create_schema(conn)
+        schema.create_schema(conn)
         self.rooms = store.load(conn)
         self._ids = {room.id: room for room in self.rooms.values()}
         self._pairs = set(store.private_pairs(conn))
