@@ -43,8 +43,14 @@ class Post(RoomOp):
             raise Refused("not_member", f"you are not a member of {room.name}: join it first")
         if self.everyone and RANK[mine] < RANK["moderator"]:
             raise Refused("mention_forbidden", "only moderators and the owner may mention @room")
-        mentions = self._mentions(conn, room)
-        self.message = store.insert_message(conn, room.id, self.actor, self.now(), self.text, mentions, self.everyone)
+        mentions, stamp = self._mentions(conn, room), self.now()
+        try:  # the insert is the first change; chat's daily quota aborts it (and nothing else)
+            self.message = store.insert_message(conn, room.id, self.actor, stamp, self.text, mentions, self.everyone)
+        except sqlite3.IntegrityError as exc:
+            refusal = self.service.quotas.refusal(exc, room.name, stamp)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     def _mentions(self, conn: sqlite3.Connection, room: Room) -> list[tuple[str, str]]:
         """(user_key, display name) of the members mentioned: every member for @room."""

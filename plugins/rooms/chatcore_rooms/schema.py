@@ -8,11 +8,14 @@ schema version; a database written by a newer plugin is refused rather than gues
 from __future__ import annotations
 
 import sqlite3
+import time
+from typing import Optional
 
 from chatcore_chat.features import add_features, defer_indexing, run_script
+from chatcore_chat.quotas import SENDER_DAYS, count_sender_days
 
 FILENAME = "rooms.sqlite3"
-SCHEMA_VERSION = 2  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features)
+SCHEMA_VERSION = 3  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features); 3: chat's limits
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a room made again is a new room
@@ -94,23 +97,36 @@ CREATE TABLE IF NOT EXISTS pins (
 """
 
 
+# Schema 3: chat's limits. ``sender_days`` (chat's table and trigger, ``chatcore_chat.quotas``)
+# counts each sender's room messages per UTC day for the daily quotas; retention by age finds
+# old messages by ``ts``.
+LIMITS = """
+CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+"""
 
-def create_schema(conn: sqlite3.Connection, fts: bool = True) -> None:
-    """Create the tables if missing, bring schema 1 up to date in one transaction (``fts=False``:
-    without the search index, for the benchmark); refuse a database written by a newer schema."""
+
+def create_schema(conn: sqlite3.Connection, fts: bool = True, now_ms: Optional[int] = None) -> None:
+    """Create the tables if missing, bring schema 1 or 2 up to date in one transaction
+    (``fts=False``: without the search index, for the benchmark); refuse a database written by
+    a newer schema. An upgrade counts what each sender stored on the day of ``now_ms`` (now)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"rooms database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
     if version == SCHEMA_VERSION:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts_insert'").fetchone():
+        if _indexed_per_insert(conn):
             conn.execute("BEGIN IMMEDIATE")  # an index kept by per-insert triggers: bulk from now on
             defer_indexing(conn)
             conn.execute("COMMIT")
         return
     try:
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)
-        add_features(conn, fts)  # a schema-1 database: its messages are indexed here
-        run_script(conn, PINS)
+        if version < 2:
+            add_features(conn, fts)  # a schema-1 database: its messages are indexed here
+            run_script(conn, PINS)
+        elif _indexed_per_insert(conn):
+            defer_indexing(conn)
+        run_script(conn, SENDER_DAYS + LIMITS)
+        count_sender_days(conn, int(time.time() * 1000) if now_ms is None else now_ms)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -118,3 +134,6 @@ def create_schema(conn: sqlite3.Connection, fts: bool = True) -> None:
             conn.execute("ROLLBACK")
         raise
 
+
+def _indexed_per_insert(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts_insert'").fetchone() is not None

@@ -115,14 +115,16 @@ def delete_room(conn: sqlite3.Connection, room_id: int) -> None:
 def insert_message(conn: sqlite3.Connection, room_id: int, sender: str, ts_ms: int, text: str,
                    mentions: Sequence[tuple[str, str]], everyone: bool) -> RoomMessage:
     """Append a message as the room's next seq, advance the sender's read marker to it, and
-    record a mention for each (user_key, display name) in ``mentions``."""
-    seq = int(conn.execute("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-                           (room_id,)).fetchone()[0])
+    record a mention for each (user_key, display name) in ``mentions``. The INSERT comes first:
+    chat's daily quota check (a TEMP trigger, ``chatcore_chat.quotas``) may abort it, and then
+    nothing has changed (the room's counter included), so the refusal leaves no gap."""
+    seq = int(conn.execute("SELECT last_seq + 1 FROM rooms WHERE id = ?", (room_id,)).fetchone()[0])
     sender_key = sender.casefold()
     names = tuple(name for _, name in mentions)
     row = conn.execute("INSERT INTO messages (room_id, seq, sender, sender_key, ts, body, mentions, everyone) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (room_id, seq, sender, sender_key, ts_ms, text, " ".join(names),
                                                            int(everyone)))
+    conn.execute("UPDATE rooms SET last_seq = ? WHERE id = ?", (seq, room_id))
     conn.execute("UPDATE members SET read_seq = ? WHERE room_id = ? AND user_key = ?", (seq, room_id, sender_key))
     conn.execute("DELETE FROM mentions WHERE user_key = ? AND room_id = ? AND seq < ?", (sender_key, room_id, seq))
     if mentions:

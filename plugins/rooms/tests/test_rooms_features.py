@@ -177,7 +177,7 @@ def test_a_schema_1_rooms_database_is_upgraded_and_searchable(tmp_path):
     old.close()
     conn = sqlite3.connect(path, isolation_level=None)
     schema.create_schema(conn)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
     assert conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'before'").fetchall() == [(1,)]
     assert store.load(conn)["dev"].pins == []
     conn.close()
