@@ -289,6 +289,7 @@ class App(TransferViews, DeviceViews, AdminViews, RoomViews, FeatureViews):
                 scrolled_to_top=self._scrolled_to_top, close=self.quit, devices=self._devices_clicked,
                 admin=self._admin_clicked, new_room=self._new_room_clicked, browse=self._browse_clicked,
                 members=self._members_clicked, topic=self._topic_clicked, leave=self._leave_clicked,
+                delete_room=self._delete_room_clicked,
                 focused=self._window_focused, **self._feature_callbacks()))
             self.main.set_features(self.chat.available, self.files.available, self.rooms.available)
             self.login.withdraw()

@@ -19,6 +19,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8888
 TLS_MODES = ("auto", "require")
 KEYRING_MODES = ("auto", "off")  # auto: the OS keyring when there is a real one; off: the private file only
+NOTIFY_MODES = ("on", "off")  # on: a desktop notification (notify-send) for a mention; off: none, no bell
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ClientSettings:
     tls: str = "auto"  # auto: TLS when the server offers it, else plaintext with a warning
     known_servers: Optional[Path] = None  # None: <config dir>/chatcore/known_servers.json
     keyring: str = "auto"  # auto: remembered tokens in the OS keyring when there is a real one; off: the file
+    notify: bool = True  # a mention while the window is not focused: notify-send (else the bell); False: neither
 
 
 def load_environment(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
@@ -54,7 +56,7 @@ def parse_port(text: str) -> int:
 
 def load_settings(env: Optional[Mapping[str, str]] = None) -> ClientSettings:
     """Read ``SERVER_IP``, ``SERVER_PORT``, ``CHATCORE_CLIENT_TLS``, ``CHATCORE_CLIENT_KNOWN_SERVERS``,
-    ``CHATCORE_CLIENT_KEYRING``."""
+    ``CHATCORE_CLIENT_KEYRING``, ``CHATCORE_CLIENT_NOTIFY``."""
     values = load_environment(env)
     try:
         port = parse_port(values.get("SERVER_PORT", str(DEFAULT_PORT)))
@@ -67,6 +69,11 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> ClientSettings:
         log.warning("CHATCORE_CLIENT_KEYRING=%r is not one of %s: keeping tokens in the private file (off)",
                     keyring, ", ".join(KEYRING_MODES))
         keyring = "off"  # what the user meant is unclear: do what the client did before it used keyrings
+    notify = values.get("CHATCORE_CLIENT_NOTIFY", "on").strip().lower() or "on"
+    if notify not in NOTIFY_MODES:
+        log.warning("CHATCORE_CLIENT_NOTIFY=%r is not one of %s: notifications stay on", notify, ", ".join(NOTIFY_MODES))
+        notify = "on"
     return ClientSettings(host=values.get("SERVER_IP", DEFAULT_HOST).strip() or DEFAULT_HOST, port=port,
                           tls=tls if tls in TLS_MODES else "auto",
-                          known_servers=Path(known).expanduser() if known else None, keyring=keyring)
+                          known_servers=Path(known).expanduser() if known else None, keyring=keyring,
+                          notify=notify == "on")

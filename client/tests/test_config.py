@@ -37,3 +37,11 @@ def test_the_keyring_setting(caplog):
     with caplog.at_level(logging.WARNING, logger="chatcore_client.config"):
         assert load_settings({"CHATCORE_CLIENT_KEYRING": "maybe"}).keyring == "off"
     assert any("CHATCORE_CLIENT_KEYRING='maybe'" in r.getMessage() for r in caplog.records)
+
+
+def test_the_notification_setting(caplog):
+    assert load_settings({}).notify is True
+    assert load_settings({"CHATCORE_CLIENT_NOTIFY": " Off "}).notify is False
+    with caplog.at_level(logging.WARNING, logger="chatcore_client.config"):
+        assert load_settings({"CHATCORE_CLIENT_NOTIFY": "sometimes"}).notify is True
+    assert any("CHATCORE_CLIENT_NOTIFY='sometimes'" in r.getMessage() for r in caplog.records)

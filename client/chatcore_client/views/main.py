@@ -30,6 +30,7 @@ class MainCallbacks:
     members: Callable[[str], None] = lambda key: None
     topic: Callable[[str], None] = lambda key: None
     leave: Callable[[str], None] = lambda key: None
+    delete_room: Callable[[str], None] = lambda key: None  # the owner's Delete room… (asks first)
     focused: Callable[[], None] = lambda: None
     edit: Callable[[str, int, str], None] = lambda key, line_id, text: None  # a message's new text
     edit_last: Callable[[str], None] = lambda key: None  # Up in an empty compose box
@@ -96,20 +97,15 @@ class MainWindow(tk.Toplevel):
         self.title_label = ttk.Label(header, text="Everyone", style="Title.TLabel")
         self.title_label.pack(side="left")
         self.presence_label = ttk.Label(header, text="", style="Muted.TLabel")
-        self.presence_label.pack(side="left", padx=(10, 0))
-        self.room_actions = ttk.Frame(header)
-        self.leave_button = ttk.Button(self.room_actions, text="Leave", command=lambda: callbacks.leave(self.current))
-        self.leave_button.pack(side="right")
-        self.members_button = ttk.Button(self.room_actions, text="Members…",
-                                         command=lambda: callbacks.members(self.current))
-        self.members_button.pack(side="right", padx=(0, 6))
-        self.topic_button = ttk.Button(self.room_actions, text="Edit topic…",
-                                       command=lambda: callbacks.topic(self.current))
-        self.topic_button.pack(side="right", padx=(0, 6))
+        # A room's actions are one menu, so the header fits 1280x800 with a search box and a topic.
+        self.room_actions = ttk.Menubutton(header, text="Room", width=6)  # the theme draws the arrow
+        self.room_menu = tk.Menu(self.room_actions, tearoff=False)
+        self.room_actions.configure(menu=self.room_menu)
         self.search_entry = ttk.Entry(header, width=22)
         self.search_entry.pack(side="right", padx=(6, 0))
         self.search_entry.bind("<Return>", lambda _e: self._search())
         ttk.Label(header, text="Search", style="Muted.TLabel").pack(side="right")
+        self.presence_label.pack(side="left", padx=(10, 0))  # packed last: a long topic is cut, not the buttons
         self.pins_label = ttk.Label(header, text="", style="Muted.TLabel")
         self.banner = ttk.Frame(main, style="Announcement.TFrame", padding=(14, 6))
         self.banner_text = ttk.Label(self.banner, text="", style="Announcement.TLabel", wraplength=640, justify="left")
@@ -208,14 +204,29 @@ class MainWindow(tk.Toplevel):
             self.presence_label.configure(text=str(info.get("topic") or "no topic") +
                                           f"  ·  {info.get('members', '?')} members" +
                                           ("  ·  private" if info.get("private") else ""))
-            if str(info.get("role")) in ("owner", "moderator"):
-                self.topic_button.pack(side="right", padx=(0, 6))
-            else:
-                self.topic_button.pack_forget()
-            self.room_actions.pack(side="right")
+            self._room_menu(str(info.get("role")))
+            self.room_actions.pack(side="right", padx=(0, 10), before=self.presence_label)
         else:
             self.room_actions.pack_forget()
         self._update_compose()
+
+    def _room_menu(self, role: str) -> None:
+        """The Room menu by role: Members…, Edit topic… (moderators), Leave, Delete room… (the owner; it asks first)."""
+        menu, callbacks = self.room_menu, self.callbacks
+        menu.delete(0, "end")
+        menu.add_command(label="Members…", command=lambda: callbacks.members(self.current))
+        if role in ("owner", "moderator"):
+            menu.add_command(label="Edit topic…", command=lambda: callbacks.topic(self.current))
+        menu.add_separator()
+        menu.add_command(label="Leave", command=lambda: callbacks.leave(self.current))
+        if role == "owner":
+            menu.add_command(label="Delete room…", command=lambda: callbacks.delete_room(self.current))
+
+    def room_menu_labels(self) -> list[str]:
+        """The Room menu's commands, in order (for tests)."""
+        end = self.room_menu.index("end")
+        return [] if end is None else [str(self.room_menu.entrycget(i, "label")) for i in range(end + 1)
+                                       if self.room_menu.type(i) == "command"]
 
     def _selected(self, _event: object) -> None:
         selection = self.tree.selection()

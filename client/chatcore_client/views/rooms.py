@@ -1,15 +1,19 @@
 """Room windows: create a room, browse and join public rooms, the member list (roles, presence,
-invite, kick, ban, promote), the topic editor; and ``RoomViews``, the app's wiring of them
-(a mixin of ``App``). Widgets with callbacks only: the handlers send the commands."""
+invite, kick, ban and unban, promote, hand over), the topic editor; and ``RoomViews``, the app's
+wiring of them (a mixin of ``App``), with deleting a room and the notification of a mention.
+Widgets with callbacks only: the handlers send the commands."""
 
 from __future__ import annotations
 
 import tkinter as tk
+from functools import cached_property
 from tkinter import ttk
 from typing import Any, Callable, Optional
 
 from chatcore_client.connection import NotConnected
+from chatcore_client.notify import Notifier
 from chatcore_client.state import Line, room_key
+from chatcore_client.views.confirm import ConfirmDialog
 
 RANK = {"owner": 3, "moderator": 2, "member": 1}
 
@@ -108,7 +112,8 @@ class BrowseDialog(tk.Toplevel):
 
 
 class MembersWindow(tk.Toplevel):
-    """Members with role and presence; invite by name; kick, ban, promote and demote by role."""
+    """Members with role and presence; invite by name; kick, ban, promote and demote by role; the
+    banned users with Unban (moderators); Hand over… (the owner, after a confirmation)."""
 
     def __init__(self, master: tk.Misc, key: str, role: str,
                  act: Callable[[str, dict[str, Any]], None], refresh: Callable[[], None]) -> None:
@@ -141,12 +146,26 @@ class MembersWindow(tk.Toplevel):
         self.ban_button = ttk.Button(buttons, text="Ban", command=lambda: self._moderate("room_ban"))
         self.promote_button = ttk.Button(buttons, text="Make moderator", command=lambda: self._role("moderator"))
         self.demote_button = ttk.Button(buttons, text="Make member", command=lambda: self._role("member"))
-        for button in (self.kick_button, self.ban_button, self.promote_button, self.demote_button):
+        self.hand_over_button = ttk.Button(buttons, text="Hand over…", command=self._hand_over)
+        for button in (self.kick_button, self.ban_button, self.promote_button, self.demote_button,
+                       self.hand_over_button):
             button.pack(side="left", padx=(0, 8))
         ttk.Button(buttons, text="Refresh", command=refresh).pack(side="right")
         self.status = ttk.Label(body, text="Loading…", style="Muted.TLabel")
         self.status.pack(anchor="w", pady=(8, 0))
+        banned = ttk.Frame(body)  # shown when the server lists bans (it does to moderators)
+        self.bans_tree = ttk.Treeview(banned, columns=("by", "reason"), show="tree headings", height=3,
+                                      selectmode="browse")
+        for column, text, width in (("#0", "Banned", 140), ("by", "By", 100), ("reason", "Reason", 200)):
+            self.bans_tree.heading(column, text=text)
+            self.bans_tree.column(column, width=width)
+        self.bans_tree.pack(side="left", fill="x", expand=True)
+        self.bans_tree.bind("<<TreeviewSelect>>", lambda _e: self._selection_changed())
+        self.unban_button = ttk.Button(banned, text="Unban", command=self._unban)
+        self.unban_button.pack(side="left", padx=(8, 0), anchor="n")
+        self.banned_frame = banned
         self.roles: dict[str, str] = {}
+        self.confirm: Optional[ConfirmDialog] = None  # the open "Hand over?" question
         self._selection_changed()
 
     def show(self, reply: dict[str, Any], role: str) -> None:
@@ -163,7 +182,15 @@ class MembersWindow(tk.Toplevel):
                                                                      "online" if member.get("online") else "offline"),
                              tags=() if member.get("online") else ("offline",))
         bans = reply.get("bans") or []
-        note = f"{len(members)} member(s)" + (f"; banned: {', '.join(str(b.get('user')) for b in bans)}" if bans else "")
+        self.bans_tree.delete(*self.bans_tree.get_children())
+        for ban in bans:
+            self.bans_tree.insert("", "end", iid=str(ban.get("user")), text=str(ban.get("user")),
+                                  values=(str(ban.get("by", "")), str(ban.get("reason", ""))))
+        if bans:
+            self.banned_frame.pack(fill="x", pady=(8, 0))
+        else:
+            self.banned_frame.pack_forget()
+        note = f"{len(members)} member(s)" + (f"; {len(bans)} banned" if bans else "")
         self.status.configure(text=note, style="Muted.TLabel")
         if chosen is not None and self.tree.exists(chosen):  # a refresh keeps the selection
             self.tree.selection_set(chosen)
@@ -183,8 +210,31 @@ class MembersWindow(tk.Toplevel):
         can_moderate = user is not None and mine >= 2 and theirs < mine
         for button in (self.kick_button, self.ban_button):
             button.configure(state="normal" if can_moderate else "disabled")
-        for button in (self.promote_button, self.demote_button):
+        for button in (self.promote_button, self.demote_button, self.hand_over_button):
             button.configure(state="normal" if user is not None and mine == 3 and theirs < 3 else "disabled")
+        self.unban_button.configure(state="normal" if self.banned() and mine >= 2 else "disabled")
+
+    def banned(self) -> Optional[str]:
+        """The selected banned user."""
+        chosen = self.bans_tree.selection()
+        return chosen[0] if chosen else None
+
+    def bans(self) -> list[str]:
+        return list(self.bans_tree.get_children())
+
+    def _unban(self) -> None:
+        user = self.banned()
+        if user is not None:
+            self.act("room_unban", {"user": user})
+
+    def _hand_over(self) -> None:
+        user = self._chosen()
+        if user is None:
+            return
+        self.confirm = ConfirmDialog(self, "Hand over the room",
+                                     f"Make {user} the owner of {self.key}? You become a moderator, and only "
+                                     f"{user} can give the room back.", "Hand over",
+                                     lambda: self.act("room_set_role", {"user": user, "role": "owner"}))
 
     def _invite(self) -> None:
         name = self.invitee.get().strip()
@@ -237,6 +287,7 @@ class RoomViews:
     login: Any
     rooms: Any
     state: Any
+    settings: Any  # ClientSettings
     room_dialogs: dict[str, Any]
 
     def show_error(self, text: str) -> None: ...
@@ -286,6 +337,13 @@ class RoomViews:
     def _leave_clicked(self, key: str) -> None:
         self._guard(lambda: self.rooms.command("room_leave", key))
 
+    def _delete_room_clicked(self, key: str) -> None:
+        """The owner's Delete room…: only after a confirmation."""
+        self.room_dialogs["delete"] = ConfirmDialog(
+            self.main, f"Delete {key}", f"Delete {key} for every member, with all its messages? This cannot be "
+                                        "undone.", "Delete room", lambda: self._guard(lambda: self.rooms.command(
+                                            "room_delete", key)))
+
     def _room_changed(self, key: str) -> None:
         """Someone joined, left, was kicked or changed role: an open member list of that room follows."""
         window = self._window("members")
@@ -294,12 +352,19 @@ class RoomViews:
         if self.main is not None and self.main.current == key:
             self.main.show(key)
 
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(bool(self.settings.notify))
+
     def _mentioned(self, key: str, line: Line) -> None:
-        """A message naming this user: while the window is not focused, the bell and the title say so."""
+        """A message naming this user while the window is not focused: the title says so, and a
+        desktop notification (``notify-send``, when on PATH) or else the bell; with notifications
+        off (``CHATCORE_CLIENT_NOTIFY=off``) only the title."""
         if self.main is None or self.rooms.focused():
             return
-        self.main.bell()
         self.main.title(f"(@{line.sender} in {key}) {self.main.base_title}")
+        if self.notifier.enabled and not self.notifier.notify(f"@{line.sender} in {key}", line.text):
+            self.main.bell()
 
     def _window_focused(self) -> None:
         """Back in the window: a room that got messages while it was away from the user is read now."""

@@ -44,3 +44,5 @@ def apply(root: tk.Misc) -> None:
     style.map("TEntry", fieldbackground=[("disabled", DISABLED), ("readonly", DISABLED)],
               foreground=[("disabled", MUTED)])
     style.map("Accent.TButton", background=[("active", "#1e40af"), ("disabled", "#93c5fd")])
+    style.configure("Danger.TButton", foreground="white", background=ERROR)  # what cannot be undone
+    style.map("Danger.TButton", background=[("active", "#991b1b"), ("disabled", "#fca5a5")])

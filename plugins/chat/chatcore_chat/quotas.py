@@ -16,9 +16,35 @@ from dataclasses import dataclass
 from typing import Optional
 
 from chatcore_chat.faults import Refused
-from chatcore_chat.store import DAY_MS
 
 CHECK_TRIGGER = "chat_quotas"
+DAY_MS = 86_400_000  # one UTC day in milliseconds
+# What each sender stored on the current UTC day. Needs only ``messages (sender, ts, body)``:
+# chat's database and rooms' count with it, so both bound a sender by the same settings.
+SENDER_DAYS = """
+CREATE TABLE IF NOT EXISTS sender_days (
+    sender   TEXT PRIMARY KEY,   -- lower-cased sender name
+    day      INTEGER NOT NULL,   -- the UTC day (ts // 86,400,000) the counts below are for
+    messages INTEGER NOT NULL,   -- messages stored from this sender on that day
+    bytes    INTEGER NOT NULL    -- UTF-8 bytes of their texts
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS sender_on_insert AFTER INSERT ON messages
+BEGIN
+    INSERT INTO sender_days VALUES (lower(NEW.sender), NEW.ts / 86400000, 1, length(CAST(NEW.body AS BLOB)))
+        ON CONFLICT (sender) DO UPDATE SET  -- a later day starts from zero; a clock set back counts on
+            messages = CASE WHEN day >= excluded.day THEN messages + 1 ELSE 1 END,
+            bytes = CASE WHEN day >= excluded.day THEN bytes + excluded.bytes ELSE excluded.bytes END,
+            day = MAX(day, excluded.day);
+END;
+"""
+
+
+def count_sender_days(conn: sqlite3.Connection, now_ms: int) -> None:
+    """Fill ``sender_days`` (SENDER_DAYS) from the messages stored on the UTC day of ``now_ms``."""
+    conn.execute("DELETE FROM sender_days")
+    day = now_ms // DAY_MS
+    conn.execute("INSERT INTO sender_days SELECT lower(sender), ?, COUNT(*), SUM(length(CAST(body AS BLOB))) "
+                 "FROM messages WHERE ts >= ? AND ts < ? GROUP BY lower(sender)", (day, day * DAY_MS, (day + 1) * DAY_MS))
 
 
 @dataclass(frozen=True)

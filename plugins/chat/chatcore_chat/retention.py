@@ -2,7 +2,9 @@
 
 A sweep finds candidates on a read connection (WAL readers never block the writer) and
 deletes them in small chunks through the writer queue, waiting for each chunk, so chat
-writes interleave with a large clean-up instead of queueing behind it.
+writes interleave with a large clean-up instead of queueing behind it. Which rows are
+candidates and how they are deleted are the store's (``RetentionQueries``; chat's own
+``store`` by default), so the rooms plugin applies the same policy to its own database.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from chatcore_chat import store
 from chatcore_chat.delivery import Delete
@@ -19,6 +21,14 @@ from chatcore_chat.writer import Operation, StoreClosed
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # rows deleted per writer operation
+
+
+class RetentionQueries(Protocol):
+    """What a sweep asks of a store; ``conversation`` is the store's key (chat's ``conv``, a room's id)."""
+
+    def older_than(self, conn: Any, cutoff_ms: int, limit: int) -> list[int]: ...
+    def over_count(self, conn: Any, keep: int) -> Sequence[Any]: ...
+    def beyond_newest(self, conn: Any, conversation: Any, keep: int, limit: int) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,14 @@ class Retention:
     """Applies a policy on demand (``sweep``) and, once started, every ``interval`` seconds."""
 
     def __init__(self, policy: RetentionPolicy, readers: ReaderPool, submit: Callable[[Operation], Operation],
-                 clock: Callable[[], float], interval: float) -> None:
+                 clock: Callable[[], float], interval: float, queries: Any = store,
+                 delete: Callable[[list[int]], Operation] = Delete, name: str = "chat-retention") -> None:
+        """``queries`` (a ``RetentionQueries``) finds message ids, ``delete`` makes the writer
+        operation deleting them (its ``result``: how many went)."""
         self.policy = policy
+        self._queries: RetentionQueries = queries
+        self._delete = delete
+        self._name = name
         self._readers = readers
         self._submit = submit
         self._clock = clock
@@ -50,7 +66,7 @@ class Retention:
     def start(self) -> None:
         """Sweep in the background, first right away; nothing runs when the policy keeps all."""
         if self.policy.active and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="chat-retention", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -66,7 +82,7 @@ class Retention:
             except StoreClosed:
                 return
             except Exception:
-                log.exception("chat retention sweep failed; retrying in %g s", self._interval)
+                log.exception("%s sweep failed; retrying in %g s", self._name, self._interval)
             self._stop.wait(self._interval)
 
     def sweep(self) -> int:
@@ -75,15 +91,15 @@ class Retention:
             deleted = 0
             if self.policy.max_age_days > 0:
                 cutoff = int((self._clock() - self.policy.max_age_days * 86400) * 1000)
-                deleted += self._drain(lambda conn: store.older_than(conn, cutoff, CHUNK))
+                deleted += self._drain(lambda conn: self._queries.older_than(conn, cutoff, CHUNK))
             if self.policy.max_count > 0:
                 with self._readers.connection() as conn:
-                    conversations = store.over_count(conn, self.policy.max_count)
+                    conversations = self._queries.over_count(conn, self.policy.max_count)
                 keep = self.policy.max_count
                 for conv in conversations:
-                    deleted += self._drain(lambda conn, conv=conv: store.beyond_newest(conn, conv, keep, CHUNK))
+                    deleted += self._drain(lambda conn, conv=conv: self._queries.beyond_newest(conn, conv, keep, CHUNK))
             if deleted:
-                log.info("chat retention deleted %d message(s)", deleted)
+                log.info("%s deleted %d message(s)", self._name, deleted)
             return deleted
 
     def _drain(self, find: Callable[..., list[int]]) -> int:
@@ -94,5 +110,5 @@ class Retention:
                 ids = find(conn)
             if not ids:
                 break
-            deleted += int(self._submit(Delete(ids)).wait() or 0)
+            deleted += int(self._submit(self._delete(ids)).wait() or 0)
         return deleted

@@ -20,6 +20,7 @@ from typing import Any, Callable, ContextManager, Optional, Sequence
 from chatcore import protocol
 from chatcore_chat import features
 from chatcore_chat.faults import Throttled
+from chatcore_chat.quotas import DAY_MS, SENDER_DAYS, count_sender_days  # noqa: F401  (DAY_MS re-exported)
 from chatcore_chat.readers import ReaderPool  # noqa: F401  (re-exported: rooms and callers use store.ReaderPool)
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 FILENAME = "messages.sqlite3"
 GLOBAL_ROOM = ""  # conversation key and recipient of broadcast messages
 SCHEMA_VERSION = 3  # 2: pending totals and daily counts (quotas); 3: edits, redactions, reactions, search
-DAY_MS = 86_400_000  # one UTC day in milliseconds
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after retention
@@ -45,17 +45,11 @@ CREATE INDEX IF NOT EXISTS messages_pending ON messages (pending_for, id) WHERE 
 # Schema 2. What waits for each recipient, kept exact by triggers on every path that changes
 # pending_for (insert, claim, restore, retention), and what each sender stored on the current
 # UTC day, kept by a trigger on insert: always in the transaction that changed the messages.
-COUNTERS = """
+COUNTERS = SENDER_DAYS + """
 CREATE TABLE IF NOT EXISTS pending_totals (
     recipient TEXT PRIMARY KEY,  -- casefolded name, as in messages.pending_for
     messages  INTEGER NOT NULL,  -- undelivered messages waiting for them
     bytes     INTEGER NOT NULL   -- UTF-8 bytes of those messages' texts
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sender_days (
-    sender   TEXT PRIMARY KEY,   -- lower-cased sender name
-    day      INTEGER NOT NULL,   -- the UTC day (ts // 86,400,000) the counts below are for
-    messages INTEGER NOT NULL,   -- messages stored from this sender on that day
-    bytes    INTEGER NOT NULL    -- UTF-8 bytes of their texts
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS pending_on_insert AFTER INSERT ON messages WHEN NEW.pending_for IS NOT NULL
 BEGIN
@@ -69,14 +63,6 @@ BEGIN
         WHERE recipient = OLD.pending_for;
     INSERT INTO pending_totals SELECT NEW.pending_for, 1, length(CAST(NEW.body AS BLOB)) WHERE NEW.pending_for IS NOT NULL
         ON CONFLICT (recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
-END;
-CREATE TRIGGER IF NOT EXISTS sender_on_insert AFTER INSERT ON messages
-BEGIN
-    INSERT INTO sender_days VALUES (lower(NEW.sender), NEW.ts / 86400000, 1, length(CAST(NEW.body AS BLOB)))
-        ON CONFLICT (sender) DO UPDATE SET  -- a later day starts from zero; a clock set back counts on
-            messages = CASE WHEN day >= excluded.day THEN messages + 1 ELSE 1 END,
-            bytes = CASE WHEN day >= excluded.day THEN bytes + excluded.bytes ELSE excluded.bytes END,
-            day = MAX(day, excluded.day);
 END;
 CREATE TRIGGER IF NOT EXISTS pending_on_delete AFTER DELETE ON messages WHEN OLD.pending_for IS NOT NULL
 BEGIN
@@ -259,10 +245,7 @@ def _count_existing(conn: sqlite3.Connection, now_ms: int) -> None:
     conn.execute("DELETE FROM pending_totals")
     conn.execute("INSERT INTO pending_totals SELECT pending_for, COUNT(*), SUM(length(CAST(body AS BLOB))) "
                  "FROM messages WHERE pending_for IS NOT NULL GROUP BY pending_for")
-    conn.execute("DELETE FROM sender_days")
-    day = now_ms // DAY_MS
-    conn.execute("INSERT INTO sender_days SELECT lower(sender), ?, COUNT(*), SUM(length(CAST(body AS BLOB))) "
-                 "FROM messages WHERE ts >= ? AND ts < ? GROUP BY lower(sender)", (day, day * DAY_MS, (day + 1) * DAY_MS))
+    count_sender_days(conn, now_ms)
 
 
 # -- writes (the writer thread's connection, inside its transaction) -------------------------

@@ -17,8 +17,8 @@ from chatcore_chat import features
 from chatcore_chat.faults import Refused
 from chatcore_chat.writer import Batch
 from chatcore_rooms import extras
+from chatcore_rooms.models import RANK, Room, RoomMessage
 from chatcore_rooms.ops import RoomOp
-from chatcore_rooms.store import RANK, Room, RoomMessage
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService

@@ -1,7 +1,7 @@
 """Storage of the message features in rooms: finding a room message, pins, and search.
 
 Data access only, like ``store.py``; the columns, reactions table and FTS5 index are chat's
-(``chatcore_chat.features``), created in ``rooms.sqlite3`` by ``store.create_schema``.
+(``chatcore_chat.features``), created in ``rooms.sqlite3`` by ``schema.create_schema``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import sqlite3
 from typing import Optional
 
 from chatcore_chat import features
-from chatcore_rooms.store import MESSAGE_COLUMNS, RoomMessage, _message
+from chatcore_rooms.models import RoomMessage
+from chatcore_rooms.store import MESSAGE_COLUMNS, _message
 
 SEARCH_SQL = (
     "SELECT r.name, " + ", ".join(f"m.{column.strip()}" for column in MESSAGE_COLUMNS.split(",")) +

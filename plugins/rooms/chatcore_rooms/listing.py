@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from chatcore import protocol
-from chatcore_rooms.store import RoomMessage
+from chatcore_rooms.models import RoomMessage
 
 _ID_PLACEHOLDER = 2**63 - 1  # sizes a cursor as its largest value when measuring
 LIST_KEYS = ("rooms", "private", "invites")

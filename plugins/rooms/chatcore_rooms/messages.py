@@ -15,8 +15,8 @@ from chatcore_chat.delivery import Window, send
 from chatcore_chat.faults import Refused
 from chatcore_chat.writer import Batch, Operation
 from chatcore_rooms import store
+from chatcore_rooms.models import RANK, Room, RoomMessage
 from chatcore_rooms.ops import RoomOp
-from chatcore_rooms.store import RANK, Room
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService
@@ -33,7 +33,7 @@ class Post(RoomOp):
                  everyone: bool, client_id: Any, window: Optional[Window]) -> None:
         super().__init__(service, origin, room, client_id)
         self.text, self.names, self.everyone, self.window = text, names, everyone, window
-        self.message: Optional[store.RoomMessage] = None
+        self.message: Optional[RoomMessage] = None
 
     def run(self, conn: sqlite3.Connection) -> None:
         room = self.room
@@ -43,8 +43,14 @@ class Post(RoomOp):
             raise Refused("not_member", f"you are not a member of {room.name}: join it first")
         if self.everyone and RANK[mine] < RANK["moderator"]:
             raise Refused("mention_forbidden", "only moderators and the owner may mention @room")
-        mentions = self._mentions(conn, room)
-        self.message = store.insert_message(conn, room.id, self.actor, self.now(), self.text, mentions, self.everyone)
+        mentions, stamp = self._mentions(conn, room), self.now()
+        try:  # the insert is the first change; chat's daily quota aborts it (and nothing else)
+            self.message = store.insert_message(conn, room.id, self.actor, stamp, self.text, mentions, self.everyone)
+        except sqlite3.IntegrityError as exc:
+            refusal = self.service.quotas.refusal(exc, room.name, stamp)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     def _mentions(self, conn: sqlite3.Connection, room: Room) -> list[tuple[str, str]]:
         """(user_key, display name) of the members mentioned: every member for @room."""

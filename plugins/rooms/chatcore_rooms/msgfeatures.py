@@ -15,7 +15,7 @@ from chatcore import CommandError
 from chatcore_chat import features, search
 from chatcore_chat.search import Hit
 from chatcore_rooms import changes, extras
-from chatcore_rooms.store import Room
+from chatcore_rooms.models import Room
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService

@@ -1,4 +1,5 @@
-"""Room names and mentions: what a valid room name is, and which ``@names`` a message holds.
+"""Room names, mentions and one-line texts: what a valid room name, topic or reason is, and
+which ``@names`` a message holds.
 
 Room names follow the username rules (1-32 of ``A-Z a-z 0-9 _ . -``, unique regardless of
 case), so a name can be typed, shown and quoted the same everywhere. ``@room`` mentions
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import re
 from typing import Any, Optional
+
+from chatcore import CommandError
+from chatcore_rooms.settings import RoomsSettings
 
 ROOM_NAME_MAX = 32
 ROOM_NAME_CHARS = "letters A-Z a-z, digits 0-9, '_', '.' and '-'"
@@ -58,3 +62,23 @@ def mentioned(text: str) -> tuple[list[str], bool]:
             if candidate and candidate != EVERYONE and candidate not in names and len(names) < MAX_MENTIONS:
                 names.append(candidate)
     return names, everyone
+
+
+def one_line(settings: RoomsSettings, text: Any, what: str) -> str:
+    """A topic or reason (``what``): one line within its limit, stripped."""
+    limit = settings.topic_max if what == "topic" else settings.reason_max
+    if not isinstance(text, str):
+        raise CommandError("bad_request", f"field '{what}' must be a string")
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise CommandError("bad_request", f"the {what} must be one line without control characters")
+    if len(text) > limit:
+        raise CommandError(f"{what}_too_long", f"the {what} has {len(text)} characters; the limit is {limit}")
+    return text.strip()
+
+
+def page_limit(message: dict[str, Any], default: int) -> int:
+    """A page command's ``limit`` (``default`` when absent); 1 or more."""
+    limit = message.get("limit", default)
+    if limit < 1:
+        raise CommandError("bad_request", "field 'limit' must be 1 or more")
+    return int(limit)

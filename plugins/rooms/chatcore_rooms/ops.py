@@ -20,7 +20,7 @@ from chatcore_chat.delivery import send
 from chatcore_chat.faults import Refused, answer
 from chatcore_chat.writer import Batch, Operation
 from chatcore_rooms import store
-from chatcore_rooms.store import RANK, Member, Room
+from chatcore_rooms.models import RANK, Member, Room
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService

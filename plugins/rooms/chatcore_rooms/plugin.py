@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from chatcore import Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
 from chatcore.plugins import PluginError
-from chatcore_rooms import settings, store
+from chatcore_rooms import schema, settings
 from chatcore_rooms.service import RoomsService
 from chatcore_rooms.settings import RoomsSettings
 
@@ -110,14 +110,14 @@ class RoomsPlugin:
     @hookimpl
     def chat_backup(self, config: "Config", backup: "Backup") -> None:
         """Rooms, memberships, roles, read markers and room messages: one snapshot."""
-        backup.database(config.data_dir / NAME / store.FILENAME)
+        backup.database(config.data_dir / NAME / schema.FILENAME)
 
     @hookimpl
     def chat_restore(self, config: "Config", restore: "Restore") -> None:
         """Refuse a rooms database whose schema is newer than this plugin's."""
         for path in restore.restored(NAME):
-            if path.name == store.FILENAME:
-                refuse_newer_schema(path, store.SCHEMA_VERSION, "the rooms database")
+            if path.name == schema.FILENAME:
+                refuse_newer_schema(path, schema.SCHEMA_VERSION, "the rooms database")
 
     @hookimpl(tryfirst=True)
     def chat_shutdown(self, server: "ChatServer") -> None:

@@ -11,7 +11,8 @@ from chatcore import CommandError, protocol
 from chatcore_chat import features
 from chatcore_chat.delivery import send
 from chatcore_rooms import listing, store
-from chatcore_rooms.store import RANK
+from chatcore_rooms.models import RANK
+from chatcore_rooms.names import page_limit
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService
@@ -63,7 +64,7 @@ class Reads:
         """``room_directory`` {after?, limit?}: public rooms by name, with member counts."""
         key = self.service._user(session).casefold()
         after = str(message.get("after", "")).casefold()
-        limit = self.service._limit(message, 200)
+        limit = page_limit(message, 200)
         rooms = sorted((room for room in list(self.service.rooms.values()) if not room.private and room.key > after),
                        key=lambda room: room.key)
         entries = ({**room.info(), "joined": key in room.members, "key": room.key} for room in rooms[:limit + 1])
@@ -90,7 +91,7 @@ class Reads:
         if RANK[mine] >= RANK["moderator"] and not after:
             with self.service.readers.connection() as conn:
                 extra["bans"] = store.bans_of(conn, room.id)[:100]
-        reply = listing.page_reply("room_members", "members", entries, "key", self.service._limit(message, 1000), extra)
+        reply = listing.page_reply("room_members", "members", entries, "key", page_limit(message, 1000), extra)
         for entry in reply["members"]:
             entry.pop("key")
         return reply
@@ -104,7 +105,7 @@ class Reads:
         before: Optional[int] = message.get("before")
         if before is not None and before > MAX_ID:
             before = None
-        limit = min(self.service._limit(message, self.service.settings.history_page), self.service.settings.history_page)
+        limit = min(page_limit(message, self.service.settings.history_page), self.service.settings.history_page)
         with self.service.readers.connection() as conn:
             standing = store.standing(conn, room.id, key, 1)
             if standing is None:

@@ -24,15 +24,17 @@ from chatcore.session import corked
 from chatcore_chat import store as chat_store
 from chatcore_chat.delivery import Directory, Window, send
 from chatcore_chat.indexer import SearchIndexer
+from chatcore_chat.quotas import Quotas
+from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.scrub import Scrubber
 from chatcore_chat.service import ChatService
 from chatcore_chat.writer import StoreClosed, Writer
-from chatcore_rooms import messages, ops, store
+from chatcore_rooms import messages, ops, retention, schema, store
+from chatcore_rooms.models import HISTORY_MODES, RANK, Room
 from chatcore_rooms.msgfeatures import RoomFeatures
-from chatcore_rooms.names import mentioned, room_name_problem
+from chatcore_rooms.names import mentioned, one_line, room_name_problem
 from chatcore_rooms.reads import Reads
 from chatcore_rooms.settings import RoomsSettings
-from chatcore_rooms.store import HISTORY_MODES, RANK, Room
 
 log = logging.getLogger(__name__)
 STATE_KEY = "rooms"  # this plugin's slot in session.state: the session's in-flight Window
@@ -61,19 +63,25 @@ class RoomsService:
         self.features = RoomFeatures(self)  # edit, delete, reactions, typing, pins, search
         self.scrubber: Optional[Scrubber] = None
         self.indexer: Optional[SearchIndexer] = None
+        self.quotas = Quotas(0, 0, 0, 0)  # chat's daily limits per sender, read at open
+        self.retention: Optional[Retention] = None  # chat's policy, on room messages
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self, settings: RoomsSettings, chat: ChatService, directory: Path, sessions: Directory) -> None:
-        """Open (or create) ``<directory>/rooms.sqlite3``, load the rooms, start the writer."""
+        """Open (or create) ``<directory>/rooms.sqlite3``, load the rooms, start the writer; room
+        messages follow chat's daily quotas per sender and its retention policy."""
         self.settings, self.chat, self.directory = settings, chat, sessions
-        path = directory / store.FILENAME
+        path = directory / schema.FILENAME
         conn = chat_store.connect(path, chat.settings.synchronous, autocheckpoint=False)
-        store.create_schema(conn)
+        schema.create_schema(conn, now_ms=int(self.clock() * 1000))
         self.rooms = store.load(conn)
         self._ids = {room.id: room for room in self.rooms.values()}
         self._pairs = set(store.private_pairs(conn))
-        self.writer = Writer(conn, chat.settings.batch, followups=corked)
+        cs = chat.settings  # the undelivered-message limits are chat's alone: room messages wait for nobody
+        self.quotas = Quotas(0, 0, cs.sender_daily_messages, cs.sender_daily_bytes)
+        self.quotas.install(conn)
+        self.writer = Writer(conn, cs.batch, followups=corked)
         self.writer.start()
         self.checkpointer = chat_store.Checkpointer(path, hold_writes=self.writer.paused)
         self.checkpointer.start()
@@ -83,9 +91,16 @@ class RoomsService:
         self.indexer = SearchIndexer(self.writer.submit, name="rooms-indexer")
         self.indexer.start()
         self.readers = chat_store.ReaderPool(path)
+        policy = RetentionPolicy(cs.retention_days, cs.retention_count)
+        self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, cs.retention_interval,
+                                   queries=retention, delete=lambda ids: retention.Prune(self, ids),
+                                   name="rooms-retention")
+        self.retention.start()
         log.info("rooms in %s: %d room(s)", path, len(self.rooms))
 
     def close(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
         if self.scrubber is not None:
             self.scrubber.stop()
         if self.indexer is not None:
@@ -240,7 +255,7 @@ class RoomsService:
         history = message.get("history", "shared")
         if history not in HISTORY_MODES:
             raise CommandError("bad_request", "field 'history' must be 'shared' or 'joined'")
-        self._submit(ops.Create(self, session, name, self._line(message.get("topic", ""), "topic"),
+        self._submit(ops.Create(self, session, name, one_line(self.settings, message.get("topic", ""), "topic"),
                                 bool(message.get("private", False)), history))
 
     def join(self, session: Any, message: dict[str, Any]) -> None:
@@ -268,7 +283,7 @@ class RoomsService:
         name = message["user"]
         member = room.members.get(name.casefold()) if isinstance(name, str) else None
         user = member.user if member else self._registered(name)
-        reason = self._line(message.get("reason", ""), "reason")
+        reason = one_line(self.settings, message.get("reason", ""), "reason")
         self._submit(ops.Moderate(self, session, room, user, reason, banning))
 
     def unban(self, session: Any, message: dict[str, Any]) -> None:
@@ -290,7 +305,7 @@ class RoomsService:
     def topic(self, session: Any, message: dict[str, Any]) -> None:
         self._user(session)
         room = self._room(message["room"])
-        self._submit(ops.Topic(self, session, room, self._line(message["topic"], "topic")))
+        self._submit(ops.Topic(self, session, room, one_line(self.settings, message["topic"], "topic")))
 
     def delete(self, session: Any, message: dict[str, Any]) -> None:
         self._user(session)
@@ -381,21 +396,3 @@ class RoomsService:
             return self.chat.resolve(name)
         except CommandError as exc:
             raise CommandError("unknown_user", f"no user named {protocol.echo(str(name))!r}") from exc
-
-    def _line(self, text: Any, what: str) -> str:
-        """A topic or reason: one line within its limit."""
-        limit = self.settings.topic_max if what == "topic" else self.settings.reason_max
-        if not isinstance(text, str):
-            raise CommandError("bad_request", f"field '{what}' must be a string")
-        if any(ord(char) < 32 or ord(char) == 127 for char in text):
-            raise CommandError("bad_request", f"the {what} must be one line without control characters")
-        if len(text) > limit:
-            raise CommandError(f"{what}_too_long", f"the {what} has {len(text)} characters; the limit is {limit}")
-        return text.strip()
-
-    @staticmethod
-    def _limit(message: dict[str, Any], default: int) -> int:
-        limit = message.get("limit", default)
-        if limit < 1:
-            raise CommandError("bad_request", "field 'limit' must be 1 or more")
-        return int(limit)

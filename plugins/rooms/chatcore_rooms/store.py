@@ -1,196 +1,21 @@
-"""SQLite storage of rooms: schema, row models and the queries the plugin runs.
+"""SQLite queries of the rooms plugin: loading the rooms, the writer's changes, and reads.
 
-Data access only: no sessions, no pluggy. The connection, the WAL checkpointer and the
-reader pool are the chat plugin's (``chatcore_chat.store``): one writer connection changes
-the database, readers borrow pooled connections alongside it. Every room message is one
-row keyed by (room, seq); ``rooms.last_seq`` is the room's sequence, advanced in the same
-transaction as the insert, so a room's messages are numbered 1, 2, 3, ... without gaps.
+Data access only: no sessions, no pluggy; the schema is ``schema.py``, the row models
+``models.py``. The connection, the WAL checkpointer and the reader pool are the chat
+plugin's (``chatcore_chat.store``): one writer connection changes the database, readers
+borrow pooled connections alongside it. Every room message is one row keyed by (room, seq);
+``rooms.last_seq`` is the room's sequence, advanced in the same transaction as the insert,
+so a room's messages are numbered 1, 2, 3, ... without gaps.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from chatcore import protocol
-from chatcore_chat.features import add_features, defer_indexing, run_script, stamp_fields
-
-FILENAME = "rooms.sqlite3"
-SCHEMA_VERSION = 2  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features)
-ROLES = ("owner", "moderator", "member")  # highest first
-RANK = {"owner": 3, "moderator": 2, "member": 1}
-HISTORY_MODES = ("shared", "joined")  # shared: members see what came before they joined
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rooms (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a room made again is a new room
-    key        TEXT NOT NULL UNIQUE,   -- casefolded name
-    name       TEXT NOT NULL,          -- as created
-    topic      TEXT NOT NULL,
-    private    INTEGER NOT NULL,       -- 1: only invited users may join
-    history    TEXT NOT NULL,          -- 'shared' or 'joined'
-    created_by TEXT NOT NULL,
-    created_ts INTEGER NOT NULL,       -- milliseconds, UTC
-    last_seq   INTEGER NOT NULL DEFAULT 0  -- the newest message's seq (0: none yet)
-);
-CREATE TABLE IF NOT EXISTS members (
-    room_id    INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    user_key   TEXT NOT NULL,          -- casefolded username
-    user       TEXT NOT NULL,          -- display name
-    role       TEXT NOT NULL,          -- 'owner', 'moderator' or 'member'
-    joined_seq INTEGER NOT NULL,       -- the room's last_seq when they joined
-    joined_ts  INTEGER NOT NULL,
-    read_seq   INTEGER NOT NULL,       -- read marker: everything up to this seq is read
-    PRIMARY KEY (room_id, user_key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS members_by_user ON members (user_key);
-CREATE TABLE IF NOT EXISTS bans (
-    room_id  INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    user_key TEXT NOT NULL,
-    user     TEXT NOT NULL,
-    by       TEXT NOT NULL,
-    reason   TEXT NOT NULL,
-    ts       INTEGER NOT NULL,
-    PRIMARY KEY (room_id, user_key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS bans_by_user ON bans (user_key);
-CREATE TABLE IF NOT EXISTS invites (
-    room_id  INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    user_key TEXT NOT NULL,
-    by       TEXT NOT NULL,
-    ts       INTEGER NOT NULL,
-    PRIMARY KEY (room_id, user_key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS invites_by_user ON invites (user_key);
-CREATE TABLE IF NOT EXISTS messages (
-    id         INTEGER PRIMARY KEY,
-    room_id    INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    seq        INTEGER NOT NULL,
-    sender     TEXT NOT NULL,
-    sender_key TEXT NOT NULL,
-    ts         INTEGER NOT NULL,
-    body       TEXT NOT NULL,
-    mentions   TEXT NOT NULL,          -- display names mentioned, separated by spaces
-    everyone   INTEGER NOT NULL,       -- 1: @room
-    UNIQUE (room_id, seq)
-);
-CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (sender_key);
-CREATE TABLE IF NOT EXISTS mentions (
-    user_key TEXT NOT NULL,
-    room_id  INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    seq      INTEGER NOT NULL,
-    PRIMARY KEY (user_key, room_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mentions_by_room ON mentions (room_id);
-CREATE TABLE IF NOT EXISTS private_reads (
-    user_key TEXT NOT NULL,            -- the reader
-    peer_key TEXT NOT NULL,            -- the other user of the private conversation
-    peer     TEXT NOT NULL,            -- their display name
-    read_id  INTEGER NOT NULL,         -- chat message id: everything up to it is read
-    PRIMARY KEY (user_key, peer_key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS private_reads_by_peer ON private_reads (peer_key);
-"""
-PINS = """
-CREATE TABLE IF NOT EXISTS pins (
-    room_id INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    seq     INTEGER NOT NULL,
-    by      TEXT NOT NULL,         -- the moderator who pinned it
-    ts      INTEGER NOT NULL,
-    PRIMARY KEY (room_id, seq)
-) WITHOUT ROWID;
-"""
-
-
-@dataclass
-class Room:
-    """A room as the plugin keeps it in memory (loaded at start, changed after each commit)."""
-
-    id: int
-    key: str
-    name: str
-    topic: str
-    private: bool
-    history: str
-    created_by: str
-    last_seq: int
-    members: dict[str, "Member"] = field(default_factory=dict)  # by user_key
-    pins: list[int] = field(default_factory=list)  # seqs of pinned messages, in pin order
-
-    def role_of(self, user_key: str) -> Optional[str]:
-        member = self.members.get(user_key)
-        return member.role if member else None
-
-    def info(self) -> dict[str, object]:
-        """The public description (directory entries, events)."""
-        info: dict[str, object] = {"room": self.name, "topic": self.topic, "private": self.private,
-                                   "history": self.history, "members": len(self.members), "last_seq": self.last_seq}
-        if self.pins:
-            info["pins"] = list(self.pins)
-        return info
-
-
-@dataclass
-class Member:
-    """One membership."""
-
-    user_key: str
-    user: str
-    role: str
-    joined_seq: int
-
-
-@dataclass(frozen=True)
-class RoomMessage:
-    """One stored room message."""
-
-    room_id: int
-    seq: int
-    sender: str
-    ts_ms: int
-    text: str
-    mentions: tuple[str, ...]
-    everyone: bool
-    id: int = 0  # the row's id: reactions and the search index refer to it
-    edited_ms: Optional[int] = None
-    deleted: bool = False
-
-    def item(self, reactions: Optional[dict[int, list[dict[str, object]]]] = None) -> dict[str, object]:
-        """The message as ``room_message`` events and ``room_history`` pages carry it (without
-        the room): ``edited`` or ``deleted``, and ``reactions`` when it has any."""
-        body: dict[str, object] = {"seq": self.seq, "sender": self.sender, "ts": protocol.timestamp(self.ts_ms),
-                                   "message": self.text, **stamp_fields(self.edited_ms, self.deleted)}
-        if reactions and self.id in reactions:
-            body["reactions"] = reactions[self.id]
-        if self.mentions:
-            body["mentions"] = list(self.mentions)
-        if self.everyone:
-            body["everyone"] = True
-        return body
-
-
-def create_schema(conn: sqlite3.Connection, fts: bool = True) -> None:
-    """Create the tables if missing, bring schema 1 up to date in one transaction (``fts=False``:
-    without the search index, for the benchmark); refuse a database written by a newer schema."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(f"rooms database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
-    if version == SCHEMA_VERSION:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts_insert'").fetchone():
-            conn.execute("BEGIN IMMEDIATE")  # an index kept by per-insert triggers: bulk from now on
-            defer_indexing(conn)
-            conn.execute("COMMIT")
-        return
-    try:
-        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)
-        add_features(conn, fts)  # a schema-1 database: its messages are indexed here
-        run_script(conn, PINS)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+from chatcore_rooms.models import Member, Room, RoomMessage
 
 
 def load(conn: sqlite3.Connection) -> dict[str, Room]:
@@ -290,14 +115,16 @@ def delete_room(conn: sqlite3.Connection, room_id: int) -> None:
 def insert_message(conn: sqlite3.Connection, room_id: int, sender: str, ts_ms: int, text: str,
                    mentions: Sequence[tuple[str, str]], everyone: bool) -> RoomMessage:
     """Append a message as the room's next seq, advance the sender's read marker to it, and
-    record a mention for each (user_key, display name) in ``mentions``."""
-    seq = int(conn.execute("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-                           (room_id,)).fetchone()[0])
+    record a mention for each (user_key, display name) in ``mentions``. The INSERT comes first:
+    chat's daily quota check (a TEMP trigger, ``chatcore_chat.quotas``) may abort it, and then
+    nothing has changed (the room's counter included), so the refusal leaves no gap."""
+    seq = int(conn.execute("SELECT last_seq + 1 FROM rooms WHERE id = ?", (room_id,)).fetchone()[0])
     sender_key = sender.casefold()
     names = tuple(name for _, name in mentions)
     row = conn.execute("INSERT INTO messages (room_id, seq, sender, sender_key, ts, body, mentions, everyone) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (room_id, seq, sender, sender_key, ts_ms, text, " ".join(names),
                                                            int(everyone)))
+    conn.execute("UPDATE rooms SET last_seq = ? WHERE id = ?", (seq, room_id))
     conn.execute("UPDATE members SET read_seq = ? WHERE room_id = ? AND user_key = ?", (seq, room_id, sender_key))
     conn.execute("DELETE FROM mentions WHERE user_key = ? AND room_id = ? AND seq < ?", (sender_key, room_id, seq))
     if mentions:

@@ -8,7 +8,7 @@ import sqlite3
 
 from chatcore.testing import FakeClock
 from chatcore_chat.plugin import ChatPlugin
-from chatcore_rooms import store
+from chatcore_rooms import schema, store
 from chatcore_rooms.plugin import RoomsPlugin
 
 
@@ -166,9 +166,9 @@ def test_a_removed_account_leaves_no_reaction_pin_or_searchable_word(server, use
 
 
 def test_a_schema_1_rooms_database_is_upgraded_and_searchable(tmp_path):
-    path = tmp_path / store.FILENAME
+    path = tmp_path / schema.FILENAME
     old = sqlite3.connect(path)
-    old.executescript(store.SCHEMA + "PRAGMA user_version=1;")
+    old.executescript(schema.SCHEMA + "PRAGMA user_version=1;")
     old.execute("INSERT INTO rooms (key, name, topic, private, history, created_by, created_ts, last_seq) "
                 "VALUES ('dev', 'dev', '', 0, 'shared', 'alice', 1, 1)")
     old.execute("INSERT INTO messages (room_id, seq, sender, sender_key, ts, body, mentions, everyone) "
@@ -176,8 +176,8 @@ def test_a_schema_1_rooms_database_is_upgraded_and_searchable(tmp_path):
     old.commit()
     old.close()
     conn = sqlite3.connect(path, isolation_level=None)
-    store.create_schema(conn)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 2
+    schema.create_schema(conn)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
     assert conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'before'").fetchall() == [(1,)]
     assert store.load(conn)["dev"].pins == []
     conn.close()
