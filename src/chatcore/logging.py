@@ -1,7 +1,7 @@
 """``configure_logger``: root records go through a queue to one stream handler.
 
 Handlers that write to a terminal or file can block; the queue keeps that off the
-connection threads. Call it once at each entry point. Two formats (``CHATCORE_LOG_FORMAT``):
+reactor and the workers. Call it once at each entry point. Two formats (``CHATCORE_LOG_FORMAT``):
 ``text``, a line for people, and ``json``, one JSON object per line for log shippers
 (journald, Vector, Fluent Bit, Loki): {``time`` (ISO 8601 UTC, milliseconds), ``level``,
 ``logger``, ``message``, ``thread``, ``exception`` (the traceback, or null)}.

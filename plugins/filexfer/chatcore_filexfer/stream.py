@@ -1,6 +1,6 @@
 """Downloads: each one streams from disk in its own thread, a chunk at a time, with backpressure.
 
-The recipient's connection thread only starts a stream and goes back to reading, so chat
+The worker serving the recipient's request only starts a stream and goes on, so chat
 keeps flowing while a file downloads. A stream keeps at most ``window`` bytes queued for its
 client, so memory stays flat whatever the file size, and other messages to that client wait
 behind at most one window.
