@@ -22,6 +22,7 @@ from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLi
 from chatcore_chat.history import fit_reply
 from chatcore_chat.indexer import SearchIndexer
 from chatcore_chat.quotas import Quotas
+from chatcore_chat.replay import Replay
 from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.scrub import Scrubber
 from chatcore_chat.settings import ChatSettings
@@ -83,7 +84,7 @@ class ChatService:
                            in_flight=settings.in_flight)
         self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
                                                   settings.offline_page_timeout))
-        self.catch_up = CatchUp(self.backlog, settings.catch_up_max)
+        self.catch_up = CatchUp(self.backlog, settings.catch_up_max, Replay(self.backlog, self.actions))
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
         self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
         self.retention.start()
@@ -165,10 +166,12 @@ class ChatService:
         """Deliver to a session that just logged in, page by page as its client reads them (auth
         has sent ``login_result``), in the session's own thread: what it missed after the login's
         ``since`` (a reconnecting client names its newest message id), or else its user's
-        offline backlog."""
-        since = request.get("since")
+        offline backlog. With ``since``, ``changes_since`` (the newest change id the client saw)
+        adds the replay of what was edited, deleted or reacted to meanwhile (``replay.py``)."""
+        since, changes = request.get("since"), request.get("changes_since")
         if isinstance(since, int) and not isinstance(since, bool) and self.catch_up is not None:
-            self.catch_up.deliver(session, since)
+            self.catch_up.deliver(session, since, changes if isinstance(changes, int) and not isinstance(changes, bool)
+                                  else None)
         elif self.backlog is not None:
             self.backlog.deliver(session)
 
@@ -179,7 +182,8 @@ class ChatService:
     def forget_user(self, username: str) -> int:
         """Delete every message of a removed user's conversations and broadcasts, pending ones
         included; waits for the commit and returns how many went."""
-        purge = self._relay().writer.submit(Purge(username.casefold()))
+        relay = self._relay()
+        purge = relay.writer.submit(Purge(username.casefold(), relay.stamp))
         deleted = int(purge.wait() or 0)
         log.info("chat: deleted %d message(s) of removed user %s", deleted, username)
         return deleted
