@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from chatcore import CommandError, protocol
 from chatcore.session import corked
-from chatcore_chat import features, store
+from chatcore_chat import changelog, features, store
 from chatcore_chat.actions import MessageActions
 from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.catchup import CatchUp
@@ -149,16 +149,16 @@ class ChatService:
         if before is not None and before > MAX_ID:
             before = None  # beyond any id (and beyond SQLite's integers): the newest page
         reactions: dict[int, list[dict[str, Any]]] = {}
-        if before is not None and before <= 1:
-            rows: list[store.Message] = []
-        else:
-            assert self.readers is not None
-            with self.readers.connection() as conn:
-                rows = store.page(conn, conv, before, limit + 1)
+        assert self.readers is not None
+        with self.readers.connection() as conn:
+            changed = changelog.newest(conn) if session.v2 else None  # read first: the page is at least as new
+            rows: list[store.Message] = [] if before is not None and before <= 1 else \
+                store.page(conn, conv, before, limit + 1)
+            if rows:
                 reactions = features.reactions(conn, [row.id for row in rows[:limit]],
                                                self.actions.settings.reaction_names) if session.v2 else {}
         more = len(rows) > limit
-        return fit_reply(peer, rows[:limit], more, session.v2, reactions=reactions)
+        return fit_reply(peer, rows[:limit], more, session.v2, reactions=reactions, last_change_id=changed)
 
     # -- login and logout ---------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 newest change id it saw (``changes_since``) and gets the edits, deletions and reaction changes
 made meanwhile to what it may read, each message once, in order, before ``caught_up``; a third
 user never sees another pair's; a pruned log or the cap says the replay is incomplete; the log
-goes with a removed account; old clients and logins without ``changes_since`` see nothing new."""
+goes with a removed account; old clients and logins without ``changes_since`` see nothing new;
+a history page names the newest change id it shows (a client's first cursor)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def test_edits_deletions_and_reactions_made_while_away_are_replayed_once_in_orde
     assert (nothing["changes_complete"], nothing["last_change_id"]) == (True, done["last_change_id"])
     plain, caught = reconnect(connect, server, "bob", late, None)  # a client that does not name changes_since
     assert not changes(plain.backlog) and "changes_complete" not in caught and "last_change_id" not in caught
+    page = plain.request(command="get_history", peer="alice")  # a page shows every change up to its cursor
+    assert page["last_change_id"] == done["last_change_id"] and page["messages"][1]["message"] == "note 2, fixed"
 
 
 def test_another_pairs_changes_are_never_replayed_to_a_third_user(server, login_as, connect, chat):
