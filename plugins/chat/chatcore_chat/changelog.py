@@ -89,16 +89,19 @@ def prune(conn: sqlite3.Connection, cutoff_ms: Optional[int], keep: int, chunk: 
     return int(gone)
 
 
-def since(conn: sqlite3.Connection, user_key: str, after: int, up_to: int, limit: int) -> list[Changed]:
+def since(conn: sqlite3.Connection, user_key: str, after: int, up_to: int, limit: int,
+          cursor: Optional[int] = None) -> list[Changed]:
     """The messages ``user_key`` may read that changed with ``after < change id <= up_to``, each
-    once, ordered by their newest change id, at most ``limit``."""
+    once, ordered by their newest change id, at most ``limit``; a later page names the last
+    change id of the one before as ``cursor`` (the kinds still count every change after ``after``)."""
     rows = conn.execute(
         "SELECT c.message_id, MAX(c.id) AS last, group_concat(DISTINCT c.kind),"
         " (SELECT d.actor FROM message_changes d WHERE d.message_id = c.message_id AND d.kind = 'delete'"
         "  ORDER BY d.id DESC LIMIT 1)"
         f" FROM message_changes c WHERE c.id > :after AND c.id <= :up_to AND {READABLE}"
-        " GROUP BY c.message_id ORDER BY last LIMIT :limit",
-        {"after": after, "up_to": up_to, "user": user_key, "limit": limit}).fetchall()
+        " GROUP BY c.message_id HAVING last > :cursor ORDER BY last LIMIT :limit",
+        {"after": after, "up_to": up_to, "user": user_key, "limit": limit,
+         "cursor": after if cursor is None else cursor}).fetchall()
     return [Changed(int(message_id), int(last), frozenset(str(kinds).split(",")), None if by is None else str(by))
             for message_id, last, kinds, by in rows]
 

@@ -50,10 +50,10 @@ class ChangesPage(Operation):
     """The next page of changed messages after ``cursor`` for the session (up to ``up_to``,
     fixed by the first page), as frames; sent after the writer's commit, in its order."""
 
-    def __init__(self, session: SessionLike, cursor: int, up_to: Optional[int], limit: int, max_bytes: int,
-                 names: int) -> None:
+    def __init__(self, session: SessionLike, after: int, cursor: int, up_to: Optional[int], limit: int,
+                 max_bytes: int, names: int) -> None:
         super().__init__()
-        self.session, self.cursor, self.up_to = session, cursor, up_to
+        self.session, self.since, self.cursor, self.up_to = session, after, cursor, up_to
         self.limit, self.max_bytes, self.names = limit, max_bytes, names
         self.stale = False  # the log cannot say everything since ``cursor``
         self.gone = False  # the session logged out or closed
@@ -71,10 +71,10 @@ class ChangesPage(Operation):
             return
         if self.up_to is None:
             self.up_to = changelog.newest(conn)
-            if self.cursor < changelog.pruned_up_to(conn) or self.cursor > self.up_to:
+            if self.since < changelog.pruned_up_to(conn) or self.since > self.up_to:
                 self.stale = True
                 return
-        changed = changelog.since(conn, user.casefold(), self.cursor, self.up_to, self.limit + 1)
+        changed = changelog.since(conn, user.casefold(), self.since, self.up_to, self.limit + 1, self.cursor)
         self.more = len(changed) > self.limit
         changed = changed[:self.limit]
         ids = [c.message_id for c in changed]
@@ -133,8 +133,9 @@ class Replay:
         relay, paging, settings = self.backlog.relay, self.backlog.paging, self.actions.settings
         cursor, up_to, replayed = max(0, after), None, 0
         while True:
-            page = ChangesPage(session, cursor, up_to, max(1, min(paging.messages, settings.changes_max - replayed)),
-                               paging.bytes, settings.reaction_names)
+            page = ChangesPage(session, max(0, after), cursor, up_to,
+                               max(1, min(paging.messages, settings.changes_max - replayed)), paging.bytes,
+                               settings.reaction_names)
             try:
                 relay.writer.submit(page)
             except StoreClosed:

@@ -131,3 +131,18 @@ def test_the_log_goes_with_a_removed_account_and_old_databases_gain_it(server, l
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 4
     assert changelog.newest(conn) == 0 and changelog.pruned_up_to(conn) == 0
     conn.close()
+
+
+def test_a_replay_in_pages_keeps_every_kind_of_change_of_a_message(chat_server, login_as, connect, chat):
+    server = chat_server(env={"CHATCORE_CHAT_OFFLINE_PAGE_MESSAGES": "1"})  # one changed message per page
+    alice, bob = login_as(server, "alice", v2=True), login_as(server, "bob", v2=True)
+    first, second = (chat(alice, "bob", text)["id"] for text in ("one", "two"))
+    bob.sync()
+    bob.close()
+    ask(alice, "message_edit", peer="bob", id=first, message="one, edited")  # change 1: first
+    ask(alice, "message_react", peer="bob", id=second, emoji="🙂")  # change 2: second
+    ask(alice, "message_react", peer="bob", id=first, emoji="🙂")  # change 3: first again
+    again, done = reconnect(connect, server, "bob", second, 0)
+    assert [(m["type"], m["id"], m["change_id"]) for m in changes(again.backlog)] == [
+        ("message_reactions", second, 2), ("message_edited", first, 3), ("message_reactions", first, 3)]
+    assert (done["changes_complete"], done["last_change_id"]) == (True, 3)
