@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import protocol
 from chatcore_chat import changelog, features
@@ -74,27 +74,35 @@ class ChangesPage(Operation):
             if self.since < changelog.pruned_up_to(conn) or self.since > self.up_to:
                 self.stale = True
                 return
-        changed = changelog.since(conn, user.casefold(), self.since, self.up_to, self.limit + 1, self.cursor)
+        assert self.up_to is not None
+        changed = self.select(conn, user.casefold(), self.up_to)
         self.more = len(changed) > self.limit
         changed = changed[:self.limit]
-        ids = [c.message_id for c in changed]
-        rows = {m.id: m for m in (_row(r) for r in conn.execute(
-            f"SELECT {COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids))} if ids else {}
-        totals = features.reactions(conn, [c.message_id for c in changed if changelog.REACTIONS in c.kinds],
-                                    self.names)
+        bodies = self.bodies(conn, changed)
         size = 0
         for entry in changed:
             if self.taken and size >= self.max_bytes:
                 self.more = True  # the byte budget ends the page: the rest comes next
                 break
             self.taken.append(entry)
-            message = rows.get(entry.message_id)
-            if message is None:  # gone with its message (cascade): nothing to repair
-                continue
-            for body in frames_of(entry, message, totals.get(message.id, [])):
+            for body in bodies.get(entry.message_id, []):  # none: gone with its message (cascade)
                 frame = protocol.encode(body)
                 self.frames.append(frame)
                 size += len(frame)
+
+    def select(self, conn: sqlite3.Connection, user_key: str, up_to: int) -> list[Changed]:
+        """The page's changed messages (one more than ``limit``, to know whether more exist)."""
+        return changelog.since(conn, user_key, self.since, up_to, self.limit + 1, self.cursor)
+
+    def bodies(self, conn: sqlite3.Connection, changed: list[Changed]) -> dict[int, list[dict[str, Any]]]:
+        """The events of each changed message, by message id."""
+        ids = [c.message_id for c in changed]
+        rows = {m.id: m for m in (_row(r) for r in conn.execute(
+            f"SELECT {COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids))} if ids else {}
+        totals = features.reactions(conn, [c.message_id for c in changed if changelog.REACTIONS in c.kinds],
+                                    self.names)
+        return {c.message_id: frames_of(c, rows[c.message_id], totals.get(c.message_id, []))
+                for c in changed if c.message_id in rows}
 
     def after(self, batch: Batch) -> None:
         try:
@@ -122,22 +130,27 @@ class ChangesPage(Operation):
 
 
 class Replay:
-    """Runs the change replay of a session, between its catch-up's messages and ``caught_up``."""
+    """Runs the change replay of a session, between its catch-up's messages and ``caught_up``
+    (rooms runs its own with its writer and a ``ChangesPage`` of its own: ``page``, ``submit``)."""
 
-    def __init__(self, backlog: Backlog, actions: "MessageActions") -> None:
+    page = ChangesPage
+
+    def __init__(self, backlog: Backlog, actions: "MessageActions",
+                 submit: Optional[Callable[[Operation], Operation]] = None) -> None:
         self.backlog, self.actions = backlog, actions
+        self.submit = submit if submit is not None else backlog.relay.writer.submit
 
     def run(self, session: SessionLike, after: int) -> Optional[Outcome]:
         """Send the changes since ``after``; returns (complete, last change id) or None when the
         session went away."""
-        relay, paging, settings = self.backlog.relay, self.backlog.paging, self.actions.settings
+        paging, settings = self.backlog.paging, self.actions.settings
         cursor, up_to, replayed = max(0, after), None, 0
         while True:
-            page = ChangesPage(session, max(0, after), cursor, up_to,
-                               max(1, min(paging.messages, settings.changes_max - replayed)), paging.bytes,
-                               settings.reaction_names)
+            page = self.page(session, max(0, after), cursor, up_to,
+                             max(1, min(paging.messages, settings.changes_max - replayed)), paging.bytes,
+                             settings.reaction_names)
             try:
-                relay.writer.submit(page)
+                self.submit(page)
             except StoreClosed:
                 return None
             page.sent.wait()

@@ -31,6 +31,7 @@ from chatcore_rooms import messages, ops, store
 from chatcore_rooms.msgfeatures import RoomFeatures
 from chatcore_rooms.names import mentioned, room_name_problem
 from chatcore_rooms.reads import Reads
+from chatcore_rooms.replay import RoomReplay
 from chatcore_rooms.settings import RoomsSettings
 from chatcore_rooms.store import HISTORY_MODES, RANK, Room
 
@@ -184,14 +185,21 @@ class RoomsService:
 
     # -- login -------------------------------------------------------------------------------
 
-    def authenticated(self, session: Any) -> None:
+    def authenticated(self, session: Any, request: Optional[dict[str, Any]] = None) -> None:
         """A v2 session that logged in gets room events from now on, and the room list first
-        (legacy sessions get no room events)."""
+        (legacy sessions get no room events); then, when its login named ``room_changes_since``,
+        the room changes since (``replay.py``) and ``room_changes_done``."""
         if session.v2:
             key = self._user(session).casefold()
             with self._online_lock:
                 self._online[key] = (*self._online.get(key, ()), session)
             self.reads.send_list(session)
+            since = (request or {}).get("room_changes_since")
+            if isinstance(since, int) and not isinstance(since, bool) and self.writer is not None:
+                outcome = RoomReplay(self).run(session, since)
+                if outcome is not None:
+                    send(session, protocol.encode({"type": "room_changes_done", "complete": outcome[0],
+                                                   "last_change_id": outcome[1]}))
 
     def logging_out(self, session: Any) -> None:
         session.state.pop(STATE_KEY, None)

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from chatcore import protocol
+from chatcore_chat.changelog import SCHEMA as CHANGE_LOG
 from chatcore_chat.features import add_features, defer_indexing, run_script, stamp_fields
 
 FILENAME = "rooms.sqlite3"
-SCHEMA_VERSION = 2  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features)
+SCHEMA_VERSION = 3  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features); 3: change log
 ROLES = ("owner", "moderator", "member")  # highest first
 RANK = {"owner": 3, "moderator": 2, "member": 1}
 HISTORY_MODES = ("shared", "joined")  # shared: members see what came before they joined
@@ -183,8 +184,12 @@ def create_schema(conn: sqlite3.Connection, fts: bool = True) -> None:
         return
     try:
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)
-        add_features(conn, fts)  # a schema-1 database: its messages are indexed here
-        run_script(conn, PINS)
+        if version < 2:
+            add_features(conn, fts)  # a schema-1 database: its messages are indexed here
+            run_script(conn, PINS)
+        else:
+            defer_indexing(conn)
+        run_script(conn, CHANGE_LOG)  # chat's change log, ``conv`` = the room's id (``replay.py``)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
