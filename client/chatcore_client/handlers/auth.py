@@ -54,6 +54,9 @@ class AuthHandlers:
             if state.newest_change_id is not None:
                 request["changes_since"] = state.newest_change_id
                 state.replaying = True
+        if state.newest_room_change_id is not None:
+            request["room_changes_since"] = state.newest_room_change_id
+            state.room_replaying = True
         self.ctx.send(request)
 
     def register_account(self, username: str, password: str) -> None:
