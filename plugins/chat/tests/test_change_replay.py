@@ -102,6 +102,13 @@ def test_a_pruned_log_or_the_cap_makes_the_replay_incomplete(chat_server, login_
     assert (done["changes_complete"], done["last_change_id"]) == (False, ids[-1])
     _, beyond = reconnect(connect, server, "bob", sent[-1], ids[-1] + 10)  # a cursor from another server
     assert beyond["changes_complete"] is False
+    _, huge = reconnect(connect, server, "bob", sent[-1], 2**62)
+    _, negative = reconnect(connect, server, "bob", sent[-1], -5)  # counts as 0: pruned since
+    assert (huge["changes_complete"], negative["changes_complete"]) == (False, False)
+    odd = connect(server)
+    odd.request(command="hello", protocol=2)
+    refused = odd.request(command="login", username="bob", password=PASSWORD, since=1, changes_since="x")
+    assert refused["type"] == "error" and refused["code"] == "bad_request"
     fine, complete = reconnect(connect, server, "bob", sent[-1], ids[2])
     assert [m["id"] for m in changes(fine.backlog)] == sent[3:]
     assert (complete["changes_complete"], complete["last_change_id"]) == (True, ids[-1])
