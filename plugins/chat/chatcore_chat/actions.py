@@ -56,11 +56,11 @@ class MessageActions:
         """Now in ms, never before an earlier stamp (the writer's executor only)."""
         return self.service._relay().stamp()
 
-    def prune_changes(self, conn: Any) -> None:
-        """Keep the change log within its age and count limits (the writer, after a change)."""
+    def prune_changes(self, conn: Any, newest_id: Optional[int] = None) -> None:
+        """Keep the change log within its age and count limits (the writer, after change ``newest_id``)."""
         days, keep = self.settings.changes_keep_days, self.settings.changes_keep
         if days > 0 or keep > 0:
-            changelog.prune(conn, int((self.clock() - days * 86400) * 1000) if days > 0 else None, keep)
+            changelog.prune(conn, int((self.clock() - days * 86400) * 1000) if days > 0 else None, keep, newest_id)
 
     # -- changes -------------------------------------------------------------------------------
 

@@ -30,8 +30,7 @@ CREATE TABLE IF NOT EXISTS message_changes (
     actor      TEXT NOT NULL,     -- display name of who made it ('' for the server itself)
     ts         INTEGER NOT NULL   -- ms since the Unix epoch
 );
-CREATE INDEX IF NOT EXISTS message_changes_message ON message_changes (message_id);
-CREATE INDEX IF NOT EXISTS message_changes_conv ON message_changes (conv, id);
+CREATE INDEX IF NOT EXISTS message_changes_message ON message_changes (message_id);  -- cascades, deleted_by
 CREATE TABLE IF NOT EXISTS change_state (pruned_up_to INTEGER NOT NULL);  -- highest id pruned (0: none)
 INSERT INTO change_state SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM change_state);
 """
@@ -68,20 +67,23 @@ def pruned_up_to(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT pruned_up_to FROM change_state").fetchone()[0])
 
 
-def prune(conn: sqlite3.Connection, cutoff_ms: Optional[int], keep: int, chunk: int = 500) -> int:
+def prune(conn: sqlite3.Connection, cutoff_ms: Optional[int], keep: int, newest_id: Optional[int] = None,
+          chunk: int = 500) -> int:
     """Drop up to ``chunk`` of the oldest changes: those stamped before ``cutoff_ms`` (None: no
-    age limit) and those older than the ``keep`` newest change ids (0: no count limit). Runs
-    with each change, so a few rows go at a time. Returns how many went."""
-    (oldest,) = conn.execute("SELECT MIN(id) FROM message_changes").fetchone()  # O(log n), unlike COUNT
-    if oldest is None:
+    age limit) and those older than the ``keep`` newest change ids (0: no count limit).
+    ``newest_id``: the change just recorded (else read). Runs with each change, so usually one
+    indexed read of the oldest row and nothing else. Returns how many went."""
+    row = conn.execute("SELECT id, ts FROM message_changes ORDER BY id LIMIT 1").fetchone()
+    if row is None:
         return 0
+    oldest, oldest_ts = int(row[0]), int(row[1])
     up_to = 0
     if keep > 0:
-        up_to = min(oldest + chunk - 1, newest(conn) - keep)
-    if cutoff_ms is not None:
-        row = conn.execute("SELECT MAX(id) FROM (SELECT id FROM message_changes WHERE id < ? AND ts < ? ORDER BY id)",
-                           (oldest + chunk, cutoff_ms)).fetchone()
-        up_to = max(up_to, int(row[0] or 0))
+        up_to = min(oldest + chunk - 1, (newest(conn) if newest_id is None else newest_id) - keep)
+    if cutoff_ms is not None and oldest_ts < cutoff_ms:  # stamps never go back: the old ones come first
+        found = conn.execute("SELECT MAX(id) FROM message_changes WHERE id < ? AND ts < ?",
+                             (oldest + chunk, cutoff_ms)).fetchone()
+        up_to = max(up_to, int(found[0] or 0))
     if up_to < oldest:
         return 0
     gone = conn.execute("DELETE FROM message_changes WHERE id <= ?", (up_to,)).rowcount

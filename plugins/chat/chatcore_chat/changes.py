@@ -52,7 +52,7 @@ class Change(Operation):
         if self.event is not None:  # something changed: log it, and say its change id
             change_id = changelog.record(conn, message.id, self.conv, self.kind, self.actor, self.actions.stamp())
             self.event["change_id"] = self.reply["change_id"] = change_id
-            self.actions.prune_changes(conn)
+            self.actions.prune_changes(conn, change_id)
 
     def run(self, conn: sqlite3.Connection, message: Message) -> None:
         raise NotImplementedError

@@ -11,6 +11,7 @@ import sqlite3
 
 from chatcore.testing import PASSWORD
 from chatcore_chat import changelog, store
+from chatcore_chat.plugin import ChatPlugin
 
 CHANGES = ("message_edited", "message_deleted", "message_reactions")
 
@@ -153,3 +154,20 @@ def test_a_replay_in_pages_keeps_every_kind_of_change_of_a_message(chat_server, 
     assert [(m["type"], m["id"], m["change_id"]) for m in changes(again.backlog)] == [
         ("message_reactions", second, 2), ("message_edited", first, 3), ("message_reactions", first, 3)]
     assert (done["changes_complete"], done["last_change_id"]) == (True, 3)
+
+
+def test_changes_older_than_the_age_limit_are_pruned_on_the_injected_clock(chat_server, clock, login_as, connect,
+                                                                           chat):
+    server = chat_server(env={"CHATCORE_CHAT_CHANGES_KEEP": "0", "CHATCORE_CHAT_CHANGES_KEEP_DAYS": "1"},
+                         extra=[("chat", ChatPlugin(clock=clock))])
+    alice, bob = login_as(server, "alice", v2=True), login_as(server, "bob", v2=True)
+    sent = chat(alice, "bob", "hello")["id"]
+    bob.sync()
+    bob.close()
+    old = ask(alice, "message_react", peer="bob", id=sent, emoji="🙂")["change_id"]
+    clock.advance(2 * 86400)  # two days on: the next change prunes the first
+    new = ask(alice, "message_edit", peer="bob", id=sent, message="hello again")["change_id"]
+    _, stale = reconnect(connect, server, "bob", sent, old - 1)
+    assert (stale["changes_complete"], stale["last_change_id"]) == (False, new)
+    again, fresh = reconnect(connect, server, "bob", sent, old)
+    assert [m["type"] for m in changes(again.backlog)] == ["message_edited"] and fresh["changes_complete"] is True

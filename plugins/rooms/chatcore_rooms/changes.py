@@ -54,7 +54,7 @@ class RoomChange(RoomOp):
             self.event["change_id"] = change_id
             if self.reply is not None:
                 self.reply["change_id"] = change_id
-            chat.actions.prune_changes(conn)
+            chat.actions.prune_changes(conn, change_id)
 
     def change(self, conn: sqlite3.Connection, found: RoomMessage, role: Optional[str]) -> None:
         raise NotImplementedError
