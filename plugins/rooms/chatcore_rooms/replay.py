@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from chatcore import protocol
 from chatcore_chat import changelog, features
 from chatcore_chat.changelog import Changed
+from chatcore_chat.delivery import send
 from chatcore_chat.replay import ChangesPage, Replay
 from chatcore_rooms import extras
 
@@ -84,6 +85,13 @@ class RoomReplay(Replay):
         assert chat is not None and chat.backlog is not None and service.writer is not None
         super().__init__(chat.backlog, chat.actions, service.writer.submit)
         self.service = service
+
+    def deliver(self, session: Any, since: int) -> None:
+        """Replay the changes since ``since`` to ``session``, then ``room_changes_done``."""
+        outcome = self.run(session, since)
+        if outcome is not None:
+            send(session, protocol.encode({"type": "room_changes_done", "complete": outcome[0],
+                                           "last_change_id": outcome[1]}))
 
     def page(self, *args: Any) -> RoomChangesPage:  # type: ignore[override]
         page = RoomChangesPage(*args)

@@ -196,10 +196,7 @@ class RoomsService:
             self.reads.send_list(session)
             since = (request or {}).get("room_changes_since")
             if isinstance(since, int) and not isinstance(since, bool) and self.writer is not None:
-                outcome = RoomReplay(self).run(session, since)
-                if outcome is not None:
-                    send(session, protocol.encode({"type": "room_changes_done", "complete": outcome[0],
-                                                   "last_change_id": outcome[1]}))
+                RoomReplay(self).deliver(session, since)
 
     def logging_out(self, session: Any) -> None:
         session.state.pop(STATE_KEY, None)
