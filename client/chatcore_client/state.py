@@ -129,6 +129,10 @@ class AppState:
     pending: dict[str, str] = field(default_factory=dict)  # chat client_id -> conversation key
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)  # file_id -> file_offer
     newest_id: int = 0  # the highest message id seen: a reconnect asks for what came after it
+    newest_change_id: Optional[int] = None  # the chat change id shown up to (None: none known yet)
+    replaying: bool = False  # a token login named changes_since: until caught_up the cursor stays
+    newest_room_change_id: Optional[int] = None  # the same for room messages (their own sequence)
+    room_replaying: bool = False  # a token login named room_changes_since: until room_changes_done
     admin: bool = False  # the server says this user is a server administrator (login_result, admin_changed)
     counted_up_to: int = 0  # private messages up to this id are in the unread counts of the last room_list
 
@@ -161,6 +165,7 @@ class AppState:
     def reset_session(self) -> None:
         """Forget what belongs to a connection (pending acks, presence) but keep the lines shown."""
         self.pending.clear()
+        self.replaying = self.room_replaying = False
         for key, conversation in self.conversations.items():
             conversation.online = key == ROOM or is_room(key)
             conversation.loading = False

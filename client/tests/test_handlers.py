@@ -439,3 +439,33 @@ def test_an_incomplete_catch_up_says_so(h):
     h.feed(type="caught_up", complete=False, delivered=5000, last_id=90)
     lines = h.state.conversation(ROOM).lines
     assert len(lines) == before + 1 and "scroll up" in lines[-1].text
+
+
+def test_the_change_cursor_is_named_on_a_token_reconnect_and_an_incomplete_replay_reloads(h):
+    from chatcore_client.handlers.features import FeatureHandlers
+    FeatureHandlers(h.ctx).register(h.dispatcher)
+    h.login()
+    assert h.state.newest_change_id is None
+    h.feed(type="get_history", peer=ROOM, has_more=False, last_change_id=5, messages=[])
+    assert h.state.newest_change_id == 5  # the first page is where the cursor starts
+    h.feed(type="broadcast_message", peer="bob", message="hi", id=10, ts="", to="")
+    h.feed(type="message_edited", id=10, sender="bob", to="", message="hi!", edited="x", change_id=7)
+    h.feed(type="get_history", peer=ROOM, has_more=False, last_change_id=6, messages=[])
+    assert h.state.newest_change_id == 7  # never back
+    h.auth.resume(Credentials("alice", token="t0k3n"))
+    assert h.sent[-1] == {"command": "login", "username": "alice", "token": "t0k3n", "since": 10, "changes_since": 7}
+    sent = len(h.sent)
+    h.feed(type="login_result", username="alice", response="ok")
+    assert not [m for m in h.sent[sent:] if m.get("command") == "get_history"]  # the replay repairs: no reload
+    h.feed(type="message_deleted", id=10, sender="bob", to="", by="bob", change_id=9, replayed=True)
+    assert h.state.conversation(ROOM).find(10).deleted and h.state.newest_change_id == 7  # moves at caught_up
+    h.feed(type="caught_up", complete=True, delivered=0, last_id=10, changes_complete=True, last_change_id=12)
+    assert h.state.newest_change_id == 12 and not h.state.replaying
+    assert not [m for m in h.sent[sent:] if m.get("command") == "get_history"]
+    h.auth.resume(Credentials("alice", token="t0k3n"))
+    assert h.sent[-1]["changes_since"] == 12
+    h.feed(type="login_result", username="alice", response="ok")
+    sent = len(h.sent)
+    h.feed(type="caught_up", complete=True, delivered=0, last_id=10, changes_complete=False, last_change_id=40)
+    assert {"command": "get_history", "peer": ROOM, "limit": 50} in h.sent[sent:]  # incomplete: reload what is shown
+    assert h.state.newest_change_id == 40

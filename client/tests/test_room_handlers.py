@@ -123,3 +123,21 @@ def test_membership_events(h):
     h.feed(type="room_event", room="ops", kind="joined", by="alice", user="alice", role="owner",
            info={**DEV, "room": "ops"})  # joined on another device
     assert h.state.conversations["#ops"].room["role"] == "owner"
+
+
+def test_the_room_change_cursor_is_its_own_and_named_on_a_token_reconnect(h):
+    from chatcore_client.handlers import Credentials
+    from chatcore_client.handlers.features import FeatureHandlers
+    FeatureHandlers(h.ctx).register(h.dispatcher)
+    h.login([DEV])
+    h.feed(type="room_history", room="dev", messages=[{"seq": 3, "sender": "bob", "ts": "", "message": "hi"}],
+           has_more=False, last_change_id=4)
+    h.feed(type="message_edited", room="dev", seq=3, sender="bob", message="hi!", edited="x", change_id=6)
+    h.feed(type="message_edited", id=9, sender="bob", to="", message="x", edited="x", change_id=2)  # chat's own
+    assert (h.state.newest_room_change_id, h.state.newest_change_id) == (6, 2)
+    h.auth.resume(Credentials("alice", token="t0k3n"))
+    assert h.sent[-1]["room_changes_since"] == 6 and h.state.room_replaying
+    h.feed(type="message_deleted", room="dev", seq=3, sender="bob", by="bob", change_id=8, replayed=True)
+    assert h.state.conversations["#dev"].find(3).deleted and h.state.newest_room_change_id == 6
+    h.feed(type="room_changes_done", complete=True, last_change_id=11)
+    assert h.state.newest_room_change_id == 11 and not h.state.room_replaying

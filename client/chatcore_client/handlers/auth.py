@@ -39,15 +39,24 @@ class AuthHandlers:
 
     def resume(self, credentials: Credentials) -> None:
         """Log in again after a reconnect (or at start with a remembered token): on the token,
-        naming the newest message seen so the server sends only what was missed."""
+        naming the newest message seen so the server sends only what was missed, and the newest
+        change seen (once one is known) so it replays the edits, deletions and reactions made
+        meanwhile to what is shown; until ``caught_up`` the open conversations are not reloaded."""
         if credentials.token is None:
             assert credentials.password is not None
             self.login(credentials.username, credentials.password)
             return
         self.ctx.credentials = credentials
         request: dict[str, Any] = {"command": "login", "username": credentials.username, "token": credentials.token}
-        if self.ctx.state.newest_id:
-            request["since"] = self.ctx.state.newest_id
+        state = self.ctx.state
+        if state.newest_id:
+            request["since"] = state.newest_id
+            if state.newest_change_id is not None:
+                request["changes_since"] = state.newest_change_id
+                state.replaying = True
+        if state.newest_room_change_id is not None:
+            request["room_changes_since"] = state.newest_room_change_id
+            state.room_replaying = True
         self.ctx.send(request)
 
     def register_account(self, username: str, password: str) -> None:

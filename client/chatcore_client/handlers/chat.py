@@ -8,7 +8,7 @@ from typing import Any, Optional, Protocol
 
 from chatcore_client.api import history_page
 from chatcore_client.handlers import Context, Dispatcher
-from chatcore_client.handlers.features import decorated, refresh
+from chatcore_client.handlers.features import decorated, refresh, saw_change
 from chatcore_client.state import ROOM, Conversation, Line, is_room
 
 PAGE = 50  # messages per history request
@@ -109,15 +109,21 @@ class ChatHandlers:
         return True
 
     def restore(self) -> None:
-        """After (re)login: reload the newest page of every conversation already open."""
+        """After (re)login: reload the newest page of every conversation already open, unless the
+        server replays what changed (``changes_since``): then only if ``caught_up`` says it could not."""
         self._texts = {}
-        for conversation in self.ctx.state.conversations.values():
-            if conversation.loaded and self.available and not conversation.is_room:
-                self._request(conversation.key, None)
+        if not self.ctx.state.replaying:
+            self.reload()
         if self.rooms is not None:
             self.rooms.restore()
         current = self.ctx.state.current
         self.open(current)
+
+    def reload(self) -> None:
+        """Ask again for the newest page of every private conversation and the global room shown."""
+        for conversation in self.ctx.state.conversations.values():
+            if conversation.loaded and self.available and not conversation.is_room:
+                self._request(conversation.key, None)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -189,8 +195,14 @@ class ChatHandlers:
                                   "at your next login")
 
     def caught_up(self, message: dict[str, Any]) -> None:
-        """After a reconnect the server sent what was missed; when it had to stop short, what is
-        still missing is in the history, which the re-login reloads for open conversations."""
+        """After a reconnect the server sent what was missed (and replayed what changed since
+        ``changes_since``): the change cursor moves to ``last_change_id``. When either had to stop
+        short, the open conversations are reloaded (what is missing is in the history)."""
+        state = self.ctx.state
+        replayed, state.replaying = state.replaying, False
+        saw_change(self.ctx, message.get("last_change_id"))
+        if replayed and (message.get("complete") is False or message.get("changes_complete") is not True):
+            self.reload()
         if message.get("complete") is False:
             self.ctx.notice(self.ctx.state.current, "Too much arrived while disconnected to replay it all: "
                                                     "scroll up for older messages.")
@@ -198,6 +210,7 @@ class ChatHandlers:
     def history(self, message: dict[str, Any]) -> None:
         """A page of history: older lines go on top; on a reload newer ones are merged below."""
         page = history_page(message)
+        saw_change(self.ctx, message.get("last_change_id"))  # the page shows every change up to it
         conversation = self.ctx.state.conversation(page.peer)
         conversation.loading = False
         me = self.ctx.state.user

@@ -2,7 +2,9 @@
 typing, search results and pinned messages; and the commands the window sends for them.
 
 A message is found by its conversation key and id: a chat message id for the global room and
-private conversations, the seq for a room (``#name``). Events change the shown line in place
+private conversations, the seq for a room (``#name``). Chat's events and replies carry a
+``change_id``: the newest one shown is the cursor a token reconnect names (``saw_change``), and
+the changes replayed after it are these same events. Events change the shown line in place
 (``View.line_changed``); nothing here touches Tk.
 """
 
@@ -34,6 +36,20 @@ def reactions_of(value: Any, me: Optional[str]) -> tuple[tuple[str, int, bool], 
             users = [str(u).casefold() for u in entry.get("users", [])]
             found.append((entry["emoji"], int(entry.get("count", 0)), mine in users))
     return tuple(found)
+
+
+def saw_change(ctx: Context, change_id: Any, room: bool = False) -> None:
+    """What is shown is in step with the server's changes up to ``change_id`` (an event, a reply,
+    a history page, ``caught_up``): the next token login names the newest as ``changes_since``
+    (``room``: a room message's, with the rooms' own sequence, ``room_changes_since``). While a
+    replay is under way the cursor stays, so a drop before its end loses nothing."""
+    state = ctx.state
+    if not isinstance(change_id, int) or isinstance(change_id, bool):
+        return
+    if room and not state.room_replaying:
+        state.newest_room_change_id = max(change_id, state.newest_room_change_id or 0)
+    elif not room and not state.replaying:
+        state.newest_change_id = max(change_id, state.newest_change_id or 0)
 
 
 def refresh(ctx: Context, conversation: Conversation, line: Line) -> None:
@@ -68,7 +84,8 @@ class FeatureHandlers:
                                "message_edit_result": self.edit_done, "room_message_edit_result": self.edit_done,
                                "message_delete_result": self.deleted, "room_message_delete_result": self.deleted,
                                "message_react_result": self.reacted, "room_react_result": self.reacted,
-                               "room_pin_result": self.pin_done, "room_unpin_result": self.pin_done}.items():
+                               "room_pin_result": self.pin_done, "room_unpin_result": self.pin_done,
+                               "room_changes_done": self.room_changes_done}.items():
             dispatcher.register(event, handler)
         for command in COMMANDS:
             dispatcher.register(f"error:{command}", self.refused)
@@ -104,24 +121,34 @@ class FeatureHandlers:
     # -- events and replies ----------------------------------------------------------------------
 
     def edited(self, message: dict[str, Any]) -> None:
+        saw_change(self.ctx, message.get("change_id"), "room" in message)
         key, line_id = self._key(message)
         if "message" in message:
             self._change(key, line_id, text=str(message["message"]), edited=True)
 
     def edit_done(self, message: dict[str, Any]) -> None:
         """This client's edit was stored: show the text it sent."""
+        saw_change(self.ctx, message.get("change_id"), "room" in message)
         key, line_id = self._key(message)
         text = self._texts.pop((key, line_id), None)
         if text is not None:
             self._change(key, line_id, text=text, edited=True)
 
     def deleted(self, message: dict[str, Any]) -> None:
+        saw_change(self.ctx, message.get("change_id"), "room" in message)
         key, line_id = self._key(message)
         self._change(key, line_id, text="", deleted=True, reactions=())
 
     def reacted(self, message: dict[str, Any]) -> None:
+        saw_change(self.ctx, message.get("change_id"), "room" in message)
         key, line_id = self._key(message)
         self._change(key, line_id, reactions=reactions_of(message.get("reactions"), self.ctx.state.user))
+
+    def room_changes_done(self, message: dict[str, Any]) -> None:
+        """The room changes since ``room_changes_since`` were replayed: the room cursor moves on.
+        (Open rooms' newest pages are reloaded after every login anyway, complete or not.)"""
+        self.ctx.state.room_replaying = False
+        saw_change(self.ctx, message.get("last_change_id"), room=True)
 
     def typing_event(self, message: dict[str, Any]) -> None:
         key = room_key(message["room"]) if isinstance(message.get("room"), str) else self._chat_key(message)

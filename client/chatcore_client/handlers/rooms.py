@@ -14,7 +14,7 @@ import itertools
 from typing import Any, Callable, Optional
 
 from chatcore_client.handlers import Context, Dispatcher
-from chatcore_client.handlers.features import decorated, refresh
+from chatcore_client.handlers.features import decorated, refresh, saw_change
 from chatcore_client.state import Conversation, Line, is_room, room_key
 
 PAGE = 50  # messages per history request
@@ -232,6 +232,7 @@ class RoomHandlers:
         self.ctx.view.show_error(f"{message.get('reason') or message.get('code')}")
 
     def history(self, message: dict[str, Any]) -> None:
+        saw_change(self.ctx, message.get("last_change_id"), room=True)  # the page shows every change up to it
         conversation = self.ctx.state.conversation(room_key(str(message.get("room", ""))))
         conversation.loading = False
         me = (self.ctx.state.user or "").casefold()

@@ -1,6 +1,8 @@
 """The desktop client on device tokens: the password is typed once; "Remember me" keeps only the
 token (the keyring when there is one, else a private file), so the next start logs in by itself; a reconnect after a server restart
-logs in on the token, naming the newest message seen, and what was missed shows once."""
+logs in on the token, naming the newest message seen, and what was missed shows once; a message
+edited (and one deleted) while disconnected shows so after the reconnect, by the server's change
+replay (the conversation was never reloaded)."""
 
 from __future__ import annotations
 
@@ -140,3 +142,32 @@ def test_remember_me_with_a_keyring_keeps_the_token_there_and_the_next_start_log
                state=lambda: again.login.status.cget("text"))
     assert again.login.password.get() == "" and again.state.user == "rita"
     assert probe.requests[-1].get("device") is None and again.ctx.credentials.token == token  # on the keyring's token
+
+
+def test_a_message_edited_while_disconnected_shows_edited_after_the_token_reconnect(make_server, make_app, pump,
+                                                                                    tmp_path):
+    probe = LoginRequests()
+    first = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)])
+    port = first.address[1]
+    helper_client(first, tmp_path, "pia").close()
+    app = make_app(first)
+    log_in(app, pump, "pia", register=False)
+    with helper_client(first, tmp_path, "quinn") as quinn:
+        kept = quinn.chat("pia", "meet at the station")["id"]
+        gone = quinn.chat("pia", "bring the map")["id"]
+    pump.until(lambda: "bring the map" in pane_text(app, "quinn"), what="quinn's messages")
+    assert app.state.newest_change_id is not None  # the room's first page gave the cursor
+    app.connector.backoff = Backoff(base=1.0, cap=1.0)  # time for the changes below to be made first
+    first.stop()
+    pump.until(lambda: "reconnecting" in str(app.main.status.cget("text")), what="the disconnect to show")
+    second = make_server(plugins=ALL_PLUGINS, extra=[("probe", probe)], env={"SERVER_PORT": str(port)})
+    with helper_client(second, tmp_path, "quinn", register=False) as quinn:
+        quinn.request("message_edit", ["message_edit_result"], peer="pia", id=kept, message="meet at the harbour")
+        quinn.request("message_delete", ["message_delete_result"], peer="pia", id=gone)
+    pump.until(lambda: "meet at the harbour" in pane_text(app, "quinn"), timeout=30,
+               what="the edit made while away", state=lambda: pane_text(app, "quinn"))
+    text = pane_text(app, "quinn")
+    assert "(edited)" in text and "meet at the station" not in text and "bring the map" not in text
+    assert app.state.conversation("quinn").find(gone).deleted
+    assert "changes_since" in probe.requests[-1] and not app.state.replaying
+    assert not app.state.conversation("quinn").loaded  # never opened, never reloaded: the replay repaired it

@@ -74,7 +74,8 @@ class AuthPlugin:
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
         register("register", self.commands.register, auth=False, fields={"username": str, "password": str})
         register("login", self.commands.login, auth=False, fields={"username": str}, logs_in=True,
-                 optional={"password": str, "token": str, "device": str, "since": int})
+                 optional={"password": str, "token": str, "device": str, "since": int,
+                           "changes_since": int, "room_changes_since": int})
         register("logout", self.commands.logout, auth=True, optional={"everywhere": bool})
         register("devices", self.commands.devices, auth=True)
         register("device_revoke", self.commands.device_revoke, auth=True, fields={"device": str})

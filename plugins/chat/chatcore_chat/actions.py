@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from chatcore import CommandError, protocol
 from chatcore.session import corked
-from chatcore_chat import features, search
+from chatcore_chat import changelog, features, search
 from chatcore_chat.changes import Change, Edit, React, Redact, conversation_of
 from chatcore_chat.delivery import SessionLike, send
 from chatcore_chat.feature_settings import FeatureSettings
@@ -55,6 +55,12 @@ class MessageActions:
     def stamp(self) -> int:
         """Now in ms, never before an earlier stamp (the writer's executor only)."""
         return self.service._relay().stamp()
+
+    def prune_changes(self, conn: Any, newest_id: Optional[int] = None) -> None:
+        """Keep the change log within its age and count limits (the writer, after change ``newest_id``)."""
+        days, keep = self.settings.changes_keep_days, self.settings.changes_keep
+        if days > 0 or keep > 0:
+            changelog.prune(conn, int((self.clock() - days * 86400) * 1000) if days > 0 else None, keep, newest_id)
 
     # -- changes -------------------------------------------------------------------------------
 

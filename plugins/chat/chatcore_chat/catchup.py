@@ -7,6 +7,8 @@ devices of the user are unaffected, and nothing is put back when a page is lost,
 client reconnects naming what it has. Pending offline messages it covers are marked delivered.
 Live messages held for the session meanwhile are dropped where the catch-up carries them, so
 nothing arrives twice. Past the cap (``complete: false``) the client reloads history instead.
+A login that also names ``changes_since`` is then replayed the changes since (``replay.py``)
+before it is made ready, and ``caught_up`` adds ``changes_complete`` and ``last_change_id``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
 from chatcore_chat import store
@@ -23,17 +25,23 @@ from chatcore_chat.delivery import READY_KEY, RelayStats, SessionLike, ready_now
 from chatcore_chat.store import Message
 from chatcore_chat.writer import Batch, Operation, StoreClosed
 
+if TYPE_CHECKING:
+    from chatcore_chat.replay import Outcome, Replay
+
 log = logging.getLogger(__name__)
 
 
-def finish(session: SessionLike, complete: bool, delivered: int, last_id: int) -> None:
-    """Make the session ready: say how the catch-up went, then send the live messages held for it
-    that the catch-up did not carry."""
+def finish(session: SessionLike, complete: bool, delivered: int, last_id: int,
+           changes: Optional["Outcome"] = None) -> None:
+    """Make the session ready: say how the catch-up went (and its change replay, when it had
+    one), then send the live messages held for it that the catch-up did not carry."""
     state = session_state(session)
     held, state.held, state.held_bytes = state.held, [], 0
     state.ready, state.catching_up = True, False
-    send(session, protocol.encode({"type": "caught_up", "complete": complete, "delivered": delivered,
-                                   "last_id": last_id}))
+    body: dict[str, Any] = {"type": "caught_up", "complete": complete, "delivered": delivered, "last_id": last_id}
+    if changes is not None:
+        body["changes_complete"], body["last_change_id"] = changes
+    send(session, protocol.encode(body))
     for message, frame in held:
         if message.id > last_id:
             send(session, frame)
@@ -41,11 +49,13 @@ def finish(session: SessionLike, complete: bool, delivered: int, last_id: int) -
 
 class CatchUpPage(Operation):
     """Take the next page after ``cursor`` for the session; the last page (or the cap reached)
-    makes it ready in the same transaction, so live messages keep their order."""
+    makes it ready in the same transaction, so live messages keep their order (unless a change
+    replay follows: ``ends=False``)."""
 
     def __init__(self, session: SessionLike, cursor: int, limit: int, max_bytes: int, delivered: int,
-                 stats: Optional[RelayStats] = None) -> None:
+                 stats: Optional[RelayStats] = None, ends: bool = True) -> None:
         super().__init__()
+        self.ends = ends
         self.stats = stats if stats is not None else RelayStats()  # counted in the executor
         self.session, self.cursor, self.limit, self.max_bytes = session, cursor, limit, max_bytes
         self.delivered = delivered  # by the pages before this one
@@ -70,13 +80,14 @@ class CatchUpPage(Operation):
             self.more = True  # the budget stopped the page: look again
         if not self.more:
             self.final = True
-            batch.scratch.setdefault(READY_KEY, set()).add(self.session.id)
+            if self.ends:
+                batch.scratch.setdefault(READY_KEY, set()).add(self.session.id)
 
     def after(self, batch: Batch) -> None:
         try:
             if self.messages:
                 self.queued = self._queue()
-            if self.final:  # the last page: ready at once, so live messages flow from here on
+            if self.final and self.ends:  # the last page: ready at once, so live messages flow from here on
                 queued = self.queued.ids if self.queued is not None else []
                 finish(self.session, True, self.delivered + len(queued), queued[-1] if queued else self.cursor)
         finally:
@@ -111,18 +122,20 @@ class CatchUpPage(Operation):
 class CatchUp:
     """Runs the catch-up loop for a session that logged in naming ``since``."""
 
-    def __init__(self, backlog: Backlog, cap: int) -> None:
-        self.backlog, self.cap = backlog, cap
+    def __init__(self, backlog: Backlog, cap: int, replay: Optional["Replay"] = None) -> None:
+        self.backlog, self.cap, self.replay = backlog, cap, replay
 
-    def deliver(self, session: SessionLike, since: int) -> None:
-        """Send what the session missed after ``since``; returns once it is ready (or closed)."""
+    def deliver(self, session: SessionLike, since: int, changes_since: Optional[int] = None) -> None:
+        """Send what the session missed after ``since`` (then the changes after ``changes_since``,
+        when given); returns once it is ready (or closed)."""
         relay, paging = self.backlog.relay, self.backlog.paging
+        replay = self.replay if changes_since is not None else None
         cursor, delivered = max(0, since), 0
         session_state(session).catching_up = True  # the user's shared offline backlog leaves it out
         while not session.closed and session.user is not None:
             room = self.cap - delivered
             page = CatchUpPage(session, cursor, max(1, min(paging.messages, room)), paging.bytes, delivered,
-                               relay.stats)
+                               relay.stats, ends=replay is None)
             try:
                 relay.writer.submit(page)
             except StoreClosed:
@@ -130,22 +143,33 @@ class CatchUp:
             page.sent.wait()
             if page.failure is not None:
                 log.warning("catch-up of %r stopped: %s", session, page.failure)
-                self._end(session, False, delivered, cursor)
+                self._end(session, False, delivered, cursor, None if replay is None else (False, changes_since or 0))
                 return
-            if page.final or not page.messages or page.queued is None:
-                return  # the last page made the session ready itself (or the session went away)
-            outcome = page.queued.follow(paging.timeout)
-            if outcome == "closed":
-                return
-            delivered += len(page.queued.ids)  # left, or still queued for a client that may yet read it
-            cursor = page.messages[-1].id
-            if outcome == "stalled" or delivered >= self.cap:
-                self._end(session, False, delivered, cursor)
-                return
+            if page.final and replay is None:
+                return  # the last page made the session ready itself
+            if not page.final and (not page.messages or page.queued is None):
+                return  # the session went away
+            if page.queued is not None:
+                outcome = page.queued.follow(paging.timeout)
+                if outcome == "closed":
+                    return
+                delivered += len(page.queued.ids)  # left, or still queued for a client that may yet read it
+                cursor = page.messages[-1].id
+                if outcome == "stalled" or (delivered >= self.cap and not page.final):
+                    self._end(session, False, delivered, cursor, None if replay is None else (False, changes_since or 0))
+                    return
+            if page.final:
+                break
+        if replay is not None and changes_since is not None:
+            replayed = replay.run(session, changes_since)
+            if replayed is not None:
+                self._end(session, True, delivered, cursor, replayed)
 
-    def _end(self, session: SessionLike, complete: bool, delivered: int, last_id: int) -> None:
-        """Stop before the end: the session becomes ready (through the writer, in order)."""
-        op = _Ready(session, complete, delivered, last_id)
+    def _end(self, session: SessionLike, complete: bool, delivered: int, last_id: int,
+             changes: Optional["Outcome"] = None) -> None:
+        """Stop before the end, or after the change replay: the session becomes ready (through
+        the writer, in order)."""
+        op = _Ready(session, complete, delivered, last_id, changes)
         try:
             self.backlog.relay.writer.submit(op)
         except StoreClosed:
@@ -156,9 +180,11 @@ class CatchUp:
 class _Ready(Operation):
     """Make a session ready in the writer's order, then tell it how its catch-up ended."""
 
-    def __init__(self, session: SessionLike, complete: bool, delivered: int, last_id: int) -> None:
+    def __init__(self, session: SessionLike, complete: bool, delivered: int, last_id: int,
+                 changes: Optional["Outcome"] = None) -> None:
         super().__init__()
         self.session, self.complete, self.delivered, self.last_id = session, complete, delivered, last_id
+        self.changes = changes
         self.done = threading.Event()
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
@@ -166,12 +192,12 @@ class _Ready(Operation):
 
     def after(self, batch: Batch) -> None:
         try:
-            finish(self.session, self.complete, self.delivered, self.last_id)
+            finish(self.session, self.complete, self.delivered, self.last_id, self.changes)
         finally:
             self.done.set()
 
     def failed(self, error: BaseException) -> None:
         try:
-            finish(self.session, self.complete, self.delivered, self.last_id)
+            finish(self.session, self.complete, self.delivered, self.last_id, self.changes)
         finally:
             self.done.set()

@@ -4,7 +4,9 @@ Each finds the message in the requester's conversation and checks who may do wha
 the database, inside the writer's transaction (an edit racing a deletion is decided in one
 order); after the commit it answers the requesting connection and sends one event to every
 other v2 session of the conversation (both users' for a private one, everyone's for the
-global room). Legacy sessions get no event: old clients see nothing new.
+global room). Legacy sessions get no event: old clients see nothing new. Each change that
+happened is logged in the same transaction (``changelog.py``): its ``change_id`` is in the
+event and the reply, and a client that was away is replayed it at its next login.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
-from chatcore_chat import features, store
+from chatcore_chat import changelog, features, store
 from chatcore_chat.delivery import send
 from chatcore_chat.faults import Refused, answer
 from chatcore_chat.store import GLOBAL_ROOM, Message
@@ -27,6 +29,7 @@ class Change(Operation):
     """One request's change to message ``message_id`` of conversation ``conv``."""
 
     command = ""
+    kind = ""  # its kind in the change log
 
     def __init__(self, actions: "MessageActions", origin: Any, conv: str, message_id: int) -> None:
         super().__init__()
@@ -46,6 +49,10 @@ class Change(Operation):
             raise Refused("unknown_message", f"there is no message {self.message_id} in this conversation")
         self.message = message
         self.run(conn, message)
+        if self.event is not None:  # something changed: log it, and say its change id
+            change_id = changelog.record(conn, message.id, self.conv, self.kind, self.actor, self.actions.stamp())
+            self.event["change_id"] = self.reply["change_id"] = change_id
+            self.actions.prune_changes(conn, change_id)
 
     def run(self, conn: sqlite3.Connection, message: Message) -> None:
         raise NotImplementedError
@@ -71,6 +78,7 @@ class Edit(Change):
     """Replace the text of one's own message (within ``CHATCORE_CHAT_EDIT_WINDOW``)."""
 
     command = "message_edit"
+    kind = changelog.EDIT
 
     def __init__(self, actions: "MessageActions", origin: Any, conv: str, message_id: int, text: str) -> None:
         super().__init__(actions, origin, conv, message_id)
@@ -93,6 +101,7 @@ class Redact(Change):
     """Delete a message: its sender, or a server administrator. The text is erased."""
 
     command = "message_delete"
+    kind = changelog.DELETE
 
     def run(self, conn: sqlite3.Connection, message: Message) -> None:
         if not self.own(message) and not getattr(self.origin, "admin", False):
@@ -114,6 +123,7 @@ class React(Change):
     """Add or remove the actor's reaction; everyone sees the new totals."""
 
     command = "message_react"
+    kind = changelog.REACTIONS
 
     def __init__(self, actions: "MessageActions", origin: Any, conv: str, message_id: int, emoji: str,
                  add: bool) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
 
 from chatcore import protocol
-from chatcore_chat import store
+from chatcore_chat import changelog, store
 from chatcore_chat.faults import answer
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.store import GLOBAL_ROOM, Message
@@ -323,12 +323,14 @@ class Restore(Operation):
 class Purge(Operation):
     """Delete everything stored of a removed user (``store.delete_user``); ``result`` is how many went."""
 
-    def __init__(self, user_key: str) -> None:
+    def __init__(self, user_key: str, stamp: Callable[[], int]) -> None:
         super().__init__()
-        self.user_key = user_key
+        self.user_key, self.stamp = user_key, stamp
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        self.result = store.delete_user(conn, self.user_key)
+        reacted = changelog.reacted_by(conn, self.user_key)  # their reactions go: those messages changed
+        self.result = store.delete_user(conn, self.user_key)  # their conversations' changes go with them
+        changelog.record_many(conn, reacted, changelog.REACTIONS, "", self.stamp())
 
 
 class Delete(Operation):

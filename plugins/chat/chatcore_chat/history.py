@@ -8,7 +8,7 @@ exact bytes the frame will carry, so a reply never needs a bigger frame than exi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from chatcore import protocol
 from chatcore_chat.features import stamp_fields
@@ -39,7 +39,8 @@ def v2_item(message: Message, reactions: Mapping[int, list[dict[str, Any]]] | No
 
 def fit_reply(peer: str, newest_first: Sequence[Message], more: bool, v2: bool,
               max_bytes: int = protocol.MAX_JSON,
-              reactions: Mapping[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+              reactions: Mapping[int, list[dict[str, Any]]] | None = None,
+              last_change_id: Optional[int] = None) -> dict[str, Any]:
     """The ``get_history`` reply with the newest of ``newest_first`` that fit in ``max_bytes``.
 
     :param peer: the peer as the client named it (``""`` = global room), echoed back.
@@ -48,12 +49,14 @@ def fit_reply(peer: str, newest_first: Sequence[Message], more: bool, v2: bool,
     :param v2: shape for a v2 session (``messages``) or an old client (``data``), which sees
         no deleted message (its tombstone is new to it).
     :param reactions: the messages' reactions by id (v2 only).
+    :param last_change_id: the newest change id read before the page (v2 only): the page shows
+        every change up to it, so a client without a change cursor may start from it.
     """
     if not v2:
         newest_first = [message for message in newest_first if not message.deleted]
     key = "messages" if v2 else "data"
     worst: dict[str, Any] = {"type": "get_history", "peer": peer, key: [], "has_more": False,
-                             "next_before": _ID_PLACEHOLDER}
+                             "next_before": _ID_PLACEHOLDER, "last_change_id": _ID_PLACEHOLDER}
     items = protocol.fitting((v2_item(message, reactions) if v2 else legacy_item(message) for message in newest_first),
                              max_bytes - len(protocol.dumps(worst)))
     taken = len(items)
@@ -62,4 +65,6 @@ def fit_reply(peer: str, newest_first: Sequence[Message], more: bool, v2: bool,
     reply: dict[str, Any] = {"type": "get_history", "peer": peer, key: items, "has_more": has_more}
     if has_more and taken:
         reply["next_before"] = newest_first[taken - 1].id
+    if v2 and last_change_id is not None:
+        reply["last_change_id"] = last_change_id
     return reply

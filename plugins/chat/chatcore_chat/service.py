@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from chatcore import CommandError, protocol
 from chatcore.session import corked
-from chatcore_chat import features, store
+from chatcore_chat import changelog, features, store
 from chatcore_chat.actions import MessageActions
 from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.catchup import CatchUp
@@ -22,6 +22,7 @@ from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLi
 from chatcore_chat.history import fit_reply
 from chatcore_chat.indexer import SearchIndexer
 from chatcore_chat.quotas import Quotas
+from chatcore_chat.replay import Replay
 from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.scrub import Scrubber
 from chatcore_chat.settings import ChatSettings
@@ -83,7 +84,7 @@ class ChatService:
                            in_flight=settings.in_flight)
         self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
                                                   settings.offline_page_timeout))
-        self.catch_up = CatchUp(self.backlog, settings.catch_up_max)
+        self.catch_up = CatchUp(self.backlog, settings.catch_up_max, Replay(self.backlog, self.actions))
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
         self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
         self.retention.start()
@@ -148,16 +149,16 @@ class ChatService:
         if before is not None and before > MAX_ID:
             before = None  # beyond any id (and beyond SQLite's integers): the newest page
         reactions: dict[int, list[dict[str, Any]]] = {}
-        if before is not None and before <= 1:
-            rows: list[store.Message] = []
-        else:
-            assert self.readers is not None
-            with self.readers.connection() as conn:
-                rows = store.page(conn, conv, before, limit + 1)
+        assert self.readers is not None
+        with self.readers.connection() as conn:
+            changed = changelog.newest(conn) if session.v2 else None  # read first: the page is at least as new
+            rows: list[store.Message] = [] if before is not None and before <= 1 else \
+                store.page(conn, conv, before, limit + 1)
+            if rows:
                 reactions = features.reactions(conn, [row.id for row in rows[:limit]],
                                                self.actions.settings.reaction_names) if session.v2 else {}
         more = len(rows) > limit
-        return fit_reply(peer, rows[:limit], more, session.v2, reactions=reactions)
+        return fit_reply(peer, rows[:limit], more, session.v2, reactions=reactions, last_change_id=changed)
 
     # -- login and logout ---------------------------------------------------------------------
 
@@ -165,10 +166,12 @@ class ChatService:
         """Deliver to a session that just logged in, page by page as its client reads them (auth
         has sent ``login_result``), in the session's own thread: what it missed after the login's
         ``since`` (a reconnecting client names its newest message id), or else its user's
-        offline backlog."""
-        since = request.get("since")
+        offline backlog. With ``since``, ``changes_since`` (the newest change id the client saw)
+        adds the replay of what was edited, deleted or reacted to meanwhile (``replay.py``)."""
+        since, changes = request.get("since"), request.get("changes_since")
         if isinstance(since, int) and not isinstance(since, bool) and self.catch_up is not None:
-            self.catch_up.deliver(session, since)
+            self.catch_up.deliver(session, since, changes if isinstance(changes, int) and not isinstance(changes, bool)
+                                  else None)
         elif self.backlog is not None:
             self.backlog.deliver(session)
 
@@ -179,7 +182,8 @@ class ChatService:
     def forget_user(self, username: str) -> int:
         """Delete every message of a removed user's conversations and broadcasts, pending ones
         included; waits for the commit and returns how many went."""
-        purge = self._relay().writer.submit(Purge(username.casefold()))
+        relay = self._relay()
+        purge = relay.writer.submit(Purge(username.casefold(), relay.stamp))
         deleted = int(purge.wait() or 0)
         log.info("chat: deleted %d message(s) of removed user %s", deleted, username)
         return deleted

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Optional, Sequence
 
 from chatcore import protocol
-from chatcore_chat import features
+from chatcore_chat import changelog, features
 from chatcore_chat.faults import Throttled
 from chatcore_chat.quotas import DAY_MS, SENDER_DAYS, count_sender_days  # noqa: F401  (DAY_MS re-exported)
 from chatcore_chat.readers import ReaderPool  # noqa: F401  (re-exported: rooms and callers use store.ReaderPool)
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 FILENAME = "messages.sqlite3"
 GLOBAL_ROOM = ""  # conversation key and recipient of broadcast messages
-SCHEMA_VERSION = 3  # 2: pending totals and daily counts (quotas); 3: edits, redactions, reactions, search
+SCHEMA_VERSION = 4  # 2: quotas' counters; 3: edits, redactions, reactions, search; 4: the change log
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after retention
@@ -216,7 +216,8 @@ def create_schema(conn: sqlite3.Connection, now_ms: Optional[int] = None, fts: b
     """Create the tables if missing, bring an older schema up to date in one transaction, and
     refuse a database written by a newer schema. ``now_ms`` says which UTC day an upgraded
     database's daily counts are for (default: now). Schema 3 builds the search index from the
-    messages already stored; ``fts=False`` leaves it out (the benchmark's write path without it)."""
+    messages already stored; schema 4 adds the change log (``changelog.py``); ``fts=False``
+    leaves the index out (the benchmark's write path without it)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"chat database schema {version} is newer than this plugin understands ({SCHEMA_VERSION})")
@@ -230,8 +231,12 @@ def create_schema(conn: sqlite3.Connection, now_ms: Optional[int] = None, fts: b
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + COUNTERS)
         if version < 2:
             _count_existing(conn, int(time.time() * 1000) if now_ms is None else now_ms)
-        features.add_features(conn, fts)
-        features.run_script(conn, PENDING_EDIT)
+        if version < 3:
+            features.add_features(conn, fts)
+            features.run_script(conn, PENDING_EDIT)
+        else:  # schema 3: an index kept by per-insert triggers is indexed in bulk from now on
+            features.defer_indexing(conn)
+        features.run_script(conn, changelog.SCHEMA)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

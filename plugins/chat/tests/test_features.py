@@ -41,7 +41,7 @@ def test_an_edit_reaches_the_conversation_and_history_but_only_the_sender_may_ed
     reply = ask(alice, "message_edit", peer="bob", id=sent["id"], message="see you at 11")
     assert reply["type"] == "message_edit_result" and reply["id"] == sent["id"]
     event = {"type": "message_edited", "id": sent["id"], "sender": "alice", "to": "bob",
-             "message": "see you at 11", "edited": reply["edited"]}
+             "message": "see you at 11", "edited": reply["edited"], "change_id": reply["change_id"]}
     assert bob.expect("message_edited") == event
     assert alice_phone.expect("message_edited") == event  # the sender's other device too
     after = settle(server, bob_legacy)
@@ -83,9 +83,11 @@ def test_a_deletion_leaves_a_tombstone_and_erases_the_text_from_the_file(chat_se
     kept = chat(alice, "bob", "and lunch at noon")
     assert code(ask(bob, "message_delete", peer="alice", id=sent["id"])) == "forbidden"  # not bob's message
     assert code(ask(carol, "message_delete", peer="alice", id=sent["id"])) == "unknown_message"
-    assert ask(alice, "message_delete", peer="bob", id=sent["id"]) == {"type": "message_delete_result", "id": sent["id"]}
+    assert ask(alice, "message_delete", peer="bob", id=sent["id"]) == {"type": "message_delete_result", "id": sent["id"],
+                                                                   "change_id": 1}
     event = bob.expect("message_deleted")
-    assert event == {"type": "message_deleted", "id": sent["id"], "sender": "alice", "to": "bob", "by": "alice"}
+    assert event == {"type": "message_deleted", "id": sent["id"], "sender": "alice", "to": "bob", "by": "alice",
+                     "change_id": 1}
     assert alice_phone.expect("message_deleted")["id"] == sent["id"]
     items = history(bob, "alice")["messages"]
     assert items[-2] == {"id": sent["id"], "sender": "alice", "to": "bob", "ts": sent["ts"], "message": "",
@@ -112,7 +114,7 @@ def test_an_administrator_deletes_in_the_global_room_and_a_user_may_not(server, 
     assert ask(carol, "message_delete", peer="", id=sent["id"])["type"] == "message_delete_result"
     for client in (alice, alice_phone, bob):
         assert client.expect("message_deleted") == {"type": "message_deleted", "id": sent["id"], "sender": "bob",
-                                                    "to": "", "by": "carol"}
+                                                    "to": "", "by": "carol", "change_id": 1}
 
 
 def test_reactions_are_counted_with_names_and_history_carries_them(chat_server, login_as, chat, history):
@@ -122,7 +124,7 @@ def test_reactions_are_counted_with_names_and_history_carries_them(chat_server, 
     first = ask(bob, "message_react", peer="", id=sent["id"], emoji="👍")
     assert first["reactions"] == [{"emoji": "👍", "count": 1, "users": ["bob"]}]
     assert alice.expect("message_reactions") == {"type": "message_reactions", "id": sent["id"], "sender": "alice",
-                                                 "to": "", "reactions": first["reactions"]}
+                                                 "to": "", "reactions": first["reactions"], "change_id": 1}
     both = ask(carol, "message_react", peer="", id=sent["id"], emoji="👍")["reactions"]
     assert both == [{"emoji": "👍", "count": 2, "users": ["bob"]}]  # names capped at 1, the count exact
     assert {r["emoji"] for r in ask(carol, "message_react", peer="", id=sent["id"], emoji="🎉")["reactions"]} == {"👍", "🎉"}
@@ -198,7 +200,7 @@ def test_a_schema_2_database_is_upgraded_and_its_messages_are_searchable(tmp_pat
     old.close()
     conn = store.connect(path)
     store.create_schema(conn)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 4
     assert [row[0] for row in conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'hello' "
                                            "ORDER BY rowid")] == [1, 2]
     assert store.pending_totals(conn, "bob") == (1, len("héllo there".encode()))

@@ -135,7 +135,7 @@ def test_a_schema_1_database_is_upgraded_with_exact_counts(tmp_path):
     schema_1_database(path, now_ms)
     conn = store.connect(path)
     store.create_schema(conn, now_ms)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 4
     assert store.pending_totals(conn, "bob") == (4, len("old, waiting") + len("héllo".encode()) + 10 + len("from carol"))
     assert store.pending_totals(conn, "carol") == (1, 8)
     assert conn.execute("SELECT sender, day, messages, bytes FROM sender_days ORDER BY sender").fetchall() == [

@@ -4,7 +4,9 @@ Rules are checked in the writer's transaction against the database (``RoomOp``):
 one's own message; delete one's own, or any as a moderator or the owner of the room, or as a
 server administrator; react as a member; pin as a moderator or the owner. After the commit
 the requester gets its ``*_result`` and the members' other v2 sessions one event, in commit
-order with the room's messages.
+order with the room's messages. Edits, redactions and reaction changes are logged in the same
+transaction (chat's ``changelog`` table in the rooms database): their ``change_id`` is in the
+event and the reply, and a client that was away is replayed them at its next login (``replay.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
-from chatcore_chat import features
+from chatcore_chat import changelog, features
 from chatcore_chat.faults import Refused
 from chatcore_chat.writer import Batch
 from chatcore_rooms import extras
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 class RoomChange(RoomOp):
     """A change to message ``seq`` of ``room``; subclasses implement ``change``."""
+
+    kind = ""  # its kind in the change log (pins are not logged: ``room_pins`` lists them)
 
     def __init__(self, service: "RoomsService", origin: Any, room: Room, seq: int) -> None:
         super().__init__(service, origin, room)
@@ -43,6 +47,14 @@ class RoomChange(RoomOp):
         if found is None or found.deleted:
             raise Refused("unknown_message", f"there is no message {self.seq} in {room.name}")
         self.change(conn, found, role)
+        if self.event is not None and self.kind:  # something changed: log it, and say its change id
+            chat = self.service.chat
+            assert chat is not None
+            change_id = changelog.record(conn, found.id, str(room.id), self.kind, self.actor, self.now())
+            self.event["change_id"] = change_id
+            if self.reply is not None:
+                self.reply["change_id"] = change_id
+            chat.actions.prune_changes(conn, change_id)
 
     def change(self, conn: sqlite3.Connection, found: RoomMessage, role: Optional[str]) -> None:
         raise NotImplementedError
@@ -58,6 +70,7 @@ class RoomChange(RoomOp):
 
 class Edit(RoomChange):
     command = "room_message_edit"
+    kind = changelog.EDIT
 
     def __init__(self, service: "RoomsService", origin: Any, room: Room, seq: int, text: str) -> None:
         super().__init__(service, origin, room, seq)
@@ -80,6 +93,7 @@ class Edit(RoomChange):
 
 class Redact(RoomChange):
     command = "room_message_delete"
+    kind = changelog.DELETE
 
     def change(self, conn: sqlite3.Connection, found: RoomMessage, role: Optional[str]) -> None:
         own = found.sender.casefold() == self.actor_key and role is not None
@@ -103,6 +117,7 @@ class Redact(RoomChange):
 
 class React(RoomChange):
     command = "room_react"
+    kind = changelog.REACTIONS
 
     def __init__(self, service: "RoomsService", origin: Any, room: Room, seq: int, emoji: str, add: bool) -> None:
         super().__init__(service, origin, room, seq)

@@ -30,6 +30,14 @@ def message(conn: sqlite3.Connection, room_id: int, seq: int) -> Optional[RoomMe
     return _message(row) if row else None
 
 
+def by_ids(conn: sqlite3.Connection, ids: list[int]) -> list[RoomMessage]:
+    """The room messages with these row ids (a change replay's page)."""
+    if not ids:
+        return []
+    return [_message(row) for row in conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)]
+
+
 def redact(conn: sqlite3.Connection, found: RoomMessage) -> bool:
     """Erase a room message (text, reactions), its mentions and its pin; True if it was pinned."""
     features.redact(conn, found.id)

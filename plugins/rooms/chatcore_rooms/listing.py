@@ -40,7 +40,8 @@ def history_reply(room: str, newest_first: Sequence[RoomMessage], more: bool,
                   reactions: Optional[dict[int, list[dict[str, object]]]] = None) -> dict[str, Any]:
     """The ``room_history`` reply with the newest of ``newest_first`` that fit, newest last
     (with their ``reactions``, by message row id)."""
-    worst = {"type": "room_history", "room": room, "messages": [], "has_more": False, "next_before": _ID_PLACEHOLDER}
+    worst = {"type": "room_history", "room": room, "messages": [], "has_more": False, "next_before": _ID_PLACEHOLDER,
+             "last_change_id": _ID_PLACEHOLDER}  # added by the caller (reads.py)
     items = protocol.fitting((message.item(reactions) for message in newest_first), max_bytes - len(protocol.dumps(worst)))
     taken = len(items)
     has_more = more or taken < len(newest_first)

@@ -11,6 +11,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
+from chatcore_chat import changelog
 from chatcore_chat.delivery import Window, send
 from chatcore_chat.faults import Refused
 from chatcore_chat.writer import Batch, Operation
@@ -172,7 +173,11 @@ class Purge(Operation):
                 self.handover.append((room, str(heir[0]) if heir else None))
         self.unpinned = conn.execute("SELECT p.room_id, p.seq FROM pins p JOIN messages m ON m.room_id = p.room_id "
                                      "AND m.seq = p.seq WHERE m.sender_key = ?", (self.user_key,)).fetchall()
-        self.result = store.delete_user(conn, self.user_key)
+        reacted = [(int(message_id), str(room_id)) for message_id, room_id in conn.execute(
+            "SELECT DISTINCT r.message_id, m.room_id FROM reactions r JOIN messages m ON m.id = r.message_id"
+            " WHERE r.user_key = ?", (self.user_key,))]  # their reactions go: those messages changed
+        self.result = store.delete_user(conn, self.user_key)  # their messages' changes go with them
+        changelog.record_many(conn, reacted, changelog.REACTIONS, "", self.service.stamp())
 
     def after(self, batch: Batch) -> None:
         for room_id, seq in self.unpinned:  # pins of the removed user's messages went with them

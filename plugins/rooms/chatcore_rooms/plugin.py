@@ -95,8 +95,9 @@ class RoomsPlugin:
 
     @hookimpl(tryfirst=True)
     def chat_authenticated(self, session: "Session", first: bool, request: dict[str, Any]) -> None:
-        """Send a v2 session its room list before chat sends its offline backlog."""
-        self.service.authenticated(session)
+        """Send a v2 session its room list (and the room changes it missed, when its login named
+        ``room_changes_since``) before chat sends its offline backlog."""
+        self.service.authenticated(session, request)
 
     @hookimpl
     def chat_logging_out(self, session: "Session", last: bool) -> None:

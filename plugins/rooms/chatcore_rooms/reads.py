@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import CommandError, protocol
-from chatcore_chat import features
+from chatcore_chat import changelog, features
 from chatcore_chat.delivery import send
 from chatcore_rooms import listing, store
 from chatcore_rooms.models import RANK
@@ -107,6 +107,7 @@ class Reads:
             before = None
         limit = min(page_limit(message, self.service.settings.history_page), self.service.settings.history_page)
         with self.service.readers.connection() as conn:
+            changed = changelog.newest(conn)  # read first: the page shows every change up to it
             standing = store.standing(conn, room.id, key, 1)
             if standing is None:
                 raise CommandError("not_member", f"you are not a member of {room.name}")
@@ -115,5 +116,6 @@ class Reads:
             assert self.service.chat is not None
             reactions = features.reactions(conn, [row.id for row in rows[:limit]],
                                            self.service.chat.actions.settings.reaction_names)
-        return listing.history_reply(room.name, rows[:limit], len(rows) > limit, reactions=reactions)
+        return {**listing.history_reply(room.name, rows[:limit], len(rows) > limit, reactions=reactions),
+                "last_change_id": changed}
 

@@ -11,11 +11,13 @@ import sqlite3
 import time
 from typing import Optional
 
+from chatcore_chat.changelog import SCHEMA as CHANGE_LOG
 from chatcore_chat.features import add_features, defer_indexing, run_script
 from chatcore_chat.quotas import SENDER_DAYS, count_sender_days
 
 FILENAME = "rooms.sqlite3"
-SCHEMA_VERSION = 3  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features); 3: chat's limits
+SCHEMA_VERSION = 4  # 2: edits, redactions, reactions, pins, search (chatcore_chat.features); 3: chat's limits;
+# 4: the change log (chat's, ``conv`` = the room's id; ``replay.py``)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a room made again is a new room
@@ -106,7 +108,7 @@ CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
 
 
 def create_schema(conn: sqlite3.Connection, fts: bool = True, now_ms: Optional[int] = None) -> None:
-    """Create the tables if missing, bring schema 1 or 2 up to date in one transaction
+    """Create the tables if missing, bring schema 1, 2 or 3 up to date in one transaction
     (``fts=False``: without the search index, for the benchmark); refuse a database written by
     a newer schema. An upgrade counts what each sender stored on the day of ``now_ms`` (now)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -125,8 +127,10 @@ def create_schema(conn: sqlite3.Connection, fts: bool = True, now_ms: Optional[i
             run_script(conn, PINS)
         elif _indexed_per_insert(conn):
             defer_indexing(conn)
-        run_script(conn, SENDER_DAYS + LIMITS)
-        count_sender_days(conn, int(time.time() * 1000) if now_ms is None else now_ms)
+        if version < 3:
+            run_script(conn, SENDER_DAYS + LIMITS)
+            count_sender_days(conn, int(time.time() * 1000) if now_ms is None else now_ms)
+        run_script(conn, CHANGE_LOG)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

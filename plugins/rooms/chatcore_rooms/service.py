@@ -34,6 +34,7 @@ from chatcore_rooms.models import HISTORY_MODES, RANK, Room
 from chatcore_rooms.msgfeatures import RoomFeatures
 from chatcore_rooms.names import mentioned, one_line, room_name_problem
 from chatcore_rooms.reads import Reads
+from chatcore_rooms.replay import RoomReplay
 from chatcore_rooms.settings import RoomsSettings
 
 log = logging.getLogger(__name__)
@@ -199,14 +200,18 @@ class RoomsService:
 
     # -- login -------------------------------------------------------------------------------
 
-    def authenticated(self, session: Any) -> None:
+    def authenticated(self, session: Any, request: Optional[dict[str, Any]] = None) -> None:
         """A v2 session that logged in gets room events from now on, and the room list first
-        (legacy sessions get no room events)."""
+        (legacy sessions get no room events); then, when its login named ``room_changes_since``,
+        the room changes since (``replay.py``) and ``room_changes_done``."""
         if session.v2:
             key = self._user(session).casefold()
             with self._online_lock:
                 self._online[key] = (*self._online.get(key, ()), session)
             self.reads.send_list(session)
+            since = (request or {}).get("room_changes_since")
+            if isinstance(since, int) and not isinstance(since, bool) and self.writer is not None:
+                RoomReplay(self).deliver(session, since)
 
     def logging_out(self, session: Any) -> None:
         session.state.pop(STATE_KEY, None)

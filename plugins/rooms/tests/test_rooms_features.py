@@ -38,7 +38,7 @@ def test_edits_and_deletions_follow_the_room_roles(server, user, kit):
     assert edited["type"] == "room_message_edit_result" and edited["seq"] == seq
     event = carol.expect("message_edited")
     assert event == {"type": "message_edited", "room": "dev", "seq": seq, "sender": "bob",
-                     "message": "deploy at 6 @carol", "edited": edited["edited"]}
+                     "message": "deploy at 6 @carol", "edited": edited["edited"], "change_id": edited["change_id"]}
     assert "room_message" not in [m.get("type") for m in kit.settle(server, carol)]  # no new message, no mention
     item = kit.ask(carol, "room_history", room="dev")["messages"][-1]
     assert item["message"] == "deploy at 6 @carol" and item["edited"] == edited["edited"]
@@ -51,7 +51,7 @@ def test_edits_and_deletions_follow_the_room_roles(server, user, kit):
     kit.ask(alice, "room_set_role", room="dev", user="carol", role="moderator")
     assert kit.ask(carol, "room_message_delete", room="dev", seq=seq)["type"] == "room_message_delete_result"
     assert bob.expect("message_deleted") == {"type": "message_deleted", "room": "dev", "seq": seq, "sender": "bob",
-                                             "by": "carol"}
+                                             "by": "carol", "change_id": 2}
     tomb = kit.ask(bob, "room_history", room="dev")["messages"][-1]
     assert tomb["deleted"] is True and tomb["message"] == "" and "mentions" not in tomb
     own = kit.post(bob, "dev", "oops")["seq"]
@@ -177,7 +177,7 @@ def test_a_schema_1_rooms_database_is_upgraded_and_searchable(tmp_path):
     old.close()
     conn = sqlite3.connect(path, isolation_level=None)
     schema.create_schema(conn)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
     assert conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'before'").fetchall() == [(1,)]
     assert store.load(conn)["dev"].pins == []
     conn.close()

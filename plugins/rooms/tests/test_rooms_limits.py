@@ -137,7 +137,7 @@ def test_a_schema_2_database_gets_the_counts_of_today_at_upgrade(tmp_path):
         conn.execute("INSERT INTO messages (room_id, seq, sender, sender_key, ts, body, mentions, everyone) "
                      "VALUES (1, ?, 'Alice', 'alice', ?, ?, '', 0)", (seq, ts, body))
     schema.create_schema(conn, now_ms=now_ms)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
     assert conn.execute("SELECT sender, messages, bytes FROM sender_days").fetchall() == [("alice", 2, 8)]
     assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_ts'").fetchone()
     conn.close()
