@@ -20,8 +20,8 @@ from chatcore_auth.commands import AuthCommands
 from chatcore_auth.devices import DeviceTokens
 from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import USERNAME_MAX
-from chatcore_auth.presence import MODES, Presence, set_mode
-from chatcore_auth.settings import PLAINTEXT_LOGIN, SETTINGS, TOKEN_TTL, hasher_from, policy_from
+from chatcore_auth.presence import LOGGED_IN_AT, MODES, Presence, set_mode
+from chatcore_auth.settings import PLAINTEXT_LOGIN, PRESENCE_DELAY, SETTINGS, TOKEN_TTL, hasher_from, policy_from
 from chatcore_auth.store import FILENAME, SCHEMA_VERSION, AccountStore
 from chatcore_auth.throttle import Clock
 
@@ -64,7 +64,7 @@ class AuthPlugin:
         hasher = hasher_from(server.config)
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
         self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
-        self.presence = Presence(server.sessions)
+        self.presence = Presence(server.sessions, server.config.get(PRESENCE_DELAY))
         self.tokens = DeviceTokens(self.store.path, server.config.get(TOKEN_TTL), self.wall_clock)
         self.metrics = AuthMetrics(hasher)
         self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN),
@@ -119,6 +119,7 @@ class AuthPlugin:
         session over the admin socket (``set_admin``)."""
         if session.user is not None:
             session.admin = self.store.is_admin(session.user)
+            session.state.setdefault(NAME, {})[LOGGED_IN_AT] = time.monotonic()  # presence after this only
         self.commands.send_login_reply(session)
         if session.user is not None:
             self.presence.update(session.user)

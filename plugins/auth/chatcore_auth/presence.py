@@ -18,8 +18,10 @@ login storm costs it a few frames rather than one per user.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
@@ -50,11 +52,20 @@ class Change:
     user: str
     online: bool
     frame: bytes  # the legacy event, encoded once
+    at: float = 0.0  # monotonic time it was queued: a session logged in after it is not told
 
 
 def set_mode(session: "Session", mode: str) -> None:
     """Remember how ``session`` wants presence delivered (from its ``hello``)."""
     session.state.setdefault(NAME, {})[PRESENCE_KEY] = mode
+
+
+LOGGED_IN_AT = "logged_in_at"  # session.state[NAME] key: monotonic time of its login
+
+
+def logged_in_at(session: "Session") -> float:
+    """When ``session`` logged in (monotonic), as the accounts plugin noted it; 0 if it did not."""
+    return float(session.state.get(NAME, {}).get(LOGGED_IN_AT, 0.0))
 
 
 def is_batched(session: "Session") -> bool:
@@ -73,8 +84,9 @@ def batched_frames(joined: list[str], left: list[str]) -> Iterator[bytes]:
 class Presence:
     """Announces users coming online and going offline to everyone else online."""
 
-    def __init__(self, sessions: "SessionRegistry") -> None:
+    def __init__(self, sessions: "SessionRegistry", delay: float = 0.0) -> None:
         self._sessions = sessions
+        self._delay = delay  # seconds changes gather before a batch goes out
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._announced: set[str] = set()
         self._announced_lock = threading.Lock()
@@ -97,8 +109,8 @@ class Presence:
                 else:
                     self._announced.discard(key)
             frame = protocol.encode({"type": "peer_joined" if online else "peer_left", "peer": username})
-            with self._wake:
-                self._pending.append(Change(key, username, online, frame))
+            with self._wake:  # times taken under the lock: the queue stays in time order
+                self._pending.append(Change(key, username, online, frame, time.monotonic()))
                 self._wake.notify()
 
     def _announce_loop(self) -> None:
@@ -106,6 +118,8 @@ class Presence:
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._pending or self._stopping)
+                if self._delay and not self._stopping:  # let a burst of logins gather into one batch
+                    self._wake.wait_for(lambda: self._stopping, self._delay)
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []
@@ -115,25 +129,35 @@ class Presence:
                 log.exception("presence: announcing %d changes failed", len(batch))
 
     def _announce(self, batch: list[Change]) -> None:
-        """One write per online session: every event in the batch except those about its own user."""
-        about = {change.key for change in batch}
-        everything = b"".join(change.frame for change in batch)
-        net = _net_changes(batch)
-        batched_for: dict[str, bytes] = {}  # own user key ("" for none) -> that session's frames
+        """One write per online session: every event in the batch except those about its own
+        user and those queued before it logged in (its login's user list already holds them;
+        with changes gathered for ``delay``, a storm of logins would otherwise tell each client
+        of the logins just before its own)."""
+        times = [change.at for change in batch]
+        tails: dict[int, tuple[list[Change], dict[str, Change], set[str]]] = {}  # start -> its part
+        batched_for: dict[tuple[int, str], bytes] = {}  # (start, own user key or "") -> frames
         for session in self._sessions.authenticated():
             user = session.user
             if not user:
                 continue
+            start = bisect.bisect_left(times, logged_in_at(session))
+            if start not in tails:
+                tail = batch[start:]
+                tails[start] = (tail, _net_changes(tail), {change.key for change in tail})
+            tail, net, about = tails[start]
+            if not tail:
+                continue
             own = name_key(user)
             if is_batched(session):
                 mine = own if own in net else ""
-                if mine not in batched_for:
+                if (start, mine) not in batched_for:
                     changes = [change for key, change in net.items() if key != mine]
-                    batched_for[mine] = b"".join(batched_frames(
+                    batched_for[(start, mine)] = b"".join(batched_frames(
                         [c.user for c in changes if c.online], [c.user for c in changes if not c.online]))
-                frames = batched_for[mine]
+                frames = batched_for[(start, mine)]
             else:
-                frames = everything if own not in about else b"".join(c.frame for c in batch if c.key != own)
+                frames = b"".join(c.frame for c in tail if c.key != own) if own in about else \
+                    b"".join(c.frame for c in tail)
             if frames:
                 session.send_frame(frames)
 

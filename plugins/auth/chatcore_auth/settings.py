@@ -39,10 +39,11 @@ TOKEN_TTL = Setting("CHATCORE_AUTH_TOKEN_TTL", 30 * 86400.0,
                     "Seconds a device token may go unused before it expires (the device logs in with its password again).",
                     float, minimum=60)
 
+PRESENCE_DELAY = Setting("CHATCORE_AUTH_PRESENCE_DELAY", 0.05, "Seconds presence changes are gathered into one batch before they go out (0: at once); a login storm then costs each client a few batches instead of one per login.", float, minimum=0)
 SETTINGS: tuple[Setting, ...] = (
     MIN_PASSWORD, MAX_PASSWORD, ARGON2_TIME, ARGON2_MEMORY, ARGON2_PARALLELISM, HASH_CONCURRENCY,
     USER_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW, MAX_DELAY,
-    REGISTER_LIMIT, REGISTER_WINDOW, REGISTER_EXEMPT, PLAINTEXT_LOGIN, TOKEN_TTL,
+    REGISTER_LIMIT, REGISTER_WINDOW, REGISTER_EXEMPT, PLAINTEXT_LOGIN, TOKEN_TTL, PRESENCE_DELAY,
 )
 
 

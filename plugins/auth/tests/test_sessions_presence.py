@@ -152,3 +152,18 @@ def test_login_result_comes_before_what_other_plugins_send_at_login(make_server,
     first = client.expect(("login_result", "welcome"))
     assert first["type"] == "login_result" and first["response"] == "ok"
     assert client.expect("welcome")
+
+
+def test_changes_gathered_into_one_batch_skip_those_who_logged_in_after_them(make_server, login_as):
+    """With a long CHATCORE_AUTH_PRESENCE_DELAY, alice's and bob's logins go out in one batch:
+    the watcher hears of both, alice of bob, and bob (whose user list already had alice) of nobody."""
+    server = make_server(plugins=["auth"], env={"CHATCORE_AUTH_PRESENCE_DELAY": "0.5"})
+    watcher = login_as(server, "watcher")
+    watcher.sync()
+    alice = login_as(server, "alice")
+    bob = login_as(server, "bob")
+    assert watcher.expect("peer_joined", peer="alice") and watcher.expect("peer_joined", peer="bob")
+    assert alice.expect("peer_joined", peer="bob")
+    assert not [m for m in bob.sync() if m.get("type") == "peer_joined"]
+    bob.close()
+    assert alice.expect("peer_left", peer="bob")  # later changes reach everyone online
