@@ -14,6 +14,7 @@ harness (``bench/run.py --only connections`` / ``--only latency``). Run:
 from __future__ import annotations
 
 import argparse
+import os
 import selectors
 import sys
 import tempfile
@@ -159,7 +160,7 @@ def storm(logins: int, pythonpath: str = "", env: Optional[dict[str, str]] = Non
             rss_in = status_in.get("VmRSS", 0)
             for c in clients:
                 c.sock.close()
-            time.sleep(3)  # the sessions end and idle workers retire: what stays is the residue
+            time.sleep(float(os.environ.get("PERF_SETTLE", "3")))  # the sessions end: what stays is the residue
             status_after = proc_status(server.pid)
             rss_after = status_after.get("VmRSS", 0)
             out[label] = {"seconds": round(took, 2), "server_cpu_ms_per_login": round(cpu / logins * 1000, 3),
