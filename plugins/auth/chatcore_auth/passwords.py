@@ -30,7 +30,7 @@ class PasswordHasher:
     and ``memory_kib`` of RAM, so an unbounded burst of logins could exhaust memory). ``waiting``
     and ``running`` say how many hashes wait for a slot and run now (the metrics read them).
     Once no hash has run for ``trim_after`` seconds, the memory they used goes back to the
-    system (``chatcore.memory``), so a storm of logins leaves none behind."""
+    system (``chatcore.memory``), so a storm of logins leaves less behind."""
 
     def __init__(self, params: HashParams = HashParams(), concurrency: int = 2, trim_after: float = 2.0) -> None:
         self.params = params
