@@ -10,7 +10,7 @@ from typing import Iterator
 
 
 class ReaderPool:
-    """A few read-only connections shared by the connection threads (WAL readers never block the writer)."""
+    """A few read-only connections shared by the workers serving requests (WAL readers never block the writer)."""
 
     def __init__(self, path: Path, size: int = 4) -> None:
         self._path = path

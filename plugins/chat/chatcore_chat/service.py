@@ -13,21 +13,19 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from chatcore import CommandError, protocol
-from chatcore.session import corked
 from chatcore_chat import changelog, features, store
 from chatcore_chat.actions import MessageActions
 from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.catchup import CatchUp
 from chatcore_chat.delivery import STATE_KEY, Directory, Purge, Relay, SessionLike
 from chatcore_chat.history import fit_reply
-from chatcore_chat.indexer import SearchIndexer
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.replay import Replay
 from chatcore_chat.retention import Retention, RetentionPolicy
-from chatcore_chat.scrub import Scrubber
 from chatcore_chat.settings import ChatSettings
-from chatcore_chat.store import GLOBAL_ROOM, ReaderPool
-from chatcore_chat.writer import StoreClosed, Writer
+from chatcore_chat.storage import Storage, StorageOwner
+from chatcore_chat.store import GLOBAL_ROOM
+from chatcore_chat.writer import StoreClosed
 
 log = logging.getLogger(__name__)
 Lookup = Callable[[str], Optional[str]]
@@ -36,22 +34,17 @@ ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields arou
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 
 
-class ChatService:
+class ChatService(StorageOwner):
     """One per server: owns the database, the writer thread and retention."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.settings = ChatSettings()
         self.path: Optional[Path] = None
-        self.writer: Optional[Writer] = None
-        self.checkpointer: Optional[store.Checkpointer] = None
-        self.indexer: Optional[SearchIndexer] = None
-        self.readers: Optional[ReaderPool] = None
         self.relay: Optional[Relay] = None
         self.backlog: Optional[Backlog] = None
         self.catch_up: Optional[CatchUp] = None
         self.retention: Optional[Retention] = None
-        self.scrubber: Optional[Scrubber] = None  # merges deleted words out of the search index
         self._lookup: Lookup = lambda name: None
         self._filter: Filter = lambda session, message: None
         self._removed: Callable[[str], bool] = lambda name: False
@@ -71,22 +64,14 @@ class ChatService:
         quotas = Quotas(settings.pending_max_messages, settings.pending_max_bytes,
                         settings.sender_daily_messages, settings.sender_daily_bytes)
         quotas.install(conn)
-        self.writer = Writer(conn, settings.batch, followups=corked)
-        self.writer.start()
-        self.checkpointer = store.Checkpointer(self.path, hold_writes=self.writer.paused)
-        self.checkpointer.start()
-        self.scrubber = Scrubber(self.path, self.writer.submit, self.actions.settings.scrub_interval, self.writer.paused)
-        self.scrubber.start()
-        self.indexer = SearchIndexer(self.writer.submit)
-        self.indexer.start()
-        self.readers = ReaderPool(self.path)
-        self.relay = Relay(self.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer,
+        self.storage = storage = Storage(self.path, conn, settings.batch, self.actions.settings.scrub_interval)
+        self.relay = Relay(storage.writer, sessions, self.clock, quotas, held_limit=settings.send_buffer,
                            in_flight=settings.in_flight)
         self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
                                                   settings.offline_page_timeout))
         self.catch_up = CatchUp(self.backlog, settings.catch_up_max, Replay(self.backlog, self.actions))
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
-        self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, settings.retention_interval)
+        self.retention = Retention(policy, storage.readers, storage.writer.submit, self.clock, settings.retention_interval)
         self.retention.start()
         log.info("chat history in %s (retention: %s)", self.path,
                  f"{policy.max_age_days:g} days, {policy.max_count} per conversation" if policy.active else "keep all")
@@ -95,16 +80,8 @@ class ChatService:
         """Stop retention, commit what is queued, close the database."""
         if self.retention is not None:
             self.retention.stop()
-        if self.scrubber is not None:
-            self.scrubber.stop()
-        if self.indexer is not None:
-            self.indexer.stop()
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
-        if self.writer is not None:
-            self.writer.stop()
-        if self.readers is not None:
-            self.readers.close()
+        if self.storage is not None:
+            self.storage.close()
 
     def hello_fields(self) -> dict[str, Any]:
         """Limits a client should know before sending."""

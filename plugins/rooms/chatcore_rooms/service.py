@@ -23,11 +23,10 @@ from chatcore import CommandError, protocol
 from chatcore.session import corked
 from chatcore_chat import store as chat_store
 from chatcore_chat.delivery import Directory, Window, send
-from chatcore_chat.indexer import SearchIndexer
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
-from chatcore_chat.scrub import Scrubber
 from chatcore_chat.service import ChatService
+from chatcore_chat.storage import Storage, StorageOwner
 from chatcore_chat.writer import StoreClosed, Writer
 from chatcore_rooms import messages, ops, retention, schema, store
 from chatcore_rooms.models import HISTORY_MODES, RANK, Room
@@ -41,16 +40,13 @@ log = logging.getLogger(__name__)
 STATE_KEY = "rooms"  # this plugin's slot in session.state: the session's in-flight Window
 
 
-class RoomsService:
+class RoomsService(StorageOwner):
     """One per server: owns the rooms database, its writer, and the rooms held in memory."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.settings = RoomsSettings()
         self.chat: Optional[ChatService] = None
-        self.writer: Optional[Writer] = None
-        self.checkpointer: Optional[chat_store.Checkpointer] = None
-        self.readers: Optional[chat_store.ReaderPool] = None
         self.directory: Optional[Directory] = None
         self.rooms: dict[str, Room] = {}  # by key; changed only by the writer's follow-ups
         self._ids: dict[int, Room] = {}
@@ -62,8 +58,6 @@ class RoomsService:
         self._online_lock = threading.Lock()
         self.reads = Reads(self)
         self.features = RoomFeatures(self)  # edit, delete, reactions, typing, pins, search
-        self.scrubber: Optional[Scrubber] = None
-        self.indexer: Optional[SearchIndexer] = None
         self.quotas = Quotas(0, 0, 0, 0)  # chat's daily limits per sender, read at open
         self.retention: Optional[Retention] = None  # chat's policy, on room messages
 
@@ -82,18 +76,9 @@ class RoomsService:
         cs = chat.settings  # the undelivered-message limits are chat's alone: room messages wait for nobody
         self.quotas = Quotas(0, 0, cs.sender_daily_messages, cs.sender_daily_bytes)
         self.quotas.install(conn)
-        self.writer = Writer(conn, cs.batch, followups=corked)
-        self.writer.start()
-        self.checkpointer = chat_store.Checkpointer(path, hold_writes=self.writer.paused)
-        self.checkpointer.start()
-        self.scrubber = Scrubber(path, self.writer.submit, chat.actions.settings.scrub_interval, self.writer.paused,
-                                 name="rooms-scrub")
-        self.scrubber.start()
-        self.indexer = SearchIndexer(self.writer.submit, name="rooms-indexer")
-        self.indexer.start()
-        self.readers = chat_store.ReaderPool(path)
+        self.storage = storage = Storage(path, conn, cs.batch, chat.actions.settings.scrub_interval, name="rooms")
         policy = RetentionPolicy(cs.retention_days, cs.retention_count)
-        self.retention = Retention(policy, self.readers, self.writer.submit, self.clock, cs.retention_interval,
+        self.retention = Retention(policy, storage.readers, storage.writer.submit, self.clock, cs.retention_interval,
                                    queries=retention, delete=lambda ids: retention.Prune(self, ids),
                                    name="rooms-retention")
         self.retention.start()
@@ -102,16 +87,8 @@ class RoomsService:
     def close(self) -> None:
         if self.retention is not None:
             self.retention.stop()
-        if self.scrubber is not None:
-            self.scrubber.stop()
-        if self.indexer is not None:
-            self.indexer.stop()
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
-        if self.writer is not None:
-            self.writer.stop()
-        if self.readers is not None:
-            self.readers.close()
+        if self.storage is not None:
+            self.storage.close()
 
     def stamp(self) -> int:
         """Now in milliseconds, never earlier than the previous stamp (writer's executor only)."""
