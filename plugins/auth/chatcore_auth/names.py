@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-USERNAME_MAX = 32
-USERNAME_CHARS = "letters A-Z a-z, digits 0-9, '_', '.' and '-'"
+from chatcore.names import NAME_MAX, name_problem
+
+USERNAME_MAX = NAME_MAX
 _ALLOWED = re.compile(r"[A-Za-z0-9_.\-]+")
-_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 def name_key(username: str) -> str:
@@ -18,20 +18,7 @@ def name_key(username: str) -> str:
 
 def username_problem(username: Any) -> Optional[str]:
     """Why ``username`` cannot be registered, or None when it follows the rules."""
-    if not isinstance(username, str):
-        return "username must be a string"
-    if username == "":
-        return "username is empty"
-    if len(username) > USERNAME_MAX:
-        return f"username is longer than {USERNAME_MAX} characters"
-    bad = _BAD_CHAR.search(username)
-    if bad is not None:
-        char = bad.group()
-        shown = "a space" if char == " " else (repr(char) if char.isprintable() else f"U+{ord(char):04X}")
-        return f"username may only contain {USERNAME_CHARS} (found {shown})"
-    if set(username) == {"."}:
-        return "username cannot consist only of dots"
-    return None
+    return name_problem(username, "username", USERNAME_MAX)
 
 
 def is_valid_username(username: Any) -> bool:

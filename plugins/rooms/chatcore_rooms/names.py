@@ -13,12 +13,11 @@ import re
 from typing import Any, Optional
 
 from chatcore import CommandError
+from chatcore.names import NAME_MAX, name_problem
 from chatcore_rooms.settings import RoomsSettings
 
-ROOM_NAME_MAX = 32
-ROOM_NAME_CHARS = "letters A-Z a-z, digits 0-9, '_', '.' and '-'"
+ROOM_NAME_MAX = NAME_MAX
 EVERYONE = "room"  # @room: every member
-_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
 _MENTION = re.compile(r"(?<![A-Za-z0-9_.\-@])@([A-Za-z0-9_.\-]{1,40})")
 MAX_MENTIONS = 50  # distinct @names looked at per message; more are plain text
 
@@ -30,20 +29,7 @@ def room_key(name: str) -> str:
 
 def room_name_problem(name: Any) -> Optional[str]:
     """Why ``name`` cannot be a room's name, or None when it follows the rules."""
-    if not isinstance(name, str):
-        return "room name must be a string"
-    if name == "":
-        return "room name is empty"
-    if len(name) > ROOM_NAME_MAX:
-        return f"room name is longer than {ROOM_NAME_MAX} characters"
-    bad = _BAD_CHAR.search(name)
-    if bad is not None:
-        char = bad.group()
-        shown = "a space" if char == " " else (repr(char) if char.isprintable() else f"U+{ord(char):04X}")
-        return f"room name may only contain {ROOM_NAME_CHARS} (found {shown})"
-    if set(name) == {"."}:
-        return "room name cannot consist only of dots"
-    return None
+    return name_problem(name, "room name", ROOM_NAME_MAX)
 
 
 def mentioned(text: str) -> tuple[list[str], bool]:
