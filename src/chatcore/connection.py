@@ -195,7 +195,6 @@ class Connection:
         """The transport is settled: make the session and serve it."""
         policy = self.policy
         session = Session(transport, self.address, self._server.flusher, policy.send_buffer, policy.send_timeout)
-        session.login_deadline = self.login_deadline
         session.bucket = TokenBucket(policy.rate_limit, policy.rate_burst)
         self.session, self.phase = session, OPEN
         self._send_unsent()

@@ -62,7 +62,6 @@ class Session:
         self.state: dict[str, Any] = {}  # per-plugin session data, keyed by plugin name
         self.close_reason = ""
         self.more_requests = False  # the client has already sent more than the request being handled
-        self.login_deadline = float("inf")  # monotonic time by which it must log in (set by the server)
         self.bucket: Any = None  # the request-rate TokenBucket (set by the server)
         self._flusher = flusher
         self._send_buffer = send_buffer
