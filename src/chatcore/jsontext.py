@@ -55,7 +55,9 @@ def dumps(obj: Any) -> bytes:
     try:
         text = orjson.dumps(obj)
     except TypeError:  # a lone surrogate, an integer beyond 64 bits, a non-string key: json decides
-        text = b"null"
-    if b"null" not in text:
-        return text
+        return _standard_dumps(obj)
+    return _standard_dumps(obj) if b"null" in text else text  # a null may be a NaN orjson let through
+
+
+def _standard_dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
