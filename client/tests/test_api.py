@@ -51,6 +51,7 @@ def test_a_device_login_gets_a_token_that_reconnects_and_catches_up_without_the_
     alice.register("alice", PASSWORD)
     token = alice.login("alice", PASSWORD, device="script")["token"]
     seen = bob.chat("alice", "hello")["id"]
+    assert alice.expect(("private_message",), 5)["id"] == seen  # she has it (the ack can come before it)
     alice.close()
     missed = bob.chat("alice", "while you were away")["id"]
     again = api_client(server)
