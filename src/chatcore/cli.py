@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 
 from chatcore import __version__, cli_admin
 from chatcore import config as settings
+from chatcore.cluster import ClusterUnavailable
 from chatcore.config import Config, ConfigError
 from chatcore.logging import configure_logger
 from chatcore.plugins import PluginError, create_manager, describe
@@ -109,6 +110,54 @@ def show_config(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def migrate(args: argparse.Namespace, config: Config) -> int:
+    """Create or upgrade the cluster's schemas (the core's and every enabled plugin's)."""
+    from chatcore.cluster import cluster_configured, open_cluster
+    from chatcore.cluster.migrate import migrate_all
+
+    if not cluster_configured(config):
+        print("chatcore migrate: set CHATCORE_DATABASE_URL and CHATCORE_REDIS_URL (cluster mode);"
+              " SQLite stores migrate themselves as the server starts", file=sys.stderr)
+        return 2
+    cluster = open_cluster(config)
+    assert cluster is not None
+    try:
+        for schema, version in sorted(migrate_all(cluster.database, create_manager(config).hook).items()):
+            print(f"{schema:12} version {version}")
+    finally:
+        cluster.close()
+    return 0
+
+
+def import_sqlite(args: argparse.Namespace, config: Config) -> int:
+    """Move a single node's data directory into the cluster: schemas first, then each plugin's
+    data (``chat_import_sqlite``) and the TLS certificate, so clients' pins stay valid."""
+    from chatcore.cluster import cluster_configured, open_cluster
+    from chatcore.cluster.migrate import import_certificate, migrate_all
+
+    if args.data_dir:
+        config = config.with_overrides(STORAGE_DIR=args.data_dir)
+    if not cluster_configured(config):
+        print("chatcore import-sqlite: set CHATCORE_DATABASE_URL and CHATCORE_REDIS_URL to the cluster's",
+              file=sys.stderr)
+        return 2
+    if not config.data_dir.is_dir():
+        print(f"chatcore import-sqlite: no data directory at {config.data_dir}", file=sys.stderr)
+        return 2
+    cluster = open_cluster(config)
+    assert cluster is not None
+    try:
+        hook = create_manager(config).hook
+        migrate_all(cluster.database, hook)
+        hook.chat_import_sqlite(config=config, database=cluster.database)
+        if import_certificate(cluster.database, config.data_dir / "tls"):
+            print("imported the TLS certificate: clients' pinned fingerprint stays valid")
+    finally:
+        cluster.close()
+    print(f"imported {config.data_dir} into the cluster")
+    return 0
+
+
 def build_parser(config: Config) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatcore", description="A small chat server built from plugins.")
     parser.add_argument("--version", action="version", version=f"chatcore {__version__}")
@@ -122,6 +171,10 @@ def build_parser(config: Config) -> argparse.ArgumentParser:
     show = sub.add_parser("config", help="print every setting and its value")
     show.add_argument("--defaults", action="store_true", help="print the defaults instead (.env.example)")
     show.set_defaults(run=show_config)
+    sub.add_parser("migrate", help="create or upgrade the cluster's database schemas").set_defaults(run=migrate)
+    importer = sub.add_parser("import-sqlite", help="move a single node's data directory into the cluster")
+    importer.add_argument("--data-dir", help="the data directory to import (STORAGE_DIR)")
+    importer.set_defaults(run=import_sqlite)
     cli_admin.add_commands(sub)
     try:
         create_manager(config).hook.chat_cli_commands(subparsers=sub, config=config)
@@ -143,6 +196,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, PluginError, DuplicateCommand) as exc:
         log.error("%s", exc)
         return 2
-    except OSError as exc:
+    except (OSError, ClusterUnavailable) as exc:
         log.error("cannot start: %s", exc)
         return 1

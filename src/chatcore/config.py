@@ -121,12 +121,26 @@ METRICS_ADDRESS = Setting("CHATCORE_METRICS_ADDRESS", "", "HOST:PORT for Prometh
 METRICS_MAX_CLIENTS = Setting("CHATCORE_METRICS_MAX_CLIENTS", 8, "HTTP requests the metrics port serves at once; more are refused.", int, minimum=1)
 METRICS_TIMEOUT = Setting("CHATCORE_METRICS_TIMEOUT", 10.0, "Seconds one metrics-port client may take to send its request before it is dropped.", float, minimum=0.1)
 
+# Cluster mode (chatcore.cluster): on when both URLs are set.
+DATABASE_URL = Setting("CHATCORE_DATABASE_URL", "", "PostgreSQL URL (postgresql://user@host:port/db) every node shares; set with CHATCORE_REDIS_URL for cluster mode, empty: SQLite under STORAGE_DIR.")
+REDIS_URL = Setting("CHATCORE_REDIS_URL", "", "Redis URL (redis://host:port/db) the nodes share for events, presence and counters; set with CHATCORE_DATABASE_URL.")
+REDIS_PREFIX = Setting("CHATCORE_REDIS_PREFIX", "chatcore:", "Prefix of every Redis key the cluster uses, so several clusters (or test runs) can share one Redis.")
+NODE_ID = Setting("CHATCORE_NODE_ID", "", "This node's name in the cluster; empty: host name, process id and a random suffix (a restarted node is a new node).")
+DATABASE_POOL_MIN = Setting("CHATCORE_DATABASE_POOL_MIN", 2, "PostgreSQL connections each node keeps open.", int, minimum=1)
+DATABASE_POOL_MAX = Setting("CHATCORE_DATABASE_POOL_MAX", 16, "PostgreSQL connections each node opens at most; more callers wait for one.", int, minimum=1)
+DATABASE_TIMEOUT = Setting("CHATCORE_DATABASE_TIMEOUT", 10.0, "Seconds a caller waits for a PostgreSQL connection (also while the database restarts) before its request fails.", float, minimum=0.1)
+BUS_STREAM_LENGTH = Setting("CHATCORE_BUS_STREAM_LENGTH", 100000, "Events the Redis stream between nodes keeps (approximately); a node away longer than that catches up from PostgreSQL.", int, minimum=1000)
+BUS_OUTBOX = Setting("CHATCORE_BUS_OUTBOX", 100000, "Events a node holds for the stream while Redis is unreachable; past that the oldest are dropped and every node resynchronises from PostgreSQL.", int, minimum=100)
+NODE_TTL = Setting("CHATCORE_NODE_TTL", 10.0, "Seconds after a node's last heartbeat before the other nodes treat it as dead (its users go offline).", float, minimum=1)
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     HOST, PORT, STORAGE_DIR, LOG_LEVEL, LOG_FORMAT, SERVER_IP, PLUGINS, DISABLE_PLUGINS,
     SEND_BUFFER, SEND_TIMEOUT, FRAME_TIMEOUT, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT,
     TLS, TLS_CERT, TLS_KEY, LOGIN_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_ADDRESS,
     RATE_LIMIT, RATE_BURST, FAULT_LIMIT, FAULT_WINDOW, IO_THREADS, WORKERS_MIN, WORKERS_MAX, REQUEST_QUEUE, LOGIN_REQUEST_QUEUE,
     METRICS_ADDRESS, METRICS_MAX_CLIENTS, METRICS_TIMEOUT,
+    DATABASE_URL, REDIS_URL, REDIS_PREFIX, NODE_ID, DATABASE_POOL_MIN, DATABASE_POOL_MAX, DATABASE_TIMEOUT,
+    BUS_STREAM_LENGTH, BUS_OUTBOX, NODE_TTL,
 )
 
 

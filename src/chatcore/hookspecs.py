@@ -16,6 +16,11 @@ The lifecycle, in order (``ChatServer.start`` runs the first four; ``stop`` the 
 Outside the server's lifecycle, in the ``chatcore backup`` / ``chatcore restore`` process:
 ``chat_backup`` and ``chat_restore`` (``chatcore.backup``).
 
+In cluster mode (``chatcore.cluster``) ``chat_migrate`` comes before **configure**, on every
+node as it starts and in ``chatcore migrate``; ``server.cluster`` then offers the database
+pool, the bus between nodes and the node registry to ``chat_configure``. ``chatcore
+import-sqlite`` calls ``chat_import_sqlite`` to move a single node's data into the cluster.
+
 Notification hooks are called one implementation at a time: an exception is logged against
 its plugin and counted in its fault budget (``chatcore.hooks``), and the other plugins still
 run. Plugins mark implementations with ``chatcore.hookimpl``. A plugin is usually a class
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from chatcore.backup import Backup, Restore
+    from chatcore.cluster import Database
     from chatcore.config import Config, Setting
     from chatcore.registry import Command
     from chatcore.server import ChatServer
@@ -288,4 +294,39 @@ def chat_restore(config: "Config", restore: "Restore") -> None:
 
     :param config: the configuration (``config.data_dir`` is the data directory restored into).
     :param restore: the restore; ``restore.source``, ``restore.data_dir``, ``restore.manifest``.
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# Cluster mode
+# Before configure on every node, and in the ``chatcore migrate`` process (plugins loaded, not
+# configured). Only when CHATCORE_DATABASE_URL and CHATCORE_REDIS_URL are set.
+# ----------------------------------------------------------------------------------------------
+
+@hookspec
+def chat_migrate(database: "Database") -> None:
+    """Create or upgrade the plugin's own schema in the cluster's PostgreSQL.
+
+    Call ``database.schema("<plugin>").migrate(STEPS)``: the numbered SQL steps after the
+    stored version run once, in one transaction, under a lock every node takes in turn, and a
+    schema newer than the plugin knows is refused. Then, in ``chat_configure``,
+    ``server.cluster.database.schema("<plugin>").connection()`` lends a pooled connection on
+    that schema. Raising stops the start (or ``chatcore migrate``), naming the plugin.
+
+    :param database: the cluster's database (``chatcore.cluster.Database``).
+    """
+
+
+@hookspec
+def chat_import_sqlite(config: "Config", database: "Database") -> None:
+    """Copy the plugin's SQLite data (under ``config.data_dir``, usually ``<data>/<plugin>/``)
+    into its schema in the cluster's database (``chatcore import-sqlite``; no server runs).
+
+    Called after ``chat_migrate``, in one process, with no node of the cluster running. Keep
+    ids, sequence numbers and timestamps as they were, so clients' cursors and device tokens
+    stay valid; raise (with a sentence saying why) rather than merge into a schema that
+    already holds data. A plugin with nothing stored there does nothing.
+
+    :param config: the configuration (``config.data_dir`` is the single node's data directory).
+    :param database: the cluster's database (``chatcore.cluster.Database``).
     """

@@ -18,6 +18,10 @@ import pluggy
 from chatcore import config as settings
 from chatcore import protocol
 from chatcore.admin import AdminServer, DataDirLock
+from chatcore.cluster import Cluster, open_cluster
+from chatcore.cluster.identity import shared_certificate
+from chatcore.cluster.migrate import CORE as CORE_SCHEMA
+from chatcore.cluster.migrate import migrate_all
 from chatcore.config import Config
 from chatcore.connection import Connection, Policy
 from chatcore.control import handlers as admin_handlers
@@ -81,6 +85,7 @@ class ChatServer:
         self.tls_context: Optional[ssl.SSLContext] = None
         self.tls_fingerprint = ""
         self.users = UserControl(self)
+        self.cluster: Optional[Cluster] = None  # cluster mode (chatcore.cluster): set by open()
         self._data_lock = DataDirLock(self.data_dir)
         self._admin: Optional[AdminServer] = None
         self._opened = False
@@ -128,6 +133,9 @@ class ChatServer:
         self._data_lock.acquire()
         self._opened = True
         try:
+            self.cluster = open_cluster(self.config)
+            if self.cluster is not None:
+                migrate_all(self.cluster.database, self.hook)
             for impl in self.plugins.implementations("chat_configure"):
                 impl.function(server=self)
                 self._configured.append(impl.plugin_name)
@@ -153,6 +161,9 @@ class ChatServer:
         finally:
             self._configured.clear()
             self._opened = False
+            if self.cluster is not None:
+                self.cluster.close()
+                self.cluster = None
             self._data_lock.release()
 
     def _hooked(self, hook: str) -> set[str]:
@@ -172,6 +183,8 @@ class ChatServer:
             raise
         self.flusher.start()
         self.workers.start()
+        if self.cluster is not None:
+            self.cluster.start()  # the bus reads from its current end: subscribers were added in configure
         for reactor in self._reactors:
             reactor.start()
         self.started_at = time.time()
@@ -191,8 +204,12 @@ class ChatServer:
     def _listen(self) -> None:
         """Load the TLS certificate and bind the listening socket."""
         if self.config.get(settings.TLS):
-            cert, key = certificate_paths(self.plugin_dir("tls"), self.config.get(settings.TLS_CERT),
-                                          self.config.get(settings.TLS_KEY))
+            configured = self.config.get(settings.TLS_CERT) or self.config.get(settings.TLS_KEY)
+            if self.cluster is not None and not configured:  # one certificate, so pins hold on every node
+                cert, key = shared_certificate(self.cluster.database.schema(CORE_SCHEMA), self.plugin_dir("tls"))
+            else:
+                cert, key = certificate_paths(self.plugin_dir("tls"), self.config.get(settings.TLS_CERT),
+                                              self.config.get(settings.TLS_KEY))
             self.tls_context = server_context(cert, key)
             self.tls_fingerprint = fingerprint(cert.read_bytes())
         config = self.config
@@ -279,6 +296,8 @@ class ChatServer:
         self.flusher.stop()
         if self._admin is not None:
             self._admin.stop()
+        if self.cluster is not None:
+            self.cluster.leave()  # the outbox written, heartbeat gone: before plugin storage closes
         self.close()
         self._selector.close()
         self._wake_r.close()
