@@ -44,6 +44,7 @@ class MessageActions:
         self.settings = FeatureSettings()
         self.typing_throttle = features.Throttle(self.settings.typing_interval, clock)
         self.sources: Sources = lambda user, words, match, before, limit: ()
+        self.cluster = False  # cluster mode: edits, deletions, reactions and search are not there yet
 
     def configure(self, settings: FeatureSettings, sources: Optional[Sources] = None) -> None:
         """Take the settings and the other plugins' search sources (the hook)."""
@@ -89,9 +90,14 @@ class MessageActions:
 
     def _conversation(self, session: SessionLike, message: dict[str, Any]) -> tuple[str, str]:
         user = self.service._user(session)
+        self._available()
         if isinstance(message["id"], bool) or message["id"] < 1:
             raise CommandError("bad_request", "field 'id' must be a message id")
         return user, conversation_of(user, self._to(message["peer"]))
+
+    def _available(self) -> None:
+        if self.cluster:
+            raise CommandError("unavailable", "this command is not available in cluster mode yet")
 
     def _to(self, peer: str) -> str:
         return GLOBAL_ROOM if peer == GLOBAL_ROOM else self.service.resolve(peer)
@@ -141,6 +147,7 @@ class MessageActions:
     def search(self, session: SessionLike, message: dict[str, Any]) -> dict[str, Any]:
         """``search`` {query, before?, limit?}: what the user may read, newest first, one page."""
         user = self.service._user(session)
+        self._available()
         settings = self.settings
         words = search.terms(message["query"], settings.search_max_query, settings.search_max_words)
         before = search.parse_cursor(message.get("before"))

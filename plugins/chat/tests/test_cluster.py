@@ -1,0 +1,203 @@
+"""Chat across the nodes of a cluster (in-process nodes on the machine's PostgreSQL and Redis):
+private and broadcast messages cross nodes, one order per conversation, offline delivery and
+catch-up on another node, a Redis restart losing nothing, a slow client stalling nobody."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatcore.testing import PASSWORD
+
+WAIT = 15.0
+CHAT = ("private_message", "broadcast_message")
+
+
+def exists(reply):
+    """Whether a ``register`` failed only because the name is taken (known() ran, or shared accounts)."""
+    return reply.get("response") == "fail" and any(word in str(reply.get("reason", "")).lower()
+                                                   for word in ("exists", "taken"))
+
+
+@pytest.fixture
+def nodes(cluster_env, chat_server, tmp_path):
+    """``nodes(count=2, env={...})``: in-process chat nodes of one cluster."""
+
+    def factory(count=2, env=None):
+        return [chat_server(env={**cluster_env, **(env or {})}, data_dir=tmp_path / f"node{index}")
+                for index in range(count)]
+
+    return factory
+
+
+@pytest.fixture
+def user(connect):
+    """``user(home, node, name, v2=False, **login)``: a client of ``name`` logged in on ``node``.
+    The account is registered on ``home`` (where senders resolve it); on ``node`` the client
+    logs in, registering there only if that node does not know the name (accounts are per
+    node until auth shares them, then it knows it already)."""
+    registered: set[tuple[int, str]] = set()
+
+    def factory(home, node, name, v2=False, **login):
+        if (id(home), name) not in registered:
+            client = connect(home)
+            reply = client.request(command="register", username=name, password=PASSWORD)
+            assert reply["response"] == "ok" or exists(reply), reply
+            client.close()
+            registered.add((id(home), name))
+        client = connect(node, timeout=WAIT)
+        if v2:
+            assert client.request(command="hello", client="tests", protocol=2)["protocol"] == 2
+        reply = client.request(command="login", username=name, password=PASSWORD, **login)
+        if reply.get("response") != "ok" and (id(node), name) not in registered:
+            assert client.request(command="register", username=name, password=PASSWORD)["response"] == "ok"
+            registered.add((id(node), name))
+            reply = client.request(command="login", username=name, password=PASSWORD, **login)
+        assert reply.get("response") == "ok", reply
+        registered.add((id(node), name))
+        client.backlog = client.sync() + client.backlog
+        return client
+
+    return factory
+
+
+@pytest.fixture
+def known(connect):
+    """``known(node, name)``: make sure ``node`` resolves ``name`` (registering it there unless the
+    accounts, shared or not, already have it), so a sender on that node can write to it."""
+
+    def factory(node, name):
+        client = connect(node)
+        reply = client.request(command="register", username=name, password=PASSWORD)
+        assert reply.get("response") == "ok" or exists(reply), reply
+        client.close()
+
+    return factory
+
+
+def events(client, count, kinds=CHAT):
+    """The next ``count`` chat events ``client`` receives (in order)."""
+    return [client.expect(kinds, timeout=WAIT) for _ in range(count)]
+
+
+def test_a_private_message_crosses_nodes(nodes, user, known, chat):
+    a, b = nodes()
+    alice = user(a, a, "alice")
+    known(b, "alice")
+    bob = user(a, b, "bob", v2=True)
+    ack = chat(alice, "bob", "hello from node a")
+    assert ack["type"] == "chat_ack" and ack["peer"] == "bob"
+    got = bob.expect("private_message", timeout=WAIT)
+    assert (got["peer"], got["to"], got["message"], got["id"], got["ts"]) == (
+        "alice", "bob", "hello from node a", ack["id"], ack["ts"])
+    assert "offline" not in got
+    reply = chat(bob, "alice", "and back")
+    assert alice.expect("private_message", timeout=WAIT)["id"] == reply["id"] > ack["id"]
+    history = bob.request(command="get_history", peer="alice")
+    assert [m["message"] for m in history["messages"]] == ["hello from node a", "and back"]
+
+
+def test_a_broadcast_reaches_sessions_on_every_node(nodes, user, chat):
+    a, b = nodes()
+    alice = user(a, a, "alice")
+    carol = user(a, a, "carol")
+    bob = user(a, b, "bob")
+    dave = user(a, b, "dave")
+    ack = chat(alice, "", "to everyone")
+    for client in (carol, bob, dave):
+        got = client.expect("broadcast_message", timeout=WAIT)
+        assert (got["peer"], got["message"], got["id"]) == ("alice", "to everyone", ack["id"])
+    assert not [m for m in alice.sync() if m.get("type") == "broadcast_message"], "no echo to the sender"
+
+
+def test_two_senders_on_two_nodes_give_every_receiver_one_gapless_order(nodes, user, chat):
+    a, b = nodes()
+    alice_a = user(a, a, "alice", v2=True)
+    alice_b = user(a, b, "alice", v2=True)
+    bob_a = user(a, a, "bob", v2=True)
+    bob_b = user(a, b, "bob", v2=True)
+    count = 40
+    for number in range(count):  # pipelined from both nodes at once: their commits interleave
+        alice_a.send(command="chat", peer="bob", message=f"a{number}", client_id=f"a{number}")
+        alice_b.send(command="chat", peer="bob", message=f"b{number}", client_id=f"b{number}")
+    acks = events(alice_a, count, "chat_ack") + events(alice_b, count, "chat_ack")
+    stored = sorted(ack["id"] for ack in acks)
+    for bob in (bob_a, bob_b):
+        assert [m["id"] for m in events(bob, 2 * count)] == stored
+    for alice, other in ((alice_b, "a"), (alice_a, "b")):  # each device sees the other's, in order
+        copies = events(alice, count)
+        assert [m["message"] for m in copies] == [f"{other}{n}" for n in range(count)]
+        assert [m["id"] for m in copies] == sorted(m["id"] for m in copies)
+    history = bob_b.request(command="get_history", peer="alice", limit=500)
+    assert [m["id"] for m in history["messages"]] == stored
+    for bob in (bob_a, bob_b):
+        assert not [m for m in bob.sync() if m.get("type") in CHAT], "nothing twice"
+
+
+def test_an_offline_message_stored_on_one_node_arrives_at_login_on_another(nodes, user, known, chat):
+    a, b = nodes()
+    alice = user(a, a, "alice")
+    known(a, "bob")  # bob exists (on both nodes) and has no session anywhere
+    known(b, "bob")
+    first = chat(alice, "bob", "while you were away")
+    second = chat(alice, "bob", "and this too")
+    bob = user(a, b, "bob", v2=True)
+    got = events(bob, 2)
+    assert [(m["id"], m.get("offline")) for m in got] == [(first["id"], True), (second["id"], True)]
+    assert bob.expect("offline_done", timeout=WAIT) == {"type": "offline_done", "delivered": 2, "remaining": 0}
+    live = chat(alice, "bob", "now live")
+    assert bob.expect("private_message", timeout=WAIT)["id"] == live["id"]
+    again = user(a, a, "bob")  # a later login elsewhere: already delivered
+    assert not [m for m in again.sync() if m.get("type") in CHAT]
+
+
+def test_catch_up_on_another_node_misses_nothing_and_doubles_nothing(nodes, user, chat):
+    a, b = nodes()
+    alice = user(a, a, "alice")
+    bob = user(a, a, "bob", v2=True)
+    seen = chat(alice, "bob", "seen")
+    assert bob.expect("private_message", timeout=WAIT)["id"] == seen["id"]
+    bob.close()
+    missed = [chat(alice, "bob", f"missed {n}")["id"] for n in range(3)]
+    missed.append(chat(alice, "", "a broadcast")["id"])
+    bob = user(a, b, "bob", v2=True, since=seen["id"])
+    assert [m["id"] for m in events(bob, 4)] == missed
+    done = bob.expect("caught_up", timeout=WAIT)
+    assert (done["complete"], done["delivered"], done["last_id"]) == (True, 4, missed[-1])
+    after = chat(alice, "bob", "live again")
+    assert [m["id"] for m in events(bob, 1)] == [after["id"]]
+    assert not [m for m in bob.sync() if m.get("type") in CHAT]
+
+
+def test_a_redis_restart_mid_traffic_loses_no_message(nodes, user, cluster_env, private_redis, chat):
+    a, b = nodes(env={"CHATCORE_REDIS_URL": private_redis.url})
+    alice = user(a, a, "alice")
+    bob = user(a, b, "bob")
+    acks = [chat(alice, "bob", f"before {n}")["id"] for n in range(5)]
+    assert [m["id"] for m in events(bob, 5)] == acks
+    private_redis.stop()
+    during = [chat(alice, "bob", f"during {n}")["id"] for n in range(5)]  # stored: PostgreSQL is up
+    private_redis.start()
+    after = [chat(alice, "bob", f"after {n}")["id"] for n in range(5)]
+    assert [m["id"] for m in events(bob, 10)] == during + after
+    assert not [m for m in bob.sync() if m.get("type") in CHAT]
+
+
+def test_a_client_that_never_reads_does_not_stall_delivery_through_the_bus(nodes, user, chat):
+    a, b = nodes(env={"CHATCORE_SEND_BUFFER": "256K"})
+    alice = user(a, a, "alice")
+    user(a, b, "sleeper")  # logged in on b, then never reads again
+    carol = user(a, b, "carol")
+    text = "x" * 3990
+    sent = []
+    for round_ in range(200):  # at most 200 x 20 x 4 KB = 16 MB: far past any socket buffers
+        numbers = range(round_ * 20, round_ * 20 + 20)
+        for number in numbers:
+            alice.send(command="chat", peer="", message=f"{number} {text}")
+        events(alice, 20, "chat_ack")
+        sent += numbers
+        assert [int(m["message"].split()[0]) for m in events(carol, 20)] == list(numbers)
+        if not b.sessions.of_user("sleeper"):
+            break
+    assert not b.sessions.of_user("sleeper"), "the core drops a client at its send limit"
+    last = chat(alice, "", "after the drop")
+    assert carol.expect("broadcast_message", timeout=WAIT)["id"] == last["id"]
