@@ -167,7 +167,8 @@ def _row(row: Sequence[Any]) -> Message:
                    bool(deleted), int(seq))
 
 
-def _parts(conv: str) -> tuple[str, str]:
+def parts(conv: str) -> tuple[str, str]:
+    """A conversation's two casefolded names (``("", "")`` for the room)."""
     first, _, second = conv.partition("\n")
     return first, second
 
@@ -206,7 +207,7 @@ def insert_message(conn: Any, conv: str, sender: str, to: str, ts_ms: int, text:
                    pending_for: Optional[str]) -> Message:
     """Append one message: the next id cluster-wide, the next seq of its conversation, and a
     ``ts`` never below the newest message's (the nodes' clocks may differ a little)."""
-    a, b = _parts(conv)
+    a, b = parts(conv)
     seq = conn.execute(
         "INSERT INTO conversations VALUES (%s, %s, %s, 1) ON CONFLICT (conv) DO UPDATE "
         "SET last_seq = conversations.last_seq + 1 RETURNING last_seq", (conv, a, b)).fetchone()[0]

@@ -9,7 +9,7 @@ import pluggy
 
 from chatcore import Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
-from chatcore_chat import feature_settings, hookspecs, pgstore, settings, store
+from chatcore_chat import feature_settings, hookspecs, importer, pgstore, settings, store
 from chatcore_chat.feature_settings import FeatureSettings
 from chatcore_chat.metrics import ChatCollector
 from chatcore_chat.service import ChatService
@@ -77,6 +77,11 @@ class ChatPlugin:
     def chat_migrate(self, database: "Database") -> None:
         """Create or upgrade the ``chat`` schema (``pgstore.MIGRATIONS``)."""
         pgstore.migrate(database)
+
+    @hookimpl
+    def chat_import_sqlite(self, config: "Config", database: "Database") -> None:
+        """Copy ``<data>/chat/messages.sqlite3`` into the empty ``chat`` schema (``importer.py``)."""
+        importer.import_sqlite(config.data_dir, database)
 
     @hookimpl
     def chat_metrics(self, register: Callable[[Any], None]) -> None:
