@@ -45,6 +45,7 @@ class MessageActions:
         self.typing_throttle = features.Throttle(self.settings.typing_interval, clock)
         self.sources: Sources = lambda user, words, match, before, limit: ()
         self.cluster = False  # cluster mode: edits, deletions, reactions and search are not there yet
+        self.notify: Optional[Callable[[dict[str, Any]], None]] = None  # cluster mode: typing to the other nodes
 
     def configure(self, settings: FeatureSettings, sources: Optional[Sources] = None) -> None:
         """Take the settings and the other plugins' search sources (the hook)."""
@@ -139,6 +140,16 @@ class MessageActions:
         if not self.typing_throttle.allow((user.casefold(), conversation_of(user, to))):
             return
         body = {"type": "typing", "sender": user, "to": to, "expires_in": self.settings.typing_expiry}
+        self.tell_typing(body)
+        if self.notify is not None:
+            self.notify(body)
+
+    def tell_typing(self, body: dict[str, Any]) -> None:
+        """A ``typing`` event to this node's v2 sessions of the conversation, the typist's own
+        excepted (the bus listener calls it with other nodes' events: throw-away, like typing)."""
+        user, to = str(body.get("sender", "")), str(body.get("to", ""))
+        if not user:
+            return
         mine = user.casefold()
         self.tell((s for s in self._sessions(user, to) if (s.user or "").casefold() != mine), body)
 

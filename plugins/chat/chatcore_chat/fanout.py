@@ -53,6 +53,9 @@ class Fanout:
         self.relay, self.bus, self.node_id = relay, bus, node_id
         self.last: dict[str, int] = {}  # conv -> the last seq delivered (executor only)
         self.users: collections.Counter[str] = collections.Counter()  # tracked sessions per user (executor only)
+        # user -> (newest id when their first session here logged in, newest id when their last left):
+        # a message committed in between was theirs to deliver here (executor only)
+        self.spans: dict[str, tuple[int, int]] = {}
 
     def start(self, nodes: Any) -> None:
         """Forget this node's old presence, start the room's seq at its newest, then listen."""
@@ -134,8 +137,15 @@ class Fanout:
                 continue
             taken = sum(relay.deliver(session, message, frame) for session in directory.of_user(message.to)
                         if session.state.get(TRACKED))
+            user = message.to.casefold()
             if claimed and not taken:
-                relay.restore(message.to.casefold(), [message.id])
+                relay.restore(user, [message.id])
+            elif not taken and not self.users[user] and self._was_here(user, message.id):
+                self._submit(_KeepIfAbsent(user, message.id))  # their sessions here closed meanwhile
+
+    def _was_here(self, user: str, message_id: int) -> bool:
+        joined, left = self.spans.get(user, (0, -1))
+        return joined < message_id <= left
 
     def publish(self, message: Message, pending_for: Optional[str]) -> None:
         """Tell the other nodes (after the commit)."""
@@ -215,9 +225,11 @@ class Track(Operation):
         super().__init__()
         self.fanout, self.session, self.user_key = fanout, session, user_key
         self.seqs: dict[str, int] = {}
+        self.newest = 0
 
     def apply(self, conn: Any, batch: Batch) -> None:
         self.seqs = pgstore.conversation_seqs(conn, [self.user_key])
+        self.newest = pgstore.newest_id(conn)
         pgstore.set_presence(conn, self.user_key, self.fanout.node_id, 1)
         planned: dict[str, int] = batch.scratch.setdefault(SEQS, {})
         for conv, seq in self.seqs.items():
@@ -226,7 +238,10 @@ class Track(Operation):
         users[self.user_key] = users.get(self.user_key, 0) + 1
 
     def after(self, batch: Batch) -> None:
-        self.fanout.users[self.user_key] += 1
+        fanout = self.fanout
+        if not fanout.users[self.user_key]:
+            fanout.spans[self.user_key] = (self.newest, -1)
+        fanout.users[self.user_key] += 1
         for conv, seq in self.seqs.items():
             self.fanout.last.setdefault(conv, seq)
         self.session.state[TRACKED] = True
@@ -241,19 +256,35 @@ class Untrack(Operation):
     def __init__(self, fanout: Fanout, user_key: str) -> None:
         super().__init__()
         self.fanout, self.user_key = fanout, user_key
+        self.newest = 0
 
     def apply(self, conn: Any, batch: Batch) -> None:
+        self.newest = pgstore.newest_id(conn)
         pgstore.set_presence(conn, self.user_key, self.fanout.node_id, -1)
         users = batch.scratch.setdefault(USERS, {})
         users[self.user_key] = users.get(self.user_key, 0) - 1
 
     def after(self, batch: Batch) -> None:
-        self.fanout.users[self.user_key] -= 1
-        if self.fanout.users[self.user_key] <= 0:
-            del self.fanout.users[self.user_key]
+        fanout = self.fanout
+        fanout.users[self.user_key] -= 1
+        if fanout.users[self.user_key] <= 0:
+            del fanout.users[self.user_key]
+            fanout.spans[self.user_key] = (fanout.spans.get(self.user_key, (0, 0))[0], self.newest)
 
     def failed(self, error: BaseException) -> None:
         self.after(Batch())  # this node forgets the session anyway; its row goes when the node does
+
+
+class _KeepIfAbsent(Operation):
+    """A message committed while its recipient had sessions here reached none of them (they
+    closed meanwhile): keep it for their next login, unless they have a session somewhere."""
+
+    def __init__(self, user_key: str, message_id: int) -> None:
+        super().__init__()
+        self.user_key, self.message_id = user_key, message_id
+
+    def apply(self, conn: Any, batch: Batch) -> None:
+        pgstore.keep_if_absent(conn, self.user_key, self.message_id)
 
 
 class _Start(Operation):

@@ -270,6 +270,12 @@ def restore_pending(conn: Any, user_key: str, ids: Sequence[int]) -> None:
     conn.execute("UPDATE messages SET pending_for = %s WHERE id = ANY(%s)", (user_key, list(ids)))
 
 
+def keep_if_absent(conn: Any, user_key: str, message_id: int) -> None:
+    """Mark a delivered message undelivered again if its recipient has no session on any node."""
+    conn.execute("UPDATE messages SET pending_for = %(u)s WHERE id = %(id)s AND pending_for IS NULL "
+                 "AND NOT EXISTS (SELECT 1 FROM presence WHERE user_key = %(u)s)", {"u": user_key, "id": message_id})
+
+
 def delete_ids(conn: Any, ids: Sequence[int]) -> int:
     if not ids:
         return 0

@@ -33,6 +33,7 @@ Lookup = Callable[[str], Optional[str]]
 Filter = Callable[[Any, dict[str, Any]], Any]
 ENVELOPE_RESERVE = 1024  # JSON bytes kept free for an event's other fields around the text
 MAX_ID = 2**63 - 1  # SQLite's largest integer
+TYPING_TOPIC = "chat.typing"  # cluster mode: typing events between nodes (pub/sub: lost if nobody listens)
 
 
 class ChatService(StorageOwner):
@@ -81,6 +82,8 @@ class ChatService(StorageOwner):
             self.relay.sql = pgstore
             self.relay.fanout = self.fanout = Fanout(self.relay, cluster.bus, cluster.node_id)
             self.actions.cluster = True
+            self.actions.notify = lambda body: cluster.bus.notify(TYPING_TOPIC, body)
+            cluster.bus.listen(TYPING_TOPIC, self.actions.tell_typing)
             self.fanout.start(cluster.nodes)
         self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
                                                   settings.offline_page_timeout))

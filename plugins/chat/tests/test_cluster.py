@@ -201,3 +201,47 @@ def test_a_client_that_never_reads_does_not_stall_delivery_through_the_bus(nodes
     assert not b.sessions.of_user("sleeper"), "the core drops a client at its send limit"
     last = chat(alice, "", "after the drop")
     assert carol.expect("broadcast_message", timeout=WAIT)["id"] == last["id"]
+
+
+def test_quotas_count_the_whole_cluster(nodes, user, known, chat):
+    a, b = nodes(env={"CHATCORE_CHAT_SENDER_DAILY_MESSAGES": "4", "CHATCORE_CHAT_PENDING_MAX_MESSAGES": "2"})
+    alice_a = user(a, a, "alice")
+    alice_b = user(a, b, "alice")
+    for node in (a, b):
+        known(node, "carol")  # offline everywhere: what alice sends her waits
+    assert chat(alice_a, "carol", "one")["type"] == "chat_ack"
+    assert chat(alice_b, "carol", "two")["type"] == "chat_ack"
+    full = chat(alice_a, "carol", "three")
+    assert full["code"] == "recipient_full", full  # two wait for her, whichever node took them
+    assert chat(alice_b, "", "three")["type"] == "chat_ack"
+    assert chat(alice_a, "", "four")["type"] == "chat_ack"
+    over = chat(alice_b, "", "five")
+    assert over["code"] == "daily_quota" and over["retry_after"] > 0, over
+
+
+def test_typing_reaches_the_other_side_on_another_node(nodes, user, known):
+    a, b = nodes(env={"CHATCORE_CHAT_TYPING_INTERVAL": "0"})
+    alice = user(a, a, "alice", v2=True)
+    known(b, "alice")
+    bob = user(a, b, "bob", v2=True)
+    for _ in range(20):  # pub/sub: a node's listener may subscribe a moment after it starts
+        alice.send(command="typing", peer="bob")
+        try:
+            got = bob.expect("typing", timeout=1)
+            break
+        except AssertionError:
+            continue
+    assert got == {"type": "typing", "sender": "alice", "to": "bob", "expires_in": 6.0}
+    assert "typing" not in [m.get("type") for m in alice.sync()]
+
+
+def test_edits_reactions_and_search_say_unavailable_in_cluster_mode(nodes, user, chat):
+    (a,) = nodes(count=1)
+    alice = user(a, a, "alice", v2=True)
+    sent = chat(alice, "", "hello")
+    for request in ({"command": "message_edit", "peer": "", "id": sent["id"], "message": "hi"},
+                    {"command": "message_delete", "peer": "", "id": sent["id"]},
+                    {"command": "message_react", "peer": "", "id": sent["id"], "emoji": "+1"},
+                    {"command": "search", "query": "hello"}):
+        reply = alice.request(request, reply="error")
+        assert reply["code"] == "unavailable", reply
