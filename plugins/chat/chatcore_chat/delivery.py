@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol, Sequence
 
 from chatcore import protocol
-from chatcore_chat import changelog, pgstore, store
+from chatcore_chat import changelog, pgfeatures, pgstore, store
 from chatcore_chat.faults import answer
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.store import GLOBAL_ROOM, Message
@@ -357,12 +357,10 @@ class Purge(Operation):
         self.user_key, self.stamp, self.sql = user_key, stamp, sql
 
     def apply(self, conn: Any, batch: Batch) -> None:
-        if self.sql is not store:  # PostgreSQL: no reactions nor change log there yet
-            self.result = self.sql.delete_user(conn, self.user_key)
-            return
-        reacted = changelog.reacted_by(conn, self.user_key)  # their reactions go: those messages changed
-        self.result = store.delete_user(conn, self.user_key)  # their conversations' changes go with them
-        changelog.record_many(conn, reacted, changelog.REACTIONS, "", self.stamp())
+        log: Any = changelog if self.sql is store else pgfeatures  # the change log and reactions
+        reacted = log.reacted_by(conn, self.user_key)  # their reactions go: those messages changed
+        self.result = self.sql.delete_user(conn, self.user_key)  # their conversations' changes go with them
+        log.record_many(conn, reacted, changelog.REACTIONS, "", self.stamp())
 
 
 class Delete(Operation):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from chatcore import protocol
 from chatcore_chat import pgstore
@@ -34,6 +34,7 @@ from chatcore_chat.writer import Batch, Operation, StoreClosed
 
 log = logging.getLogger(__name__)
 TOPIC = "chat.message"
+CHANGE_TOPIC = "chat.change"  # an edit, deletion or reaction change: its event, to the conversation's sessions
 SEQS = "chat.seqs"  # batch scratch: conv -> the seq this batch has taken it to
 USERS = "chat.users"  # batch scratch: users tracked (+1) or untracked (-1) earlier in the batch
 TRACKED = "chat.tracked"  # session.state: this session's login ran Track; it gets live messages
@@ -56,11 +57,13 @@ class Fanout:
         # user -> (newest id when their first session here logged in, newest id when their last left):
         # a message committed in between was theirs to deliver here (executor only)
         self.spans: dict[str, tuple[int, int]] = {}
+        self.on_change: Callable[[Message, dict[str, Any], Any], None] = lambda message, body, skip: None
 
     def start(self, nodes: Any) -> None:
         """Forget this node's old presence, start the room's seq at its newest, then listen."""
         self.relay.writer.submit(_Start(self)).wait(30)
         self.bus.subscribe(TOPIC, self._heard)
+        self.bus.subscribe(CHANGE_TOPIC, self._heard_change)
         self.bus.on_resync(self._resync)
         nodes.on_node_lost(self._node_lost)
 
@@ -153,7 +156,21 @@ class Fanout:
                                  "sender": message.sender, "to": message.to, "ts": message.ts_ms,
                                  "text": message.text, "pending": pending_for})
 
+    def publish_change(self, message: Message, body: dict[str, Any]) -> None:
+        """Tell the other nodes' sessions of the conversation about a change (after its commit)."""
+        self.bus.publish(CHANGE_TOPIC, {"id": message.id, "conv": message.conv, "sender": message.sender,
+                                        "to": message.to, "event": body})
+
     # -- the bus reader's handlers: they only queue ------------------------------------------------
+
+    def _heard_change(self, body: dict[str, Any]) -> None:
+        try:
+            message = Message(int(body["id"]), str(body["conv"]), str(body["sender"]), str(body["to"]), 0, "")
+            event_body = dict(body["event"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("dropped a malformed %s event", CHANGE_TOPIC)
+            return
+        self._submit(_Tell(self, message, event_body))
 
     def _heard(self, body: dict[str, Any]) -> None:
         try:
@@ -273,6 +290,18 @@ class Untrack(Operation):
 
     def failed(self, error: BaseException) -> None:
         self.after(Batch())  # this node forgets the session anyway; its row goes when the node does
+
+
+class _Tell(Operation):
+    """Another node changed a message: its event to this node's sessions of the conversation,
+    in the writer's order (after the message itself, which came earlier on the bus)."""
+
+    def __init__(self, fanout: Fanout, message: Message, body: dict[str, Any]) -> None:
+        super().__init__()
+        self.fanout, self.message, self.body = fanout, message, body
+
+    def after(self, batch: Batch) -> None:
+        self.fanout.on_change(self.message, self.body, None)
 
 
 class _KeepIfAbsent(Operation):

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from chatcore_chat.quotas import DAY_MS, Quotas
+from chatcore_chat.search import WORD, fold
 from chatcore_chat.store import Message
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ MIGRATIONS = [
         pending_for text,             -- the casefolded recipient while undelivered (no session anywhere)
         edited      bigint,
         deleted     boolean NOT NULL DEFAULT false,
+        words       text NOT NULL DEFAULT '',  -- ' w1 w2 … ': the text's words folded, for search
         UNIQUE (conv, seq)
     );
     CREATE INDEX messages_ts ON messages (ts);
@@ -92,6 +94,25 @@ MIGRATIONS = [
         RETURN NULL;
     END $$;
     CREATE TRIGGER sender_on_insert AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sender_count();
+    CREATE TABLE reactions (
+        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        emoji      text NOT NULL,
+        user_key   text NOT NULL,
+        "user"     text NOT NULL,
+        ts         bigint NOT NULL,
+        PRIMARY KEY (message_id, emoji, user_key)
+    );
+    CREATE TABLE message_changes (   -- the change log (changelog.py): ids gapless, from change_state
+        id         bigint PRIMARY KEY,
+        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        conv       text NOT NULL,
+        kind       text NOT NULL,
+        actor      text NOT NULL,
+        ts         bigint NOT NULL
+    );
+    CREATE INDEX message_changes_message ON message_changes (message_id);
+    CREATE TABLE change_state (last_id bigint NOT NULL, pruned_up_to bigint NOT NULL);
+    INSERT INTO change_state VALUES (0, 0);
     """,
 ]
 
@@ -212,10 +233,15 @@ def insert_message(conn: Any, conv: str, sender: str, to: str, ts_ms: int, text:
         "INSERT INTO conversations VALUES (%s, %s, %s, 1) ON CONFLICT (conv) DO UPDATE "
         "SET last_seq = conversations.last_seq + 1 RETURNING last_seq", (conv, a, b)).fetchone()[0]
     id_, ts = conn.execute(
-        "INSERT INTO messages (conv, seq, sender, recipient, ts, body, pending_for) "
-        "VALUES (%s, %s, %s, %s, GREATEST(%s, (SELECT COALESCE(MAX(ts), 0) FROM messages)), %s, %s) RETURNING id, ts",
-        (conv, seq, sender, to, ts_ms, text, pending_for)).fetchone()
+        "INSERT INTO messages (conv, seq, sender, recipient, ts, body, pending_for, words) "
+        "VALUES (%s, %s, %s, %s, GREATEST(%s, (SELECT COALESCE(MAX(ts), 0) FROM messages)), %s, %s, %s) "
+        "RETURNING id, ts", (conv, seq, sender, to, ts_ms, text, pending_for, folded_words(text))).fetchone()
     return Message(int(id_), conv, sender, to, int(ts), text, seq=int(seq))
+
+
+def folded_words(text: str) -> str:
+    """The text's words as search compares them (``search.fold``), between spaces."""
+    return " " + " ".join(dict.fromkeys(fold(word) for word in WORD.findall(text))) + " "
 
 
 def _admitted(rows: Any, admit: Callable[[Message], bool]) -> list[Message]:

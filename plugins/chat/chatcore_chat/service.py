@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from chatcore import CommandError, protocol
-from chatcore_chat import changelog, features, pgstore, store
+from chatcore_chat import changelog, features, pgfeatures, pgstore, store
 from chatcore_chat.actions import MessageActions
 from chatcore_chat.backlog import Backlog, Paging
 from chatcore_chat.catchup import CatchUp
@@ -83,6 +83,8 @@ class ChatService(StorageOwner):
             self.relay.fanout = self.fanout = Fanout(self.relay, cluster.bus, cluster.node_id)
             self.actions.cluster = True
             self.actions.notify = lambda body: cluster.bus.notify(TYPING_TOPIC, body)
+            self.actions.publish = self.fanout.publish_change
+            self.fanout.on_change = self.actions.tell_conversation
             cluster.bus.listen(TYPING_TOPIC, self.actions.tell_typing)
             self.fanout.start(cluster.nodes)
         self.backlog = Backlog(self.relay, Paging(settings.offline_page_messages, settings.offline_page_bytes,
@@ -149,10 +151,15 @@ class ChatService(StorageOwner):
             before = None  # beyond any id (and beyond SQLite's integers): the newest page
         reactions: dict[int, list[dict[str, Any]]] = {}
         assert self.readers is not None
-        if self.fanout is not None:  # PostgreSQL: no reactions nor change log there yet
+        if self.fanout is not None:  # PostgreSQL
             with self.readers.connection() as conn:
+                newest = pgfeatures.newest(conn) if session.v2 else None
                 found = [] if before is not None and before <= 1 else pgstore.page(conn, conv, before, limit + 1)
-            return fit_reply(peer, found[:limit], len(found) > limit, session.v2)
+                if found and session.v2:
+                    reactions = pgfeatures.reactions(conn, [row.id for row in found[:limit]],
+                                                     self.actions.settings.reaction_names)
+            return fit_reply(peer, found[:limit], len(found) > limit, session.v2, reactions=reactions,
+                             last_change_id=newest)
         with self.readers.connection() as conn:
             changed = changelog.newest(conn) if session.v2 else None  # read first: the page is at least as new
             rows: list[store.Message] = [] if before is not None and before <= 1 else \

@@ -235,13 +235,31 @@ def test_typing_reaches_the_other_side_on_another_node(nodes, user, known):
     assert "typing" not in [m.get("type") for m in alice.sync()]
 
 
-def test_edits_reactions_and_search_say_unavailable_in_cluster_mode(nodes, user, chat):
-    (a,) = nodes(count=1)
+def test_edits_deletions_and_reactions_reach_the_other_node_and_replay_there(nodes, user, known, chat):
+    a, b = nodes()
     alice = user(a, a, "alice", v2=True)
-    sent = chat(alice, "", "hello")
-    for request in ({"command": "message_edit", "peer": "", "id": sent["id"], "message": "hi"},
-                    {"command": "message_delete", "peer": "", "id": sent["id"]},
-                    {"command": "message_react", "peer": "", "id": sent["id"], "emoji": "+1"},
-                    {"command": "search", "query": "hello"}):
-        reply = alice.request(request, reply="error")
-        assert reply["code"] == "unavailable", reply
+    known(b, "alice")
+    bob = user(a, b, "bob", v2=True)
+    sent = chat(alice, "bob", "helo")
+    assert bob.expect("private_message", timeout=WAIT)["id"] == sent["id"]
+    edited = alice.request(command="message_edit", peer="bob", id=sent["id"], message="hello")
+    got = bob.expect("message_edited", timeout=WAIT)
+    assert (got["id"], got["message"], got["change_id"]) == (sent["id"], "hello", edited["change_id"])
+    reacted = bob.request(command="message_react", peer="alice", id=sent["id"], emoji="+1")
+    assert alice.expect("message_reactions", timeout=WAIT)["reactions"] == reacted["reactions"] == [
+        {"emoji": "+1", "count": 1, "users": ["bob"]}]
+    found = bob.request(command="search", query="HELLO")
+    assert [hit["id"] for hit in found["results"]] == [sent["id"]]
+    history = alice.request(command="get_history", peer="bob")
+    assert history["last_change_id"] == reacted["change_id"]
+    bob.close()
+    other = chat(alice, "bob", "to delete")
+    deleted = alice.request(command="message_delete", peer="bob", id=other["id"])
+    again = user(a, a, "bob", v2=True, since=sent["id"], changes_since=edited["change_id"])
+    replayed = [again.expect(("private_message", "message_deleted", "message_reactions"), timeout=WAIT)
+                for _ in range(2)]
+    assert [(m["type"], m["id"]) for m in replayed] == [("message_reactions", sent["id"]),
+                                                        ("message_deleted", other["id"])]
+    done = again.expect("caught_up", timeout=WAIT)
+    assert done["changes_complete"] and done["last_change_id"] == deleted["change_id"]
+    assert not alice.request(command="search", query="delete")["results"]

@@ -25,6 +25,9 @@ def test_a_single_nodes_history_moves_into_the_cluster(cluster_env, chat_server,
     live = chat(alice, "bob", "while bob is here")
     room = chat(alice, "", "to the room")
     settle(single, bob)
+    edited = alice.request(command="message_edit", peer="", id=room["id"], message="to the whole room")
+    reacted = bob.request(command="message_react", peer="alice", id=live["id"], emoji="+1")
+    assert reacted["change_id"] == edited["change_id"] + 1
     bob.close()
     register(single, "carol")
     waiting = [chat(alice, "carol", f"for carol {n}") for n in range(3)]
@@ -50,6 +53,9 @@ def test_a_single_nodes_history_moves_into_the_cluster(cluster_env, chat_server,
     history = alice.request(command="get_history", peer="bob")
     assert [(m["id"], m["ts"], m["message"]) for m in history["messages"]] == [
         (live["id"], live["ts"], "while bob is here")]
+    assert history["messages"][0]["reactions"] == [{"emoji": "+1", "count": 1, "users": ["bob"]}]
+    assert history["last_change_id"] == reacted["change_id"]
+    assert [hit["id"] for hit in alice.request(command="search", query="whole ROOM")["results"]] == [room["id"]]
     after = chat(alice, "carol", "new in the cluster")
     assert after["id"] > waiting[-1]["id"]
     assert carol.expect("private_message", timeout=10)["id"] == after["id"]
