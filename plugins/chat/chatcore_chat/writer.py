@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
-from chatcore_chat.faults import Refused, Throttled, storage_full
+from chatcore_chat.faults import Refused, Throttled, database_unreachable, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,8 @@ class Writer(threading.Thread):
         self.commits = 0  # transactions committed (diagnostics, benchmark)
         self.full = Throttled(log, "chat storage is full: writes refused (answered storage_full)",
                               "chat storage accepts writes again")
+        self.down = Throttled(log, "chat database unreachable: writes refused (answered unavailable)",
+                              "chat database reachable again")
 
     @property
     def queued(self) -> int:
@@ -274,6 +276,8 @@ class Writer(threading.Thread):
                 self.commits += 1
                 if self.full.active and wrote:  # a write went through
                     self.full.over()
+                if self.down.active:
+                    self.down.over()
                 return batch
 
     def _report(self, error: BaseException, what: str, count: int) -> None:
@@ -282,6 +286,9 @@ class Writer(threading.Thread):
             return
         if storage_full(error):
             self.full.note(count, error)
+            return
+        if database_unreachable(error):
+            self.down.note(count, error)
             return
         log.error("%s failed", what, exc_info=error)
 

@@ -263,3 +263,17 @@ def test_edits_deletions_and_reactions_reach_the_other_node_and_replay_there(nod
     done = again.expect("caught_up", timeout=WAIT)
     assert done["changes_complete"] and done["last_change_id"] == deleted["change_id"]
     assert not alice.request(command="search", query="delete")["results"]
+
+
+def test_a_postgresql_restart_answers_unavailable_then_chat_goes_on(nodes, user, private_postgres, chat):
+    (a,) = nodes(count=1, env={"CHATCORE_DATABASE_URL": private_postgres.url, "CHATCORE_DATABASE_TIMEOUT": "3"})
+    alice = user(a, a, "alice")
+    bob = user(a, a, "bob")
+    before = chat(alice, "bob", "before")
+    private_postgres.stop()
+    refused = chat(alice, "bob", "while it is down")
+    assert refused["type"] == "error" and refused["code"] == "unavailable", refused
+    private_postgres.start()
+    after = chat(alice, "bob", "after")
+    assert after["type"] == "chat_ack" and after["id"] > before["id"]
+    assert [m["message"] for m in events(bob, 2)] == ["before", "after"]
