@@ -182,6 +182,20 @@ def test_a_redis_restart_mid_traffic_loses_no_message(nodes, user, cluster_env, 
     assert not [m for m in bob.sync() if m.get("type") in CHAT]
 
 
+def test_events_dropped_from_a_full_outbox_are_read_back_from_postgresql(nodes, user, private_redis):
+    a, b = nodes(env={"CHATCORE_REDIS_URL": private_redis.url, "CHATCORE_BUS_OUTBOX": "100"})
+    alice = user(a, a, "alice")
+    bob = user(a, b, "bob")
+    private_redis.stop()
+    for number in range(130):  # the outbox keeps the newest 100: 30 events are gone for good
+        alice.send(command="chat", peer="bob", message=f"m{number}")
+    acks = [ack["id"] for ack in events(alice, 130, "chat_ack")]
+    private_redis.start()
+    assert [m["id"] for m in events(bob, 130)] == acks  # the gap filled from the database, in order
+    assert b.cluster.bus.resyncs >= 1
+    assert not [m for m in bob.sync() if m.get("type") in CHAT]
+
+
 def test_a_client_that_never_reads_does_not_stall_delivery_through_the_bus(nodes, user, chat):
     a, b = nodes(env={"CHATCORE_SEND_BUFFER": "256K"})
     alice = user(a, a, "alice")
