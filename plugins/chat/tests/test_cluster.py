@@ -4,6 +4,8 @@ catch-up on another node, a Redis restart losing nothing, a slow client stalling
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from chatcore.testing import PASSWORD
@@ -291,3 +293,22 @@ def test_a_postgresql_restart_answers_unavailable_then_chat_goes_on(nodes, user,
     after = chat(alice, "bob", "after")
     assert after["type"] == "chat_ack" and after["id"] > before["id"]
     assert [m["message"] for m in events(bob, 2)] == ["before", "after"]
+
+
+def test_the_users_of_a_killed_node_get_their_messages_at_their_next_login(nodes, user, known, chat, settle,
+                                                                          start_node, cluster_env):
+    fast = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024",
+            "CHATCORE_NODE_TTL": "1"}
+    (a,) = nodes(count=1, env={"CHATCORE_NODE_TTL": "1"})
+    lost = threading.Event()
+    a.cluster.nodes.on_node_lost(lambda node_id: lost.set())  # after chat's own handler
+    b = start_node(cluster_env, env=fast)
+    alice = user(a, a, "alice")
+    user(a, b, "bob")  # bob's only session is on b
+    b.kill()  # kill -9: b never says goodbye, its presence rows stay until a claims it
+    assert lost.wait(WAIT), "a never saw b die"
+    settle(a)  # chat's clean-up of b's sessions went through a's writer before this
+    sent = chat(alice, "bob", "for when you are back")
+    bob = user(a, a, "bob", v2=True)
+    got = events(bob, 1)
+    assert (got[0]["id"], got[0].get("offline")) == (sent["id"], True)
