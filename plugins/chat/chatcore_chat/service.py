@@ -36,6 +36,16 @@ MAX_ID = 2**63 - 1  # SQLite's largest integer
 TYPING_TOPIC = "chat.typing"  # cluster mode: typing events between nodes (pub/sub: lost if nobody listens)
 
 
+def sweeper(cluster: Any) -> bool:
+    """Whether this node runs the cluster's retention sweeps: the first of the live nodes by id
+    (while Redis cannot say, every node sweeps: the deletions are idempotent)."""
+    try:
+        alive = sorted(cluster.nodes.alive())
+    except Exception:
+        return True
+    return not alive or alive[0] == cluster.node_id
+
+
 class ChatService(StorageOwner):
     """One per server: owns the database, the writer thread and retention."""
 
@@ -93,7 +103,8 @@ class ChatService(StorageOwner):
         policy = RetentionPolicy(settings.retention_days, settings.retention_count)
         self.retention = Retention(policy, storage.readers, storage.writer.submit,  # type: ignore[arg-type]
                                    self.clock, settings.retention_interval, queries=self.relay.sql,
-                                   delete=lambda ids: Delete(ids, self.relay.sql) if self.relay else Delete(ids))
+                                   delete=lambda ids: Delete(ids, self.relay.sql) if self.relay else Delete(ids),
+                                   turn=(lambda: True) if cluster is None else lambda: sweeper(cluster))
         self.retention.start()
         log.info("chat history in %s (retention: %s)", self.path or "PostgreSQL (schema chat)",
                  f"{policy.max_age_days:g} days, {policy.max_count} per conversation" if policy.active else "keep all")

@@ -312,3 +312,15 @@ def test_the_users_of_a_killed_node_get_their_messages_at_their_next_login(nodes
     bob = user(a, a, "bob", v2=True)
     got = events(bob, 1)
     assert (got[0]["id"], got[0].get("offline")) == (sent["id"], True)
+
+
+def test_one_node_runs_the_retention_sweeps(nodes, user, chat):
+    from chatcore_chat.service import sweeper
+
+    a, b = nodes(env={"CHATCORE_CHAT_RETENTION_COUNT": "2"})
+    assert sorted([sweeper(a.cluster), sweeper(b.cluster)]) == [False, True]
+    alice = user(a, a, "alice", v2=True)
+    ids = [chat(alice, "", f"m{n}")["id"] for n in range(4)]
+    on_duty = a if sweeper(a.cluster) else b
+    assert on_duty.pm.get_plugin("chat").service.retention.sweep() == 2  # the count is the cluster's
+    assert [m["id"] for m in alice.request(command="get_history", peer="")["messages"]] == ids[2:]
