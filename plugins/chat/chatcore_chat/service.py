@@ -241,10 +241,11 @@ class ChatService(StorageOwner):
         """How many messages ``peer`` sent ``user`` with ``after_id < id <= up_to`` (at most ``cap``)."""
         if self.readers is None or user.casefold() == peer.casefold() or up_to <= after_id:
             return 0
+        mark = "%s" if self.fanout is not None else "?"  # PostgreSQL's placeholders, or SQLite's
         with self.readers.connection() as conn:
             return int(conn.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE conv = ? AND id > ? AND id <= ? "
-                "AND lower(sender) = ? LIMIT ?)",
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE conv = {mark} AND id > {mark} AND id <= {mark} "
+                f"AND lower(sender) = {mark} LIMIT {mark}) AS found",
                 (store.conversation_key(user, peer), after_id, up_to, peer.casefold(), cap)).fetchone()[0])
 
     # -- helpers -------------------------------------------------------------------------------

@@ -324,3 +324,15 @@ def test_one_node_runs_the_retention_sweeps(nodes, user, chat):
     on_duty = a if sweeper(a.cluster) else b
     assert on_duty.pm.get_plugin("chat").service.retention.sweep() == 2  # the count is the cluster's
     assert [m["id"] for m in alice.request(command="get_history", peer="")["messages"]] == ids[2:]
+
+
+def test_the_service_calls_for_other_plugins_read_postgresql(nodes, user, chat):
+    (a,) = nodes(count=1)
+    alice, bob = user(a, a, "alice"), user(a, a, "bob")
+    service = a.pm.get_plugin("chat").service
+    start = service.newest_id()
+    ids = [chat(alice, "bob", f"unread {n}")["id"] for n in range(3)]
+    chat(bob, "alice", "a reply is not unread for bob")
+    assert service.newest_id() == ids[-1] + 1
+    assert service.unread("bob", "alice", start, ids[-1], 10) == 3
+    assert service.unread("bob", "alice", ids[0], ids[-1], 1) == 1
