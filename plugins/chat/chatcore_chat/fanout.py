@@ -54,9 +54,6 @@ class Fanout:
         self.relay, self.bus, self.node_id = relay, bus, node_id
         self.last: dict[str, int] = {}  # conv -> the last seq delivered (executor only)
         self.users: collections.Counter[str] = collections.Counter()  # tracked sessions per user (executor only)
-        # user -> (newest id when their first session here logged in, newest id when their last left):
-        # a message committed in between was theirs to deliver here (executor only)
-        self.spans: dict[str, tuple[int, int]] = {}
         self.on_change: Callable[[Message, dict[str, Any], Any], None] = lambda message, body, skip: None
 
     def start(self, nodes: Any) -> None:
@@ -143,12 +140,8 @@ class Fanout:
             user = message.to.casefold()
             if claimed and not taken:
                 relay.restore(user, [message.id])
-            elif not taken and not self.users[user] and self._was_here(user, message.id):
-                self._submit(_KeepIfAbsent(user, message.id))  # their sessions here closed meanwhile
-
-    def _was_here(self, user: str, message_id: int) -> bool:
-        joined, left = self.spans.get(user, (0, -1))
-        return joined < message_id <= left
+            elif not taken and self.users[user]:  # every session of theirs here is closing
+                self._submit(_KeepIfAbsent(user, message.id, self.node_id))
 
     def publish(self, message: Message, pending_for: Optional[str]) -> None:
         """Tell the other nodes (after the commit)."""
@@ -242,11 +235,9 @@ class Track(Operation):
         super().__init__()
         self.fanout, self.session, self.user_key = fanout, session, user_key
         self.seqs: dict[str, int] = {}
-        self.newest = 0
 
     def apply(self, conn: Any, batch: Batch) -> None:
         self.seqs = pgstore.conversation_seqs(conn, [self.user_key])
-        self.newest = pgstore.newest_id(conn)
         pgstore.set_presence(conn, self.user_key, self.fanout.node_id, 1)
         planned: dict[str, int] = batch.scratch.setdefault(SEQS, {})
         for conv, seq in self.seqs.items():
@@ -256,8 +247,6 @@ class Track(Operation):
 
     def after(self, batch: Batch) -> None:
         fanout = self.fanout
-        if not fanout.users[self.user_key]:
-            fanout.spans[self.user_key] = (self.newest, -1)
         fanout.users[self.user_key] += 1
         for conv, seq in self.seqs.items():
             self.fanout.last.setdefault(conv, seq)
@@ -268,25 +257,35 @@ class Track(Operation):
 
 
 class Untrack(Operation):
-    """A tracked session logged out."""
+    """A tracked session logged out. When it was its user's last here, the messages to them
+    that were stored while they counted present here but have not reached this node yet (their
+    seqs are beyond what it delivered) wait for their next login, unless they have a session
+    on another node: nobody else would deliver them."""
 
     def __init__(self, fanout: Fanout, user_key: str) -> None:
         super().__init__()
         self.fanout, self.user_key = fanout, user_key
-        self.newest = 0
 
     def apply(self, conn: Any, batch: Batch) -> None:
-        self.newest = pgstore.newest_id(conn)
-        pgstore.set_presence(conn, self.user_key, self.fanout.node_id, -1)
+        fanout, user = self.fanout, self.user_key
+        pgstore.set_presence(conn, user, fanout.node_id, -1)
         users = batch.scratch.setdefault(USERS, {})
-        users[self.user_key] = users.get(self.user_key, 0) - 1
+        users[user] = users.get(user, 0) - 1
+        if fanout.users[user] + users[user] <= 0:
+            planned: dict[str, int] = batch.scratch.get(SEQS, {})
+            unseen = {}
+            for conv, seq in pgstore.conversation_seqs(conn, [user]).items():
+                after = planned.get(conv, fanout.last.get(conv, 0))  # none: it began after their login here
+                if conv and seq > after:
+                    unseen[conv] = after
+            if unseen:
+                pgstore.keep_unseen(conn, user, unseen)
 
     def after(self, batch: Batch) -> None:
         fanout = self.fanout
         fanout.users[self.user_key] -= 1
         if fanout.users[self.user_key] <= 0:
             del fanout.users[self.user_key]
-            fanout.spans[self.user_key] = (fanout.spans.get(self.user_key, (0, 0))[0], self.newest)
 
     def failed(self, error: BaseException) -> None:
         self.after(Batch())  # this node forgets the session anyway; its row goes when the node does
@@ -305,15 +304,15 @@ class _Tell(Operation):
 
 
 class _KeepIfAbsent(Operation):
-    """A message committed while its recipient had sessions here reached none of them (they
-    closed meanwhile): keep it for their next login, unless they have a session somewhere."""
+    """Every session of the recipient here refused a message (they are closing): keep it for
+    their next login, unless they have a session on another node (which got it)."""
 
-    def __init__(self, user_key: str, message_id: int) -> None:
+    def __init__(self, user_key: str, message_id: int, node_id: str) -> None:
         super().__init__()
-        self.user_key, self.message_id = user_key, message_id
+        self.user_key, self.message_id, self.node_id = user_key, message_id, node_id
 
     def apply(self, conn: Any, batch: Batch) -> None:
-        pgstore.keep_if_absent(conn, self.user_key, self.message_id)
+        pgstore.keep_if_absent(conn, self.user_key, self.message_id, self.node_id)
 
 
 class _Start(Operation):

@@ -296,10 +296,26 @@ def restore_pending(conn: Any, user_key: str, ids: Sequence[int]) -> None:
     conn.execute("UPDATE messages SET pending_for = %s WHERE id = ANY(%s)", (user_key, list(ids)))
 
 
-def keep_if_absent(conn: Any, user_key: str, message_id: int) -> None:
-    """Mark a delivered message undelivered again if its recipient has no session on any node."""
-    conn.execute("UPDATE messages SET pending_for = %(u)s WHERE id = %(id)s AND pending_for IS NULL "
-                 "AND NOT EXISTS (SELECT 1 FROM presence WHERE user_key = %(u)s)", {"u": user_key, "id": message_id})
+def keep_if_absent(conn: Any, user_key: str, message_id: int, node_id: str) -> None:
+    """Mark a delivered message undelivered again unless its recipient has a session on a node
+    other than ``node_id`` (whose sessions of them all refused it)."""
+    conn.execute("UPDATE messages SET pending_for = %(u)s WHERE id = %(id)s AND pending_for IS NULL AND NOT deleted "
+                 "AND NOT EXISTS (SELECT 1 FROM presence WHERE user_key = %(u)s AND node_id <> %(node)s)",
+                 {"u": user_key, "id": message_id, "node": node_id})
+
+
+def keep_unseen(conn: Any, user_key: str, after: dict[str, int]) -> int:
+    """Mark undelivered the messages to ``user_key`` in each conversation beyond seq ``after[conv]``
+    (stored while they counted present on a node that had not delivered them yet), unless they
+    have a session on some node; returns how many."""
+    if conn.execute("SELECT 1 FROM presence WHERE user_key = %s LIMIT 1", (user_key,)).fetchone():
+        return 0
+    kept = 0
+    for conv, seq in after.items():
+        kept += conn.execute("UPDATE messages SET pending_for = %s WHERE conv = %s AND seq > %s AND pending_for IS NULL "
+                             "AND NOT deleted AND lower(recipient) = %s AND lower(sender) <> %s",
+                             (user_key, conv, seq, user_key, user_key)).rowcount
+    return int(kept)
 
 
 def delete_ids(conn: Any, ids: Sequence[int]) -> int:

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from chatcore import hookimpl
 from chatcore.testing import PASSWORD
 
 WAIT = 15.0
@@ -336,3 +337,36 @@ def test_the_service_calls_for_other_plugins_read_postgresql(nodes, user, chat):
     assert service.newest_id() == ids[-1] + 1
     assert service.unread("bob", "alice", start, ids[-1], 10) == 3
     assert service.unread("bob", "alice", ids[0], ids[-1], 1) == 1
+
+
+class LogoutProbe:
+    """Says when a user's session has logged out (after chat's own handling)."""
+
+    def __init__(self, name):
+        self.name, self.done = name, threading.Event()
+
+    @hookimpl(trylast=True)
+    def chat_logging_out(self, session):
+        if session.user == self.name:
+            self.done.set()
+
+
+def test_a_message_that_reached_none_of_a_users_closing_sessions_waits_for_their_next_login(
+        cluster_env, chat_server, tmp_path, user, chat, settle, writer_held):
+    a = chat_server(env=cluster_env, data_dir=tmp_path / "a")
+    probe = LogoutProbe("bob")
+    b = chat_server(env=cluster_env, data_dir=tmp_path / "b", extra=[("logout-probe", probe)])
+    alice = user(a, a, "alice")
+    bob = user(a, b, "bob")
+    heard = threading.Event()
+    b.cluster.bus.subscribe("chat.message", lambda event: heard.set())  # after chat's own handler
+    with writer_held(b):  # b learns of the message only after bob's session there is gone
+        bob.close()
+        assert probe.done.wait(WAIT)
+        sent = chat(alice, "bob", "sent while bob's presence still counted")  # so it does not wait...
+        assert heard.wait(WAIT)
+    settle(b)
+    settle(b)  # ...but b, finding no session of his to take it, keeps it for his next login
+    again = user(a, a, "bob", v2=True)
+    got = events(again, 1)
+    assert (got[0]["id"], got[0].get("offline")) == (sent["id"], True)
