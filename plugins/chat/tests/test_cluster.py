@@ -1,6 +1,8 @@
-"""Chat across the nodes of a cluster (in-process nodes on the machine's PostgreSQL and Redis):
-private and broadcast messages cross nodes, one order per conversation, offline delivery and
-catch-up on another node, a Redis restart losing nothing, a slow client stalling nobody."""
+"""Chat across the nodes of a cluster (in-process nodes, and one ``chatcore serve`` process to
+kill, on the machine's PostgreSQL and Redis): private and broadcast messages cross nodes, one
+order per conversation, offline delivery and catch-up on another node, a Redis restart and a
+full outbox losing nothing, a slow client stalling nobody, cluster-wide quotas and retention,
+typing and message changes across nodes, PostgreSQL restarting, a killed node's users."""
 
 from __future__ import annotations
 
