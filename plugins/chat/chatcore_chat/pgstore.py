@@ -126,8 +126,9 @@ class PgTransactions:
     """The writer's own PostgreSQL connection (not the pool's: it is held for the node's life),
     reconnected at the next batch after PostgreSQL went away."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url, self.timeout = url, timeout
+    def __init__(self, url: str, timeout: float = 10.0, schema: str = SCHEMA, lock: int = WRITE_LOCK) -> None:
+        """``schema`` and ``lock``: chat's by default; another plugin's store (rooms) names its own."""
+        self.url, self.timeout, self.schema, self.lock = url, timeout, schema, lock
         self._conn: Optional[psycopg.Connection[Any]] = None
 
     @property
@@ -136,7 +137,7 @@ class PgTransactions:
             if self._conn is not None:
                 self._conn.close()
             self._conn = psycopg.connect(self.url, autocommit=False, connect_timeout=max(1, int(self.timeout)),
-                                         options=f"-c search_path={SCHEMA}")
+                                         options=f"-c search_path={self.schema}")
         return self._conn
 
     @property
@@ -145,7 +146,7 @@ class PgTransactions:
         return conn is not None and not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE
 
     def begin(self) -> None:
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock,))
 
     def commit(self) -> bool:
         self.conn.commit()
@@ -172,8 +173,8 @@ class PgTransactions:
 class PgReaders:
     """The ``ReaderPool`` interface over the cluster's pool: connections on the ``chat`` schema."""
 
-    def __init__(self, database: Any) -> None:
-        self._schema = database.schema(SCHEMA)
+    def __init__(self, database: Any, schema: str = SCHEMA) -> None:
+        self._schema = database.schema(schema)
 
     def connection(self) -> Any:
         return self._schema.connection()

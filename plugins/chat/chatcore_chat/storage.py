@@ -52,12 +52,15 @@ class ClusterStorage:
     scrubber = None
     indexer = None
 
-    def __init__(self, database: Any, batch: int) -> None:
+    def __init__(self, database: Any, batch: int, schema: str = "chat", lock: Optional[int] = None) -> None:
+        """``schema`` and ``lock`` (the writers' advisory lock): chat's unless a plugin (rooms) names its own."""
         from chatcore_chat import pgstore
 
-        self.writer = Writer(pgstore.PgTransactions(database.url, database.timeout), batch, followups=corked)
+        self.writer = Writer(pgstore.PgTransactions(database.url, database.timeout, schema,
+                                                    pgstore.WRITE_LOCK if lock is None else lock),
+                             batch, followups=corked)
         self.writer.start()
-        self.readers = pgstore.PgReaders(database)
+        self.readers = pgstore.PgReaders(database, schema)
 
     def close(self) -> None:
         self.writer.stop()
