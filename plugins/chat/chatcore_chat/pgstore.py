@@ -334,6 +334,7 @@ def delete_user(conn: Any, user_key: str) -> int:
         "OR (conv = '' AND lower(sender) = %(u)s)", {"u": user_key}).rowcount
     conn.execute("DELETE FROM pending_totals WHERE recipient = %s", (user_key,))
     conn.execute("DELETE FROM sender_days WHERE sender = %s", (user_key,))
+    conn.execute("DELETE FROM reactions WHERE user_key = %s", (user_key,))  # the name's next owner reacted to nothing
     return int(deleted)
 
 
