@@ -15,10 +15,9 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
-from chatcore_chat import changelog, features
+from chatcore_chat import changelog
 from chatcore_chat.faults import Refused
 from chatcore_chat.writer import Batch
-from chatcore_rooms import extras
 from chatcore_rooms.models import RANK, Room, RoomMessage
 from chatcore_rooms.ops import RoomOp
 
@@ -43,14 +42,14 @@ class RoomChange(RoomOp):
         role = self.role_here(conn)
         if role is None and not getattr(self.origin, "admin", False):
             raise Refused("not_member", f"you are not a member of {room.name}")
-        found = extras.message(conn, room.id, self.seq)
+        found = self.sql.message(conn, room.id, self.seq)
         if found is None or found.deleted:
             raise Refused("unknown_message", f"there is no message {self.seq} in {room.name}")
         self.change(conn, found, role)
         if self.event is not None and self.kind:  # something changed: log it, and say its change id
             chat = self.service.chat
             assert chat is not None
-            change_id = changelog.record(conn, found.id, str(room.id), self.kind, self.actor, self.now())
+            change_id = self.sql.record(conn, found.id, str(room.id), self.kind, self.actor, self.now())
             self.event["change_id"] = change_id
             if self.reply is not None:
                 self.reply["change_id"] = change_id
@@ -63,9 +62,9 @@ class RoomChange(RoomOp):
         return {"room": self.room_name, "seq": found.seq, "sender": found.sender}
 
     def after(self, batch: Batch) -> None:
+        if self.event is not None and self.room is not None:  # told after the room's own events, as they are
+            self.events.append((self.room, self.event, ()))
         super().after(batch)
-        if self.event is not None and self.room is not None:
-            self.service.fan_out(self.room, protocol.encode(self.event), (), skip=self.origin)
 
 
 class Edit(RoomChange):
@@ -85,7 +84,7 @@ class Edit(RoomChange):
         if chat.actions.settings.edit_refusal(found.ts_ms, now):
             raise Refused("edit_window", f"a message may be edited for {chat.actions.settings.edit_window:g} s "
                           "after it was sent")
-        features.edit(conn, found.id, self.text, now)  # mentions stay: an edit notifies nobody again
+        self.sql.edit(conn, found.id, self.text, now)  # mentions stay: an edit notifies nobody again
         edited = protocol.timestamp(now)
         self.answer(room=self.room_name, seq=found.seq, edited=edited)
         self.event = {"type": "message_edited", **self.head(found), "message": self.text, "edited": edited}
@@ -103,7 +102,7 @@ class Redact(RoomChange):
                           "may delete a message")
         room = self.room
         assert room is not None
-        if extras.redact(conn, found):
+        if self.sql.redact(conn, found):
             self.changes.append(lambda: room.pins.remove(found.seq) if found.seq in room.pins else None)
             self.tell("unpinned", seq=found.seq)
         self.answer(room=self.room_name, seq=found.seq)
@@ -129,9 +128,9 @@ class React(RoomChange):
         chat = self.service.chat
         assert chat is not None
         settings = chat.actions.settings
-        changed = features.react(conn, found.id, self.emoji, self.actor, self.add, self.now(),
+        changed = self.sql.react(conn, found.id, self.emoji, self.actor, self.add, self.now(),
                                  settings.reactions_per_message)
-        totals = features.reactions(conn, [found.id], settings.reaction_names).get(found.id, [])
+        totals = self.sql.reactions(conn, [found.id], settings.reaction_names).get(found.id, [])
         self.answer(room=self.room_name, seq=found.seq, reactions=totals)
         if changed:
             self.event = {"type": "message_reactions", **self.head(found), "reactions": totals}
@@ -154,11 +153,11 @@ class Pin(RoomChange):
         assert room is not None
         most = self.service.settings.max_pins
         if self.pinning:
-            if extras.pin_count(conn, room.id) >= most and found.seq not in room.pins:
+            if self.sql.pin_count(conn, room.id) >= most and found.seq not in room.pins:
                 raise Refused("too_many_pins", f"a room has at most {most} pinned messages: unpin one first")
-            changed = extras.pin(conn, room.id, found.seq, self.actor, self.now())
+            changed = self.sql.pin(conn, room.id, found.seq, self.actor, self.now())
         else:
-            changed = extras.unpin(conn, room.id, found.seq)
+            changed = self.sql.unpin(conn, room.id, found.seq)
         self.answer(room=room.name, seq=found.seq)
         if changed:
             seq = found.seq

@@ -15,7 +15,6 @@ from chatcore_chat import changelog
 from chatcore_chat.delivery import Window, send
 from chatcore_chat.faults import Refused
 from chatcore_chat.writer import Batch, Operation
-from chatcore_rooms import store
 from chatcore_rooms.models import RANK, Room, RoomMessage
 from chatcore_rooms.ops import RoomOp
 
@@ -35,6 +34,7 @@ class Post(RoomOp):
         super().__init__(service, origin, room, client_id)
         self.text, self.names, self.everyone, self.window = text, names, everyone, window
         self.message: Optional[RoomMessage] = None
+        self.arrivals: list[RoomMessage] = []  # cluster mode: what to deliver here, this one last
 
     def run(self, conn: sqlite3.Connection) -> None:
         room = self.room
@@ -44,26 +44,18 @@ class Post(RoomOp):
             raise Refused("not_member", f"you are not a member of {room.name}: join it first")
         if self.everyone and RANK[mine] < RANK["moderator"]:
             raise Refused("mention_forbidden", "only moderators and the owner may mention @room")
-        mentions, stamp = self._mentions(conn, room), self.now()
-        try:  # the insert is the first change; chat's daily quota aborts it (and nothing else)
-            self.message = store.insert_message(conn, room.id, self.actor, stamp, self.text, mentions, self.everyone)
+        mentions, stamp = self.sql.mentionable(conn, room.id, self.names, self.everyone), self.now()
+        self.sql.check_quotas(conn, self.service.quotas, self.actor, room.name, stamp, self.text)  # PostgreSQL's
+        try:  # the insert is the first change; on SQLite chat's daily quota aborts it (and nothing else)
+            self.message = self.sql.insert_message(conn, room.id, self.actor, stamp, self.text, mentions, self.everyone)
         except sqlite3.IntegrityError as exc:
             refusal = self.service.quotas.refusal(exc, room.name, stamp)
             if refusal is None:
                 raise
             raise refusal from None
-
-    def _mentions(self, conn: sqlite3.Connection, room: Room) -> list[tuple[str, str]]:
-        """(user_key, display name) of the members mentioned: every member for @room."""
-        if self.everyone:
-            return [(str(k), str(u)) for k, u in conn.execute(
-                "SELECT user_key, user FROM members WHERE room_id = ?", (room.id,))]
-        if not self.names:
-            return []
-        marks = ",".join("?" * len(self.names))
-        found = dict(conn.execute(f"SELECT user_key, user FROM members WHERE room_id = ? AND user_key IN ({marks})",
-                                  (room.id, *self.names)).fetchall())
-        return [(key, found[key]) for key in self.names if key in found]
+        fanout = self.service.fanout
+        if fanout is not None:  # after the last statement that may fail: a gap before it is filled too
+            self.arrivals = fanout.arrive(conn, self.batch, room, self.message.seq, self.message)
 
     def after(self, batch: Batch) -> None:
         self._free()
@@ -76,6 +68,12 @@ class Post(RoomOp):
             ack["client_id"] = self.client_id
         send(self.origin, protocol.encode(ack))
         try:
+            fanout = self.service.fanout
+            if fanout is not None:
+                fanout.advanced(batch)
+                fanout.publish(message)
+                fanout.deliver(room, self.arrivals, self.origin, message.seq)
+                return
             body = {"type": "room_message", "room": room.name, **message.item()}
             self.service.fan_out(room, protocol.encode(body), (), skip=self.origin)
         except Exception:
@@ -103,17 +101,16 @@ class MarkRead(RoomOp):
     def run(self, conn: sqlite3.Connection) -> None:
         room = self.room
         assert room is not None
-        row = store.room_row(conn, room.key)
+        row = self.sql.room_row(conn, room.key)
         assert row is not None
         if self.role_here(conn) is None:
             raise Refused("not_member", f"you are not a member of {room.name}")
         last_seq = row[3]
-        read = store.mark_read(conn, room.id, self.actor_key, min(self.seq, last_seq))
+        read = self.sql.mark_read(conn, room.id, self.actor_key, min(self.seq, last_seq))
         marker = {"room": room.name, "seq": read, "unread": max(0, last_seq - read),
-                  "mentions": store.mention_count(conn, self.actor_key, room.id, self.service.settings.unread_cap)}
+                  "mentions": self.sql.mention_count(conn, self.actor_key, room.id, self.service.settings.unread_cap)}
         self.reply = {"type": "mark_read_result", **marker}
-        self.changes.append(lambda: self.service.tell_user(self.actor_key, {"type": "read_marker", **marker},
-                                                           skip=self.origin))
+        self.user_events.append((self.actor_key, {"type": "read_marker", **marker}))
 
 
 class MarkPrivateRead(RoomOp):
@@ -127,7 +124,7 @@ class MarkPrivateRead(RoomOp):
         self.marker: dict[str, Any] = {}
 
     def run(self, conn: sqlite3.Connection) -> None:
-        read = store.mark_private_read(conn, self.actor_key, self.peer.casefold(), self.peer, self.read_id)
+        read = self.sql.mark_private_read(conn, self.actor_key, self.peer.casefold(), self.peer, self.read_id)
         self.marker = {"peer": self.peer, "id": read}
 
     def after(self, batch: Batch) -> None:
@@ -135,17 +132,18 @@ class MarkPrivateRead(RoomOp):
         marker = {**self.marker, "unread": unread, "as_of": as_of}
         send(self.origin, protocol.encode({"type": "mark_read_result", **marker}))
         self.service.tell_user(self.actor_key, {"type": "read_marker", **marker}, skip=self.origin)
+        self.service.share(users=[(self.actor_key, {"type": "read_marker", **marker})])
 
 
 class NotePeer(Operation):
     """Start tracking a private conversation for its recipient (the first message of a pair)."""
 
-    def __init__(self, user_key: str, peer_key: str, peer: str, floor_id: int) -> None:
+    def __init__(self, user_key: str, peer_key: str, peer: str, floor_id: int, sql: Any) -> None:
         super().__init__()
-        self.user_key, self.peer_key, self.peer, self.floor_id = user_key, peer_key, peer, floor_id
+        self.user_key, self.peer_key, self.peer, self.floor_id, self.sql = user_key, peer_key, peer, floor_id, sql
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        store.note_private_peer(conn, self.user_key, self.peer_key, self.peer, self.floor_id)
+        self.sql.note_private_peer(conn, self.user_key, self.peer_key, self.peer, self.floor_id)
 
 
 class Purge(Operation):
@@ -160,24 +158,19 @@ class Purge(Operation):
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
         self.handover = []
-        for (room_id,) in conn.execute("SELECT room_id FROM members WHERE user_key = ? AND role = 'owner'",
-                                       (self.user_key,)).fetchall():
-            heir = conn.execute("SELECT user_key FROM members WHERE room_id = ? AND user_key <> ? ORDER BY "
-                                "role = 'moderator' DESC, joined_ts, user_key LIMIT 1", (room_id, self.user_key)).fetchone()
-            room = self.service.by_id(int(room_id))
+        sql = self.service.sql
+        for room_id, heir in sql.owned_rooms(conn, self.user_key):
+            room = self.service.by_id(room_id)
             if heir is None:
-                store.delete_room(conn, int(room_id))
+                sql.delete_room(conn, room_id)
             else:
-                store.set_role(conn, int(room_id), str(heir[0]), "owner")
+                sql.set_role(conn, room_id, heir, "owner")
             if room is not None:
-                self.handover.append((room, str(heir[0]) if heir else None))
-        self.unpinned = conn.execute("SELECT p.room_id, p.seq FROM pins p JOIN messages m ON m.room_id = p.room_id "
-                                     "AND m.seq = p.seq WHERE m.sender_key = ?", (self.user_key,)).fetchall()
-        reacted = [(int(message_id), str(room_id)) for message_id, room_id in conn.execute(
-            "SELECT DISTINCT r.message_id, m.room_id FROM reactions r JOIN messages m ON m.id = r.message_id"
-            " WHERE r.user_key = ?", (self.user_key,))]  # their reactions go: those messages changed
-        self.result = store.delete_user(conn, self.user_key)  # their messages' changes go with them
-        changelog.record_many(conn, reacted, changelog.REACTIONS, "", self.service.stamp())
+                self.handover.append((room, heir))
+        self.unpinned = sql.pins_of_sender(conn, self.user_key)
+        reacted = sql.reacted_by(conn, self.user_key)  # their reactions go: those messages changed
+        self.result = sql.delete_user(conn, self.user_key)  # their messages' changes go with them
+        sql.record_many(conn, reacted, changelog.REACTIONS, "", self.service.stamp())
 
     def after(self, batch: Batch) -> None:
         for room_id, seq in self.unpinned:  # pins of the removed user's messages went with them

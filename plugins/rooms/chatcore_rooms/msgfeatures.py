@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from chatcore import CommandError
 from chatcore_chat import features, search
 from chatcore_chat.search import Hit
-from chatcore_rooms import changes, extras
+from chatcore_rooms import changes
 from chatcore_rooms.models import Room
 
 if TYPE_CHECKING:
@@ -75,11 +75,11 @@ class RoomFeatures:
         """``room_pins`` {room}: the pinned messages (members only), in pin order."""
         key = self.service._user(session).casefold()
         room = self.service._room(message["room"])
-        if key not in room.members:
+        if self.service.role_of(room, key) is None:
             raise CommandError("not_member", f"you are not a member of {room.name}")
         assert self.service.readers is not None
         with self.service.readers.connection() as conn:
-            found = extras.pinned(conn, room.id)
+            found = self.service.sql.pinned(conn, room.id)
         return {"type": "room_pins", "room": room.name,
                 "messages": [{**item.item(), "pinned_by": by} for item, by in found]}
 
@@ -88,7 +88,7 @@ class RoomFeatures:
         user = self.service._user(session)
         room = self.service._room(message["room"])
         key = user.casefold()
-        if key not in room.members:
+        if self.service.role_of(room, key) is None:
             raise CommandError("not_member", f"you are not a member of {room.name}")
         chat = self.service.chat
         assert chat is not None
@@ -97,13 +97,18 @@ class RoomFeatures:
         body = {"type": "typing", "room": room.name, "sender": user, "expires_in": chat.actions.settings.typing_expiry}
         online = self.service.online_sessions
         chat.actions.tell((s for member in list(room.members) if member != key for s in online(member)), body)
+        if self.service.fanout is not None:  # the members' sessions on other nodes (pub/sub: throw-away)
+            self.service.fanout.typing(room, key, body)
 
     def search(self, user: str, words: list[str], match: str, before: dict[str, int], limit: int) -> list[Hit]:
         """The rooms' hits for chat's ``search``: rooms the user is a member of, as their history shows them."""
-        if self.service.readers is None or self.service.indexer is None:
+        readers, indexer, sql = self.service.readers, self.service.indexer, self.service.sql
+        if readers is None or (indexer is None and not sql.cluster):
             return []
-        self.service.indexer.flush()  # every room message acknowledged so far is in the index
-        with self.service.readers.connection() as conn:
-            found = extras.search(conn, user.casefold(), match, before.get(SOURCE, 2**63 - 1), limit)
+        if indexer is not None:
+            indexer.flush()  # every room message acknowledged so far is in the index
+        with readers.connection() as conn:  # SQLite's FTS5 takes the match, PostgreSQL's folded words the words
+            found = sql.search(conn, user.casefold(), words if sql.cluster else match,
+                               before.get(SOURCE, 2**63 - 1), limit)
         return [Hit(SOURCE, item.id, item.ts_ms, {"room": room, **item.item(), "marks": search.marks(item.text, words)})
                 for room, item in found]

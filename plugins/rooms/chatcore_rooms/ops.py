@@ -19,7 +19,6 @@ from chatcore import protocol
 from chatcore_chat.delivery import send
 from chatcore_chat.faults import Refused, answer
 from chatcore_chat.writer import Batch, Operation
-from chatcore_rooms import store
 from chatcore_rooms.models import RANK, Member, Room
 
 if TYPE_CHECKING:
@@ -41,6 +40,14 @@ class RoomOp(Operation):
         self.reply: Optional[dict[str, Any]] = None
         self.events: list[tuple[Room, dict[str, Any], tuple[str, ...]]] = []
         self.changes: list[Callable[[], None]] = []
+        self.user_events: list[tuple[str, dict[str, Any]]] = []  # (user key, event) for their other sessions
+        self.stale = False  # the room was deleted (perhaps made again) since the request named it
+        self.batch = Batch()  # the batch ``run`` runs in
+
+    @property
+    def sql(self) -> Any:
+        """The store's queries (``backend.py``: SQLite's or PostgreSQL's)."""
+        return self.service.sql
 
     @property
     def actor(self) -> str:
@@ -51,9 +58,11 @@ class RoomOp(Operation):
         return self.actor.casefold()
 
     def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        self.reply, self.events, self.changes = None, [], []
-        row = store.room_row(conn, self.room.key) if self.room is not None else None
+        self.reply, self.events, self.changes, self.user_events = None, [], [], []
+        self.batch = batch
+        row = self.sql.room_row(conn, self.room.key) if self.room is not None else None
         if self.room is not None and (row is None or row[0] != self.room.id):  # deleted (and perhaps made again)
+            self.stale = True
             raise Refused("unknown_room", f"there is no room named {self.room.name!r} any more")
         self.run(conn)
 
@@ -67,7 +76,7 @@ class RoomOp(Operation):
 
     def role_here(self, conn: sqlite3.Connection, user_key: Optional[str] = None) -> Optional[str]:
         assert self.room is not None
-        return store.role(conn, self.room.id, user_key or self.actor_key)
+        return self.sql.role(conn, self.room.id, user_key or self.actor_key)
 
     def need_rank(self, conn: sqlite3.Connection, rank: int, what: str) -> str:
         """The actor's role, or a refusal when it is below ``rank`` (1 member, 2 moderator, 3 owner)."""
@@ -94,18 +103,28 @@ class RoomOp(Operation):
     # -- after the commit --------------------------------------------------------------------
 
     def after(self, batch: Batch) -> None:
+        if self.service.fanout is not None:
+            self.service.fanout.advanced(batch)  # the seqs a create or join started at
         for change in self.changes:
             change()
         if self.reply is not None:
             if self.client_id is not None:
                 self.reply["client_id"] = self.client_id
             send(self.origin, protocol.encode(self.reply))
+        told = []
         for room, body, extra in self.events:
-            if body.get("kind") not in ("deleted",):
+            if body.get("kind") not in ("deleted",) and body.get("type") == "room_event":
                 body["info"] = room.info()
             self.service.fan_out(room, protocol.encode(body), extra, skip=self.origin)
+            told.append((room.id, body, extra))
+        for key, body in self.user_events:
+            self.service.tell_user(key, body, skip=self.origin)
+        # the other nodes: a room changed in memory here is reloaded there (cluster mode)
+        self.service.share([self.room.id] if self.changes and self.room is not None else [], told, self.user_events)
 
     def failed(self, error: BaseException) -> None:
+        if self.stale and self.room is not None:
+            self.service.drop_room(self.room)  # what this node held of it is gone
         echo = {"client_id": self.client_id} if self.client_id is not None else {}
         reply = {**echo, "type": "error", "command": self.command, **answer(error)}
         if not isinstance(error, Refused) and reply.get("code") == "internal_error":
@@ -123,19 +142,21 @@ class Create(RoomOp):
 
     def run(self, conn: sqlite3.Connection) -> None:
         key = self.name.casefold()
-        if store.room_row(conn, key) is not None:
+        if self.sql.room_row(conn, key) is not None:
             raise Refused("room_exists", f"a room named {self.name!r} already exists")
         limits = self.service.settings
-        if store.room_count(conn) >= limits.max_rooms:
+        if self.sql.room_count(conn) >= limits.max_rooms:
             raise Refused("too_many_rooms", f"the server keeps at most {limits.max_rooms} rooms")
-        if store.memberships(conn, self.actor_key) >= limits.max_per_user:
+        if self.sql.memberships(conn, self.actor_key) >= limits.max_per_user:
             raise Refused("too_many_rooms", f"you may be a member of at most {limits.max_per_user} rooms")
         now = self.now()
-        room_id = store.insert_room(conn, key, self.name, self.topic, self.private, self.history, self.actor, now)
-        store.add_member(conn, room_id, self.actor_key, self.actor, "owner", 0, now)
+        room_id = self.sql.insert_room(conn, key, self.name, self.topic, self.private, self.history, self.actor, now)
+        self.sql.add_member(conn, room_id, self.actor_key, self.actor, "owner", 0, now)
         room = Room(room_id, key, self.name, self.topic, self.private, self.history, self.actor, 0)
         room.members[self.actor_key] = Member(self.actor_key, self.actor, "owner", 0)
         self.room = room
+        if self.service.fanout is not None:
+            self.service.fanout.start_at(self.batch, room.id, 0)
         self.changes.append(lambda: self.service.add_room(room))
         self.answer(room=self.service.mine(room, "owner", 0, 0))
         self.tell("joined", user=self.actor, role="owner")
@@ -149,17 +170,20 @@ class Join(RoomOp):
         room, limits = self.room, self.service.settings
         if self.role_here(conn) is not None:
             raise Refused("already_member", f"you are already a member of {room.name}")
-        reason = store.ban_reason(conn, room.id, self.actor_key)
+        reason = self.sql.ban_reason(conn, room.id, self.actor_key)
         if reason is not None:
             raise Refused("banned", f"you are banned from {room.name}" + (f": {reason}" if reason else ""))
-        if room.private and not store.invited(conn, room.id, self.actor_key):
+        if room.private and not self.sql.invited(conn, room.id, self.actor_key):
             raise Refused("not_invited", f"{room.name} is private: a moderator must invite you first")
-        if store.member_count(conn, room.id) >= limits.max_members:
+        if self.sql.member_count(conn, room.id) >= limits.max_members:
             raise Refused("room_full", f"{room.name} already has {limits.max_members} members, the most a room may have")
-        if store.memberships(conn, self.actor_key) >= limits.max_per_user:
+        if self.sql.memberships(conn, self.actor_key) >= limits.max_per_user:
             raise Refused("too_many_rooms", f"you may be a member of at most {limits.max_per_user} rooms")
-        seq = store.room_row(conn, room.key)[3]  # type: ignore[index]
-        store.add_member(conn, room.id, self.actor_key, self.actor, "member", seq, self.now())
+        seq = self.sql.room_row(conn, room.key)[3]  # type: ignore[index]
+        self.sql.add_member(conn, room.id, self.actor_key, self.actor, "member", seq, self.now())
+        fanout = self.service.fanout
+        if fanout is not None and not fanout.local(room, self.batch):
+            fanout.start_at(self.batch, room.id, seq)  # this node follows the room from the join on
         member = Member(self.actor_key, self.actor, "member", seq)
         self.changes.append(lambda: room.members.__setitem__(member.user_key, member))
         self.answer(room=self.service.mine(room, "member", seq, 0, members=len(room.members) + 1))
@@ -178,7 +202,7 @@ class Leave(RoomOp):
         if mine == "owner":
             raise Refused("owner_must_transfer", "the owner cannot leave: make another member the owner first "
                           "(room_set_role) or delete the room")
-        store.remove_member(conn, room.id, self.actor_key)
+        self.sql.remove_member(conn, room.id, self.actor_key)
         self.changes.append(lambda: self.service.drop_member(room, self.actor_key))
         self.answer(room=room.name)
         self.tell("left", extra=[self.actor_key], user=self.actor)
@@ -198,9 +222,9 @@ class Invite(RoomOp):
         key = self.user.casefold()
         if self.role_here(conn, key) is not None:
             raise Refused("already_member", f"{self.user} is already a member of {room.name}")
-        if store.ban_reason(conn, room.id, key) is not None:
+        if self.sql.ban_reason(conn, room.id, key) is not None:
             raise Refused("banned", f"{self.user} is banned from {room.name}: lift the ban first")
-        store.invite(conn, room.id, key, self.actor, self.now())
+        self.sql.invite(conn, room.id, key, self.actor, self.now())
         self.answer(room=room.name, user=self.user)
         self.tell("invited", extra=[key], user=self.user)
 
@@ -229,10 +253,10 @@ class Moderate(RoomOp):
                           "only someone above them may do that")
         name = room.members[key].user if key in room.members else self.user
         if theirs is not None:
-            store.remove_member(conn, room.id, key)
+            self.sql.remove_member(conn, room.id, key)
             self.changes.append(lambda: self.service.drop_member(room, key))
         if self.banning:
-            store.ban(conn, room.id, key, name, self.actor, self.reason, self.now())
+            self.sql.ban(conn, room.id, key, name, self.actor, self.reason, self.now())
         self.answer(room=room.name, user=name)
         self.tell("banned" if self.banning else "kicked", extra=[key], user=name, reason=self.reason)
 
@@ -248,7 +272,7 @@ class Unban(RoomOp):
         room = self.room
         assert room is not None
         self.need_rank(conn, 2, "lift a ban")
-        if not store.unban(conn, room.id, self.user.casefold()):
+        if not self.sql.unban(conn, room.id, self.user.casefold()):
             raise Refused("not_banned", f"{self.user} is not banned from {room.name}")
         self.answer(room=room.name, user=self.user)
         self.tell("unbanned", extra=[self.user.casefold()], user=self.user)
@@ -273,9 +297,9 @@ class SetRole(RoomOp):
         if self.role_here(conn, key) is None:
             raise Refused("not_member", f"{self.user} is not a member of {room.name}")
         name = room.members[key].user if key in room.members else self.user
-        store.set_role(conn, room.id, key, self.role)
+        self.sql.set_role(conn, room.id, key, self.role)
         if self.role == "owner":
-            store.set_role(conn, room.id, self.actor_key, "moderator")
+            self.sql.set_role(conn, room.id, self.actor_key, "moderator")
         self.changes.append(lambda: self._change(room, key))
         self.answer(room=room.name, user=name, role=self.role)
         self.tell("role", user=name, role=self.role)
@@ -300,7 +324,7 @@ class Topic(RoomOp):
         room = self.room
         assert room is not None
         self.need_rank(conn, 2, "set the topic")
-        store.set_topic(conn, room.id, self.topic)
+        self.sql.set_topic(conn, room.id, self.topic)
         self.changes.append(lambda: setattr(room, "topic", self.topic))
         self.answer(room=room.name, topic=self.topic)
         self.tell("topic", topic=self.topic)
@@ -313,7 +337,7 @@ class Delete(RoomOp):
         room = self.room
         assert room is not None
         self.need_rank(conn, 3, "delete the room")
-        store.delete_room(conn, room.id)
+        self.sql.delete_room(conn, room.id)
         former = tuple(room.members)
         self.changes.append(lambda: self.service.drop_room(room))
         self.answer(room=room.name)

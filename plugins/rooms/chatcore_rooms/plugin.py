@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from chatcore import Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
 from chatcore.plugins import PluginError
-from chatcore_rooms import schema, settings
+from chatcore_rooms import importer, pgstore, schema, settings
 from chatcore_rooms.service import RoomsService
 from chatcore_rooms.settings import RoomsSettings
 
 if TYPE_CHECKING:
     from chatcore.backup import Backup, Restore
+    from chatcore.cluster import Database
     from chatcore.config import Config
     from chatcore.registry import Command
     from chatcore.server import ChatServer
@@ -44,12 +45,24 @@ class RoomsPlugin:
 
     @hookimpl(trylast=True)
     def chat_configure(self, server: "ChatServer") -> None:
-        """Open ``<data>/rooms/rooms.sqlite3`` once chat's store is open (this runs after chat's)."""
+        """Open ``<data>/rooms/rooms.sqlite3`` (in cluster mode the ``rooms`` schema) once chat's
+        store is open (this runs after chat's)."""
         chat = server.pm.get_plugin(REQUIRES)
         service = getattr(chat, "service", None)
         if service is None or getattr(service, "readers", None) is None:
             raise PluginError(f"plugin {NAME!r} needs plugin {REQUIRES!r} enabled and configured")
-        self.service.open(RoomsSettings.from_config(server.config), service, server.plugin_dir(NAME), server.sessions)
+        self.service.open(RoomsSettings.from_config(server.config), service, server.plugin_dir(NAME), server.sessions,
+                          server.cluster)
+
+    @hookimpl
+    def chat_migrate(self, database: "Database") -> None:
+        """Create or upgrade the ``rooms`` schema (``pgstore.MIGRATIONS``)."""
+        pgstore.migrate(database)
+
+    @hookimpl
+    def chat_import_sqlite(self, config: "Config", database: "Database") -> None:
+        """Copy ``<data>/rooms/rooms.sqlite3`` into the empty ``rooms`` schema (``importer.py``)."""
+        importer.import_sqlite(config.data_dir, database)
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., "Command"]) -> None:

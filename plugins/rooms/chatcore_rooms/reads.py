@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import CommandError, protocol
-from chatcore_chat import changelog, features
 from chatcore_chat.delivery import send
-from chatcore_rooms import listing, store
+from chatcore_rooms import listing
 from chatcore_rooms.models import RANK
 from chatcore_rooms.names import page_limit
 
@@ -33,12 +32,12 @@ class Reads:
         user = self.service._user(session)
         key = user.casefold()
         as_of = self.service.chat.newest_id()
+        sql = self.service.sql
         with self.service.readers.connection() as conn:
-            standings = store.standings(conn, key, self.service.settings.unread_cap)
-            tracked = store.private_reads(conn, key)
-            invitations = store.invitations(conn, key)
-            seqs = dict(conn.execute("SELECT id, last_seq FROM rooms WHERE id IN (SELECT room_id FROM members "
-                                     "WHERE user_key = ?)", (key,)).fetchall())
+            standings = sql.standings(conn, key, self.service.settings.unread_cap)
+            tracked = sql.private_reads(conn, key)
+            invitations = sql.invitations(conn, key)
+            seqs = sql.user_room_seqs(conn, key)
         mine = []
         for standing in standings:
             room = self.service.by_id(standing.room_id)
@@ -79,7 +78,7 @@ class Reads:
         assert self.service.directory is not None and self.service.readers is not None
         key = self.service._user(session).casefold()
         room = self.service._room(message["room"])
-        mine = room.role_of(key)
+        mine = self.service.role_of(room, key)
         if mine is None:
             raise CommandError("not_member", f"you are not a member of {room.name}")
         after = str(message.get("after", "")).casefold()
@@ -90,7 +89,7 @@ class Reads:
         extra: dict[str, Any] = {"room": room.name}
         if RANK[mine] >= RANK["moderator"] and not after:
             with self.service.readers.connection() as conn:
-                extra["bans"] = store.bans_of(conn, room.id)[:100]
+                extra["bans"] = self.service.sql.bans_of(conn, room.id)[:100]
         reply = listing.page_reply("room_members", "members", entries, "key", page_limit(message, 1000), extra)
         for entry in reply["members"]:
             entry.pop("key")
@@ -106,15 +105,16 @@ class Reads:
         if before is not None and before > MAX_ID:
             before = None
         limit = min(page_limit(message, self.service.settings.history_page), self.service.settings.history_page)
+        sql = self.service.sql
         with self.service.readers.connection() as conn:
-            changed = changelog.newest(conn)  # read first: the page shows every change up to it
-            standing = store.standing(conn, room.id, key, 1)
+            changed = sql.newest(conn)  # read first: the page shows every change up to it
+            standing = sql.standing(conn, room.id, key, 1)
             if standing is None:
                 raise CommandError("not_member", f"you are not a member of {room.name}")
             floor = standing.joined_seq if room.history == "joined" else 0
-            rows = [] if before is not None and before <= floor + 1 else store.page(conn, room.id, before, floor, limit + 1)
+            rows = [] if before is not None and before <= floor + 1 else sql.page(conn, room.id, before, floor, limit + 1)
             assert self.service.chat is not None
-            reactions = features.reactions(conn, [row.id for row in rows[:limit]],
+            reactions = sql.reactions(conn, [row.id for row in rows[:limit]],
                                            self.service.chat.actions.settings.reaction_names)
         return {**listing.history_reply(room.name, rows[:limit], len(rows) > limit, reactions=reactions),
                 "last_change_id": changed}

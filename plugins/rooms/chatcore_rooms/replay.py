@@ -16,11 +16,10 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from chatcore import protocol
-from chatcore_chat import changelog, features
+from chatcore_chat import changelog
 from chatcore_chat.changelog import Changed
 from chatcore_chat.delivery import send
 from chatcore_chat.replay import ChangesPage, Replay
-from chatcore_rooms import extras
 
 if TYPE_CHECKING:
     from chatcore_rooms.service import RoomsService
@@ -38,23 +37,14 @@ class RoomChangesPage(ChangesPage):
                     for member in (room.members.get(user_key),) if member is not None]
         if not readable:
             return []
-        values = ",".join("(?, ?)" for _ in readable)
-        rows = conn.execute(
-            f"WITH seen(conv, after_seq) AS (VALUES {values})"
-            " SELECT c.message_id, MAX(c.id) AS last, group_concat(DISTINCT c.kind),"
-            " (SELECT d.actor FROM message_changes d WHERE d.message_id = c.message_id AND d.kind = 'delete'"
-            "  ORDER BY d.id DESC LIMIT 1)"
-            " FROM message_changes c JOIN seen ON seen.conv = c.conv JOIN messages m ON m.id = c.message_id"
-            " WHERE c.id > ? AND c.id <= ? AND m.seq > seen.after_seq"
-            " GROUP BY c.message_id HAVING last > ? ORDER BY last LIMIT ?",
-            [*(v for pair in readable for v in pair), self.since, up_to, self.cursor, self.limit + 1]).fetchall()
-        return [Changed(int(message_id), int(last), frozenset(str(kinds).split(",")), None if by is None else str(by))
-                for message_id, last, kinds, by in rows]
+        rows = self.service.sql.changes_since(conn, readable, self.since, up_to, self.cursor, self.limit + 1)
+        return [Changed(message_id, last, frozenset(kinds.split(",")), by) for message_id, last, kinds, by in rows]
 
     def bodies(self, conn: sqlite3.Connection, changed: list[Changed]) -> dict[int, list[dict[str, Any]]]:
         ids = [c.message_id for c in changed]
-        found = {m.id: m for m in extras.by_ids(conn, ids)}
-        totals = features.reactions(conn, [c.message_id for c in changed if changelog.REACTIONS in c.kinds],
+        sql = self.service.sql
+        found = {m.id: m for m in sql.by_ids(conn, ids)}
+        totals = sql.reactions(conn, [c.message_id for c in changed if changelog.REACTIONS in c.kinds],
                                     self.names)
         out: dict[int, list[dict[str, Any]]] = {}
         for entry in changed:
@@ -96,4 +86,6 @@ class RoomReplay(Replay):
     def page(self, *args: Any) -> RoomChangesPage:  # type: ignore[override]
         page = RoomChangesPage(*args)
         page.service = self.service
+        if self.service.sql.cluster:
+            page.sql = self.service.sql  # the change log's newest and pruned ids on PostgreSQL
         return page

@@ -13,7 +13,7 @@ below it move up to it, so ``unread`` (``last_seq - read_seq``) counts only what
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatcore_chat.writer import Batch, Operation
 
@@ -68,3 +68,39 @@ class Prune(Operation):
             room = self.service.by_id(room_id)
             if room is not None and seq in room.pins:
                 room.pins.remove(seq)
+
+
+class PgQueries:
+    """The same queries on PostgreSQL (cluster mode; every node sweeps, the deletions are idempotent)."""
+
+    @staticmethod
+    def older_than(conn: Any, cutoff_ms: int, limit: int) -> list[int]:
+        rows = conn.execute("SELECT id FROM messages WHERE ts < %s ORDER BY ts LIMIT %s", (cutoff_ms, limit)).fetchall()
+        return [int(row[0]) for row in rows]
+
+    @staticmethod
+    def over_count(conn: Any, keep: int) -> list[int]:
+        rows = conn.execute("SELECT room_id FROM messages GROUP BY room_id HAVING COUNT(*) > %s", (keep,)).fetchall()
+        return [int(row[0]) for row in rows]
+
+    @staticmethod
+    def beyond_newest(conn: Any, room_id: int, keep: int, limit: int) -> list[int]:
+        rows = conn.execute("SELECT id FROM messages WHERE room_id = %s ORDER BY seq DESC LIMIT %s OFFSET %s",
+                            (room_id, limit, keep)).fetchall()
+        return [int(row[0]) for row in rows]
+
+
+class PgPrune(Prune):
+    """``Prune`` on PostgreSQL."""
+
+    def apply(self, conn: Any, batch: Batch) -> None:
+        gone = "(SELECT room_id, seq FROM messages WHERE id = ANY(%(ids)s))"
+        ids = {"ids": self.ids}
+        unpinned = conn.execute(f"SELECT room_id, seq FROM pins WHERE (room_id, seq) IN {gone}", ids).fetchall()
+        conn.execute(f"DELETE FROM mentions WHERE (room_id, seq) IN {gone}", ids)
+        conn.execute(f"DELETE FROM pins WHERE (room_id, seq) IN {gone}", ids)
+        conn.execute("UPDATE members SET read_seq = p.seq FROM (SELECT room_id, MAX(seq) AS seq FROM messages "
+                     "WHERE id = ANY(%(ids)s) GROUP BY room_id) AS p "
+                     "WHERE members.room_id = p.room_id AND members.read_seq < p.seq", ids)
+        self.result = conn.execute("DELETE FROM messages WHERE id = ANY(%(ids)s)", ids).rowcount
+        self.unpinned = [(int(room_id), int(seq)) for room_id, seq in unpinned]

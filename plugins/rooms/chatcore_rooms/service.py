@@ -26,9 +26,10 @@ from chatcore_chat.delivery import Directory, Window, send
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.service import ChatService
-from chatcore_chat.storage import Storage, StorageOwner
+from chatcore_chat.storage import ClusterStorage, Storage, StorageOwner
 from chatcore_chat.writer import StoreClosed, Writer
-from chatcore_rooms import messages, ops, retention, schema, store
+from chatcore_rooms import backend, messages, ops, pgstore, retention, schema, store
+from chatcore_rooms.fanout import Event, Follow, RoomFanout
 from chatcore_rooms.models import HISTORY_MODES, RANK, Room
 from chatcore_rooms.msgfeatures import RoomFeatures
 from chatcore_rooms.names import mentioned, one_line, room_name_problem
@@ -60,29 +61,49 @@ class RoomsService(StorageOwner):
         self.features = RoomFeatures(self)  # edit, delete, reactions, typing, pins, search
         self.quotas = Quotas(0, 0, 0, 0)  # chat's daily limits per sender, read at open
         self.retention: Optional[Retention] = None  # chat's policy, on room messages
+        self.sql: Any = backend.SQLITE  # the store's queries (``backend.py``)
+        self.fanout: Optional[RoomFanout] = None  # cluster mode only: rooms across nodes (``fanout.py``)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def open(self, settings: RoomsSettings, chat: ChatService, directory: Path, sessions: Directory) -> None:
+    def open(self, settings: RoomsSettings, chat: ChatService, directory: Path, sessions: Directory,
+             cluster: Any = None) -> None:
         """Open (or create) ``<directory>/rooms.sqlite3``, load the rooms, start the writer; room
-        messages follow chat's daily quotas per sender and its retention policy."""
+        messages follow chat's daily quotas per sender and its retention policy. With a
+        ``cluster``, the ``rooms`` schema of its PostgreSQL instead (chat's writer on it), and
+        rooms across its nodes (``fanout.py``)."""
         self.settings, self.chat, self.directory = settings, chat, sessions
-        path = directory / schema.FILENAME
-        conn = chat_store.connect(path, chat.settings.synchronous, autocheckpoint=False)
-        schema.create_schema(conn, now_ms=int(self.clock() * 1000))
-        self.rooms = store.load(conn)
-        self._ids = {room.id: room for room in self.rooms.values()}
-        self._pairs = set(store.private_pairs(conn))
         cs = chat.settings  # the undelivered-message limits are chat's alone: room messages wait for nobody
         self.quotas = Quotas(0, 0, cs.sender_daily_messages, cs.sender_daily_bytes)
-        self.quotas.install(conn)
-        self.storage = storage = Storage(path, conn, cs.batch, chat.actions.settings.scrub_interval, name="rooms")
+        storage: Any
+        if cluster is None:
+            path = directory / schema.FILENAME
+            conn = chat_store.connect(path, chat.settings.synchronous, autocheckpoint=False)
+            schema.create_schema(conn, now_ms=int(self.clock() * 1000))
+            self.rooms = store.load(conn)
+            self._pairs = set(store.private_pairs(conn))
+            self.quotas.install(conn)
+            storage = Storage(path, conn, cs.batch, chat.actions.settings.scrub_interval, name="rooms")
+            queries: Any = retention
+            prune: Any = retention.Prune
+        else:
+            storage = ClusterStorage(cluster.database, cs.batch, schema=pgstore.SCHEMA, lock=pgstore.WRITE_LOCK)
+            with storage.readers.connection() as conn:
+                self.rooms = pgstore.load(conn)
+                self._pairs = set(pgstore.private_pairs(conn))
+            self.sql = backend.POSTGRES
+            queries, prune = retention.PgQueries, retention.PgPrune
+        self._ids = {room.id: room for room in self.rooms.values()}
+        self.storage = storage
+        if cluster is not None:
+            self.fanout = RoomFanout(self, cluster.bus)
+            self.fanout.start()
         policy = RetentionPolicy(cs.retention_days, cs.retention_count)
         self.retention = Retention(policy, storage.readers, storage.writer.submit, self.clock, cs.retention_interval,
-                                   queries=retention, delete=lambda ids: retention.Prune(self, ids),
-                                   name="rooms-retention")
+                                   queries=queries, delete=lambda ids: prune(self, ids), name="rooms-retention")
         self.retention.start()
-        log.info("rooms in %s: %d room(s)", path, len(self.rooms))
+        log.info("rooms in %s: %d room(s)", "PostgreSQL (schema rooms)" if cluster else directory / schema.FILENAME,
+                 len(self.rooms))
 
     def close(self) -> None:
         if self.retention is not None:
@@ -106,6 +127,36 @@ class RoomsService(StorageOwner):
             del self.rooms[room.key]
         self._ids.pop(room.id, None)
 
+    def merge_room(self, fresh: Room) -> None:
+        """A room as the database has it now (cluster mode: changed by another node): the one in
+        memory takes its state (queued operations keep their reference), or it is added."""
+        room = self._ids.get(fresh.id)
+        if room is None:
+            stale = self.rooms.get(fresh.key)
+            if stale is not None:  # deleted and made again elsewhere
+                self.drop_room(stale)
+            self.add_room(fresh)
+            return
+        room.topic, room.private, room.history = fresh.topic, fresh.private, fresh.history
+        room.last_seq = max(room.last_seq, fresh.last_seq)
+        room.members = dict(fresh.members)  # one assignment: readers see the old members or the new
+        room.pins = list(fresh.pins)
+
+    def replace_rooms(self, fresh: dict[str, Room]) -> None:
+        """Every room as the database has it (cluster mode, after events may have been lost)."""
+        kept = {room.id for room in fresh.values()}
+        for room in list(self.rooms.values()):
+            if room.id not in kept:
+                self.drop_room(room)
+        for room in fresh.values():
+            self.merge_room(room)
+
+    def share(self, reload: Iterable[int] = (), events: Iterable[Event] = (),
+              users: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
+        """Cluster mode: tell the other nodes (rooms to reload, events for their sessions); else nothing."""
+        if self.fanout is not None:
+            self.fanout.share(list(reload), list(events), list(users))
+
     def drop_member(self, room: Room, user_key: str) -> None:
         room.members.pop(user_key, None)
 
@@ -115,24 +166,30 @@ class RoomsService(StorageOwner):
     def forget_member(self, user_key: str, handover: Iterable[tuple[Room, Optional[str]]]) -> None:
         """A removed user leaves every room; rooms they owned pass to ``heir`` (or are gone)."""
         heirs = dict((room.id, heir) for room, heir in handover)
+        told: list[Event] = []
+        changed: list[int] = []
         for room in list(self.rooms.values()):
             if room.id in heirs and heirs[room.id] is None:
                 self.drop_room(room)
+                changed.append(room.id)
                 continue
             gone = room.members.pop(user_key, None)
             if gone is None:
                 continue
+            changed.append(room.id)
             heir = heirs.get(room.id)
             if heir is not None and heir in room.members:
                 room.members[heir].role = "owner"
-            body = {"type": "room_event", "room": room.name, "kind": "left", "by": "", "user": gone.user,
-                    "reason": "account removed", "info": room.info()}
-            self.fan_out(room, protocol.encode(body), (), None)
+            bodies = [{"type": "room_event", "room": room.name, "kind": "left", "by": "", "user": gone.user,
+                       "reason": "account removed", "info": room.info()}]
             if heir is not None and heir in room.members:
-                self.fan_out(room, protocol.encode({"type": "room_event", "room": room.name, "kind": "role", "by": "",
-                                                    "user": room.members[heir].user, "role": "owner",
-                                                    "info": room.info()}), (), None)
+                bodies.append({"type": "room_event", "room": room.name, "kind": "role", "by": "",
+                               "user": room.members[heir].user, "role": "owner", "info": room.info()})
+            for body in bodies:
+                self.fan_out(room, protocol.encode(body), (), None)
+                told.append((room.id, body, ()))
         self._pairs = {pair for pair in self._pairs if user_key not in pair}
+        self.share(changed, told)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -151,6 +208,14 @@ class RoomsService(StorageOwner):
     def online_sessions(self, user_key: str) -> tuple[Any, ...]:
         """The user's v2 sessions logged in now."""
         return self._online.get(user_key, ())
+
+    def send_to(self, keys: Iterable[str], frame: bytes) -> None:
+        """One encoded frame to every v2 session here of these users (each once)."""
+        online = self._online
+        with corked():
+            for key in dict.fromkeys(keys):
+                for session in online.get(key, ()):
+                    send(session, frame)
 
     def tell_user(self, user_key: str, body: dict[str, Any], skip: Any = None) -> None:
         """An event to the user's v2 sessions (but ``skip``)."""
@@ -183,12 +248,26 @@ class RoomsService(StorageOwner):
         the room changes since (``replay.py``) and ``room_changes_done``."""
         if session.v2:
             key = self._user(session).casefold()
-            with self._online_lock:
-                self._online[key] = (*self._online.get(key, ()), session)
+            if self.fanout is not None and self.writer is not None:  # online from this point in the writer's order
+                try:
+                    self.writer.submit(Follow(self.fanout, session, key)).wait(self.chat.settings.queue_timeout
+                                                                             if self.chat else 30)
+                except Exception as error:
+                    log.warning("rooms: %r follows its rooms without the database's seqs: %s", session, error)
+                    self.go_online(session)
+            else:
+                self.go_online(session)
             self.reads.send_list(session)
             since = (request or {}).get("room_changes_since")
             if isinstance(since, int) and not isinstance(since, bool) and self.writer is not None:
                 RoomReplay(self).deliver(session, since)
+
+    def go_online(self, session: Any) -> None:
+        """Room events go to this v2 session from now on."""
+        key = (session.user or "").casefold()
+        with self._online_lock:
+            if key and session not in self._online.get(key, ()) and not getattr(session, "closed", False):
+                self._online[key] = (*self._online.get(key, ()), session)
 
     def logging_out(self, session: Any) -> None:
         session.state.pop(STATE_KEY, None)
@@ -211,7 +290,8 @@ class RoomsService(StorageOwner):
             return
         self._pairs.add(pair)
         try:  # once per pair of users: wait, so the marker exists before the message is acknowledged
-            self.writer.submit(messages.NotePeer(pair[0], pair[1], str(sender), self.chat.newest_id())).wait(5.0)
+            self.writer.submit(messages.NotePeer(pair[0], pair[1], str(sender), self.chat.newest_id(),
+                                                    self.sql)).wait(5.0)
         except (StoreClosed, TimeoutError):
             self._pairs.discard(pair)  # the next message tries again
         except Exception:
@@ -280,9 +360,10 @@ class RoomsService(StorageOwner):
         if role not in RANK:
             raise CommandError("bad_request", "field 'role' must be 'owner', 'moderator' or 'member'")
         member = room.members.get(message["user"].casefold())
-        if member is None:
+        if member is None and self.fanout is None:
             raise CommandError("not_member", f"{protocol.echo(message['user'])!r} is not a member of {room.name}")
-        self._submit(ops.SetRole(self, session, room, member.user, role))
+        name = member.user if member is not None else self._registered(message["user"])  # the writer decides
+        self._submit(ops.SetRole(self, session, room, name, role))
 
     def topic(self, session: Any, message: dict[str, Any]) -> None:
         self._user(session)
@@ -302,7 +383,7 @@ class RoomsService(StorageOwner):
         if isinstance(client_id, str) and len(client_id) > protocol.MAX_CLIENT_ID:
             raise CommandError("bad_request", f"field 'client_id' must be at most {protocol.MAX_CLIENT_ID} characters")
         room = self._room(message["room"])
-        if sender.casefold() not in room.members:
+        if sender.casefold() not in room.members and self.fanout is None:  # cluster mode: the writer decides
             raise CommandError("not_member", f"you are not a member of {room.name}: join it first")
         self.chat.check_text(message["message"])
         draft: dict[str, Any] = {"sender": sender, "to": "#" + room.name, "room": room.name,
@@ -335,7 +416,7 @@ class RoomsService(StorageOwner):
             if not isinstance(seq, int) or isinstance(seq, bool):
                 raise CommandError("bad_request", "field 'seq' must be an integer")
             room = self._room(message["room"])
-            if user.casefold() not in room.members:
+            if user.casefold() not in room.members and self.fanout is None:  # cluster mode: the writer decides
                 raise CommandError("not_member", f"you are not a member of {room.name}")
             self._submit(messages.MarkRead(self, session, room, max(0, seq)))
             return
@@ -367,9 +448,32 @@ class RoomsService(StorageOwner):
 
     def _room(self, name: Any) -> Room:
         room = self.rooms.get(name.casefold()) if isinstance(name, str) else None
+        if room is None and self.fanout is not None and isinstance(name, str) and room_name_problem(name) is None:
+            room = self._load_room(name.casefold())
         if room is None:
             raise CommandError("unknown_room", f"there is no room named {protocol.echo(str(name))!r}")
         return room
+
+    def _load_room(self, key: str) -> Optional[Room]:
+        """Cluster mode: a room this node has not heard of yet (made on another node a moment
+        ago): read from the database and kept, unless the writer's order put one there meanwhile."""
+        assert self.readers is not None
+        with self.readers.connection() as conn:
+            found = pgstore.load(conn, key=key).get(key)
+        if found is not None:
+            with self._online_lock:
+                if found.id not in self._ids and key not in self.rooms:
+                    self.add_room(found)
+        return self.rooms.get(key)
+
+    def role_of(self, room: Room, user_key: str) -> Optional[str]:
+        """The user's role in the room: memory's, or in cluster mode on a miss the database's
+        (a join on another node may not have reached this one yet)."""
+        role = room.role_of(user_key)
+        if role is None and self.fanout is not None and self.readers is not None:
+            with self.readers.connection() as conn:
+                role = self.sql.role(conn, room.id, user_key)
+        return role
 
     def _registered(self, name: Any) -> str:
         """The registered display name of ``name``, or ``unknown_user``."""

@@ -169,6 +169,73 @@ def delete_user(conn: sqlite3.Connection, user_key: str) -> int:
     return conn.execute("DELETE FROM messages WHERE sender_key = ?", (user_key,)).rowcount
 
 
+def check_quotas(conn: sqlite3.Connection, quotas: object, sender: str, to: str, ts_ms: int, text: str) -> None:
+    """Nothing to do here: on SQLite chat's TEMP trigger checks the daily limits inside the INSERT."""
+
+
+def mentionable(conn: sqlite3.Connection, room_id: int, names: Sequence[str], everyone: bool) -> list[tuple[str, str]]:
+    """(user_key, display name) of the members ``names`` mention, in their order: every member for @room."""
+    if everyone:
+        return [(str(k), str(u)) for k, u in conn.execute("SELECT user_key, user FROM members WHERE room_id = ?",
+                                                         (room_id,))]
+    if not names:
+        return []
+    marks = ",".join("?" * len(names))
+    found = dict(conn.execute(f"SELECT user_key, user FROM members WHERE room_id = ? AND user_key IN ({marks})",
+                              (room_id, *names)).fetchall())
+    return [(key, found[key]) for key in names if key in found]
+
+
+def owned_rooms(conn: sqlite3.Connection, user_key: str) -> list[tuple[int, Optional[str]]]:
+    """(room id, heir) of every room the user owns: the heir is the longest-standing moderator,
+    else member (None: nobody else is left)."""
+    heirs = []
+    for (room_id,) in conn.execute("SELECT room_id FROM members WHERE user_key = ? AND role = 'owner'",
+                                   (user_key,)).fetchall():
+        heir = conn.execute("SELECT user_key FROM members WHERE room_id = ? AND user_key <> ? ORDER BY "
+                            "role = 'moderator' DESC, joined_ts, user_key LIMIT 1", (room_id, user_key)).fetchone()
+        heirs.append((int(room_id), str(heir[0]) if heir else None))
+    return heirs
+
+
+def pins_of_sender(conn: sqlite3.Connection, user_key: str) -> list[tuple[int, int]]:
+    """(room id, seq) of the pinned messages the user sent."""
+    return [(int(r), int(s)) for r, s in conn.execute(
+        "SELECT p.room_id, p.seq FROM pins p JOIN messages m ON m.room_id = p.room_id AND m.seq = p.seq "
+        "WHERE m.sender_key = ?", (user_key,))]
+
+
+def reacted_by(conn: sqlite3.Connection, user_key: str) -> list[tuple[int, str]]:
+    """(message id, room id as the change log's conv) of the messages the user reacted to."""
+    return [(int(message_id), str(room_id)) for message_id, room_id in conn.execute(
+        "SELECT DISTINCT r.message_id, m.room_id FROM reactions r JOIN messages m ON m.id = r.message_id"
+        " WHERE r.user_key = ?", (user_key,))]
+
+
+def changes_since(conn: sqlite3.Connection, readable: Sequence[tuple[str, int]], since: int, up_to: int,
+                  cursor: int, limit: int) -> list[tuple[int, int, str, Optional[str]]]:
+    """(message id, newest change id, kinds joined by ',', who deleted it) of the messages of the
+    ``readable`` rooms ((room id, first seq visible after)) changed with ``since < id <= up_to``,
+    newest change above ``cursor``, in change order, at most ``limit``."""
+    values = ",".join("(?, ?)" for _ in readable)
+    rows = conn.execute(
+        f"WITH seen(conv, after_seq) AS (VALUES {values})"
+        " SELECT c.message_id, MAX(c.id) AS last, group_concat(DISTINCT c.kind),"
+        " (SELECT d.actor FROM message_changes d WHERE d.message_id = c.message_id AND d.kind = 'delete'"
+        "  ORDER BY d.id DESC LIMIT 1)"
+        " FROM message_changes c JOIN seen ON seen.conv = c.conv JOIN messages m ON m.id = c.message_id"
+        " WHERE c.id > ? AND c.id <= ? AND m.seq > seen.after_seq"
+        " GROUP BY c.message_id HAVING last > ? ORDER BY last LIMIT ?",
+        [*(v for pair in readable for v in pair), since, up_to, cursor, limit]).fetchall()
+    return [(int(m), int(last), str(kinds), None if by is None else str(by)) for m, last, kinds, by in rows]
+
+
+def user_room_seqs(conn: sqlite3.Connection, user_key: str) -> dict[int, int]:
+    """``last_seq`` of every room the user is a member of."""
+    return {int(i): int(s) for i, s in conn.execute(
+        "SELECT id, last_seq FROM rooms WHERE id IN (SELECT room_id FROM members WHERE user_key = ?)", (user_key,))}
+
+
 # -- reads (any connection) ------------------------------------------------------------------
 
 MESSAGE_COLUMNS = "room_id, seq, sender, ts, body, mentions, everyone, id, edited, deleted"

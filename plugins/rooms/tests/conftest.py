@@ -1,7 +1,9 @@
-"""Shared fixtures for the rooms plugin's tests: servers with auth + chat + rooms, v2 clients."""
+"""Shared fixtures for the rooms plugin's tests: servers with auth + chat + rooms, v2 clients,
+on SQLite or (a module opting in to ``backend``) on each store in turn, as chat's tests do."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import Any, Callable
 
@@ -17,12 +19,40 @@ FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY
              "CHATCORE_RATE_LIMIT": "1000000", "CHATCORE_RATE_BURST": "1000000"}
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: a test of a backend-parametrized module that reads or "
+                                       "writes the SQLite files itself")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that uses the ``backend`` fixture (a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("backend")``) runs once per store, unless marked ``sqlite_only``."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", BACKENDS[:1] if only else BACKENDS)
+
+
 @pytest.fixture
-def rooms_server(make_server: Callable[..., ChatServer]) -> Callable[..., ChatServer]:
-    """``rooms_server(env={...})``: a server with the real auth, chat and rooms plugins."""
+def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The settings that select the test's store: none for SQLite, a cluster of its own (fresh
+    PostgreSQL database and Redis prefix) for PostgreSQL. Set up before the servers, so the
+    database outlives them (a restart reopens it)."""
+    if "backend" not in request.fixturenames or request.getfixturevalue("backend") == "sqlite":
+        return {}
+    return dict(request.getfixturevalue("cluster_env"))
+
+
+@pytest.fixture
+def rooms_server(backend_env: dict[str, str], make_server: Callable[..., ChatServer]) -> Callable[..., ChatServer]:
+    """``rooms_server(env={...})``: a server with the real auth, chat and rooms plugins (in a
+    cluster of its own when the test's ``backend`` is PostgreSQL)."""
 
     def factory(env: dict[str, str] | None = None, **kwargs: Any) -> ChatServer:
-        return make_server(plugins=kwargs.pop("plugins", PLUGINS), env={**FAST_AUTH, **(env or {})}, **kwargs)
+        return make_server(plugins=kwargs.pop("plugins", PLUGINS), env={**FAST_AUTH, **backend_env, **(env or {})},
+                           **kwargs)
 
     return factory
 
@@ -89,6 +119,19 @@ def settle(server: ChatServer, client: TestClient | None = None) -> list:
     return client.sync() if client is not None else []
 
 
+def query(server: ChatServer, sql: str) -> list:
+    """The rows of ``sql`` (no parameters) on the server's rooms store: its SQLite file, or in
+    cluster mode its ``rooms`` schema."""
+    if server.cluster is not None:
+        with server.cluster.database.schema("rooms").connection() as conn:
+            return [tuple(row) for row in conn.execute(sql).fetchall()]
+    conn = sqlite3.connect(server.data_dir / "rooms" / "rooms.sqlite3")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
 def kinds(messages: list) -> list:
     return [(m.get("type"), m.get("kind")) for m in messages]
 
@@ -101,6 +144,7 @@ class Kit:
     settle = staticmethod(settle)
     read_list = staticmethod(read_list)
     kinds = staticmethod(kinds)
+    query = staticmethod(query)
 
 
 @pytest.fixture

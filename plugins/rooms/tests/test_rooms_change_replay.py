@@ -5,9 +5,13 @@ in, nor, in a ``joined`` room, what came before it joined; logins without it see
 
 from __future__ import annotations
 
+import pytest
+
 from chatcore.testing import PASSWORD
 
 CHANGES = ("message_edited", "message_deleted", "message_reactions")
+
+pytestmark = pytest.mark.usefixtures("backend")  # each test runs on SQLite and on PostgreSQL (conftest)
 
 
 def reconnect(connect, server, name: str, **login):

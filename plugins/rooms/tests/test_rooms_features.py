@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from chatcore.testing import FakeClock
 from chatcore_chat.plugin import ChatPlugin
 from chatcore_rooms import schema, store
 from chatcore_rooms.plugin import RoomsPlugin
+
+pytestmark = pytest.mark.usefixtures("backend")  # each test runs on SQLite and on PostgreSQL (conftest)
 
 
 def code(reply: dict) -> str:
@@ -165,6 +169,7 @@ def test_a_removed_account_leaves_no_reaction_pin_or_searchable_word(server, use
     assert "reactions" not in alice.expect("get_history")["messages"][-1]
 
 
+@pytest.mark.sqlite_only
 def test_a_schema_1_rooms_database_is_upgraded_and_searchable(tmp_path):
     path = tmp_path / schema.FILENAME
     old = sqlite3.connect(path)

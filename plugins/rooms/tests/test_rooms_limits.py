@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from chatcore.testing import FakeClock
 from chatcore_chat.plugin import ChatPlugin
 from chatcore_rooms import schema
 from chatcore_rooms.plugin import RoomsPlugin
 
 DAY = 86400.0
+
+pytestmark = pytest.mark.usefixtures("backend")  # each test runs on SQLite and on PostgreSQL (conftest)
 
 
 def clocked(rooms_server, clock, **env):
@@ -69,9 +73,7 @@ def test_the_daily_byte_quota_and_its_count_survive_a_restart(rooms_server, user
     alice = user(server, "alice", register=False)
     refused = kit.post(alice, "dev", "x")
     assert refused["code"] == "daily_quota" and "10 bytes" in refused["reason"]
-    conn = sqlite3.connect(server.data_dir / "rooms" / schema.FILENAME)
-    assert conn.execute("SELECT sender, messages, bytes FROM sender_days").fetchall() == [("alice", 2, 10)]
-    conn.close()
+    assert kit.query(server, "SELECT sender, messages, bytes FROM sender_days") == [("alice", 2, 10)]
 
 
 def test_retention_by_age_deletes_old_room_messages_and_what_hung_on_them(rooms_server, user, kit):
@@ -98,10 +100,8 @@ def test_retention_by_age_deletes_old_room_messages_and_what_hung_on_them(rooms_
     bob = user(server, "bob", register=False)
     (dev,) = bob.room_list["rooms"]
     assert (dev["last_seq"], dev["unread"], dev["mentions"]) == (5, 3, 1)  # only what is left counts
-    conn = sqlite3.connect(server.data_dir / "rooms" / schema.FILENAME)
-    assert conn.execute("SELECT COUNT(*) FROM reactions").fetchone()[0] == 0
-    assert conn.execute("SELECT room_id, seq FROM mentions").fetchall() == [(1, 4)]
-    conn.close()
+    assert kit.query(server, "SELECT COUNT(*) FROM reactions") == [(0,)]
+    assert kit.query(server, "SELECT room_id, seq FROM mentions") == [(1, 4)]
     assert kit.ask(bob, "search", query="news")["results"] == []  # its words left the index
     assert [r["message"] for r in kit.ask(bob, "search", query="fresh")["results"]] == ["fresh @bob"]
 
@@ -124,6 +124,7 @@ def test_retention_by_count_keeps_the_newest_of_each_room(rooms_server, user, ki
     assert kit.post(bob, "dev", "next")["seq"] == 1006
 
 
+@pytest.mark.sqlite_only
 def test_a_schema_2_database_gets_the_counts_of_today_at_upgrade(tmp_path):
     path = tmp_path / schema.FILENAME
     conn = sqlite3.connect(path, isolation_level=None)

@@ -7,6 +7,8 @@ import threading
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("backend")  # each test runs on SQLite and on PostgreSQL (conftest)
+
 
 def code(reply: dict) -> str:
     assert reply["type"] == "error", reply

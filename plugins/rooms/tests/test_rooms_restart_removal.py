@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatcore.admin import admin_request
+
+pytestmark = pytest.mark.usefixtures("backend")  # each test runs on SQLite and on PostgreSQL (conftest)
 
 
 def test_rooms_members_and_sequence_survive_a_restart(rooms_server, user, kit):
@@ -45,6 +49,7 @@ def test_removing_an_account_hands_its_rooms_over_and_leaves_nothing(server, use
     assert kit.ask(stranger, "room_create", room="lonely")["room"]["role"] == "owner"
 
 
+@pytest.mark.sqlite_only
 def test_a_backup_restores_rooms_with_their_members_and_history(rooms_server, user, kit, tmp_path):
     from chatcore.backup import backup, restore
     from chatcore.testing import server_config
