@@ -36,6 +36,8 @@ TOPIC = "rooms.message"
 EVENT_TOPIC = "rooms.event"
 TYPING_TOPIC = "rooms.typing"
 SEQS = "rooms.seqs"  # batch scratch: room id -> the seq this batch has taken it to
+FRESH = "rooms.fresh"  # batch scratch: room id -> the room as the database has it, newer than memory
+CHECKED = "rooms.checked"  # batch scratch: room ids whose version this batch compared
 ARRIVING = "rooms.arriving"  # batch scratch: users whose session starts following in this batch
 Event = tuple[int, dict[str, Any], Sequence[str]]  # (room id, event body, users told besides its members)
 
@@ -70,6 +72,7 @@ class RoomFanout:
                known: Optional[RoomMessage] = None) -> list[RoomMessage]:
         """What to deliver now that ``room`` has reached ``seq``: nothing for a duplicate, the
         missing seqs from the database (in order) for a gap. Call ``advanced`` after the commit."""
+        room = self.current(conn, batch, room)
         seqs: dict[int, int] = batch.scratch.setdefault(SEQS, {})
         planned = seqs.get(room.id, self.last.get(room.id))
         local = self.local(room, batch)
@@ -86,8 +89,27 @@ class RoomFanout:
             return [known]
         return pgstore.between(conn, room.id, planned, seq)
 
+    def current(self, conn: Any, batch: Batch, room: Room) -> Room:
+        """The room as memory has it, or as the database has it when a change made elsewhere has
+        not reached this node yet: its members then decide who gets its messages (a join there
+        committed before a message must not wait for the bus to be delivered here)."""
+        fresh: dict[int, Room] = batch.scratch.setdefault(FRESH, {})
+        if room.id in fresh:
+            return fresh[room.id]
+        checked: set[int] = batch.scratch.setdefault(CHECKED, set())
+        if room.id not in checked:
+            checked.add(room.id)
+            version = pgstore.version(conn, room.id)
+            if version is not None and version > room.version:
+                for found in pgstore.load(conn, room_ids=[room.id]).values():
+                    fresh[room.id] = found
+                    return found
+        return room
+
     def advanced(self, batch: Batch) -> None:
-        """The batch committed: its seqs are this node's."""
+        """The batch committed: its seqs are this node's, and rooms read newer than memory replace it."""
+        for found in batch.scratch.pop(FRESH, {}).values():
+            self.service.merge_room(found)
         for room_id, seq in batch.scratch.pop(SEQS, {}).items():
             self.last[room_id] = max(self.last.get(room_id, 0), seq)
 

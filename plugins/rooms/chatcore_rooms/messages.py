@@ -169,6 +169,7 @@ class Purge(Operation):
                 self.handover.append((room, heir))
         self.unpinned = sql.pins_of_sender(conn, self.user_key)
         reacted = sql.reacted_by(conn, self.user_key)  # their reactions go: those messages changed
+        sql.changed_memberships(conn, self.user_key)
         self.result = sql.delete_user(conn, self.user_key)  # their messages' changes go with them
         sql.record_many(conn, reacted, changelog.REACTIONS, "", self.service.stamp())
 

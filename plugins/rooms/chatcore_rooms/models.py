@@ -32,6 +32,7 @@ class Room:
     last_seq: int
     members: dict[str, "Member"] = field(default_factory=dict)  # by user_key
     pins: list[int] = field(default_factory=list)  # seqs of pinned messages, in pin order
+    version: int = 0  # cluster mode: the database's count of this room's changes that memory reflects
 
     def role_of(self, user_key: str) -> Optional[str]:
         member = self.members.get(user_key)

@@ -65,6 +65,10 @@ class RoomOp(Operation):
             self.stale = True
             raise Refused("unknown_room", f"there is no room named {self.room.name!r} any more")
         self.run(conn)
+        if self.changes and self.room is not None:  # memory changes here: other nodes' memory is behind
+            version = self.sql.changed(conn, self.room.id)
+            room = self.room
+            self.changes.append(lambda: setattr(room, "version", max(room.version, version)))
 
     def run(self, conn: sqlite3.Connection) -> None:
         raise NotImplementedError

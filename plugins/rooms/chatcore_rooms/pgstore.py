@@ -35,7 +35,8 @@ MIGRATIONS = [
         history    text NOT NULL,          -- 'shared' or 'joined'
         created_by text NOT NULL,
         created_ts bigint NOT NULL,
-        last_seq   bigint NOT NULL DEFAULT 0  -- the newest message's seq: every message gets the next one
+        last_seq   bigint NOT NULL DEFAULT 0,  -- the newest message's seq: every message gets the next one
+        version    bigint NOT NULL DEFAULT 0   -- raised by every change of its members, roles, topic or pins
     );
     CREATE TABLE members (
         room_id    bigint NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
@@ -156,9 +157,10 @@ def load(conn: Any, room_ids: Optional[Sequence[int]] = None, key: Optional[str]
     elif key is not None:
         where, params = "WHERE key = %(key)s", {"key": key}
     rooms: dict[int, Room] = {}
-    for id_, key_, name, topic, private, history, created_by, last_seq in conn.execute(
-            f"SELECT id, key, name, topic, private, history, created_by, last_seq FROM rooms {where}", params):
-        rooms[int(id_)] = Room(int(id_), key_, name, topic, bool(private), history, created_by, int(last_seq))
+    for id_, key_, name, topic, private, history, created_by, last_seq, version in conn.execute(
+            f"SELECT id, key, name, topic, private, history, created_by, last_seq, version FROM rooms {where}", params):
+        rooms[int(id_)] = Room(int(id_), key_, name, topic, bool(private), history, created_by, int(last_seq),
+                               version=int(version))
     if rooms:
         ids = list(rooms)
         for room_id, user_key, user, role_, joined_seq in conn.execute(
@@ -168,6 +170,23 @@ def load(conn: Any, room_ids: Optional[Sequence[int]] = None, key: Optional[str]
                                          (ids,)):
             rooms[int(room_id)].pins.append(int(seq))
     return {room.key: room for room in rooms.values()}
+
+
+def changed(conn: Any, room_id: int) -> int:
+    """Count one more change of the room (in the changing transaction); returns its version now."""
+    row = conn.execute("UPDATE rooms SET version = version + 1 WHERE id = %s RETURNING version", (room_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def changed_memberships(conn: Any, user_key: str) -> None:
+    """Count a change of every room the user is a member of (an account removed)."""
+    conn.execute("UPDATE rooms SET version = version + 1 WHERE id IN (SELECT room_id FROM members WHERE user_key = %s)",
+                 (user_key,))
+
+
+def version(conn: Any, room_id: int) -> Optional[int]:
+    row = conn.execute("SELECT version FROM rooms WHERE id = %s", (room_id,)).fetchone()
+    return int(row[0]) if row else None
 
 
 def room_seqs(conn: Any, room_ids: Sequence[int]) -> dict[int, int]:

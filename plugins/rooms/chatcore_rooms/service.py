@@ -141,6 +141,7 @@ class RoomsService(StorageOwner):
         room.last_seq = max(room.last_seq, fresh.last_seq)
         room.members = dict(fresh.members)  # one assignment: readers see the old members or the new
         room.pins = list(fresh.pins)
+        room.version = max(room.version, fresh.version)
 
     def replace_rooms(self, fresh: dict[str, Room]) -> None:
         """Every room as the database has it (cluster mode, after events may have been lost)."""

@@ -230,6 +230,15 @@ def changes_since(conn: sqlite3.Connection, readable: Sequence[tuple[str, int]],
     return [(int(m), int(last), str(kinds), None if by is None else str(by)) for m, last, kinds, by in rows]
 
 
+def changed(conn: sqlite3.Connection, room_id: int) -> int:
+    """Cluster mode counts room changes (``pgstore.changed``); one SQLite writer needs no count."""
+    return 0
+
+
+def changed_memberships(conn: sqlite3.Connection, user_key: str) -> None:
+    """See ``changed``."""
+
+
 def user_room_seqs(conn: sqlite3.Connection, user_key: str) -> dict[int, int]:
     """``last_seq`` of every room the user is a member of."""
     return {int(i): int(s) for i, s in conn.execute(
