@@ -208,3 +208,29 @@ def test_a_redis_restart_loses_no_room_message(nodes, member, kit, private_redis
     assert [m["seq"] for m in messages(bob, 6)] == [*during, after]
     assert not [m for m in bob.sync() if m.get("type") == "room_message"]
     assert kit.ask(bob, "room_directory")["rooms"][0]["topic"] == "set while Redis was away"
+
+
+def test_typing_and_an_account_removal_reach_the_other_node(nodes, member, kit):
+    from chatcore.admin import admin_request
+
+    a, b = nodes(env={"CHATCORE_CHAT_TYPING_INTERVAL": "0"})
+    alice = member(a, a, "alice")
+    bob, carol = member(a, b, "bob"), member(a, b, "carol")
+    kit.ask(alice, "room_create", room="dev")
+    for client in (bob, carol):
+        kit.ask(client, "room_join", room="dev")
+    alice.expect("room_event", kind="joined", user="carol", timeout=WAIT)
+    for _ in range(20):  # pub/sub: a node's listener may subscribe a moment after it starts
+        alice.send(command="room_typing", room="dev")
+        try:
+            got = bob.expect("typing", timeout=1)
+            break
+        except AssertionError:
+            continue
+    assert (got["room"], got["sender"]) == ("dev", "alice")
+    kit.post(bob, "dev", "a message of bob's")
+    assert admin_request(a.data_dir, {"command": "remove_user", "username": "bob"})["ok"]  # removed on a
+    left = carol.expect("room_event", kind="left", user="bob", timeout=WAIT)
+    assert (left["reason"], left["info"]["members"]) == ("account removed", 2)
+    assert [m["user"] for m in kit.ask(carol, "room_members", room="dev")["members"]] == ["alice", "carol"]
+    assert [m["sender"] for m in kit.ask(carol, "room_history", room="dev")["messages"]] == []
