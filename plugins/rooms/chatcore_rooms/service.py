@@ -25,7 +25,7 @@ from chatcore_chat import store as chat_store
 from chatcore_chat.delivery import Directory, Window, send
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.retention import Retention, RetentionPolicy
-from chatcore_chat.service import ChatService
+from chatcore_chat.service import ChatService, sweeper
 from chatcore_chat.storage import ClusterStorage, Storage, StorageOwner
 from chatcore_chat.writer import StoreClosed, Writer
 from chatcore_rooms import backend, messages, ops, pgstore, retention, schema, store
@@ -100,7 +100,8 @@ class RoomsService(StorageOwner):
             self.fanout.start()
         policy = RetentionPolicy(cs.retention_days, cs.retention_count)
         self.retention = Retention(policy, storage.readers, storage.writer.submit, self.clock, cs.retention_interval,
-                                   queries=queries, delete=lambda ids: prune(self, ids), name="rooms-retention")
+                                   queries=queries, delete=lambda ids: prune(self, ids), name="rooms-retention",
+                                   turn=(lambda: True) if cluster is None else lambda: sweeper(cluster))
         self.retention.start()
         log.info("rooms in %s: %d room(s)", "PostgreSQL (schema rooms)" if cluster else directory / schema.FILENAME,
                  len(self.rooms))
