@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chatcore_chat.pgstore import folded_words
-from chatcore_rooms import pgstore, schema
+from chatcore_rooms import pgschema, pgstore, schema
 
 log = logging.getLogger(__name__)
 CHUNK = 5000  # rows read from SQLite and written per round
@@ -48,8 +48,8 @@ def import_sqlite(data_dir: Path, database: Any) -> int:
         if version != schema.SCHEMA_VERSION:
             raise RuntimeError(f"{path} has rooms schema {version}; this plugin imports schema {schema.SCHEMA_VERSION} "
                                "(start the single node once with this version to upgrade it)")
-        with database.schema(pgstore.SCHEMA).connection() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (pgstore.WRITE_LOCK,))
+        with database.schema(pgschema.SCHEMA).connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (pgschema.WRITE_LOCK,))
             if not pgstore.is_empty(conn):
                 raise RuntimeError("the cluster's rooms schema already holds rooms or messages; chatcore "
                                    "import-sqlite copies rooms only into an empty one (nothing was imported)")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from chatcore import Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
 from chatcore.plugins import PluginError
-from chatcore_rooms import importer, pgstore, schema, settings
+from chatcore_rooms import importer, pgschema, schema, settings
 from chatcore_rooms.service import RoomsService
 from chatcore_rooms.settings import RoomsSettings
 
@@ -56,8 +56,8 @@ class RoomsPlugin:
 
     @hookimpl
     def chat_migrate(self, database: "Database") -> None:
-        """Create or upgrade the ``rooms`` schema (``pgstore.MIGRATIONS``)."""
-        pgstore.migrate(database)
+        """Create or upgrade the ``rooms`` schema (``pgschema.MIGRATIONS``)."""
+        pgschema.migrate(database)
 
     @hookimpl
     def chat_import_sqlite(self, config: "Config", database: "Database") -> None:
@@ -67,20 +67,20 @@ class RoomsPlugin:
     @hookimpl
     def chat_register_commands(self, register: Callable[..., "Command"]) -> None:
         """The ``room_*`` commands and ``mark_read`` (docs/protocol.md §7)."""
-        s = self.service
+        s, c = self.service, self.service.commands
         room = {"room": str}
-        register("room_create", s.create, fields=room, optional={"topic": str, "private": bool, "history": str})
+        register("room_create", c.create, fields=room, optional={"topic": str, "private": bool, "history": str})
         register("room_list", s.reads.room_list)
         register("room_directory", s.reads.directory_page, optional={"after": str, "limit": int})
-        register("room_join", s.join, fields=room)
-        register("room_leave", s.leave, fields=room)
-        register("room_invite", s.invite, fields={**room, "user": str})
-        register("room_kick", s.kick, fields={**room, "user": str}, optional={"reason": str})
-        register("room_ban", s.ban, fields={**room, "user": str}, optional={"reason": str})
-        register("room_unban", s.unban, fields={**room, "user": str})
-        register("room_set_role", s.set_role, fields={**room, "user": str, "role": str})
-        register("room_topic", s.topic, fields={**room, "topic": str})
-        register("room_delete", s.delete, fields=room)
+        register("room_join", c.join, fields=room)
+        register("room_leave", c.leave, fields=room)
+        register("room_invite", c.invite, fields={**room, "user": str})
+        register("room_kick", c.kick, fields={**room, "user": str}, optional={"reason": str})
+        register("room_ban", c.ban, fields={**room, "user": str}, optional={"reason": str})
+        register("room_unban", c.unban, fields={**room, "user": str})
+        register("room_set_role", c.set_role, fields={**room, "user": str, "role": str})
+        register("room_topic", c.topic, fields={**room, "topic": str})
+        register("room_delete", c.delete, fields=room)
         register("room_members", s.reads.members_page, fields=room, optional={"after": str, "limit": int})
         register("room_message", s.post, fields={**room, "message": str}, optional={"client_id": (str, int)})
         register("room_history", s.reads.history, fields=room, optional={"before": int, "limit": int})

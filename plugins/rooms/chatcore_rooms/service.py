@@ -28,11 +28,12 @@ from chatcore_chat.retention import Retention, RetentionPolicy
 from chatcore_chat.service import ChatService, sweeper
 from chatcore_chat.storage import ClusterStorage, Storage, StorageOwner
 from chatcore_chat.writer import StoreClosed, Writer
-from chatcore_rooms import backend, messages, ops, pgstore, retention, schema, store
+from chatcore_rooms import backend, messages, ops, pgschema, pgstore, retention, schema, store
+from chatcore_rooms.commands import RoomCommands
 from chatcore_rooms.fanout import Event, Follow, RoomFanout
-from chatcore_rooms.models import HISTORY_MODES, RANK, Room
+from chatcore_rooms.models import Room
 from chatcore_rooms.msgfeatures import RoomFeatures
-from chatcore_rooms.names import mentioned, one_line, room_name_problem
+from chatcore_rooms.names import mentioned, room_name_problem
 from chatcore_rooms.reads import Reads
 from chatcore_rooms.replay import RoomReplay
 from chatcore_rooms.settings import RoomsSettings
@@ -58,6 +59,7 @@ class RoomsService(StorageOwner):
         self._online: dict[str, tuple[Any, ...]] = {}
         self._online_lock = threading.Lock()
         self.reads = Reads(self)
+        self.commands = RoomCommands(self)  # create, join, leave, invite, moderation, roles, topic, delete
         self.features = RoomFeatures(self)  # edit, delete, reactions, typing, pins, search
         self.quotas = Quotas(0, 0, 0, 0)  # chat's daily limits per sender, read at open
         self.retention: Optional[Retention] = None  # chat's policy, on room messages
@@ -87,7 +89,7 @@ class RoomsService(StorageOwner):
             queries: Any = retention
             prune: Any = retention.Prune
         else:
-            storage = ClusterStorage(cluster.database, cs.batch, schema=pgstore.SCHEMA, lock=pgstore.WRITE_LOCK)
+            storage = ClusterStorage(cluster.database, cs.batch, schema=pgschema.SCHEMA, lock=pgschema.WRITE_LOCK)
             with storage.readers.connection() as conn:
                 self.rooms = pgstore.load(conn)
                 self._pairs = set(pgstore.private_pairs(conn))
@@ -307,74 +309,7 @@ class RoomsService(StorageOwner):
         log.info("rooms: deleted %d message(s) of removed user %s", deleted, username)
         return deleted
 
-    # -- commands: changes -------------------------------------------------------------------
-
-    def create(self, session: Any, message: dict[str, Any]) -> None:
-        """``room_create`` {room, topic?, private?, history?}."""
-        self._user(session)
-        name = message["room"]
-        problem = room_name_problem(name)
-        if problem:
-            raise CommandError("bad_name", problem)
-        history = message.get("history", "shared")
-        if history not in HISTORY_MODES:
-            raise CommandError("bad_request", "field 'history' must be 'shared' or 'joined'")
-        self._submit(ops.Create(self, session, name, one_line(self.settings, message.get("topic", ""), "topic"),
-                                bool(message.get("private", False)), history))
-
-    def join(self, session: Any, message: dict[str, Any]) -> None:
-        self._user(session)
-        self._submit(ops.Join(self, session, self._room(message["room"])))
-
-    def leave(self, session: Any, message: dict[str, Any]) -> None:
-        self._user(session)
-        self._submit(ops.Leave(self, session, self._room(message["room"])))
-
-    def invite(self, session: Any, message: dict[str, Any]) -> None:
-        self._user(session)
-        room = self._room(message["room"])
-        self._submit(ops.Invite(self, session, room, self._registered(message["user"])))
-
-    def kick(self, session: Any, message: dict[str, Any]) -> None:
-        self._moderate(session, message, banning=False)
-
-    def ban(self, session: Any, message: dict[str, Any]) -> None:
-        self._moderate(session, message, banning=True)
-
-    def _moderate(self, session: Any, message: dict[str, Any], banning: bool) -> None:
-        self._user(session)
-        room = self._room(message["room"])
-        name = message["user"]
-        member = room.members.get(name.casefold()) if isinstance(name, str) else None
-        user = member.user if member else self._registered(name)
-        reason = one_line(self.settings, message.get("reason", ""), "reason")
-        self._submit(ops.Moderate(self, session, room, user, reason, banning))
-
-    def unban(self, session: Any, message: dict[str, Any]) -> None:
-        self._user(session)
-        room = self._room(message["room"])
-        self._submit(ops.Unban(self, session, room, protocol.echo(message["user"])))
-
-    def set_role(self, session: Any, message: dict[str, Any]) -> None:
-        self._user(session)
-        room = self._room(message["room"])
-        role = message["role"]
-        if role not in RANK:
-            raise CommandError("bad_request", "field 'role' must be 'owner', 'moderator' or 'member'")
-        member = room.members.get(message["user"].casefold())
-        if member is None and self.fanout is None:
-            raise CommandError("not_member", f"{protocol.echo(message['user'])!r} is not a member of {room.name}")
-        name = member.user if member is not None else self._registered(message["user"])  # the writer decides
-        self._submit(ops.SetRole(self, session, room, name, role))
-
-    def topic(self, session: Any, message: dict[str, Any]) -> None:
-        self._user(session)
-        room = self._room(message["room"])
-        self._submit(ops.Topic(self, session, room, one_line(self.settings, message["topic"], "topic")))
-
-    def delete(self, session: Any, message: dict[str, Any]) -> None:
-        self._user(session)
-        self._submit(ops.Delete(self, session, self._room(message["room"])))
+    # -- commands: messages and read markers (the membership commands are ``commands.py``) ---
 
     def post(self, session: Any, message: dict[str, Any]) -> None:
         """``room_message`` {room, message, client_id?}: stored, then acknowledged (``room_ack``)
