@@ -234,3 +234,14 @@ def test_typing_and_an_account_removal_reach_the_other_node(nodes, member, kit):
     assert (left["reason"], left["info"]["members"]) == ("account removed", 2)
     assert [m["user"] for m in kit.ask(carol, "room_members", room="dev")["members"]] == ["alice", "carol"]
     assert [m["sender"] for m in kit.ask(carol, "room_history", room="dev")["messages"]] == []
+
+
+def test_the_daily_quota_counts_room_messages_on_every_node(nodes, member, kit):
+    a, b = nodes(env={"CHATCORE_CHAT_SENDER_DAILY_MESSAGES": "3"})
+    alice_a, alice_b = member(a, a, "alice"), member(a, b, "alice")
+    kit.ask(alice_a, "room_create", room="dev")
+    assert [kit.post(alice_a, "dev", "one")["seq"], kit.post(alice_b, "dev", "two")["seq"],
+            kit.post(alice_a, "dev", "three")["seq"]] == [1, 2, 3]
+    refused = kit.post(alice_b, "dev", "four")  # the cluster's count, whichever node took the others
+    assert refused["code"] == "daily_quota" and refused["retry_after"] > 0, refused
+    assert kit.ask(alice_b, "room_history", room="dev")["messages"][-1]["seq"] == 3  # no seq used
