@@ -2,7 +2,9 @@
 room messages cross nodes, two senders on two nodes give every receiver one gapless order,
 membership and room changes reach the other node's sessions and memory, a room made on one
 node is usable on the other at once, a member resuming elsewhere misses nothing and gets
-nothing twice, and a Redis restart loses no room message."""
+nothing twice, a Redis restart loses no room message, typing and an account removal cross
+nodes, the daily quota is the cluster's, and a PostgreSQL restart costs only the answers
+made while it was down."""
 
 from __future__ import annotations
 
@@ -245,3 +247,17 @@ def test_the_daily_quota_counts_room_messages_on_every_node(nodes, member, kit):
     refused = kit.post(alice_b, "dev", "four")  # the cluster's count, whichever node took the others
     assert refused["code"] == "daily_quota" and refused["retry_after"] > 0, refused
     assert kit.ask(alice_b, "room_history", room="dev")["messages"][-1]["seq"] == 3  # no seq used
+
+
+def test_a_postgresql_restart_answers_unavailable_then_rooms_go_on(nodes, member, kit, private_postgres):
+    (a,) = nodes(count=1, env={"CHATCORE_DATABASE_URL": private_postgres.url, "CHATCORE_DATABASE_TIMEOUT": "3"})
+    alice, bob = member(a, a, "alice"), member(a, a, "bob")
+    kit.ask(alice, "room_create", room="dev")
+    kit.ask(bob, "room_join", room="dev")
+    assert kit.post(alice, "dev", "before")["seq"] == 1
+    private_postgres.stop()
+    refused = kit.post(alice, "dev", "while it is down")
+    assert refused["type"] == "error" and refused["code"] == "unavailable", refused
+    private_postgres.start()
+    assert kit.post(alice, "dev", "after")["seq"] == 2  # nothing stored, no seq used, the writer reconnected
+    assert [m["message"] for m in messages(bob, 2)] == ["before", "after"]
