@@ -171,3 +171,19 @@ def test_nodes_run_as_processes_and_a_killed_one_is_claimed(start_node, cluster_
     first.kill()
     second.wait_for(rf"node {re.escape(first.node_id)} stopped beating")
     assert second.stop() == 0
+
+
+def test_import_sqlite_keeps_the_single_nodes_certificate_so_pins_hold(make_server, cluster_env, tmp_path):
+    single = make_server(data_dir=tmp_path / "single")
+    pinned = single.tls_fingerprint
+    single.stop()
+    env = {**os.environ, **cluster_env}
+    done = subprocess.run([sys.executable, "-m", "chatcore", "import-sqlite", "--data-dir", str(tmp_path / "single")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "imported the TLS certificate" in done.stdout
+    node = make_server(env=cluster_env, data_dir=tmp_path / "node")
+    assert node.tls_fingerprint == pinned
+    missing = subprocess.run([sys.executable, "-m", "chatcore", "import-sqlite", "--data-dir", str(tmp_path / "nothing")],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert missing.returncode == 2 and "no data directory" in missing.stderr
