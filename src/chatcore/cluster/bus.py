@@ -94,6 +94,8 @@ class Bus:
     def start(self) -> None:
         """Start reading after the stream's current end, and the publisher."""
         self._last_id = self._stream_end()
+        if self._last_id != "0-0" or self._reachable():
+            self.connected.set()
         for name, target in (("reader", self._read_loop), ("publisher", self._publish_loop),
                              ("listener", self._listen_loop)):
             thread = threading.Thread(target=self._supervised, args=(name, target), name=f"chatcore-bus-{name}",
@@ -118,6 +120,10 @@ class Bus:
 
     _writing = False
 
+    def outbox_size(self) -> int:
+        """Events not yet written to Redis."""
+        return len(self._outbox)
+
     # -- threads -----------------------------------------------------------------------------
 
     def _supervised(self, name: str, loop: Callable[[], None]) -> None:
@@ -128,6 +134,12 @@ class Bus:
             except Exception:
                 log.exception("bus %s failed; restarting it", name)
                 self._stop.wait(0.5)
+
+    def _reachable(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
 
     def _stream_end(self) -> str:
         try:
