@@ -48,3 +48,18 @@ def test_the_admin_flag_reaches_the_users_sessions_on_every_node(make_server, co
     on_b = logged_in(connect, b, "carol")
     assert handlers(a)["set_admin"]({"username": "carol", "admin": True})["ok"]
     assert on_b.expect("admin_changed", timeout=10)["admin"] is True
+
+
+def test_status_names_this_node_and_the_nodes_alive(make_server, cluster_env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    a, b = nodes(make_server, cluster_env, tmp_path)
+    reply = handlers(a)["status"]({})
+    assert reply["cluster"]["node"] == a.cluster.node_id
+    assert sorted(reply["cluster"]["nodes"]) == sorted([a.cluster.node_id, b.cluster.node_id])
+    shown = subprocess.run([sys.executable, "-m", "chatcore", "status"], capture_output=True, text=True,
+                           env={**os.environ, "STORAGE_DIR": str(a.data_dir)}, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"node {a.cluster.node_id}; 2 alive" in shown.stdout

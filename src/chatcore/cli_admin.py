@@ -59,6 +59,12 @@ def show_status(args: argparse.Namespace, config: Config) -> int:
     more = reply["users_online"] - len(shown)
     print(f"users online: {reply['users_online']}" + (f": {', '.join(shown)}" if shown else "")
           + (f" and {more} more" if more > 0 else ""))
+    cluster = reply.get("cluster")
+    if cluster:
+        nodes = cluster["nodes"]
+        listed = ", ".join(nodes) if isinstance(nodes, list) else nodes
+        print(f"cluster:     node {cluster['node']}; {len(nodes) if isinstance(nodes, list) else '?'} alive: {listed}"
+              + (f" — NOT READY: {cluster['problem']}" if cluster["problem"] else ""))
     print("plugins:")
     for plugin in reply["plugins"]:
         state = plugin["state"] + (f" ({plugin['why']})" if plugin["why"] else "")

@@ -36,7 +36,8 @@ def plugin_states(server: "ChatServer") -> list[Reply]:
 
 
 def status(server: "ChatServer") -> Reply:
-    """What ``chatcore status`` shows: uptime, connections, users online, plugins."""
+    """What ``chatcore status`` shows: uptime, connections, users online (on this node),
+    plugins, and in cluster mode the nodes alive."""
     sessions = server.sessions.all()
     online = server.sessions.online_users()
     host, port = server.address
@@ -48,7 +49,18 @@ def status(server: "ChatServer") -> Reply:
         "sessions_logged_in": len(server.sessions.authenticated()),
         "users_online": len(online), "users": online[:STATUS_USERS],
         "plugins": plugin_states(server),
+        **({"cluster": cluster_status(server)} if server.cluster is not None else {}),
     }
+
+
+def cluster_status(server: "ChatServer") -> Reply:
+    """This node's id and the nodes alive (cluster mode), or why they cannot be read."""
+    assert server.cluster is not None
+    try:
+        alive: Any = server.cluster.nodes.alive()
+    except Exception as error:
+        alive = f"unknown: {error}"
+    return {"node": server.cluster.node_id, "nodes": alive, "problem": server.cluster.problem()}
 
 
 def handlers(server: "ChatServer") -> dict[str, Handler]:
