@@ -5,7 +5,11 @@ and one Redis, against a single node on SQLite.
   node i+1, so every message crosses nodes when there are several: msg/s, CPU per message on
   each node, in PostgreSQL and in Redis, and the ratio of the total to single-node SQLite;
 - ``latency``: an open loop at a fixed rate (default 1,000 msg/s) from senders on the first
-  node to receivers on the last: p50 / p99 from send to receipt, cross-node when N > 1.
+  node to receivers on the last: p50 / p99 from send to receipt, cross-node when N > 1;
+- ``failover``: ``--clients`` logged in on the first node on device tokens; it is killed
+  (``kill -9``), messages are sent on the second meanwhile, and every client logs in on the
+  second node with its token and ``since``: seconds from the kill until the last one has
+  caught up, and how many caught up completely.
 
 Everything shares the machine's 2 cores, so more nodes cannot be faster here: read the CPU per
 message per component (what ``docs/scaling.md`` builds on), not a speed-up. PostgreSQL and Redis
@@ -206,15 +210,51 @@ def latency_on(nodes: list[tuple[ServerProcess, int]], rate: int, seconds: float
             "p99_ms": round(values[int(len(values) * 0.99) - 1] * 1000, 3)}
 
 
+def failover_on(nodes: list[tuple[ServerProcess, int]], clients: int, missed: int) -> dict[str, Any]:
+    if len(nodes) < 2:
+        raise SystemExit("failover needs at least 2 nodes")
+    (first, port), (_, other) = nodes[0], nodes[1]
+    names = [f"f{i:05d}" for i in range(clients)]
+    online = [Client(n, port, [{"command": "register", "username": n, "password": PASSWORD},
+                               {"command": "login", "username": n, "password": PASSWORD, "device": "bench"}],
+                     "login_result") for n in names]
+    drive(online, 300)
+    tokens = {c.name: next(r["token"] for r in c.replies if r["type"] == "login_result") for c in online}
+    sender = Client("f-sender", other, [{"command": "register", "username": "f-sender", "password": PASSWORD},
+                                        {"command": "login", "username": "f-sender", "password": PASSWORD},
+                                        {"command": "chat", "peer": "", "message": "before"}], "chat_ack")
+    drive([sender], 60)
+    since = next(r["id"] for r in sender.replies if r["type"] == "chat_ack")
+    killed = time.monotonic()
+    first.kill()
+    sender.out += b"".join(protocol.encode({"command": "chat", "peer": "", "message": f"missed {n}"})
+                           for n in range(missed))
+    sender.until, sender.done = "never", None
+    while sender.out:
+        sender.writable()
+    storm = [Client(n, other, [{"command": "hello", "protocol": 2, "presence": "batched"},
+                               {"command": "login", "username": n, "token": tokens[n], "since": since}],
+                    "caught_up") for n in names]
+    drive(storm, 600)
+    last = max(c.done for c in storm if c.done is not None)
+    complete = sum(1 for c in storm for r in c.replies if r["type"] == "caught_up" and r.get("complete"))
+    for c in [*online, *storm, sender]:
+        c.sock.close()
+    return {"nodes": len(nodes), "clients": clients, "missed": missed,
+            "seconds_from_kill_to_all_caught_up": round(last - killed, 3), "caught_up_complete": complete}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="?", choices=("pairs", "latency"), default="pairs")
+    parser.add_argument("scenario", nargs="?", choices=("pairs", "latency", "failover"), default="pairs")
     parser.add_argument("--nodes", default="1,2,3", help="node counts to run, comma-separated (0: single-node SQLite)")
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--messages", type=int, default=50000)
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=500, help="failover: clients on the node killed")
+    parser.add_argument("--missed", type=int, default=20, help="failover: messages sent while they move")
     args = parser.parse_args()
     results = []
     with Services() as services:
@@ -225,8 +265,10 @@ def main() -> int:
                     stack.callback(node.stop)
                 if args.scenario == "pairs":
                     result = pairs_on(nodes, args.pairs, args.messages, args.window)
-                else:
+                elif args.scenario == "latency":
                     result = latency_on(nodes, args.rate, args.seconds)
+                else:
+                    result = failover_on(nodes, args.clients, args.missed)
                 result["storage"] = "sqlite" if count == 0 else "postgresql+redis"
                 print(json.dumps(result), flush=True)
                 results.append(result)
