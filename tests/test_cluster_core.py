@@ -218,3 +218,12 @@ def test_metrics_and_readiness_show_the_cluster(make_server, cluster_env, privat
     private_redis.start()
     assert a.cluster.bus.connected.wait(WAIT)
     assert http_get(a, "/readyz")[0] == 200
+
+
+def test_backup_in_cluster_mode_says_the_database_needs_pg_dump(cluster_env, tmp_path):
+    env = {**os.environ, **cluster_env, "STORAGE_DIR": str(tmp_path / "data")}
+    (tmp_path / "data").mkdir()
+    done = subprocess.run([sys.executable, "-m", "chatcore", "backup", str(tmp_path / "copy")], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pg_dump" in done.stderr

@@ -19,6 +19,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]  # no inline types; only i
 
 from chatcore import backup as backups
 from chatcore.admin import NoServer, admin_request
+from chatcore.cluster import cluster_configured
 from chatcore.config import Config
 from chatcore.status_page import duration
 
@@ -116,6 +117,9 @@ def make_backup(args: argparse.Namespace, config: Config) -> int:
     """Copy every plugin's storage into DEST, consistent while a server runs (or none does)."""
     config = _with_data_dir(args, config)
     os.umask(0o077)
+    if cluster_configured(config):
+        print("chatcore backup: cluster mode keeps the shared data in PostgreSQL, which this does not copy: "
+              "back it up with pg_dump (this copies only this node's data directory)", file=sys.stderr)
     with _bar("backup", backups.data_size(config.data_dir)) as bar:
         try:
             manifest, skipped = backups.backup(config, Path(args.dest), bar.update)
