@@ -33,7 +33,8 @@ def test_connects_in_a_worker_and_reports_on_the_ui_thread(make_server, pins):
     server = make_server(plugins=["auth"])
     ui = Ui()
     outcome: list[Any] = []
-    worker = ui.connector().open(*server.address, outcome.append, outcome.append, pins=pins, ask=lambda *_: True)
+    worker = ui.connector().open([server.address], outcome.append, lambda failure: outcome.append(failure.reason),
+                                 pins=pins, ask=lambda *_: True)
     assert worker is not threading.current_thread()
     ui.run_next()
     [connection] = outcome
@@ -47,7 +48,8 @@ def test_a_refused_connection_is_reported_as_a_reason():
         port = probe.getsockname()[1]  # nothing listens here once the socket closes
     ui = Ui()
     reasons: list[str] = []
-    ui.connector().open("127.0.0.1", port, lambda conn: reasons.append("connected?"), reasons.append)
+    ui.connector().open([("127.0.0.1", port)], lambda conn: reasons.append("connected?"),
+                        lambda failure: reasons.append(failure.reason))
     ui.run_next()
     assert reasons and "127.0.0.1" in reasons[0]
 
