@@ -88,7 +88,7 @@ class App(Connecting, TransferViews, DeviceViews, AdminViews, RoomViews, Feature
         else:
             startup_error = ""
         self.address = self.servers[0] if self.servers else (self.settings.host, self.settings.port)
-        self.resume_at = 0
+        self.resume_at, self.refusal_shown = 0, ""
         self.state = AppState()
         self.tokens = tokens or TokenStore.for_settings(self.settings.known_servers, self.settings.keyring)
         self.ctx = Context(self.state, self, self._send, Transfers(self._send), self.post,
@@ -175,6 +175,7 @@ class App(Connecting, TransferViews, DeviceViews, AdminViews, RoomViews, Feature
 
     def logged_in(self, user: str) -> None:
         self.connector.succeeded()
+        self.refusal_shown = ""
         if self.main is None:
             self.main = MainWindow(self.root, user, MainCallbacks(
                 select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,

@@ -39,6 +39,7 @@ class Connecting:
     address: Address  # the server connected to, or the one last tried
     server_fields: tuple[str, str]  # the Login window's Server and port fields as last used
     resume_at: int  # the index in ``servers`` the next reconnect round starts from
+    refusal_shown: str  # the last refused node's warning put in the conversation (shown once per outage)
     state: AppState
     tokens: TokenStore
     pins: PinStore
@@ -162,7 +163,8 @@ class Connecting:
     def _connect_failed(self, failure: Failed) -> None:
         if self.connector.reconnecting and self.main is not None:
             self.resume_at = failure.last_tried + 1  # the next round starts after the server that failed last
-            if failure.refused and len(self.servers) > 1:  # the next round may reach another node: keep the warning
+            if failure.refused and len(self.servers) > 1 and failure.reason != self.refusal_shown:
+                self.refusal_shown = failure.reason  # the next round may reach another node: the warning stays
                 self.ctx.notice(self.state.current, failure.reason)
             self._schedule_reconnect(failure.reason)
             return
