@@ -141,10 +141,8 @@ class Connecting:
                 self.trust_dialog = None
                 reply(trusted)
             parent = self.main if self.main is not None else self.login
-            server = server_key(host, port)
-            if len(self.servers) > 1:  # one answer for the cluster: every node serves this certificate
-                server = f"{server}, for all of {describe(self.servers)}"
-            self.trust_dialog = TrustDialog(parent, server, fingerprint, answered)
+            cluster = describe(self.servers) if len(self.servers) > 1 else ""  # one answer for every node
+            self.trust_dialog = TrustDialog(parent, server_key(host, port), fingerprint, answered, cluster)
 
         return self.connector.ask(show)
 

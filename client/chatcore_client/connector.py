@@ -38,6 +38,35 @@ class Failed:
     reason: str
     last_tried: int
     refused: bool = False
+    error: Optional[Exception] = None  # the last attempt's exception (ConnectError or PinError)
+
+
+def walk(servers: Sequence[Address], start: int, opener: Callable[..., Connection],
+         trying: Optional[Callable[[int], None]] = None, **options: Any) -> Union[Connection, Failed]:
+    """Try each of ``servers`` once from index ``start`` (wrapping), calling ``trying(index)``
+    first, until one connects, or refuses (a changed or declined certificate, a downgrade: the
+    walk stops there, as a single server's attempt would). Blocks: call it off the UI thread."""
+    reasons: list[str] = []
+    index, error = start, None
+    for index in rotation(len(servers), start):
+        if trying is not None:
+            trying(index)
+        host, port = servers[index]
+        try:
+            return opener(host, port, **options)
+        except (PinError, DowngradeRefused) as exc:
+            return Failed(str(exc), index, refused=True, error=exc)
+        except ConnectError as exc:
+            reasons.append(str(exc))
+            error = exc
+        except Exception as exc:  # still the user's to see, not a silent thread death
+            log.exception("connecting to %s failed", server_key(host, port))
+            reasons.append(f"Could not connect to {server_key(host, port)}: {exc}")
+            error = ConnectError(reasons[-1])
+    if len(reasons) == 1:
+        return Failed(reasons[0], index, error=error)
+    return Failed("No server answered:\n" + "\n".join(reasons) if reasons else "No server is given.", index,
+                  error=error)
 
 
 class Connector:
@@ -58,7 +87,11 @@ class Connector:
         ``connected(connection)`` or ``failed(Failed)``. A refused certificate or downgrade ends the
         walk, as it ends a single server's attempt: a warning for the user, not a dead node."""
         def work() -> None:
-            outcome = self._walk(servers, start, trying, options)
+            def announce(index: int) -> None:
+                if trying is not None:
+                    self._post(functools.partial(trying, index))
+
+            outcome = walk(servers, start, self._opener, announce, **options)
             if isinstance(outcome, Failed):
                 self._post(lambda: failed(outcome))
             else:
@@ -67,34 +100,6 @@ class Connector:
         thread = threading.Thread(target=work, daemon=True, name="chatcore-client-connect")
         thread.start()
         return thread
-
-    def _walk(self, servers: Sequence[Address], start: int, trying: Optional[Callable[[int], None]],
-              options: dict[str, Any]) -> Union[Connection, Failed]:
-        """On the worker: each server once from ``start``, until one connects or refuses."""
-        reasons: list[str] = []
-        index = start
-        for index in rotation(len(servers), start):
-            if trying is not None:
-                self._post(functools.partial(trying, index))
-            try:
-                return self._attempt(*servers[index], **options)
-            except (PinError, DowngradeRefused) as exc:
-                return Failed(str(exc), index, refused=True)
-            except ConnectError as exc:
-                reasons.append(str(exc))
-        if len(reasons) == 1:
-            return Failed(reasons[0], index)
-        return Failed("No server answered:\n" + "\n".join(reasons) if reasons else "No server is given.", index)
-
-    def _attempt(self, host: str, port: int, **options: Any) -> Connection:
-        """One server; an unexpected failure becomes a ConnectError the user sees, not a silent thread death."""
-        try:
-            return self._opener(host, port, **options)
-        except (ConnectError, PinError):
-            raise
-        except Exception as exc:
-            log.exception("connecting to %s failed", server_key(host, port))
-            raise ConnectError(f"Could not connect to {server_key(host, port)}: {exc}") from None
 
     def ask(self, show: Callable[[Reply], None]) -> bool:
         """On a worker thread: have ``show(reply)`` ask the user on the UI thread and wait for the

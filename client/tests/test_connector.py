@@ -8,9 +8,13 @@ import socket
 import threading
 from typing import Any, Callable
 
+import pytest
+
+from chatcore_client.api import ChatClient
 from chatcore_client.backoff import Backoff
 from chatcore_client.connection import Connection
 from chatcore_client.connector import Connector, Failed
+from chatcore_client.pinning import CertificateChanged
 
 
 class Ui:
@@ -163,3 +167,24 @@ def test_the_nodes_of_a_cluster_share_one_pin_and_a_node_with_another_certificat
     assert refused.tried == [2] and refused.failure.refused and refused.failure.last_tried == 2
     assert "CERTIFICATE HAS CHANGED" in refused.failure.reason and f"entry for {key} from" in refused.failure.reason
     assert asked == [first.address]  # refused as a single pinned server is: no question, no connection
+
+
+def test_the_headless_client_walks_a_list_too_and_reconnects_to_the_next_node(make_server, pins, tmp_path):
+    first = make_server(plugins=["auth"], data_dir=tmp_path / "a")
+    second = make_server(plugins=["auth"], data_dir=tmp_path / "b", env=same_certificate(first))
+    impostor = make_server(plugins=["auth"], data_dir=tmp_path / "c")
+    _, on_first, on_second = addresses = [dead_address(), first.address, second.address]
+    asked: list[int] = []
+    client = ChatClient.connect_any(addresses, pins=pins, ask=lambda host, port, fp: asked.append(port) or True,
+                                    timeout=2)
+    assert client.connection.port == on_first[1] and client.server.plugins == ["auth"]
+    first.stop()
+    client.reconnect()  # from the node after the one it was on
+    assert client.connection.port == on_second[1] and client.server.plugins == ["auth"]
+    assert asked == [on_first[1]]  # one question for the list
+    client.close()
+    cluster = [on_second, impostor.address]
+    ChatClient.connect_any(cluster, pins=pins, ask=lambda *_: True).close()  # pins the list on second
+    second.stop()
+    with pytest.raises(CertificateChanged, match="CERTIFICATE HAS CHANGED"):
+        ChatClient.connect_any(cluster, pins=pins, ask=lambda *_: True)  # second is gone: the impostor

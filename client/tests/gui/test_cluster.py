@@ -16,7 +16,7 @@ from chatcore_client.backoff import Backoff
 from chatcore_client.pinning import server_key
 from chatcore_client.servers import list_key
 
-from .conftest import ALL_PLUGINS, helper_client, log_in, pane_text, screenshot
+from .conftest import ALL_PLUGINS, PASSWORD, helper_client, log_in, pane_text, screenshot
 from .test_tokens import LoginRequests
 
 
@@ -43,7 +43,14 @@ def test_a_dead_address_first_is_skipped_and_the_status_names_the_live_server(ma
     app = make_app(server, servers=entries(dead, server.address))
     assert app.servers == (dead, server.address) and app.login.host.get() == entries(dead, server.address)
     app.login.remember.set(True)
-    log_in(app, pump, "ann")
+    app.login.username.set("ann")
+    app.login.password.set(PASSWORD)
+    app.login.register_button.invoke()
+    dialog = pump.until(lambda: app.trust_dialog, what="the trust question")
+    assert f"every server of the list ({entries(dead, server.address).replace(',', ', ')})" in dialog.cluster.cget("text")
+    screenshot(dialog, "trust-dialog-cluster")
+    dialog.trust_button.invoke()
+    pump.until(lambda: app.main is not None, what="the main window", state=lambda: status(app))
     pump.until(lambda: status(app).startswith("Connected"), what="the connected status", state=lambda: status(app))
     assert status(app).startswith(f"Connected to {server_key(*server.address)} (server 2 of 2) · encrypted")
     key = list_key([dead, server.address])
