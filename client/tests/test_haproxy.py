@@ -1,7 +1,9 @@
 """docs/haproxy.cfg for real: HAProxy checks it, then runs it (addresses swapped for the test's)
 in front of two real nodes; clients connect through it over TLS and pin the nodes' one
 certificate, leastconn spreads them, and a stopped node is marked down by the /readyz check so
-new clients reach the other. Skipped, saying why, where HAProxy is not installed."""
+new clients reach the other; a node whose storage turns read-only (its chat port still
+accepting) is marked down too and its clients are cut, to reconnect to the other node. Skipped,
+saying why, where HAProxy is not installed (or, for the read-only case, mounting is not allowed)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from chatcore.testing import scrape
+from chatcore.testing import read_only, scrape
 from chatcore_client.api import ChatClient
 from chatcore_client.pinning import PinStore
 
@@ -122,6 +124,13 @@ def test_the_example_config_is_valid():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def same_certificate(server: Any) -> dict[str, str]:
+    """Settings for another node serving ``server``'s certificate, as every node of a cluster does
+    (behind one balancer address a node with another certificate is refused as changed)."""
+    tls = server.data_dir / "tls"
+    return {"CHATCORE_TLS_CERT": str(tls / "cert.pem"), "CHATCORE_TLS_KEY": str(tls / "key.pem")}
+
+
 def connections(server: Any) -> float:
     return scrape(server).total("chatcore_connections")
 
@@ -129,9 +138,7 @@ def connections(server: Any) -> float:
 def test_clients_through_haproxy_spread_over_the_nodes_and_avoid_a_stopped_one(make_server, balancer, tmp_path):
     metrics = {"CHATCORE_METRICS_ADDRESS": "127.0.0.1:0"}
     first = make_server(plugins=["auth"], data_dir=tmp_path / "a", env=metrics)
-    tls = first.data_dir / "tls"
-    second = make_server(plugins=["auth"], data_dir=tmp_path / "b", env={
-        **metrics, "CHATCORE_TLS_CERT": str(tls / "cert.pem"), "CHATCORE_TLS_KEY": str(tls / "key.pem")})
+    second = make_server(plugins=["auth"], data_dir=tmp_path / "b", env={**metrics, **same_certificate(first)})
     nodes = [first, second]
     front = balancer([(node.address[1], node.metrics.address[1]) for node in nodes])
     wait_until(lambda: front.states() == {"chat1": "UP", "chat2": "UP"}, "both nodes up")
@@ -149,5 +156,27 @@ def test_clients_through_haproxy_spread_over_the_nodes_and_avoid_a_stopped_one(m
     late = ChatClient.connect("127.0.0.1", front.port, pins=pins, ask=lambda *_: False)
     clients.append(late)
     assert late.server.plugins and connections(second) == 2  # every new client on the live node
+    for client in clients:
+        client.close()
+
+
+def test_a_node_that_cannot_store_is_taken_out_and_its_clients_are_cut_to_reconnect_elsewhere(
+        make_server, balancer, tmp_path):
+    metrics = {"CHATCORE_METRICS_ADDRESS": "127.0.0.1:0"}
+    first = make_server(plugins=["auth"], data_dir=tmp_path / "a", env=metrics)
+    second = make_server(plugins=["auth"], data_dir=tmp_path / "b", env={**metrics, **same_certificate(first)})
+    nodes = [first, second]
+    front = balancer([(node.address[1], node.metrics.address[1]) for node in nodes])
+    wait_until(lambda: front.states() == {"chat1": "UP", "chat2": "UP"}, "both nodes up")
+    clients = [ChatClient.connect("127.0.0.1", front.port, pins=PinStore(tmp_path / f"pins{n}.json"),
+                                  ask=lambda *_: True) for n in range(2)]
+    wait_until(lambda: [connections(node) for node in nodes] == [1, 1], "one client on each node")
+    with read_only(first.data_dir):  # its chat port still accepts: only /readyz tells
+        wait_until(lambda: front.states().get("chat1") == "DOWN", "the node marked down by its /readyz 503")
+        cut = wait_until(lambda: [c for c in clients if c.connection.closed], "its client cut (on-marked-down)")
+        assert len(cut) == 1 and connections(second) == 1
+        cut[0].reconnect()  # through the balancer again: to the node that can store
+        assert connections(second) == 2 and cut[0].server.plugins == ["auth"]
+    wait_until(lambda: front.states().get("chat1") == "UP", "the node back up once it can store again")
     for client in clients:
         client.close()
