@@ -113,3 +113,24 @@ def test_a_node_with_another_certificate_is_refused_and_the_warning_stays_in_the
                what="the warning in the conversation")
     assert app.client is None and app.trust_dialog is None and probe.requests == []  # never logged in there
     assert server_key(*impostor.address) in status(app)
+
+
+def test_a_bad_list_is_refused_with_the_reason_before_anything_connects(make_server, make_app, pump):
+    server = make_server(plugins=ALL_PLUGINS)
+    app = make_app(server, servers=f"{server_key(*server.address)},,b.example")
+    pump.until(lambda: app.login.winfo_ismapped(), what="the login window")
+    assert status(app) == "SERVER_IP: entry 2 of the server list is empty (a stray comma?)."
+    app.login.username.set("pat")
+    app.login.password.set(PASSWORD)
+    cases = [
+        (f"{server_key(*server.address)},:8888", "':8888': the server's address (before the port) is missing."),
+        ("a.example:8888,b.example:123456", "'b.example:123456': the port must be between 1 and 65535, not 123456."),
+        (",".join(f"n{i}.example" for i in range(17)), "17 servers listed: at most 16 are tried "
+                                                      "(CHATCORE_CLIENT_MAX_SERVERS)."),
+    ]
+    for text, reason in cases:
+        app.login.host.set(text)
+        app.login.login_button.invoke()
+        pump.once()
+        assert status(app) == f"Server: {reason}" and app.client is None and app.trust_dialog is None
+        assert str(app.login.login_button.cget("state")) == "normal"
