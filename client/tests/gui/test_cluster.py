@@ -1,6 +1,7 @@
 """The desktop client against a server list (a cluster's nodes), with real servers and windows:
 a dead address first is skipped; when the node it is on stops, it logs in on the next live one
-with its device token and catch-up cursor; a node with another certificate is refused.
+with its device token and catch-up cursor; a node with another certificate is refused; a bad
+list is refused with the reason before anything connects.
 
 The nodes here are single servers: the one that takes over opens the same data directory
 (accounts, tokens, messages, certificate) once the first has stopped, at its own address, which
