@@ -9,6 +9,8 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+import psycopg
+
 from chatcore import CommandError, protocol
 from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
@@ -57,7 +59,7 @@ def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
             if exc.code == "disk_full":
                 self.service.disk_full.failed(handler.__name__)
             raise
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, psycopg.Error) as exc:
             if not is_disk_full(exc):
                 raise
             self.service.disk_full.failed(handler.__name__)

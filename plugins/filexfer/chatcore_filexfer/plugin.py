@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 from chatcore import Setting, hookimpl
 from chatcore_filexfer import backup as backup_module
 from chatcore_filexfer.commands import COMMANDS, FileCommands, Sweeper
+from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.limits import Limits
+from chatcore_filexfer.pgindex import MIGRATIONS, PgIndex
 from chatcore_filexfer.service import Clock, FileService
 from chatcore_filexfer.settings import SETTINGS, limits_from_config
 
 if TYPE_CHECKING:
     from chatcore.backup import Backup, Restore
+    from chatcore.cluster import Database
     from chatcore.config import Config
     from chatcore.server import ChatServer
     from chatcore.session import Session
@@ -43,9 +46,14 @@ class FilexferPlugin:
 
     @hookimpl
     def chat_configure(self, server: "ChatServer") -> None:
-        """Open the spool and index, clean up after a crash, start the expiry sweeper."""
+        """Open the spool and index (in cluster mode: the ``filexfer`` schema and its large
+        objects), clean up after a crash, start the expiry sweeper."""
         self.limits = limits_from_config(server.config)
-        service = FileService(server.plugin_dir(NAME), self.limits, self.clock)
+        store = None
+        if server.cluster is not None:
+            schema = server.cluster.database.schema(NAME)
+            store = (PgIndex(schema), LargeObjectSpool(schema))
+        service = FileService(server.plugin_dir(NAME), self.limits, self.clock, store)
         service.reconcile()
         relay = LegacyRelay(self.clock, self.limits.request_timeout, self.limits.requests_per_pair)
         self.commands = FileCommands(server, service, relay)
@@ -53,6 +61,11 @@ class FilexferPlugin:
         if self.limits.sweep_interval > 0:
             self.sweeper = Sweeper(self.limits.sweep_interval, self.commands.sweep)
             self.sweeper.start()
+
+    @hookimpl
+    def chat_migrate(self, database: "Database") -> None:
+        """Create or upgrade the ``filexfer`` schema: the index and the blobs' table."""
+        database.schema(NAME).migrate(MIGRATIONS)
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:

@@ -6,6 +6,10 @@ much of an upload has arrived, so a resume after a crash or restart starts from 
 really on disk; the SHA-256 is kept incrementally in memory and rebuilt from disk when
 needed. An unfinished upload reserves its declared size only while chunks keep coming: after
 ``offer_timeout`` without one it goes idle and counts only what it holds (deleted if nothing).
+
+In cluster mode the index is ``pgindex.PgIndex`` and the bodies ``largeobjects.LargeObjectSpool``
+(``shared``): then the stored length is the truth, a resume re-reads the upload's state from
+PostgreSQL, and the SHA-256 is computed by reading the stored bytes back when the upload ends.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from chatcore import protocol
 from chatcore.errors import CommandError
@@ -28,6 +32,10 @@ from chatcore_filexfer.names import sanitize_filename
 from chatcore_filexfer.quota import refusal
 from chatcore_filexfer.spool import Spool, SpoolError
 from chatcore_filexfer.uploads import UploadState, UploadStates
+
+if TYPE_CHECKING:
+    from chatcore_filexfer.largeobjects import LargeObjectSpool
+    from chatcore_filexfer.pgindex import PgIndex
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +60,17 @@ def max_encoded(raw: int) -> int:
 class FileService:
     """The spool, its index and the rules around them; one per server, thread-safe."""
 
-    def __init__(self, root: Path, limits: Limits, clock: Clock) -> None:
+    def __init__(self, root: Path, limits: Limits, clock: Clock,
+                 store: "Optional[tuple[PgIndex, LargeObjectSpool]]" = None) -> None:
+        """``store``: the cluster's (index, bodies); by default the SQLite index and spool under ``root``."""
         self.limits = limits
         self.clock = clock
-        self.spool = Spool(root / SPOOL_DIR)
-        self.index = Index(root / INDEX_FILE)
+        self.index: Union[Index, PgIndex]
+        self.spool: Union[Spool, LargeObjectSpool]
+        if store is None:
+            self.spool, self.index = Spool(root / SPOOL_DIR), Index(root / INDEX_FILE)
+        else:
+            self.index, self.spool = store
         self.disk_full = DiskFullLog(root, clock)
         self._lock = threading.Lock()  # quota checks with the change they allow (insert, reactivation)
         self.uploads = UploadStates(self.spool)
@@ -103,7 +117,7 @@ class FileService:
         existing = self.index.find_partial(sender_key, recipient_key, sha256, size)
         if existing is not None:  # resume: same sender, recipient and content
             return existing, self._resume(existing)
-        with self._lock:
+        with self._lock, self.index.exclusive():
             self._check_room(sender_key, size, size, new_file=True)
             entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
                           sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
@@ -134,10 +148,10 @@ class FileService:
         """The bytes an unfinished upload holds, for a resume. Offering again does not count as
         activity (it would keep a reservation alive without data); an idle upload must fit the
         quotas again for what it still lacks (its next chunk makes it active)."""
-        state = self.uploads.loaded(entry)
+        state = self.uploads.refresh(entry)
         with state.lock:
             if state.idle and state.received < entry.size:
-                with self._lock:
+                with self._lock, self.index.exclusive():
                     self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False)
             return state.received
 
@@ -170,6 +184,9 @@ class FileService:
         with state.lock:
             if state.closed:  # finished, swept or cancelled meanwhile
                 raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
+            if offset != state.received and self.spool.shared:  # another node may have written since
+                state.received = -1
+                state = self.uploads.loaded(entry)
             if offset != state.received:
                 raise CommandError("bad_offset", f"the server holds {state.received} bytes; "
                                     f"send the chunk at offset {state.received}",
@@ -183,9 +200,16 @@ class FileService:
                 state.received = self.spool.append(entry.spool_name, offset, raw)
             except SpoolError as exc:
                 state.received = -1  # reload from disk next time: append() cut the file back
+                if exc.gone:
+                    raise CommandError("unknown_upload", "the upload was finished or removed",
+                                       upload_id=upload_id) from None
+                if exc.held is not None:
+                    raise CommandError("bad_offset", f"the server holds {exc.held} bytes; send the chunk at "
+                                       f"offset {exc.held}", upload_id=upload_id, offset=exc.held) from None
                 code = "disk_full" if exc.full else "storage_error"
                 raise CommandError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
-            state.digest.update(raw)
+            if state.digest is not None:
+                state.digest.update(raw)
             state.touched = now = self.clock()
             if now - state.recorded >= self._touch_every:
                 self._record(upload_id, state, now)
@@ -206,7 +230,7 @@ class FileService:
     def _reactivate(self, entry: Entry, state: UploadState) -> None:
         """A chunk for an idle upload: it reserves its declared size again, if the quotas allow
         (``state.lock`` held)."""
-        with self._lock:
+        with self._lock, self.index.exclusive():
             self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False,
                              upload_id=entry.upload_id, offset=state.received)
             self.index.set_held(entry.upload_id, None)
@@ -230,21 +254,33 @@ class FileService:
                 if done is None:
                     raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
                 return done, False
+            if self.spool.shared:  # the store's length and bytes, whichever node wrote them
+                state.received = self.spool.size(entry.spool_name) or 0
             if state.received != entry.size:
                 raise CommandError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
-            if state.digest.hexdigest() != entry.sha256:
+            if self._digest(entry, state) != entry.sha256:
                 self.remove(entry)
                 raise CommandError("bad_hash", "the data received does not match the sha256 offered; "
                                     "the upload was discarded, offer the file again", upload_id=upload_id)
             file_id = uuid.uuid4().hex
             if not self.index.complete(upload_id, file_id, self.clock()):
-                raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                self.uploads.pop(upload_id)
+                done = self._finished_by(user, upload_id)  # by another node meanwhile
+                if done is None:
+                    raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                return done, False
             state.closed = True
         self.uploads.pop(upload_id)
         done = self.index.by_upload(upload_id)
         assert done is not None
         return done, True
+
+    def _digest(self, entry: Entry, state: UploadState) -> str:
+        """The SHA-256 of what is stored: the running hash, or (shared store) read back from it."""
+        if state.digest is None:
+            return self.spool.hash_prefix(entry.spool_name, entry.size).hexdigest()
+        return str(state.digest.hexdigest())
 
     def _finished_by(self, user: str, upload_id: str) -> Optional[Entry]:
         """The complete file made from ``upload_id`` if ``user`` sent it, else None."""
@@ -371,7 +407,8 @@ class FileService:
             if current is None or current.state != UPLOADING:  # finished or removed since the query
                 self.uploads.discard(state)
                 return False
-            held = state.received if state.received >= 0 else (self.spool.size(entry.spool_name) or 0)
+            stale = state.received < 0 or self.spool.shared  # another node may have written since
+            held = (self.spool.size(entry.spool_name) or 0) if stale else state.received
             if held == 0:
                 return self.remove(entry)
             self.index.set_held(entry.upload_id, held)

@@ -19,15 +19,19 @@ _NAME = re.compile(r"[0-9a-f]{32}")
 
 
 class SpoolError(Exception):
-    """A spool write failed; ``full`` is True when the disk (or its quota) is out of space."""
+    """A spool write failed; ``full`` is True when the disk (or its quota) is out of space.
+    A shared store (``largeobjects``) also says ``held`` (the stored length, when another node
+    wrote meanwhile) or ``gone`` (the upload was finished or removed)."""
 
-    def __init__(self, reason: str, full: bool = False) -> None:
+    def __init__(self, reason: str, full: bool = False, held: Optional[int] = None, gone: bool = False) -> None:
         super().__init__(reason)
-        self.full = full
+        self.full, self.held, self.gone = full, held, gone
 
 
 class Spool:
     """File bodies under ``root``, one file per upload, named by a random hex id."""
+
+    shared = False  # one node's files: its memory of an upload (length, running hash) is the truth
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)

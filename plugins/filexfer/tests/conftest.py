@@ -7,13 +7,19 @@ import base64
 import errno
 import hashlib
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 import pytest
 
+from chatcore.cluster import Database
 from chatcore.server import ChatServer
 from chatcore.testing import FakeClock, TestClient
+from chatcore_filexfer.index import Index
+from chatcore_filexfer.largeobjects import LargeObjectSpool
+from chatcore_filexfer.limits import Limits
+from chatcore_filexfer.pgindex import MIGRATIONS, PgIndex
 from chatcore_filexfer.plugin import FilexferPlugin
+from chatcore_filexfer.service import Clock, FileService
 
 CHUNK = 32 * 1024
 
@@ -37,6 +43,67 @@ def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatSer
         return server, plugin
 
     return factory
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store under test: the single node's SQLite and spool, or the cluster's PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def filexfer_database(backend: str, request: pytest.FixtureRequest) -> Iterator[Optional[Database]]:
+    """For ``postgres``: a fresh database with the plugin's schema migrated (None for ``sqlite``)."""
+    if backend != "postgres":
+        yield None
+        return
+    database = Database(request.getfixturevalue("postgres_url"), min_size=1, max_size=4)
+    database.open()
+    database.schema("filexfer").migrate(MIGRATIONS)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def make_index(filexfer_database: Optional[Database], tmp_path: Path) -> Callable[[], Union[Index, PgIndex]]:
+    """``make_index()``: the index on the test's backend; called again it reopens the same one."""
+    def factory() -> Union[Index, PgIndex]:
+        if filexfer_database is None:
+            return Index(tmp_path / "index.sqlite3")
+        return PgIndex(filexfer_database.schema("filexfer"))
+    return factory
+
+
+@pytest.fixture
+def make_service(filexfer_database: Optional[Database], tmp_path: Path) -> Iterator[Callable[..., FileService]]:
+    """``make_service(limits, clock)``: a FileService on the test's backend; each call is another
+    server (a restart, or another node of the cluster) on the same storage. Strays in the cluster's
+    store count at once (no grace period)."""
+    made: list[FileService] = []
+
+    def factory(limits: Limits, clock: Clock) -> FileService:
+        store = None
+        if filexfer_database is not None:
+            schema = filexfer_database.schema("filexfer")
+            store = (PgIndex(schema), LargeObjectSpool(schema, stray_grace=0))
+        service = FileService(tmp_path, limits, clock, store)
+        made.append(service)
+        return service
+
+    yield factory
+    for service in made:
+        service.close()
+
+
+def stored(service: FileService, name: str) -> bytes:
+    """Every byte the service's store holds for ``name`` (a spool file or a large object)."""
+    parts = []
+    with service.spool.open(name) as source:
+        while piece := source.read(1 << 20):
+            parts.append(piece)
+    return b"".join(parts)
 
 
 @pytest.fixture
@@ -149,6 +216,7 @@ class Wire:
     download = staticmethod(download)
     spool_files = staticmethod(spool_files)
     fill_disk = staticmethod(fill_disk)
+    stored = staticmethod(stored)
 
 
 @pytest.fixture

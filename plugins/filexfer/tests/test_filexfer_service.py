@@ -1,4 +1,5 @@
-"""FileService without a server: uploads, resume across restarts, verification, expiry."""
+"""FileService without a server: uploads, resume across restarts, verification, expiry; on both
+stores (``make_service``: SQLite and spool, or the cluster's PostgreSQL and large objects)."""
 
 from __future__ import annotations
 
@@ -37,35 +38,38 @@ def upload(service: FileService, data: bytes, sender: str = "ann", recipient: st
     return service.finish(sender, entry.upload_id)[0].file_id
 
 
-def test_resume_after_restart_rebuilds_the_hash_from_disk(tmp_path: Path) -> None:
+def test_resume_after_restart_rebuilds_the_hash_from_disk(make_service, wire) -> None:
     data = os.urandom(5000)
     digest = hashlib.sha256(data).hexdigest()
-    first = FileService(tmp_path, Limits(), Clock())
+    first = make_service(Limits(), Clock())
     entry, held = first.offer("ann", "Bob", "f.bin", len(data), digest)
     first.write_chunk("ann", entry.upload_id, 0, b64(data[:3000]))
     first.close()
 
-    second = FileService(tmp_path, Limits(), Clock())
+    second = make_service(Limits(), Clock())
     assert second.reconcile() == (0, 0)
     again, held = second.offer("Ann", "bob", "other name.bin", len(data), digest.upper())
     assert (again.upload_id, held) == (entry.upload_id, 3000)
     second.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:]))
     done, made = second.finish("ann", entry.upload_id)
     assert made and done.state == "ready" and done.file_id
-    assert second.spool.path(done.spool_name).read_bytes() == data
+    assert wire.stored(second, done.spool_name) == data
     second.close()
 
 
-def test_reconcile_drops_orphans_both_ways(tmp_path: Path) -> None:
-    service = FileService(tmp_path, Limits(), Clock())
+def test_reconcile_drops_orphans_both_ways(make_service, backend) -> None:
+    service = make_service(Limits(), Clock())
     file_id = upload(service, b"x" * 10)
     entry = service.index.by_file(file_id)
     stray = service.spool.new_name()
     service.spool.create(stray)
-    (service.spool.root / "not-ours.txt").write_text("left alone")
+    if backend == "sqlite":
+        (service.spool.root / "not-ours.txt").write_text("left alone")
     service.spool.remove(entry.spool_name)
     assert service.reconcile() == (1, 1)
-    assert list(service.spool.names()) == [] and (service.spool.root / "not-ours.txt").exists()
+    assert list(service.spool.names()) == []
+    if backend == "sqlite":
+        assert (service.spool.root / "not-ours.txt").exists()
     assert service.index.by_file(file_id) is None
 
 
@@ -88,9 +92,9 @@ def test_full_disk_is_an_error_and_the_upload_can_continue(tmp_path: Path, monke
     assert service.finish("ann", entry.upload_id)[0].state == "ready"
 
 
-def test_sweep_removes_expired_files_and_idle_uploads_only(tmp_path: Path) -> None:
+def test_sweep_removes_expired_files_and_idle_uploads_only(make_service) -> None:
     clock = Clock()
-    service = FileService(tmp_path, Limits(expiry=100, partial_timeout=50), clock)
+    service = make_service(Limits(expiry=100, partial_timeout=50), clock)
     file_id = upload(service, b"ready")
     ready = service.index.by_file(file_id)
     idle, _ = service.offer("ann", "bob", "idle", 10, "1" * 64)
@@ -106,8 +110,8 @@ def test_sweep_removes_expired_files_and_idle_uploads_only(tmp_path: Path) -> No
     assert list(service.spool.names()) == []
 
 
-def test_quota_counts_partial_uploads_and_file_count(tmp_path: Path) -> None:
-    service = FileService(tmp_path, Limits(user_quota=100, spool_limit=150, max_files=2), Clock())
+def test_quota_counts_partial_uploads_and_file_count(make_service) -> None:
+    service = make_service(Limits(user_quota=100, spool_limit=150, max_files=2), Clock())
     service.offer("ann", "bob", "a", 60, "1" * 64)
     with pytest.raises(CommandError, match="quota") as caught:
         service.offer("ann", "bob", "b", 41, "2" * 64)
@@ -121,9 +125,9 @@ def test_quota_counts_partial_uploads_and_file_count(tmp_path: Path) -> None:
     assert caught.value.code == "quota" and "spool" in caught.value.reason
 
 
-def test_an_upload_finished_while_the_sweep_looks_at_it_stays_finished(tmp_path: Path) -> None:
+def test_an_upload_finished_while_the_sweep_looks_at_it_stays_finished(make_service) -> None:
     clock = Clock()
-    service = FileService(tmp_path, Limits(offer_timeout=50), clock)
+    service = make_service(Limits(offer_timeout=50), clock)
     data = os.urandom(3000)
     entry, _ = service.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())
     service.write_chunk("ann", entry.upload_id, 0, b64(data))
