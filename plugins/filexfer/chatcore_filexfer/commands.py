@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import psycopg
 
 from chatcore import CommandError, protocol
+from chatcore_filexfer.crossnode import Notifier
 from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
 from chatcore_filexfer.legacy import LegacyRelay
@@ -81,12 +82,13 @@ class FileCommands:
         self.relay = relay
         self.streams = Streams(service.spool, service.limits.chunk_size, service.limits.stream_window,
                                self._delivered, service.limits.max_downloads)
+        self.notifier = Notifier(server, self.offer_waiting)
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _to_user(self, user: str, message: dict[str, Any]) -> int:
-        """Send ``message`` to every session of ``user``; how many took it."""
-        return self.server.sessions.broadcast(message, self.server.sessions.of_user(user))
+        """Send ``message`` to every session of ``user``, on every node; how many here took it."""
+        return self.notifier.to_user(user, message)
 
     def _lookup(self, name: str) -> Optional[str]:
         """The registered display name for ``name``, or None."""
@@ -270,7 +272,7 @@ class FileCommands:
             size = size[:MAX_LEGACY_FIELD]
         filename = sanitize_filename(message["filename"])
         self.relay.requested(session.user, target, filename, md5[:MAX_LEGACY_FIELD])
-        self._to_user(target, {"type": "file_request", "peer": session.user, "filename": filename,
+        self.notifier.local(target, {"type": "file_request", "peer": session.user, "filename": filename,
                                "size": size, "md5": md5[:MAX_LEGACY_FIELD]})
         return None
 
@@ -287,7 +289,7 @@ class FileCommands:
                                      "filename": request.filename, "md5": request.md5}
         if response == "accept":
             forwarded["ip"] = session.address[0]
-        if not self._to_user(request.requester, forwarded):
+        if not self.notifier.local(request.requester, forwarded):
             raise CommandError("unknown_peer", f"{request.requester} is no longer online")
         return None
 

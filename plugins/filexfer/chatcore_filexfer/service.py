@@ -184,9 +184,8 @@ class FileService:
         with state.lock:
             if state.closed:  # finished, swept or cancelled meanwhile
                 raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
-            if offset != state.received and self.spool.shared:  # another node may have written since
-                state.received = -1
-                state = self.uploads.loaded(entry)
+            if self.spool.shared and (offset != state.received or offset + len(raw) > entry.size):
+                self._reload(entry, state)  # another node may have written, finished or removed it since
             if offset != state.received:
                 raise CommandError("bad_offset", f"the server holds {state.received} bytes; "
                                     f"send the chunk at offset {state.received}",
@@ -214,6 +213,17 @@ class FileService:
             if now - state.recorded >= self._touch_every:
                 self._record(upload_id, state, now)
             return state.received
+
+    def _reload(self, entry: Entry, state: UploadState) -> None:
+        """Re-read a shared store's length for ``state`` (its lock held); CommandError
+        ``unknown_upload`` when another node finished or removed the upload meanwhile."""
+        current = self.index.by_upload(entry.upload_id)
+        held = self.spool.size(entry.spool_name)
+        if current is None or current.state != UPLOADING or held is None:
+            state.closed = True
+            self.uploads.discard(state)
+            raise CommandError("unknown_upload", "the upload was finished or removed", upload_id=entry.upload_id)
+        state.received = held
 
     def _record(self, upload_id: str, state: UploadState, now: float) -> None:
         """Write a chunk's time to the index; on a full disk the chunk still counts (the time is
@@ -255,7 +265,13 @@ class FileService:
                     raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
                 return done, False
             if self.spool.shared:  # the store's length and bytes, whichever node wrote them
-                state.received = self.spool.size(entry.spool_name) or 0
+                try:
+                    self._reload(entry, state)
+                except CommandError:
+                    done = self._finished_by(user, upload_id)  # finished on another node: answer the same
+                    if done is None:
+                        raise
+                    return done, False
             if state.received != entry.size:
                 raise CommandError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
