@@ -113,6 +113,16 @@ class LargeObjectSpool:
                                 (self.stray_grace,)).fetchall()
         return iter([str(row[0]) for row in rows])
 
+    def remove_strays(self) -> int:
+        """Unlink blobs no index row names, older than ``stray_grace`` (left by a node that died
+        between an upload's two steps, or between deleting a row and its blob); how many."""
+        with self._schema.connection() as conn:
+            rows = conn.execute(
+                "WITH gone AS (DELETE FROM blobs b WHERE b.created < now() - make_interval(secs => %s)"
+                " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.spool_name = b.name) RETURNING b.oid)"
+                " SELECT lo_unlink(oid) FROM gone", (self.stray_grace,)).fetchall()
+        return len(rows)
+
     def used_bytes(self) -> int:
         """Bytes every blob holds together (diagnostics and tests)."""
         with self._schema.connection() as conn:

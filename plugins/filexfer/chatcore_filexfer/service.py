@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from chatcore import protocol
 from chatcore.errors import CommandError
 from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
+from chatcore_filexfer.expiry import Expiry
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
@@ -57,7 +58,7 @@ def max_encoded(raw: int) -> int:
     return (raw + 2) // 3 * 4
 
 
-class FileService:
+class FileService(Expiry):
     """The spool, its index and the rules around them; one per server, thread-safe."""
 
     def __init__(self, root: Path, limits: Limits, clock: Clock,
@@ -378,55 +379,3 @@ class FileService:
                 raise
         self.spool.remove(entry.spool_name)
         return self.index.delete(entry.upload_id)
-
-    def sweep(self) -> list[Entry]:
-        """Delete files past their expiry and uploads idle past the partial timeout, and make uploads
-        without a chunk for the offer timeout idle (deleting those that hold nothing); returns the deleted."""
-        now = self.clock()
-        candidates = self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout,
-                                        now - self.limits.delivered_keep)
-        gone = [entry for entry in candidates
-                if self._still_expired(entry, now) and self._sweep_one(self.remove, entry)]
-        gone += [entry for entry in self.index.going_idle(now - self.limits.offer_timeout)
-                 if self._sweep_one(lambda e: self._idle_out(e, now), entry)]
-        for entry in gone:
-            log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
-                     entry.sender, entry.recipient, entry.size)
-        return gone
-
-    def _sweep_one(self, action: Callable[[Entry], bool], entry: Entry) -> bool:
-        """Run one sweep step; a full disk skips the entry (the next sweep tries again), not the sweep."""
-        try:
-            return action(entry)
-        except sqlite3.OperationalError as exc:
-            if not is_disk_full(exc):
-                raise
-            self.disk_full.failed(f"sweeping {entry.upload_id}")
-            return False
-
-    def _still_expired(self, entry: Entry, now: float) -> bool:
-        """Re-check a partial upload against its in-memory activity time (the row lags behind)."""
-        if entry.state != UPLOADING:
-            return True
-        state = self.uploads.get(entry.upload_id)
-        touched = max(entry.touched, state.touched if state is not None else 0.0)
-        return touched < now - self.limits.partial_timeout
-
-    def _idle_out(self, entry: Entry, now: float) -> bool:
-        """An upload without a chunk for the offer timeout stops reserving what it lacks: it counts
-        at the bytes it holds from now on, or is deleted if it holds none. True if it was deleted."""
-        state = self.uploads.slot(entry)
-        with state.lock:
-            if state.closed or state.idle or state.touched >= now - self.limits.offer_timeout:
-                return False
-            current = self.index.by_upload(entry.upload_id)
-            if current is None or current.state != UPLOADING:  # finished or removed since the query
-                self.uploads.discard(state)
-                return False
-            stale = state.received < 0 or self.spool.shared  # another node may have written since
-            held = (self.spool.size(entry.spool_name) or 0) if stale else state.received
-            if held == 0:
-                return self.remove(entry)
-            self.index.set_held(entry.upload_id, held)
-            state.idle = True
-            return False

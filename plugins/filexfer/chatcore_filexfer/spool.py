@@ -125,6 +125,11 @@ class Spool:
             if entry.is_file(follow_symlinks=False) and _NAME.fullmatch(entry.name):
                 yield entry.name
 
+    def remove_strays(self) -> int:
+        """Nothing between starts: one node owns this spool, and ``FileService.reconcile`` deletes
+        files no row names when it starts (only a crash leaves one)."""
+        return 0
+
     def used_bytes(self) -> int:
         """Bytes the spool's files occupy (for diagnostics and tests)."""
         return sum((self.root / name).stat().st_size for name in self.names())

@@ -14,6 +14,7 @@ import pytest
 from chatcore.errors import CommandError
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.service import FileService
+from chatcore_filexfer.spool import SpoolError
 
 
 class Clock:
@@ -137,3 +138,38 @@ def test_an_upload_finished_while_the_sweep_looks_at_it_stays_finished(make_serv
     assert made and service.sweep() == [] and service._idle_out(candidate, clock.now) is False
     assert service.uploads.get(entry.upload_id) is None  # no record left behind for a finished upload
     assert service.finish("ann", entry.upload_id) == (done, False)  # a retried upload_done still answers
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_the_sweep_unlinks_stored_bytes_no_row_names(make_service, filexfer_database) -> None:
+    service = make_service(Limits(), Clock())
+    file_id = upload(service, b"kept")
+    stray = service.spool.new_name()
+    service.spool.create(stray)  # as if a node died between an offer's blob and its row
+    with pytest.raises(SpoolError) as caught:
+        service.spool.append(stray, 0, b"x")
+    assert caught.value.gone
+
+    def large_objects() -> int:
+        with filexfer_database.schema("filexfer").connection() as conn:
+            return conn.execute("SELECT COUNT(*) FROM pg_largeobject_metadata").fetchone()[0]
+
+    assert large_objects() == 2
+    assert service.sweep() == [] and large_objects() == 1
+    assert service.index.by_file(file_id) is not None and service.spool.size(stray) is None
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_two_nodes_write_one_upload_at_the_stored_offset_only(make_service) -> None:
+    data = os.urandom(4000)
+    node_a, node_b = make_service(Limits(), Clock()), make_service(Limits(), Clock())
+    entry, _ = node_a.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())
+    assert node_a.write_chunk("ann", entry.upload_id, 0, b64(data[:1000])) == 1000
+    assert node_b.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())[1] == 1000
+    assert node_b.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:3000])) == 3000
+    with pytest.raises(CommandError) as caught:  # node a remembers 1000: the store says 3000
+        node_a.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:2000]))
+    assert (caught.value.code, caught.value.extra["offset"]) == ("bad_offset", 3000)
+    assert node_a.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:])) == 4000
+    done, made = node_b.finish("ann", entry.upload_id)
+    assert made and node_a.finish("ann", entry.upload_id) == (done, False)
