@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 from chatcore import Setting, hookimpl
 from chatcore_filexfer import backup as backup_module
 from chatcore_filexfer.commands import COMMANDS, FileCommands, Sweeper
+from chatcore_filexfer.importer import import_sqlite
 from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.limits import Limits
@@ -66,6 +67,11 @@ class FilexferPlugin:
     def chat_migrate(self, database: "Database") -> None:
         """Create or upgrade the ``filexfer`` schema: the index and the blobs' table."""
         database.schema(NAME).migrate(MIGRATIONS)
+
+    @hookimpl
+    def chat_import_sqlite(self, config: "Config", database: "Database") -> None:
+        """Copy ``<data>/filexfer/`` (index and spool) into the schema and large objects."""
+        import_sqlite(config.data_dir, database)
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
