@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import psycopg
 
 from chatcore import CommandError, protocol
+from chatcore.cluster.database import DatabaseUnavailable
 from chatcore_filexfer.crossnode import Notifier
 from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
@@ -51,7 +52,8 @@ COMMANDS: dict[str, dict[str, Any]] = {
 def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
     """A full disk, wherever in the handler the spool or the index hits it, becomes ``disk_full``
     (with the request's upload_id/file_id) counted in one warning a minute instead of a
-    traceback per request; every other refusal is already a CommandError."""
+    traceback per request; an unreachable cluster database is ``storage_error``; every other
+    refusal is already a CommandError."""
     @functools.wraps(handler)
     def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
         try:
@@ -60,6 +62,9 @@ def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
             if exc.code == "disk_full":
                 self.service.disk_full.failed(handler.__name__)
             raise
+        except DatabaseUnavailable:  # cluster mode: PostgreSQL is down or every connection busy
+            raise CommandError("storage_error", "the server cannot reach its file store now; try again later",
+                               **_ids(message)) from None
         except (OSError, sqlite3.Error, psycopg.Error) as exc:
             if not is_disk_full(exc):
                 raise

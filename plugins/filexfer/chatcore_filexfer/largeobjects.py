@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import psycopg
 
+from chatcore.cluster.database import DatabaseUnavailable
 from chatcore_filexfer.spool import READ_CHUNK, SpoolError
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class LargeObjectSpool:
                 return offset + len(data)
         except psycopg.errors.DiskFull:
             raise SpoolError("the database's disk is full", full=True) from None
+        except DatabaseUnavailable as exc:  # whether the chunk was committed is unknown: re-read it next time
+            raise SpoolError(f"the database is unreachable ({exc})") from None
         except psycopg.Error as exc:
             raise SpoolError(f"write failed: {exc}") from None
 

@@ -118,25 +118,29 @@ class FileService(Expiry):
         existing = self.index.find_partial(sender_key, recipient_key, sha256, size)
         if existing is not None:  # resume: same sender, recipient and content
             return existing, self._resume(existing)
-        with self._lock, self.index.exclusive():
-            self._check_room(sender_key, size, size, new_file=True)
-            entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
-                          sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
-                          filename=sanitize_filename(filename), size=size, sha256=sha256, state=UPLOADING,
-                          created=now, touched=now, completed=None)
-            try:
-                self.spool.create(entry.spool_name)
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise CommandError("disk_full", "the server's disk is full; try again later") from None
-                raise CommandError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
-            try:
+        entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
+                      sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
+                      filename=sanitize_filename(filename), size=size, sha256=sha256, state=UPLOADING,
+                      created=now, touched=now, completed=None)
+        self._create(entry.spool_name)  # before the lock: in cluster mode the lock holds a pooled connection
+        try:
+            with self._lock, self.index.exclusive():
+                self._check_room(sender_key, size, size, new_file=True)
                 self.index.insert(entry)
-            except Exception:  # a full disk (SQLITE_FULL) or worse: no file without its row
-                self.spool.remove(entry.spool_name)
-                raise
-            self.uploads.add(entry, now)
+        except BaseException:  # refused, a full disk (SQLITE_FULL) or worse: no file without its row
+            self.spool.remove(entry.spool_name)
+            raise
+        self.uploads.add(entry, now)
         return entry, 0
+
+    def _create(self, name: str) -> None:
+        """The empty spool file (or large object) of a new upload; CommandError if it cannot be made."""
+        try:
+            self.spool.create(name)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise CommandError("disk_full", "the server's disk is full; try again later") from None
+            raise CommandError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
 
     def _check_room(self, sender_key: str, size: int, needed: int, new_file: bool, **extra: Any) -> None:
         """CommandError ``quota`` unless the sender may make an upload of ``size`` declared bytes

@@ -206,3 +206,23 @@ def test_hostile_offsets_and_sizes_are_refused_in_cluster_mode(nodes, join, wire
     bob.send(command="file_download", file_id=file_id, offset=99)
     assert base64.b64decode(bob.expect("file_data")["data"]) == b"z"
     assert bob.expect("file_data_end")["sha256"] == wire.sha(data)
+
+
+def test_an_upload_survives_the_kill_of_its_node(start_node, cluster_env, join, wire) -> None:
+    fast = {"CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024", "CHATCORE_AUTH_ARGON2_TIME_COST": "1"}
+    first, second = (start_node(cluster_env, plugins=("auth", "filexfer"), env=fast) for _ in range(2))
+    known_everywhere(join, (first, second), "alice", "bob")
+    data = os.urandom(4 * wire.CHUNK)
+    alice = join(first, "alice")
+    ready = wire.offer(alice, "bob", data)
+    wire.send_chunks(alice, ready["upload_id"], data, 0, 2 * wire.CHUNK)
+    alice.sync()
+    first.kill()  # kill -9 in the middle of the upload
+
+    bob, alice = join(second, "bob"), join(second, "alice")
+    again = wire.offer(alice, "bob", data)
+    assert (again["upload_id"], again["offset"]) == (ready["upload_id"], 2 * wire.CHUNK)
+    wire.send_chunks(alice, ready["upload_id"], data, again["offset"])
+    done = wire.ask(alice, "file_uploaded", command="file_upload_done", upload_id=ready["upload_id"])
+    assert bob.expect("file_offer")["file_id"] == done["file_id"]
+    assert wire.download(bob, done["file_id"])[0] == data

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from chatcore.cluster import Database
 from chatcore.errors import CommandError
+from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.limits import Limits
+from chatcore_filexfer.pgindex import MIGRATIONS, PgIndex
 from chatcore_filexfer.service import FileService
 from chatcore_filexfer.spool import SpoolError
 
@@ -173,3 +176,27 @@ def test_two_nodes_write_one_upload_at_the_stored_offset_only(make_service) -> N
     assert node_a.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:])) == 4000
     done, made = node_b.finish("ann", entry.upload_id)
     assert made and node_a.finish("ann", entry.upload_id) == (done, False)
+
+
+def test_an_upload_rides_out_a_postgresql_outage(private_postgres, tmp_path: Path) -> None:
+    database = Database(private_postgres.url, min_size=1, max_size=4, timeout=20)
+    database.open()
+    try:
+        database.schema("filexfer").migrate(MIGRATIONS)
+        schema = database.schema("filexfer")
+        service = FileService(tmp_path, Limits(), Clock(), (PgIndex(schema), LargeObjectSpool(schema)))
+        data = os.urandom(3000)
+        entry, _ = service.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())
+        service.write_chunk("ann", entry.upload_id, 0, b64(data[:1000]))
+        private_postgres.stop()
+        database.timeout = 1.0
+        with pytest.raises(CommandError) as caught:
+            service.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:2000]))
+        assert (caught.value.code, caught.value.extra["offset"]) == ("storage_error", 1000)
+        private_postgres.start()
+        database.timeout = 20.0
+        assert service.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())[1] == 1000
+        service.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:]))
+        assert service.finish("ann", entry.upload_id)[1]
+    finally:
+        database.close()
