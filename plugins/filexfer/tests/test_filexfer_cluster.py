@@ -226,3 +226,16 @@ def test_an_upload_survives_the_kill_of_its_node(start_node, cluster_env, join, 
     done = wire.ask(alice, "file_uploaded", command="file_upload_done", upload_id=ready["upload_id"])
     assert bob.expect("file_offer")["file_id"] == done["file_id"]
     assert wire.download(bob, done["file_id"])[0] == data
+
+
+def test_an_offer_made_while_redis_is_down_reaches_the_other_node_when_it_is_back(start, cluster_env, private_redis,
+                                                                                 join, wire, tmp_path) -> None:
+    env = {**cluster_env, "CHATCORE_REDIS_URL": private_redis.url}
+    (a, _), (b, _) = (start(env=env, data_dir=tmp_path / name) for name in ("a", "b"))
+    known_everywhere(join, (a, b), "alice", "bob")
+    alice, bob = join(a, "alice"), join(b, "bob")
+    private_redis.stop()
+    file_id = wire.upload(alice, "bob", b"sent during the outage")  # the database takes it; the bus cannot
+    private_redis.start()
+    assert bob.expect("file_offer", timeout=30)["file_id"] == file_id
+    assert wire.download(bob, file_id)[0] == b"sent during the outage"
