@@ -7,6 +7,7 @@ import base64
 import errno
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,27 @@ def test_an_upload_rides_out_a_postgresql_outage(private_postgres, tmp_path: Pat
         assert service.finish("ann", entry.upload_id)[1]
     finally:
         database.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_two_nodes_offering_at_once_cannot_both_take_the_last_room(make_service) -> None:
+    limits = Limits(user_quota=100, max_offers=50, offer_bytes=10_000)
+    nodes = [make_service(limits, Clock()) for _ in range(2)]
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def offer(service: FileService, number: int) -> None:
+        barrier.wait()
+        try:
+            service.offer("ann", "bob", "f", 60, f"{number:064x}")
+            results.append("ok")
+        except CommandError as exc:
+            results.append(exc.code)
+
+    threads = [threading.Thread(target=offer, args=(nodes[n % 2], n)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["ok"] + ["quota"] * 7
+    assert nodes[0].index.usage("ann").files == 1
