@@ -56,26 +56,32 @@ class LargeObjectSpool:
             row = conn.execute("SELECT length FROM blobs WHERE name = %s", (_check(name),)).fetchone()
         return int(row[0]) if row is not None else None
 
-    def append(self, name: str, offset: int, data: bytes) -> int:
+    def append(self, name: str, offset: int, data: bytes, touched: Optional[float] = None) -> int:
         """Write ``data`` at ``offset``, which must be the stored length of a blob whose upload is
-        unfinished; returns the new length. Raises SpoolError (``held``: the stored length when it
-        is not ``offset``; ``gone``: no unfinished upload owns the blob); nothing is written then."""
+        unfinished and active, and record ``touched`` as the upload's last chunk; returns the new
+        length. Raises SpoolError (``held``: the stored length when it is not ``offset``; ``gone``:
+        no unfinished upload owns the blob; ``idle``: a sweep made it idle); nothing is written then."""
         try:
             with self._schema.connection() as conn:
                 # A chunk lost with a PostgreSQL crash loses its length with it (one transaction),
                 # and the client resends from the stored offset: no need to wait for the WAL flush.
                 conn.execute("SET LOCAL synchronous_commit TO off")
                 row = conn.execute(
-                    "SELECT b.oid, b.length, f.state FROM blobs b LEFT JOIN files f ON f.spool_name = b.name"
-                    " WHERE b.name = %s FOR UPDATE OF b", (_check(name),)).fetchone()
+                    "SELECT b.oid, b.length, f.state, f.held FROM blobs b LEFT JOIN files f"
+                    " ON f.spool_name = b.name WHERE b.name = %s FOR UPDATE OF b", (_check(name),)).fetchone()
                 if row is None or row[2] != "uploading":
                     raise SpoolError("the upload is finished or gone", gone=True)
                 oid, length = row[0], int(row[1])
                 if length != offset:
                     raise SpoolError(f"the server holds {length} bytes, not {offset}", held=length)
+                if row[3] is not None:
+                    raise SpoolError("the upload went idle", idle=True)
                 if data:
                     conn.execute("SELECT lo_put(%s::oid, %s, %s)", (oid, offset, data))
                     conn.execute("UPDATE blobs SET length = %s WHERE name = %s", (offset + len(data), name))
+                if touched is not None:
+                    conn.execute("UPDATE files SET touched = GREATEST(touched, %s) WHERE spool_name = %s",
+                                 (touched, name))
                 return offset + len(data)
         except psycopg.errors.DiskFull:
             raise SpoolError("the database's disk is full", full=True) from None

@@ -198,11 +198,31 @@ class FileService(Expiry):
             if state.received + len(raw) > entry.size:
                 raise CommandError("too_large", f"the chunk goes past the declared size of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
+            now = self.clock()
+            state.received = self._store(entry, state, offset, raw, now)
+            if state.digest is not None:
+                state.digest.update(raw)
+            state.touched = now
+            if self.spool.shared:
+                state.recorded = now  # the store wrote the row's time with the chunk
+            elif now - state.recorded >= self._touch_every:
+                self._record(upload_id, state, now)
+            return state.received
+
+    def _store(self, entry: Entry, state: UploadState, offset: int, raw: bytes, now: float) -> int:
+        """Write one chunk (``state.lock`` held), making an idle upload active first -> bytes held.
+        A shared store also records the chunk's time, and refuses a chunk for an upload another
+        node made idle: then it must fit the quotas again, as here."""
+        upload_id = entry.upload_id
+        for attempt in (1, 2):
             if state.idle:
                 self._reactivate(entry, state)
             try:
-                state.received = self.spool.append(entry.spool_name, offset, raw)
+                return self.spool.append(entry.spool_name, offset, raw, now)
             except SpoolError as exc:
+                if exc.idle and attempt == 1:
+                    state.idle = True
+                    continue
                 state.received = -1  # reload from disk next time: append() cut the file back
                 if exc.gone:
                     raise CommandError("unknown_upload", "the upload was finished or removed",
@@ -212,12 +232,7 @@ class FileService(Expiry):
                                        f"offset {exc.held}", upload_id=upload_id, offset=exc.held) from None
                 code = "disk_full" if exc.full else "storage_error"
                 raise CommandError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
-            if state.digest is not None:
-                state.digest.update(raw)
-            state.touched = now = self.clock()
-            if now - state.recorded >= self._touch_every:
-                self._record(upload_id, state, now)
-            return state.received
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _reload(self, entry: Entry, state: UploadState) -> None:
         """Re-read a shared store's length for ``state`` (its lock held); CommandError

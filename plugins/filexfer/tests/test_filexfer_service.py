@@ -225,3 +225,29 @@ def test_two_nodes_offering_at_once_cannot_both_take_the_last_room(make_service)
         thread.join()
     assert sorted(results) == ["ok"] + ["quota"] * 7
     assert nodes[0].index.usage("ann").files == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_an_upload_another_node_made_idle_must_fit_the_quota_again(make_service) -> None:
+    clock = Clock()
+    limits = Limits(user_quota=5000, offer_timeout=100)
+    node_a, node_b = make_service(limits, clock), make_service(limits, clock)
+    data = os.urandom(3000)
+    entry, _ = node_a.offer("ann", "bob", "f", len(data), hashlib.sha256(data).hexdigest())
+    clock.now += 50
+    node_a.write_chunk("ann", entry.upload_id, 0, b64(data[:500]))
+    clock.now += 10  # a chunk soon after another: every chunk's time is in the row, for every node's sweep
+    node_a.write_chunk("ann", entry.upload_id, 500, b64(data[500:1000]))
+    clock.now += 99
+    assert node_b.sweep() == [] and node_b.index.by_upload(entry.upload_id).held is None
+    clock.now += 2
+    node_b.sweep()
+    assert node_b.index.by_upload(entry.upload_id).held == 1000  # idle: it counts what it holds
+    node_b.offer("ann", "bob", "g", 3000, "5" * 64)  # 1000 + 3000 fit the quota
+    with pytest.raises(CommandError) as caught:  # node a still thinks it active: the store says idle
+        node_a.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:2000]))
+    assert caught.value.code == "quota"
+    node_b.cancel("ann", node_b.index.find_partial("ann", "bob", "5" * 64, 3000).upload_id)
+    node_a.write_chunk("ann", entry.upload_id, 1000, b64(data[1000:2000]))
+    assert node_a.index.by_upload(entry.upload_id).held is None  # active again, at its declared size
+    assert node_a.index.by_upload(entry.upload_id).touched == clock.now
