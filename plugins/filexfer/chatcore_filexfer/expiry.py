@@ -46,12 +46,28 @@ class Expiry:
                 if self._still_expired(entry, now) and self._sweep_one(self.remove, entry)]
         gone += [entry for entry in self.index.going_idle(now - self.limits.offer_timeout)
                  if self._sweep_one(lambda e: self._idle_out(e, now), entry)]
+        self._forget_finished_elsewhere()
         if self.spool.remove_strays():
             log.warning("filexfer: unlinked stored bytes no index row named (a node stopped half-way)")
         for entry in gone:
             log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
                      entry.sender, entry.recipient, entry.size)
         return gone
+
+    def _forget_finished_elsewhere(self) -> None:
+        """Drop this node's records of uploads another node finished or removed (shared store),
+        so memory holds only what may still go on."""
+        if not self.spool.shared:
+            return
+        known = self.uploads.ids()
+        live = self.index.unfinished(known) if known else set()
+        for upload_id in known:
+            state = self.uploads.get(upload_id)
+            if upload_id in live or state is None:
+                continue
+            with state.lock:
+                state.closed = True
+                self.uploads.discard(state)
 
     def _sweep_one(self, action: Callable[[Entry], bool], entry: Entry) -> bool:
         """Run one sweep step; a full disk skips the entry (the next sweep tries again), not the sweep."""

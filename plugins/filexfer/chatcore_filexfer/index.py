@@ -190,6 +190,13 @@ class Index:
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE state = 'uploading' AND held IS NULL"
                           " AND touched < ?", (before,))
 
+    def unfinished(self, upload_ids: list[str]) -> set[str]:
+        """Which of ``upload_ids`` are still unfinished uploads."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT upload_id FROM files WHERE state = 'uploading' AND upload_id IN"
+                                    f" ({', '.join('?' * len(upload_ids))})", tuple(upload_ids)).fetchall()
+        return {row[0] for row in rows}
+
     def involving(self, user_key: str) -> list[Entry]:
         """Every upload and file ``user_key`` sent or is to receive (account removal)."""
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE sender_key = ? OR recipient_key = ?",

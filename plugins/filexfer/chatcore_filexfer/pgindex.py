@@ -174,6 +174,13 @@ class PgIndex:
         """Active uploads whose last recorded chunk (or offer) is older than ``before``."""
         return self._rows(f"{_SELECT} WHERE state = 'uploading' AND held IS NULL AND touched < %s", (before,))
 
+    def unfinished(self, upload_ids: list[str]) -> set[str]:
+        """Which of ``upload_ids`` are still unfinished uploads (on any node)."""
+        with self._conn() as conn:
+            rows = conn.execute("SELECT upload_id FROM files WHERE state = 'uploading' AND upload_id = ANY(%s)",
+                                (upload_ids,)).fetchall()
+        return {str(row[0]) for row in rows}
+
     def involving(self, user_key: str) -> list[Entry]:
         """Every upload and file ``user_key`` sent or is to receive (account removal)."""
         return self._rows(f"{_SELECT} WHERE sender_key = %s OR recipient_key = %s", (user_key, user_key))

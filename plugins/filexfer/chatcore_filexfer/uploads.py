@@ -47,6 +47,11 @@ class UploadStates:
         with self._lock:
             return self._by_id.get(upload_id)
 
+    def ids(self) -> list[str]:
+        """The upload_ids with a record."""
+        with self._lock:
+            return list(self._by_id)
+
     def pop(self, upload_id: str) -> Optional[UploadState]:
         """Forget an upload (finished or removed)."""
         with self._lock:

@@ -176,6 +176,9 @@ def test_two_nodes_write_one_upload_at_the_stored_offset_only(make_service) -> N
     assert (caught.value.code, caught.value.extra["offset"]) == ("bad_offset", 3000)
     assert node_a.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:])) == 4000
     done, made = node_b.finish("ann", entry.upload_id)
+    assert node_a.uploads.get(entry.upload_id) is not None  # node a still remembers it...
+    node_a.sweep()
+    assert node_a.uploads.get(entry.upload_id) is None  # ...until its sweep finds it finished elsewhere
     assert made and node_a.finish("ann", entry.upload_id) == (done, False)
 
 
