@@ -185,6 +185,10 @@ class PgIndex:
         """Every upload and file ``user_key`` sent or is to receive (account removal)."""
         return self._rows(f"{_SELECT} WHERE sender_key = %s OR recipient_key = %s", (user_key, user_key))
 
+    def without_blob(self) -> list[Entry]:
+        """Rows whose stored bytes are gone (startup reconciliation; only a failure leaves one)."""
+        return self._rows(f"{_SELECT} f WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.name = f.spool_name)")
+
     def all(self) -> Iterator[Entry]:
         """Every row, in the order they were made (startup reconciliation)."""
         return iter(self._rows(f"{_SELECT} ORDER BY seq"))

@@ -21,22 +21,20 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from chatcore import protocol
 from chatcore.errors import CommandError
 from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
 from chatcore_filexfer.expiry import Expiry
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
+from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
+from chatcore_filexfer.pgindex import PgIndex
 from chatcore_filexfer.quota import refusal
 from chatcore_filexfer.spool import Spool, SpoolError
 from chatcore_filexfer.uploads import UploadState, UploadStates
-
-if TYPE_CHECKING:
-    from chatcore_filexfer.largeobjects import LargeObjectSpool
-    from chatcore_filexfer.pgindex import PgIndex
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ class FileService(Expiry):
     """The spool, its index and the rules around them; one per server, thread-safe."""
 
     def __init__(self, root: Path, limits: Limits, clock: Clock,
-                 store: "Optional[tuple[PgIndex, LargeObjectSpool]]" = None) -> None:
+                 store: Optional[tuple[PgIndex, LargeObjectSpool]] = None) -> None:
         """``store``: the cluster's (index, bodies); by default the SQLite index and spool under ``root``."""
         self.limits = limits
         self.clock = clock
@@ -85,6 +83,8 @@ class FileService(Expiry):
     def reconcile(self) -> tuple[int, int]:
         """Make spool and index agree after a crash: drop rows whose file is gone and files no
         row names. Returns (rows dropped, files deleted)."""
+        if isinstance(self.index, PgIndex) and isinstance(self.spool, LargeObjectSpool):
+            return self._reconcile_shared(self.index, self.spool)
         known: set[str] = set()
         dropped = 0
         for entry in self.index.all():
@@ -100,6 +100,16 @@ class FileService(Expiry):
             log.warning("filexfer: dropped %d index row(s) without a file and %d stray spool file(s)",
                         dropped, len(strays))
         return dropped, len(strays)
+
+    @staticmethod
+    def _reconcile_shared(index: "PgIndex", blobs: "LargeObjectSpool") -> tuple[int, int]:
+        """``reconcile`` for the cluster's store, one query each way however many rows."""
+        dropped = sum(index.delete(entry.upload_id) for entry in index.without_blob())
+        strays = blobs.remove_strays()
+        if dropped or strays:
+            log.warning("filexfer: dropped %d index row(s) without stored bytes and unlinked %d large "
+                        "object(s) no row named", dropped, strays)
+        return dropped, strays
 
     # -- upload ----------------------------------------------------------------------------
 
