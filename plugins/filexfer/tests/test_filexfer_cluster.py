@@ -81,6 +81,11 @@ def test_an_upload_begun_on_one_node_resumes_on_another_and_downloads_from_eithe
     bob = join(b, "bob")  # delivered, so no longer offered, but still resumable from the other node
     assert [m for m in bob.sync() if m.get("type") == "file_offer"] == []
     assert wire.download(bob, done["file_id"], offset=wire.CHUNK + 7)[0] == data[wire.CHUNK + 7:]
+    bob.send(command="file_received", file_id=done["file_id"])  # on the node it did not download from
+    bob.sync()
+    assert large_objects(cluster_env) == 0
+    assert alice.expect("file_delivered")["file_id"] == done["file_id"]
+    assert [m for m in alice.sync() if m.get("type") == "file_delivered"] == []  # told once
 
 
 def test_an_offer_reaches_the_recipient_on_the_other_node_and_the_answer_comes_back(nodes, join, wire,
@@ -102,6 +107,15 @@ def test_an_offer_reaches_the_recipient_on_the_other_node_and_the_answer_comes_b
     assert bob.expect("file_offer")["file_id"] == second
     assert bob.request(command="file_decline", file_id=second)["type"] == "file_decline_result"
     assert alice.expect("file_declined")["file_id"] == second
+    assert large_objects(cluster_env) == 0
+
+    ready = wire.offer(alice, "bob", b"withdrawn")
+    wire.send_chunks(alice, ready["upload_id"], b"withdrawn")
+    third = wire.ask(alice, "file_uploaded", command="file_upload_done", upload_id=ready["upload_id"])["file_id"]
+    assert bob.expect("file_offer")["file_id"] == third
+    withdrawn = wire.ask(alice, "file_cancel_result", command="file_cancel", upload_id=ready["upload_id"])
+    assert withdrawn["file_id"] == third
+    assert bob.expect("file_cancelled")["file_id"] == third
     assert large_objects(cluster_env) == 0
 
 
