@@ -24,15 +24,37 @@ from chatcore_filexfer.service import Clock, FileService
 CHUNK = 32 * 1024
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "single_store: in a BOTH_STORES module, run on SQLite only (the test is "
+                            "about the spool directory, or the store makes no difference to it)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Wire-level tests of a module with ``BOTH_STORES = True`` run twice: on a single node
+    (SQLite and spool) and on a node in cluster mode (PostgreSQL and large objects)."""
+    if ("start" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_STORES", False)
+            and metafunc.definition.get_closest_marker("single_store") is None):
+        metafunc.parametrize("store", ["sqlite", "postgres"], indirect=True)
+
+
 @pytest.fixture
-def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatServer, FilexferPlugin]]:
+def store(request: pytest.FixtureRequest) -> str:
+    """Where ``start``'s servers keep files: ``sqlite`` (a single node) or ``postgres`` (cluster mode)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def start(make_server: Callable[..., ChatServer], store: str,
+          request: pytest.FixtureRequest) -> Callable[..., tuple[ChatServer, FilexferPlugin]]:
     """``start(env={...}, clock=None, data_dir=None)``: a server with the real auth plugin and a
-    filexfer plugin instance the test can reach (and give a fake clock); background sweeps are off."""
+    filexfer plugin instance the test can reach (and give a fake clock); background sweeps are off.
+    With ``store`` = ``postgres`` every server of the test is a node of one cluster."""
+    cluster: Mapping[str, str] = request.getfixturevalue("cluster_env") if store == "postgres" else {}
 
     def factory(env: Optional[Mapping[str, Any]] = None, clock: Optional[FakeClock] = None,
                 data_dir: Optional[Path] = None) -> tuple[ChatServer, FilexferPlugin]:
         plugin = FilexferPlugin(clock=clock) if clock is not None else FilexferPlugin()
-        settings = {"CHATCORE_FILEXFER_SWEEP_INTERVAL": "0",
+        settings = {**cluster, "CHATCORE_FILEXFER_SWEEP_INTERVAL": "0",
                     # cheap password hashing: these tests are about files, not passwords
                     "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024", "CHATCORE_AUTH_ARGON2_TIME_COST": "1",
                     **dict(env or {})}
@@ -97,7 +119,7 @@ def make_service(filexfer_database: Optional[Database], tmp_path: Path) -> Itera
         service.close()
 
 
-def stored(service: FileService, name: str) -> bytes:
+def stored_bytes(service: FileService, name: str) -> bytes:
     """Every byte the service's store holds for ``name`` (a spool file or a large object)."""
     parts = []
     with service.spool.open(name) as source:
@@ -201,6 +223,19 @@ def spool_files(server: ChatServer) -> list[Path]:
     return sorted((server.data_dir / "filexfer" / "spool").iterdir())
 
 
+def stored(server: ChatServer) -> dict[str, int]:
+    """Every stored file body's name and size: the spool files, or in cluster mode the blobs."""
+    if server.cluster is None:
+        return {path.name: path.stat().st_size for path in spool_files(server)}
+    with server.cluster.database.schema("filexfer").connection() as conn:
+        return {str(name): int(length) for name, length in conn.execute("SELECT name, length FROM blobs")}
+
+
+def stored_sizes(server: ChatServer) -> list[int]:
+    """The sizes of every stored file body, smallest first (either store)."""
+    return sorted(stored(server).values())
+
+
 class Wire:
     """The helpers above as one object, handed to tests by the ``wire`` fixture (test modules
     cannot import conftest under ``--import-mode=importlib``)."""
@@ -216,7 +251,9 @@ class Wire:
     download = staticmethod(download)
     spool_files = staticmethod(spool_files)
     fill_disk = staticmethod(fill_disk)
+    stored_bytes = staticmethod(stored_bytes)
     stored = staticmethod(stored)
+    stored_sizes = staticmethod(stored_sizes)
 
 
 @pytest.fixture

@@ -217,6 +217,15 @@ def test_hostile_offsets_and_sizes_are_refused_in_cluster_mode(nodes, join, wire
     for offset in (-1, 101, 2**53, -(2**62)):
         bob.send(command="file_download", file_id=file_id, offset=offset)
         assert bob.expect("error")["code"] == "bad_offset", offset
+    for message, code in [({"command": "file_chunk", "upload_id": "0" * 32, "offset": 0, "data": ""}, "unknown_upload"),
+                          ({"command": "file_chunk", "upload_id": "../../x", "offset": 0, "data": ""}, "unknown_upload"),
+                          ({"command": "file_upload_done", "upload_id": "0" * 32}, "unknown_upload"),
+                          ({"command": "file_cancel", "upload_id": "' OR 1=1 --"}, "unknown_upload"),
+                          ({"command": "file_download", "file_id": "0" * 32}, "unknown_file"),
+                          ({"command": "file_decline", "file_id": "z" * 40000}, "unknown_file"),
+                          ({"command": "file_received", "file_id": file_id + "'; DROP TABLE files; --"}, "unknown_file")]:
+        bob.send(message)
+        assert bob.expect("error")["code"] == code, message
     bob.send(command="file_download", file_id=file_id, offset=99)
     assert base64.b64decode(bob.expect("file_data")["data"]) == b"z"
     assert bob.expect("file_data_end")["sha256"] == wire.sha(data)

@@ -58,7 +58,7 @@ def test_resume_after_restart_rebuilds_the_hash_from_disk(make_service, wire) ->
     second.write_chunk("ann", entry.upload_id, 3000, b64(data[3000:]))
     done, made = second.finish("ann", entry.upload_id)
     assert made and done.state == "ready" and done.file_id
-    assert wire.stored(second, done.spool_name) == data
+    assert wire.stored_bytes(second, done.spool_name) == data
     second.close()
 
 
