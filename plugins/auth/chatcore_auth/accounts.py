@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from chatcore_auth.devices import DeviceTokens
+from chatcore_auth.devices import TokenStore
 from chatcore_auth.names import is_valid_username, name_key, password_problem, username_problem
 from chatcore_auth.passwords import PasswordHasher
-from chatcore_auth.store import AccountStore, DuplicateUser
+from chatcore_auth.store import AccountStorage, DuplicateUser
 from chatcore_auth.throttle import Clock, FailureThrottle, KnownAddresses, RateLimit, seconds_text
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Outcome:
 class Accounts:
     """Register, authenticate, change passwords; thread-safe."""
 
-    def __init__(self, store: AccountStore, hasher: PasswordHasher, policy: Policy = Policy(),
+    def __init__(self, store: AccountStorage, hasher: PasswordHasher, policy: Policy = Policy(),
                  clock: Clock = time.monotonic) -> None:
         self.store = store
         self.hasher = hasher
@@ -147,7 +147,7 @@ class Accounts:
             log.info("removed account %s", username)
         return removed
 
-    def authenticate_token(self, username: str, token: str, address: str, tokens: DeviceTokens) -> Outcome:
+    def authenticate_token(self, username: str, token: str, address: str, tokens: TokenStore) -> Outcome:
         """Check a login by device token: no password hash, the same throttles (a bad token is a
         failed login), and a reason that says why a known token no longer works."""
         key = name_key(username)

@@ -14,19 +14,22 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 from chatcore import CommandError, Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
 from chatcore.config import Config
-from chatcore_auth import NAME, cli
+from chatcore.users import ACCOUNT_REMOVED
+from chatcore_auth import NAME, backends, cli, importer
 from chatcore_auth.accounts import Accounts
 from chatcore_auth.commands import AuthCommands
-from chatcore_auth.devices import DeviceTokens
+from chatcore_auth.devices import TokenStore
+from chatcore_auth.fanout import Fanout
 from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import LOGGED_IN_AT, MODES, Presence, set_mode
 from chatcore_auth.settings import PLAINTEXT_LOGIN, PRESENCE_DELAY, SETTINGS, TOKEN_TTL, hasher_from, policy_from
-from chatcore_auth.store import FILENAME, SCHEMA_VERSION, AccountStore
+from chatcore_auth.store import FILENAME, SCHEMA_VERSION, AccountStorage
 from chatcore_auth.throttle import Clock
 
 if TYPE_CHECKING:
     from chatcore.backup import Backup, Restore
+    from chatcore.cluster import Database
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
@@ -38,8 +41,8 @@ class AuthPlugin:
 
     chatcore_essential = True  # without accounts nobody can log in: never disabled by the fault budget
 
-    store: AccountStore  # these from chat_configure on; the server calls no other hook before it
-    tokens: DeviceTokens
+    store: AccountStorage  # these from chat_configure on; the server calls no other hook before it
+    tokens: TokenStore
     commands: AuthCommands
     presence: Presence
     metrics: AuthMetrics
@@ -48,6 +51,7 @@ class AuthPlugin:
         self.clock = clock  # monotonic: throttling
         self.wall_clock = wall_clock  # Unix time: device tokens' ages
         self.accounts: Optional[Accounts] = None  # None again once shut down: late lookups answer None
+        self.fanout: Optional[Fanout] = None  # cluster mode: what the other nodes must apply to live sessions
 
     @hookimpl
     def chat_settings(self) -> Sequence[Setting]:
@@ -58,17 +62,32 @@ class AuthPlugin:
         cli.add_commands(subparsers, config)
 
     @hookimpl
+    def chat_migrate(self, database: "Database") -> None:
+        """Cluster mode: the ``auth`` schema (accounts and device tokens)."""
+        backends.migrate(database)
+
+    @hookimpl
+    def chat_import_sqlite(self, config: Config, database: "Database") -> None:
+        """Copy a single node's accounts and device tokens into the (empty) ``auth`` schema."""
+        accounts, devices = importer.import_sqlite(config.data_dir, database)
+        if accounts or devices:
+            print(f"auth: imported {accounts} account(s) and {devices} device token(s)")
+
+    @hookimpl
     def chat_configure(self, server: "ChatServer") -> None:
-        """Open the account store and build the policy from the settings."""
-        self.store = AccountStore(server.plugin_dir(NAME) / FILENAME)
+        """Open the account store (SQLite, or the cluster's PostgreSQL) and build the policy
+        from the settings."""
+        self.store, self.tokens = backends.open_stores(server.plugin_dir(NAME), server.cluster,
+                                                       server.config.get(TOKEN_TTL), self.wall_clock)
+        if server.cluster is not None:
+            self.fanout = Fanout(server, server.cluster.bus)
         hasher = hasher_from(server.config)
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
         self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
         self.presence = Presence(server.sessions, server.config.get(PRESENCE_DELAY))
-        self.tokens = DeviceTokens(self.store.path, server.config.get(TOKEN_TTL), self.wall_clock)
         self.metrics = AuthMetrics(hasher)
         self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN),
-                                     self.metrics)
+                                     self.metrics, self.fanout)
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
@@ -131,14 +150,18 @@ class AuthPlugin:
 
     @hookimpl(tryfirst=True)
     def chat_user_removed(self, server: "ChatServer", username: str) -> None:
-        """Delete the account first, so nobody can log in as it while the others clean up."""
+        """Delete the account first, so nobody can log in as it while the others clean up; in
+        a cluster the other nodes end the user's sessions they hold."""
         if self.accounts is not None:
             self.accounts.remove(username)
         self.tokens.forget_user(username)
+        if self.fanout is not None:
+            self.fanout.end_sessions(username, ACCOUNT_REMOVED)
 
     @hookimpl
     def chat_backup(self, config: Config, backup: "Backup") -> None:
-        """Accounts and device tokens: one database, one snapshot."""
+        """Accounts and device tokens: one database, one snapshot (none in cluster mode:
+        PostgreSQL's own backups hold them)."""
         backup.database(config.data_dir / NAME / FILENAME)
 
     @hookimpl
@@ -156,3 +179,5 @@ class AuthPlugin:
         self.accounts = None  # lookups from other plugins' shutdown now answer None
         self.tokens.close()
         self.store.close()
+        if self.fanout is not None:
+            self.fanout.close()
