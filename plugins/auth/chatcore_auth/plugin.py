@@ -24,6 +24,7 @@ from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import LOGGED_IN_AT, MODES, Presence, set_mode
 from chatcore_auth.settings import PLAINTEXT_LOGIN, PRESENCE_DELAY, SETTINGS, TOKEN_TTL, hasher_from, policy_from
+from chatcore_auth.shared_limits import redis_limits
 from chatcore_auth.store import FILENAME, SCHEMA_VERSION, AccountStorage
 from chatcore_auth.throttle import Clock
 
@@ -35,9 +36,10 @@ if TYPE_CHECKING:
 
 
 class AuthPlugin:
-    """Accounts, login and presence; one instance per server. ``clock`` (monotonic seconds)
-    drives throttling and ``wall_clock`` (Unix seconds) the age of device tokens, so tests can
-    move time instead of sleeping."""
+    """Accounts, login and presence; one instance per server. ``clock`` drives throttling
+    (default: monotonic seconds on one node, Unix seconds in a cluster, whose nodes share the
+    counts) and ``wall_clock`` (Unix seconds) the age of device tokens, so tests can move time
+    instead of sleeping."""
 
     chatcore_essential = True  # without accounts nobody can log in: never disabled by the fault budget
 
@@ -47,8 +49,9 @@ class AuthPlugin:
     presence: Presence
     metrics: AuthMetrics
 
-    def __init__(self, clock: Clock = time.monotonic, wall_clock: Clock = time.time) -> None:
-        self.clock = clock  # monotonic: throttling
+    def __init__(self, clock: Optional[Clock] = None, wall_clock: Clock = time.time) -> None:
+        self.clock = clock or time.monotonic  # throttling on one node
+        self.shared_clock = clock or time.time  # throttling in a cluster: every node's clock must agree
         self.wall_clock = wall_clock  # Unix time: device tokens' ages
         self.accounts: Optional[Accounts] = None  # None again once shut down: late lookups answer None
         self.fanout: Optional[Fanout] = None  # cluster mode: what the other nodes must apply to live sessions
@@ -83,7 +86,10 @@ class AuthPlugin:
             self.fanout = Fanout(server, server.cluster.bus)
         hasher = hasher_from(server.config)
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
-        self.accounts = Accounts(self.store, hasher, policy_from(server.config), self.clock)
+        policy = policy_from(server.config)
+        cluster = server.cluster
+        limits = redis_limits(cluster.redis, cluster.key, policy, self.shared_clock) if cluster is not None else None
+        self.accounts = Accounts(self.store, hasher, policy, self.clock, limits)
         self.presence = Presence(server.sessions, server.config.get(PRESENCE_DELAY))
         self.metrics = AuthMetrics(hasher)
         self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN),

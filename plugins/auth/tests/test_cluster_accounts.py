@@ -1,6 +1,7 @@
 """Accounts across the nodes of a cluster (PostgreSQL and Redis, nodes in this process): an
 account or device token made on one node works on another, two nodes racing for one name
-leave one winner, and a removal or password change ends the user's sessions on every node."""
+leave one winner, a removal or password change ends the user's sessions on every node, and
+the throttles count attempts on every node together."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pytest
 
 from chatcore.testing import PASSWORD
 from chatcore_auth.pg_store import PgAccountStore
+from chatcore_auth.plugin import AuthPlugin
 from chatcore_auth.store import DuplicateUser
 
 TAKEN = "Username already exists!"
+BAD = "Incorrect username or password!"
 
 
 @pytest.fixture
@@ -164,3 +167,24 @@ def test_import_sqlite_copies_accounts_and_tokens_and_refuses_a_second_time(make
 
     again = chatcore(tmp_path, cluster_env, "import-sqlite")
     assert again.returncode != 0 and "already holds" in again.stderr
+
+
+def test_login_failures_and_registrations_are_counted_across_nodes(make_server, connect, clock, cluster_env,
+                                                                   tmp_path):
+    env = {**cluster_env, "CHATCORE_AUTH_REGISTER_LIMIT": "3", "CHATCORE_AUTH_REGISTER_EXEMPT": "none"}
+    a, b = (make_server(plugins=[], entry_points=[], extra=[("auth", AuthPlugin(clock=clock))], env=env,
+                        data_dir=tmp_path / name) for name in ("a", "b"))
+    on_a, on_b = connect(a), connect(b)
+    assert on_a.request(command="register", username="ivy", password=PASSWORD)["response"] == "ok"
+    for client in (on_a, on_b, on_a, on_b, on_a):  # five failures, spread over both nodes
+        assert client.request(command="login", username="ivy", password="wrong!")["reason"] == BAD
+    for client in (on_a, on_b):
+        throttled = client.request(command="login", username="ivy", password=PASSWORD)
+        assert throttled["response"] == "fail" and throttled["retry_after"] == 1
+    clock.advance(1)
+    assert on_b.request(command="login", username="ivy", password=PASSWORD)["response"] == "ok"
+
+    assert connect(b).request(command="register", username="jay", password=PASSWORD)["response"] == "ok"
+    assert connect(a).request(command="register", username="kim", password=PASSWORD)["response"] == "ok"
+    refused = connect(b).request(command="register", username="lee", password=PASSWORD)
+    assert refused["response"] == "fail" and "Too many registrations" in refused["reason"]
