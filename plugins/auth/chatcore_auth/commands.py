@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import protocol
 from chatcore.errors import CommandError
@@ -48,10 +48,11 @@ class AuthCommands:
 
     def __init__(self, server: "ChatServer", accounts: Accounts, tokens: TokenStore,
                  plaintext_policy: str = "loopback", metrics: Optional[AuthMetrics] = None,
-                 fanout: Optional[Fanout] = None) -> None:
+                 fanout: Optional[Fanout] = None, online_users: Optional[Callable[[], list[str]]] = None) -> None:
         self.server, self.accounts, self.tokens, self.plaintext_policy = server, accounts, tokens, plaintext_policy
         self.metrics = metrics if metrics is not None else AuthMetrics(accounts.hasher)
         self.fanout = fanout  # cluster mode: the other nodes end sessions too
+        self.online_users = online_users or server.sessions.online_users  # in a cluster: every node's
 
     def _end_elsewhere(self, username: str, code: str, device: Optional[str] = None) -> None:
         """In a cluster, have the other nodes end ``username``'s sessions (``device``'s only if named)."""
@@ -185,12 +186,11 @@ class AuthCommands:
         If they do not all fit, the reply adds ``has_more`` and ``next_offset``; send
         ``get_users`` again with ``offset`` for the rest.
         """
-        server = self.server
         offset = message.get("offset", 0)
         if offset < 0:
             raise CommandError("bad_request", "field 'offset' must be 0 or more")
         me = name_key(session.user or "")
-        users = [u for u in server.sessions.online_users() if name_key(u) != me]
+        users = [u for u in self.online_users() if name_key(u) != me]
         page = users[offset:]
         room = protocol.MAX_JSON - len(protocol.dumps({"type": "get_users", "data": []})) - 64  # has_more, next_offset
         fits = protocol.fitting(page, room)

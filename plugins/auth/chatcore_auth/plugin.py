@@ -17,6 +17,7 @@ from chatcore.config import Config
 from chatcore.users import ACCOUNT_REMOVED
 from chatcore_auth import NAME, backends, cli, importer
 from chatcore_auth.accounts import Accounts
+from chatcore_auth.cluster_presence import ClusterPresence
 from chatcore_auth.commands import AuthCommands
 from chatcore_auth.devices import TokenStore
 from chatcore_auth.fanout import Fanout
@@ -90,10 +91,17 @@ class AuthPlugin:
         cluster = server.cluster
         limits = redis_limits(cluster.redis, cluster.key, policy, self.shared_clock) if cluster is not None else None
         self.accounts = Accounts(self.store, hasher, policy, self.clock, limits)
-        self.presence = Presence(server.sessions, server.config.get(PRESENCE_DELAY))
+        delay = server.config.get(PRESENCE_DELAY)
+        self.presence = Presence(server.sessions, delay) if cluster is None else \
+            ClusterPresence(server.sessions, cluster, delay)
         self.metrics = AuthMetrics(hasher)
         self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN),
-                                     self.metrics, self.fanout)
+                                     self.metrics, self.fanout, self.presence.online_users)
+
+    @hookimpl
+    def chat_started(self, server: "ChatServer") -> None:
+        """In a cluster the bus reads from now on: presence takes the cluster's view."""
+        self.presence.started()
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
