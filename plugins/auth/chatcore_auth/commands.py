@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import protocol
+from chatcore.cluster import DatabaseUnavailable
 from chatcore.errors import CommandError
 from chatcore.users import DEVICE_REVOKED, LOGGED_OUT, PASSWORD_CHANGED
 from chatcore_auth import NAME
@@ -18,11 +21,31 @@ if TYPE_CHECKING:
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
+log = logging.getLogger(__name__)
+
 Reply = dict[str, Any]
+Handler = Callable[["Session", Reply], Optional[Reply]]
+UNAVAILABLE = "The account database cannot be reached right now: try again in a few seconds."
+UNAVAILABLE_RETRY = 5  # seconds a client is told to wait when the cluster's database is away
 SECRETS = ("password", "token")  # kept from the request other plugins see at login
 PENDING_REPLY = "login_reply"
 TLS_REQUIRED = ("This server accepts passwords only over an encrypted connection: "
                 "reconnect with TLS to log in or register.")
+
+
+def database_errors(handler: Handler) -> Handler:
+    """``handler``, answering ``error`` ``unavailable`` (with ``retry_after``) while the
+    cluster's PostgreSQL cannot be reached, instead of failing as a bug would."""
+
+    @functools.wraps(handler)
+    def run(session: "Session", message: Reply) -> Optional[Reply]:
+        try:
+            return handler(session, message)
+        except DatabaseUnavailable as error:
+            log.warning("auth: %s failed, PostgreSQL unreachable: %s", message.get("command", "?"), error)
+            raise CommandError("unavailable", UNAVAILABLE, retry_after=UNAVAILABLE_RETRY) from None
+
+    return run
 
 
 def plaintext_allowed(policy: str, tls: bool, loopback: bool) -> bool:

@@ -8,17 +8,19 @@ handlers) and ``cli`` (``chatcore user``).
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from chatcore import CommandError, Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
+from chatcore.cluster import DatabaseUnavailable
 from chatcore.config import Config
 from chatcore.users import ACCOUNT_REMOVED
 from chatcore_auth import NAME, backends, cli, importer
 from chatcore_auth.accounts import Accounts
 from chatcore_auth.cluster_presence import ClusterPresence
-from chatcore_auth.commands import AuthCommands
+from chatcore_auth.commands import AuthCommands, database_errors
 from chatcore_auth.devices import TokenStore
 from chatcore_auth.fanout import Fanout
 from chatcore_auth.metrics import AuthMetrics
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from chatcore.cluster import Database
     from chatcore.server import ChatServer
     from chatcore.session import Session
+
+
+log = logging.getLogger(__name__)
 
 
 class AuthPlugin:
@@ -105,16 +110,16 @@ class AuthPlugin:
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
-        register("register", self.commands.register, auth=False, fields={"username": str, "password": str})
-        register("login", self.commands.login, auth=False, fields={"username": str}, logs_in=True,
+        register("register", database_errors(self.commands.register), auth=False, fields={"username": str, "password": str})
+        register("login", database_errors(self.commands.login), auth=False, fields={"username": str}, logs_in=True,
                  optional={"password": str, "token": str, "device": str, "since": int,
                            "changes_since": int, "room_changes_since": int})
-        register("logout", self.commands.logout, auth=True, optional={"everywhere": bool})
-        register("devices", self.commands.devices, auth=True)
-        register("device_revoke", self.commands.device_revoke, auth=True, fields={"device": str})
+        register("logout", database_errors(self.commands.logout), auth=True, optional={"everywhere": bool})
+        register("devices", database_errors(self.commands.devices), auth=True)
+        register("device_revoke", database_errors(self.commands.device_revoke), auth=True, fields={"device": str})
         register("close", self.commands.close, auth=False)
         register("get_users", self.commands.get_users, auth=True, optional={"offset": int})
-        register("change_password", self.commands.change_password, auth=True, fields={"old": str, "new": str})
+        register("change_password", database_errors(self.commands.change_password), auth=True, fields={"old": str, "new": str})
 
     @hookimpl
     def chat_metrics(self, register: Callable[[Any], None]) -> None:
@@ -151,7 +156,11 @@ class AuthPlugin:
         session: an operator's change made meanwhile either is read now or reaches the bound
         session over the admin socket (``set_admin``)."""
         if session.user is not None:
-            session.admin = self.store.is_admin(session.user)
+            try:
+                session.admin = self.store.is_admin(session.user)
+            except DatabaseUnavailable:  # the login itself read the account a moment ago
+                log.warning("auth: cannot read whether %s is an administrator: PostgreSQL unreachable", session.user)
+                session.admin = False
             session.state.setdefault(NAME, {})[LOGGED_IN_AT] = time.monotonic()  # presence after this only
         self.commands.send_login_reply(session)
         if session.user is not None:

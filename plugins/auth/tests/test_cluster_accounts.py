@@ -188,3 +188,17 @@ def test_login_failures_and_registrations_are_counted_across_nodes(make_server, 
     assert connect(a).request(command="register", username="kim", password=PASSWORD)["response"] == "ok"
     refused = connect(b).request(command="register", username="lee", password=PASSWORD)
     assert refused["response"] == "fail" and "Too many registrations" in refused["reason"]
+
+
+def test_while_postgresql_is_away_logins_get_a_clear_error_and_work_again_after(make_server, connect, cluster_env,
+                                                                                private_postgres, tmp_path):
+    env = {**cluster_env, "CHATCORE_DATABASE_URL": private_postgres.url, "CHATCORE_DATABASE_TIMEOUT": "1"}
+    node = make_server(plugins=["auth"], env=env, data_dir=tmp_path / "a")
+    client = connect(node)
+    assert client.request(command="register", username="kai", password=PASSWORD)["response"] == "ok"
+    private_postgres.stop()
+    refused = client.request(command="login", username="kai", password=PASSWORD)
+    assert (refused["type"], refused["code"], refused["retry_after"]) == ("error", "unavailable", 5)
+    assert "try again" in refused["reason"]
+    private_postgres.start()
+    assert client.request(command="login", username="kai", password=PASSWORD)["response"] == "ok"
