@@ -7,15 +7,17 @@ name of every user online anywhere. A node adds itself to a user's set when the 
 local session logs in and removes itself when the last one ends, in one Lua script each: the
 script alone sees the set go from empty to one node or back, so exactly one node learns of
 each real change. That node queues the event for its own sessions and publishes it on the
-bus for the others; every change carries a number from one cluster-wide counter, and a node
+bus for the others; every change carries a number from one cluster-wide clock, and a node
 applies only changes newer than the last it applied for that user, whatever order the bus
-delivers them in.
+delivers them in, and only those that change what its sessions were told.
 
 A node's liveness is its heartbeat (an expiring key): when it stops, the one node that claims
 it (``nodes.on_node_lost``) takes it out of its users' sets in one script and announces those
 left with no node. A node that finds itself claimed while alive (Redis was out of its reach
 for longer than the heartbeat's TTL) registers its users again. Each node re-checks its own
-entries once per heartbeat, which also retries what a Redis outage interrupted.
+entries once per heartbeat, which also retries what a Redis outage interrupted and puts
+back what a Redis restarted empty forgot; after the bus reports that events may be lost, the
+node compares what its sessions were told with Redis and sends the difference.
 """
 
 from __future__ import annotations
@@ -37,28 +39,40 @@ log = logging.getLogger(__name__)
 
 TOPIC = "auth.presence"  # {changes: [[display name, online, number], ...]}
 
-_JOIN = """
+# Change numbers: microseconds of Redis's clock, and always past the last one handed out, so
+# they keep growing even after Redis restarts empty (which forgets the ``clock`` key).
+_NUMBER = """
+local function number()
+  local now = redis.call('TIME')
+  local n = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local last = tonumber(redis.call('GET', ARGV[1] .. 'clock') or '0')
+  if n <= last then n = last + 1 end
+  redis.call('SET', ARGV[1] .. 'clock', string.format('%.0f', n))
+  return n
+end
+"""
+_JOIN = _NUMBER + """
 local where = ARGV[1] .. 'where:' .. ARGV[3]
 local added = redis.call('SADD', where, ARGV[2])
 redis.call('SADD', ARGV[1] .. 'node:' .. ARGV[2], ARGV[3])
 if added == 1 and redis.call('SCARD', where) == 1 then
   redis.call('HSET', ARGV[1] .. 'online', ARGV[3], ARGV[4])
-  return redis.call('INCR', ARGV[1] .. 'clock')
+  return number()
 end
 return 0
 """
-_LEAVE = """
+_LEAVE = _NUMBER + """
 local where = ARGV[1] .. 'where:' .. ARGV[3]
 local removed = redis.call('SREM', where, ARGV[2])
 redis.call('SREM', ARGV[1] .. 'node:' .. ARGV[2], ARGV[3])
 if removed == 1 and redis.call('SCARD', where) == 0 then
   local name = redis.call('HGET', ARGV[1] .. 'online', ARGV[3])
   redis.call('HDEL', ARGV[1] .. 'online', ARGV[3])
-  return {redis.call('INCR', ARGV[1] .. 'clock'), name or ARGV[3]}
+  return {number(), name or ARGV[3]}
 end
 return {0, ''}
 """
-_NODE_LOST = """
+_NODE_LOST = _NUMBER + """
 local node = ARGV[1] .. 'node:' .. ARGV[2]
 local gone = {}
 for _, user in ipairs(redis.call('SMEMBERS', node)) do
@@ -67,7 +81,7 @@ for _, user in ipairs(redis.call('SMEMBERS', node)) do
     local name = redis.call('HGET', ARGV[1] .. 'online', user)
     redis.call('HDEL', ARGV[1] .. 'online', user)
     table.insert(gone, name or user)
-    table.insert(gone, redis.call('INCR', ARGV[1] .. 'clock'))
+    table.insert(gone, number())
   end
 end
 redis.call('DEL', node)
@@ -96,9 +110,11 @@ class ClusterPresence(Presence):
         self._seen_lock = threading.Lock()
         self._stop_refresh = threading.Event()
         self._refresher: Optional[threading.Thread] = None
+        self._refreshed = threading.Condition()
+        self.refreshes = 0  # checks of this node's entries that reached Redis
         cluster.bus.subscribe(TOPIC, self._heard)
         cluster.bus.listen(TOPIC, self._heard)  # a node's last words at shutdown (the stream is closed by then)
-        cluster.bus.on_resync(self.resync)
+        cluster.bus.on_resync(self._resync_soon)
         cluster.nodes.on_node_lost(self.node_lost)
 
     # -- this node's changes -----------------------------------------------------------------
@@ -130,17 +146,21 @@ class ClusterPresence(Presence):
             self._cluster.bus.publish(TOPIC, {"changes": [[display, online, number]]})
 
     def _apply(self, changes: list[tuple[str, bool, int]]) -> None:
-        """Queue for the local sessions each change newer than the last applied for its user."""
+        """Queue for the local sessions each change newer than the last applied for its user,
+        when it changes what they were told (a node registering its users again after Redis
+        lost them is no news to them)."""
         with self._seen_lock:
             for display, online, number in changes:
                 key = name_key(display)
                 if number <= self._seen.get(key, 0):
                     continue
                 self._seen[key] = number
+                if online == (key in self._believed):
+                    continue
                 if online:
                     self._believed[key] = display
                 else:
-                    self._believed.pop(key, None)
+                    del self._believed[key]
                 self.queue(key, display, online)
 
     # -- the other nodes' -------------------------------------------------------------------
@@ -162,6 +182,13 @@ class ClusterPresence(Presence):
             log.info("presence: %d user(s) of the lost node %s went offline", len(changes), node_id)
             self._apply(changes)
             self._cluster.bus.publish(TOPIC, {"changes": [list(c) for c in changes]})
+
+    def _resync_soon(self) -> None:
+        """The bus may have lost events (Redis came back, perhaps empty): resync once every
+        node has had two heartbeats to register its users again, off the bus reader thread."""
+        timer = threading.Timer(2 * self._cluster.nodes.interval, self.resync)
+        timer.daemon = True
+        timer.start()
 
     def resync(self) -> None:
         """Events may have been missed: tell the local sessions what differs from Redis's truth."""
@@ -209,15 +236,28 @@ class ClusterPresence(Presence):
             except Exception:
                 log.exception("presence: refreshing this node's entries failed")
 
+    def wait_refreshed(self, timeout: float = 10.0) -> bool:
+        """Block until one whole check of this node's entries begins and ends after this call
+        (tests: after Redis came back); False on timeout."""
+        with self._refreshed:
+            target = self.refreshes + 2
+            return self._refreshed.wait_for(lambda: self.refreshes >= target, timeout)
+
     def refresh(self) -> None:
         """Make Redis hold this node's users: register those it lost (claimed while alive, or
         an update Redis missed), unregister those gone."""
+        self._check_entries()
+        with self._refreshed:
+            self.refreshes += 1
+            self._refreshed.notify_all()
+
+    def _check_entries(self) -> None:
         registered = {_text(k) for k in self._redis.smembers(self._prefix + "node:" + self._node)}
         local = {name_key(n): n for n in self._sessions.online_users()}
-        for key in list(self._here - registered):  # claimed as dead meanwhile
+        for key in set(self._here) - registered:  # claimed as dead meanwhile, or Redis restarted empty
             with self.lock_for(key):
                 self._here.discard(key)
-        for key in set(local) | self._here:
+        for key in set(local) | set(self._here):
             if (key in local) != (key in self._here):
                 self.update(local.get(key, key))
 

@@ -1,6 +1,7 @@
 """Presence across the nodes of a cluster: one ``peer_joined`` and one ``peer_left`` however
-many nodes and sessions a user has, the user list at login holds every node's users, and the
-users of a node killed with ``kill -9`` go offline within the heartbeat's TTL and a sweep."""
+many nodes and sessions a user has, the user list at login holds every node's users, the
+users of a node killed with ``kill -9`` go offline within the heartbeat's TTL and a sweep,
+and a Redis that restarts empty costs no false events."""
 
 from __future__ import annotations
 
@@ -95,3 +96,26 @@ def test_a_node_claimed_as_dead_while_alive_registers_its_users_again(nodes, log
     watcher.expect("peer_left", peer="zoe")
     watcher.expect("peer_joined", peer="zoe")  # a's next check finds its entries gone and restores them
     assert watcher.request(command="get_users")["data"] == ["zoe"]
+
+
+def test_presence_and_logins_ride_out_a_redis_that_restarts_empty(make_server, cluster_env, private_redis, tmp_path,
+                                                                 login_as, connect):
+    env = {**cluster_env, "CHATCORE_REDIS_URL": private_redis.url, "CHATCORE_NODE_TTL": "2"}
+    a, b = (make_server(plugins=["auth"], env=env, data_dir=tmp_path / name) for name in ("a", "b"))
+    watcher = login_as(b, "watcher")
+    quinn = login_as(a, "quinn")
+    watcher.expect("peer_joined", peer="quinn")
+    connect(a).request(command="register", username="rita", password=PASSWORD)
+    private_redis.stop()
+    rita = connect(a)
+    rita.login("rita", PASSWORD)  # no Redis: throttling lets it through, presence catches up later
+    private_redis.start()  # empty: every presence entry is gone
+    watcher.expect("peer_joined", peer="rita")  # a registered its users again
+    for node in (a, b):
+        assert node.pm.get_plugin("auth").presence.wait_refreshed()
+    b.pm.get_plugin("auth").presence.resync()  # what the bus asks for after the outage
+    assert watcher.request(command="get_users")["data"] == ["quinn", "rita"]
+    assert presence_of(watcher.sync(), "quinn") == []  # quinn never left
+    quinn.close()
+    watcher.expect("peer_left", peer="quinn")
+    assert presence_of(watcher.sync(), "quinn") == []
