@@ -13,7 +13,8 @@ delivers them in, and only those that change what its sessions were told.
 
 A node's liveness is its heartbeat (an expiring key): when it stops, the one node that claims
 it (``nodes.on_node_lost``) takes it out of its users' sets in one script and announces those
-left with no node. A node that finds itself claimed while alive (Redis was out of its reach
+left with no node. Should that fail, every node also looks, once per heartbeat, for nodes
+listed in ``auth:holders`` (those with entries) that no longer beat, and runs the same script. A node that finds itself claimed while alive (Redis was out of its reach
 for longer than the heartbeat's TTL) registers its users again. Each node re-checks its own
 entries once per heartbeat, which also retries what a Redis outage interrupted and puts
 back what a Redis restarted empty forgot; after the bus reports that events may be lost, the
@@ -55,6 +56,7 @@ _JOIN = _NUMBER + """
 local where = ARGV[1] .. 'where:' .. ARGV[3]
 local added = redis.call('SADD', where, ARGV[2])
 redis.call('SADD', ARGV[1] .. 'node:' .. ARGV[2], ARGV[3])
+redis.call('SADD', ARGV[1] .. 'holders', ARGV[2])
 if added == 1 and redis.call('SCARD', where) == 1 then
   redis.call('HSET', ARGV[1] .. 'online', ARGV[3], ARGV[4])
   return number()
@@ -85,6 +87,7 @@ for _, user in ipairs(redis.call('SMEMBERS', node)) do
   end
 end
 redis.call('DEL', node)
+redis.call('SREM', ARGV[1] .. 'holders', ARGV[2])
 return gone
 """
 
@@ -247,6 +250,7 @@ class ClusterPresence(Presence):
         """Make Redis hold this node's users: register those it lost (claimed while alive, or
         an update Redis missed), unregister those gone."""
         self._check_entries()
+        self._sweep_holders()
         with self._refreshed:
             self.refreshes += 1
             self._refreshed.notify_all()
@@ -260,6 +264,15 @@ class ClusterPresence(Presence):
         for key in set(local) | set(self._here):
             if (key in local) != (key in self._here):
                 self.update(local.get(key, key))
+
+    def _sweep_holders(self) -> None:
+        """Clean up after every node that holds presence entries but no longer beats and was
+        not cleaned up after (its claimant failed midway, say): the script is atomic, so of
+        the nodes sweeping at once exactly one announces its users' departure."""
+        holders = {_text(n) for n in self._redis.smembers(self._prefix + "holders")}
+        stale = holders - set(self._cluster.nodes.alive()) - {self._node}
+        for node in sorted(stale):
+            self.node_lost(node)
 
     def stop(self) -> None:
         """Stop re-checking; take this node's remaining entries out (its sessions logged out

@@ -119,3 +119,17 @@ def test_presence_and_logins_ride_out_a_redis_that_restarts_empty(make_server, c
     quinn.close()
     watcher.expect("peer_left", peer="quinn")
     assert presence_of(watcher.sync(), "quinn") == []
+
+
+def test_a_dead_node_nobody_claimed_is_cleaned_up_by_the_presence_sweep(make_server, start_node, cluster_env,
+                                                                        tmp_path, login_as, connect):
+    fast = {"CHATCORE_NODE_TTL": "2"}
+    here = make_server(plugins=["auth"], env={**cluster_env, **fast}, data_dir=tmp_path / "here")
+    doomed = start_node(cluster_env, plugins=("auth",), env=fast)
+    watcher = login_as(here, "watcher")
+    connect(doomed).login("nia", PASSWORD, register=True)
+    watcher.expect("peer_joined", peer="nia")
+    doomed.kill()
+    here.cluster.redis.srem(cluster_env["CHATCORE_REDIS_PREFIX"] + "nodes", doomed.node_id)  # its claim is lost
+    assert watcher.expect("peer_left", timeout=LOST_WITHIN, peer="nia")
+    assert "nia" not in watcher.request(command="get_users")["data"]
