@@ -21,11 +21,12 @@ from typing import Any, Callable, Iterator, Optional
 
 from chatcore.admin import DataDirInUse, NoServer, admin_request
 from chatcore.cluster import open_cluster
+from chatcore.cluster.relay import END_SESSIONS, SET_ADMIN
 from chatcore.config import Config
 from chatcore.users import DEVICE_REVOKED, PASSWORD_CHANGED
 from chatcore_auth import NAME, backends
 from chatcore_auth.devices import TokenStore
-from chatcore_auth.fanout import ADMIN_CHANGED, END_SESSIONS, cli_bus, end_sessions_event, publish_from_cli
+from chatcore_auth.fanout import cli_bus, end_sessions_event, publish_from_cli
 from chatcore_auth.names import password_problem, username_problem
 from chatcore_auth.settings import MAX_PASSWORD, MIN_PASSWORD, TOKEN_TTL, hasher_from
 from chatcore_auth.store import AccountStorage
@@ -169,7 +170,7 @@ def set_admin(args: argparse.Namespace, config: Config) -> int:
             return _fail(f"no user {args.username!r}")
         store.set_admin(account.username, admin)
     live = _tell_server(config, {"command": "set_admin", "username": account.username, "admin": admin},
-                        "sessions", ADMIN_CHANGED, {"user": account.username, "admin": admin})
+                        "sessions", SET_ADMIN, {"username": account.username, "admin": admin})
     print(f"{account.username} is {'now' if admin else 'no longer'} a server administrator"
           + (" (every node told)" if live is None else f" ({live} live session(s) told)" if live else ""))
     return 0

@@ -13,7 +13,6 @@ from chatcore.users import DEVICE_REVOKED, LOGGED_OUT, PASSWORD_CHANGED
 from chatcore_auth import NAME
 from chatcore_auth.accounts import Accounts, Outcome
 from chatcore_auth.devices import TokenStore, device_problem
-from chatcore_auth.fanout import Fanout
 from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import name_key
 
@@ -71,16 +70,10 @@ class AuthCommands:
 
     def __init__(self, server: "ChatServer", accounts: Accounts, tokens: TokenStore,
                  plaintext_policy: str = "loopback", metrics: Optional[AuthMetrics] = None,
-                 fanout: Optional[Fanout] = None, online_users: Optional[Callable[[], list[str]]] = None) -> None:
+                 online_users: Optional[Callable[[], list[str]]] = None) -> None:
         self.server, self.accounts, self.tokens, self.plaintext_policy = server, accounts, tokens, plaintext_policy
         self.metrics = metrics if metrics is not None else AuthMetrics(accounts.hasher)
-        self.fanout = fanout  # cluster mode: the other nodes end sessions too
         self.online_users = online_users or server.sessions.online_users  # in a cluster: every node's
-
-    def _end_elsewhere(self, username: str, code: str, device: Optional[str] = None) -> None:
-        """In a cluster, have the other nodes end ``username``'s sessions (``device``'s only if named)."""
-        if self.fanout is not None:
-            self.fanout.end_sessions(username, code, device)
 
     def _refuses(self, session: "Session") -> bool:
         """True when this connection may not carry a password (plaintext, against the policy)."""
@@ -162,7 +155,6 @@ class AuthCommands:
         if message.get("everywhere") and session.user is not None:
             self.tokens.revoke(session.user, why="logged_out")
             server.users.end_sessions(session.user, LOGGED_OUT, keep=session)
-            self._end_elsewhere(session.user, LOGGED_OUT)
         server.logout(session)
         return {"type": "logout_result", "response": "ok"}
 
@@ -190,7 +182,6 @@ class AuthCommands:
         revoked = self.tokens.revoke(session.user, device) > 0
         ended = self.server.users.end_sessions(session.user, DEVICE_REVOKED, device=device,
                                                keep=session if device != session.device else None)
-        self._end_elsewhere(session.user, DEVICE_REVOKED, device)
         if not revoked and not ended:
             raise CommandError("unknown_device", f"you have no device named {protocol.echo(device)!r}")
         return {"type": "device_revoke_result", "device": protocol.echo(device), "revoked": revoked}
@@ -233,7 +224,6 @@ class AuthCommands:
         if outcome.ok:  # whoever else knew the old password is logged out everywhere but here
             self.tokens.revoke(session.user, why="password_changed")
             server.users.end_sessions(session.user, PASSWORD_CHANGED, keep=session)
-            self._end_elsewhere(session.user, PASSWORD_CHANGED)
             if session.device:  # this device goes on: a fresh token replaces the one just revoked
                 reply["token"] = self.tokens.issue(session.user, session.device, session.address[0])
                 reply["device"] = session.device

@@ -16,13 +16,11 @@ from chatcore import CommandError, Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
 from chatcore.cluster import DatabaseUnavailable
 from chatcore.config import Config
-from chatcore.users import ACCOUNT_REMOVED
 from chatcore_auth import NAME, backends, cli, importer
 from chatcore_auth.accounts import Accounts
 from chatcore_auth.cluster_presence import ClusterPresence
 from chatcore_auth.commands import AuthCommands, database_errors
 from chatcore_auth.devices import TokenStore
-from chatcore_auth.fanout import Fanout
 from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import LOGGED_IN_AT, MODES, Presence, set_mode
@@ -60,7 +58,6 @@ class AuthPlugin:
         self.shared_clock = clock or time.time  # throttling in a cluster: every node's clock must agree
         self.wall_clock = wall_clock  # Unix time: device tokens' ages
         self.accounts: Optional[Accounts] = None  # None again once shut down: late lookups answer None
-        self.fanout: Optional[Fanout] = None  # cluster mode: what the other nodes must apply to live sessions
 
     @hookimpl
     def chat_settings(self) -> Sequence[Setting]:
@@ -88,8 +85,6 @@ class AuthPlugin:
         from the settings."""
         self.store, self.tokens = backends.open_stores(server.plugin_dir(NAME), server.cluster,
                                                        server.config.get(TOKEN_TTL), self.wall_clock)
-        if server.cluster is not None:
-            self.fanout = Fanout(server, server.cluster.bus)
         hasher = hasher_from(server.config)
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
         policy = policy_from(server.config)
@@ -101,7 +96,7 @@ class AuthPlugin:
             ClusterPresence(server.sessions, cluster, delay)
         self.metrics = AuthMetrics(hasher)
         self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN),
-                                     self.metrics, self.fanout, self.presence.online_users)
+                                     self.metrics, self.presence.online_users)
 
     @hookimpl
     def chat_started(self, server: "ChatServer") -> None:
@@ -173,13 +168,11 @@ class AuthPlugin:
 
     @hookimpl(tryfirst=True)
     def chat_user_removed(self, server: "ChatServer", username: str) -> None:
-        """Delete the account first, so nobody can log in as it while the others clean up; in
-        a cluster the other nodes end the user's sessions they hold."""
+        """Delete the account first, so nobody can log in as it while the others clean up (the
+        core has already ended the user's sessions, on every node of a cluster)."""
         if self.accounts is not None:
             self.accounts.remove(username)
         self.tokens.forget_user(username)
-        if self.fanout is not None:
-            self.fanout.end_sessions(username, ACCOUNT_REMOVED)
 
     @hookimpl
     def chat_backup(self, config: Config, backup: "Backup") -> None:
@@ -202,5 +195,4 @@ class AuthPlugin:
         self.accounts = None  # lookups from other plugins' shutdown now answer None
         self.tokens.close()
         self.store.close()
-        if self.fanout is not None:
-            self.fanout.close()
+

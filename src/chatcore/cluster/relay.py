@@ -70,6 +70,8 @@ def attach(server: "ChatServer") -> None:
     def end_sessions(event: dict[str, Any]) -> None:
         username, code = str(event.get("username", "")), str(event.get("code", ""))
         device = event.get("device") if isinstance(event.get("device"), str) else None
+        if not server.sessions.of_user(username):
+            return  # nobody here to end: no worker needed
         later(lambda: server.users.end_sessions(username, code, str(event.get("reason", "")), device=device,
                                                 cluster_wide=False))
 
