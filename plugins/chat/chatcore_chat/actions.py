@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from chatcore import CommandError, protocol
 from chatcore.session import corked
-from chatcore_chat import changelog, features, search
-from chatcore_chat.changes import Change, Edit, React, Redact, conversation_of
+from chatcore_chat import features, pgfeatures, search
+from chatcore_chat.changes import Change, Edit, React, Redact, conversation_of, features_of
 from chatcore_chat.delivery import SessionLike, send
 from chatcore_chat.feature_settings import FeatureSettings
 from chatcore_chat.search import Hit
@@ -44,6 +44,9 @@ class MessageActions:
         self.settings = FeatureSettings()
         self.typing_throttle = features.Throttle(self.settings.typing_interval, clock)
         self.sources: Sources = lambda user, words, match, before, limit: ()
+        self.cluster = False  # cluster mode: the features' queries are PostgreSQL's (``pgfeatures``)
+        self.notify: Optional[Callable[[dict[str, Any]], None]] = None  # cluster mode: typing to the other nodes
+        self.publish: Optional[Callable[[Message, dict[str, Any]], None]] = None  # ... and changes
 
     def configure(self, settings: FeatureSettings, sources: Optional[Sources] = None) -> None:
         """Take the settings and the other plugins' search sources (the hook)."""
@@ -60,7 +63,8 @@ class MessageActions:
         """Keep the change log within its age and count limits (the writer, after change ``newest_id``)."""
         days, keep = self.settings.changes_keep_days, self.settings.changes_keep
         if days > 0 or keep > 0:
-            changelog.prune(conn, int((self.clock() - days * 86400) * 1000) if days > 0 else None, keep, newest_id)
+            features_of(self.cluster).prune(conn, int((self.clock() - days * 86400) * 1000) if days > 0 else None,
+                                            keep, newest_id)
 
     # -- changes -------------------------------------------------------------------------------
 
@@ -133,6 +137,16 @@ class MessageActions:
         if not self.typing_throttle.allow((user.casefold(), conversation_of(user, to))):
             return
         body = {"type": "typing", "sender": user, "to": to, "expires_in": self.settings.typing_expiry}
+        self.tell_typing(body)
+        if self.notify is not None:
+            self.notify(body)
+
+    def tell_typing(self, body: dict[str, Any]) -> None:
+        """A ``typing`` event to this node's v2 sessions of the conversation, the typist's own
+        excepted (the bus listener calls it with other nodes' events: throw-away, like typing)."""
+        user, to = str(body.get("sender", "")), str(body.get("to", ""))
+        if not user:
+            return
         mine = user.casefold()
         self.tell((s for s in self._sessions(user, to) if (s.user or "").casefold() != mine), body)
 
@@ -165,16 +179,20 @@ class MessageActions:
                     limit: int) -> list[Hit]:
         """Chat's own hits: the user's private conversations and the global room."""
         readers, indexer = self.service.readers, self.service.indexer
-        if readers is None or indexer is None:
-            return []
-        indexer.flush()  # every message acknowledged so far is in the index
         key = user.casefold()
-        with readers.connection() as conn:
-            rows = conn.execute(SEARCH_SQL, {"match": match, "before": before.get(SOURCE, 2**63 - 1),
-                                             "user": key, "limit": limit}).fetchall()
+        if readers is not None and self.cluster:  # PostgreSQL: the messages' folded words
+            with readers.connection() as conn:
+                found_rows = pgfeatures.search(conn, key, words, before.get(SOURCE, 2**63 - 1), limit)
+        elif readers is None or indexer is None:
+            return []
+        else:
+            indexer.flush()  # every message acknowledged so far is in the index
+            with readers.connection() as conn:
+                found_rows = [_row(row) for row in conn.execute(
+                    SEARCH_SQL, {"match": match, "before": before.get(SOURCE, 2**63 - 1), "user": key,
+                                 "limit": limit}).fetchall()]
         hits = []
-        for row in rows:
-            found = _row(row)
+        for found in found_rows:
             peer = "" if found.broadcast else (found.to if found.sender.casefold() == key else found.sender)
             item = {"peer": peer, "id": found.id, "sender": found.sender, "to": found.to, "ts": found.ts,
                     "message": found.text, "marks": search.marks(found.text, words),

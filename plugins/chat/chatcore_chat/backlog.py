@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from chatcore import protocol
 from chatcore_chat import store
@@ -147,7 +146,7 @@ class ClaimPage(Operation):
         self.failure: Optional[BaseException] = None
         self.sent = threading.Event()  # the follow-up ran (``failure`` says whether it failed)
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+    def apply(self, conn: Any, batch: Batch) -> None:
         user = self.session.user
         if user is None or ready_now(self.session, batch):
             return  # logged out meanwhile, or an earlier page finished this session
@@ -156,7 +155,7 @@ class ClaimPage(Operation):
             return
         self.user_key = user.casefold()
         budget = PageBudget(self.backlog.paging.bytes)
-        self.messages = store.take_pending(conn, self.user_key, self.backlog.paging.messages, budget.admit)
+        self.messages = self.backlog.relay.sql.take_pending(conn, self.user_key, self.backlog.paging.messages, budget.admit)
         self.frames = budget.frames
         self.targets = [s for s in sessions if not ready_now(s, batch) and not session_state(s).catching_up]
         if not self.messages:
@@ -211,14 +210,14 @@ class Finish(Operation):
     """End the backlog early for some sessions: ready now, the rest stays for a later login.
     ``done`` is set once they are ready."""
 
-    def __init__(self, user_key: str, sessions: Sequence[SessionLike]) -> None:
+    def __init__(self, user_key: str, sessions: Sequence[SessionLike], sql: Any = store) -> None:
         super().__init__()
-        self.user_key, self.sessions = user_key, list(sessions)
+        self.user_key, self.sessions, self.sql = user_key, list(sessions), sql
         self.remaining = 0
         self.done = threading.Event()
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        self.remaining = store.pending_totals(conn, self.user_key)[0]
+    def apply(self, conn: Any, batch: Batch) -> None:
+        self.remaining = self.sql.pending_totals(conn, self.user_key)[0]
         batch.scratch.setdefault(READY_KEY, set()).update(s.id for s in self.sessions)
 
     def after(self, batch: Batch) -> None:
@@ -287,7 +286,7 @@ class Backlog:
 
     def _finish(self, user_key: str, sessions: Sequence[SessionLike]) -> None:
         try:
-            op = Finish(user_key, sessions)
+            op = Finish(user_key, sessions, self.relay.sql)
             self.relay.writer.submit(op)
         except StoreClosed:
             return

@@ -14,7 +14,6 @@ before it is made ready, and ``caught_up`` adds ``changes_complete`` and ``last_
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -53,9 +52,9 @@ class CatchUpPage(Operation):
     replay follows: ``ends=False``)."""
 
     def __init__(self, session: SessionLike, cursor: int, limit: int, max_bytes: int, delivered: int,
-                 stats: Optional[RelayStats] = None, ends: bool = True) -> None:
+                 stats: Optional[RelayStats] = None, ends: bool = True, sql: Any = store) -> None:
         super().__init__()
-        self.ends = ends
+        self.ends, self.sql = ends, sql
         self.stats = stats if stats is not None else RelayStats()  # counted in the executor
         self.session, self.cursor, self.limit, self.max_bytes = session, cursor, limit, max_bytes
         self.delivered = delivered  # by the pages before this one
@@ -67,12 +66,12 @@ class CatchUpPage(Operation):
         self.failure: Optional[BaseException] = None
         self.sent = threading.Event()
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+    def apply(self, conn: Any, batch: Batch) -> None:
         user = self.session.user
         if user is None or ready_now(self.session, batch):
             return
         budget = PageBudget(self.max_bytes, offline=False)
-        self.messages = store.take_since(conn, user.casefold(), self.cursor, self.limit + 1, budget.admit)
+        self.messages = self.sql.take_since(conn, user.casefold(), self.cursor, self.limit + 1, budget.admit)
         self.frames = budget.frames
         if len(self.messages) > self.limit:  # one more was read only to know whether more exist
             self.messages, self.frames, self.more = self.messages[:self.limit], self.frames[:self.limit], True
@@ -135,7 +134,7 @@ class CatchUp:
         while not session.closed and session.user is not None:
             room = self.cap - delivered
             page = CatchUpPage(session, cursor, max(1, min(paging.messages, room)), paging.bytes, delivered,
-                               relay.stats, ends=replay is None)
+                               relay.stats, ends=replay is None, sql=relay.sql)
             try:
                 relay.writer.submit(page)
             except StoreClosed:
@@ -187,7 +186,7 @@ class _Ready(Operation):
         self.changes = changes
         self.done = threading.Event()
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+    def apply(self, conn: Any, batch: Batch) -> None:
         batch.scratch.setdefault(READY_KEY, set()).add(self.session.id)
 
     def after(self, batch: Batch) -> None:

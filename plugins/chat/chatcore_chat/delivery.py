@@ -17,14 +17,17 @@ import logging
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol, Sequence
 
 from chatcore import protocol
-from chatcore_chat import changelog, store
+from chatcore_chat import changelog, pgfeatures, pgstore, store
 from chatcore_chat.faults import answer
 from chatcore_chat.quotas import Quotas
 from chatcore_chat.store import GLOBAL_ROOM, Message
 from chatcore_chat.writer import Batch, Operation, Writer
+
+if TYPE_CHECKING:
+    from chatcore_chat.fanout import Arrival, Fanout
 
 log = logging.getLogger(__name__)
 STATE_KEY = "chat"  # this plugin's slot in session.state
@@ -172,6 +175,8 @@ class Relay:
         self.in_flight = in_flight  # acknowledged posts one session may have queued before its reads pause
         self._last_ms = 0  # writer's executor only: keeps ts non-decreasing along ids
         self.stats = RelayStats()
+        self.sql: Any = store  # the store's queries: ``store`` (SQLite) or ``pgstore`` (cluster mode)
+        self.fanout: Optional["Fanout"] = None  # cluster mode: delivery across nodes (``fanout.py``)
 
     def stamp(self) -> int:
         """Now in milliseconds, never earlier than the previous stamp (writer's executor only)."""
@@ -229,7 +234,7 @@ class Relay:
         """Every send of these messages failed: queue them for the user's next login again."""
         log.info("no session of %s took %d message(s); kept for the next login", user_key, len(ids))
         try:
-            self.writer.submit(Restore(user_key, ids))
+            self.writer.submit(Restore(user_key, ids, self.sql))
         except Exception:
             log.exception("could not keep undelivered messages for %s", user_key)
 
@@ -243,6 +248,7 @@ class Post(Operation):
         self.relay, self.origin, self.sender, self.to, self.text = relay, origin, sender, to, text
         self.ack, self.window = ack, window
         self.stored_pending = False
+        self.arrivals: list["Arrival"] = []  # cluster mode: what to deliver here, in seq order
 
     def _answer(self, reply: dict[str, Any]) -> None:
         """Acknowledge (or report failure) to the sending connection and free its window slot."""
@@ -256,7 +262,10 @@ class Post(Operation):
         echo = {"client_id": self.ack["client_id"]} if self.ack and "client_id" in self.ack else {}
         self._answer({**echo, "type": "error", "command": "chat", **answer(error)})
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+    def apply(self, conn: Any, batch: Batch) -> None:
+        if self.relay.fanout is not None:
+            self._apply_cluster(conn, batch)
+            return
         if self.to == GLOBAL_ROOM:
             conv, pending_for = GLOBAL_ROOM, None
         else:
@@ -273,6 +282,20 @@ class Post(Operation):
                 raise
             raise refusal from None
 
+    def _apply_cluster(self, conn: Any, batch: Batch) -> None:
+        """PostgreSQL: wait for the recipient only if they have no session on any node; the
+        limits are checked against the cluster's counters (``pgstore.check_quotas``)."""
+        fanout = self.relay.fanout
+        assert fanout is not None
+        conv = GLOBAL_ROOM if self.to == GLOBAL_ROOM else store.conversation_key(self.sender, self.to)
+        to_key = self.to.casefold()
+        pending_for = None if self.to == GLOBAL_ROOM or pgstore.has_sessions(conn, to_key) else to_key
+        stamp = self.relay.stamp()
+        pgstore.check_quotas(conn, self.relay.quotas, self.sender, self.to, stamp, self.text, pending_for)
+        message = pgstore.insert_message(conn, conv, self.sender, self.to, stamp, self.text, pending_for)
+        self.arrivals = fanout.arrive(conn, batch, conv, message.seq, (message, pending_for))
+        self.stored_pending, self.result = pending_for is not None, message
+
     def after(self, batch: Batch) -> None:
         message: Message = self.result
         if message.broadcast:
@@ -283,8 +306,14 @@ class Post(Operation):
             self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
         except Exception:
             log.exception("acknowledging chat message %d failed", message.id)
+        fanout = self.relay.fanout
         try:
-            self._deliver(message)
+            if fanout is not None:
+                fanout.advanced(batch)
+                fanout.publish(message, message.to.casefold() if self.stored_pending else None)
+                fanout.deliver(self.arrivals, self.origin, message.id)
+            else:
+                self._deliver(message)
         except Exception:
             log.exception("delivering chat message %d failed", message.id)
 
@@ -312,33 +341,34 @@ class Post(Operation):
 class Restore(Operation):
     """Mark messages undelivered again for their recipient."""
 
-    def __init__(self, user_key: str, ids: Sequence[int]) -> None:
+    def __init__(self, user_key: str, ids: Sequence[int], sql: Any = store) -> None:
         super().__init__()
-        self.user_key, self.ids = user_key, list(ids)
+        self.user_key, self.ids, self.sql = user_key, list(ids), sql
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        store.restore_pending(conn, self.user_key, self.ids)
+    def apply(self, conn: Any, batch: Batch) -> None:
+        self.sql.restore_pending(conn, self.user_key, self.ids)
 
 
 class Purge(Operation):
     """Delete everything stored of a removed user (``store.delete_user``); ``result`` is how many went."""
 
-    def __init__(self, user_key: str, stamp: Callable[[], int]) -> None:
+    def __init__(self, user_key: str, stamp: Callable[[], int], sql: Any = store) -> None:
         super().__init__()
-        self.user_key, self.stamp = user_key, stamp
+        self.user_key, self.stamp, self.sql = user_key, stamp, sql
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        reacted = changelog.reacted_by(conn, self.user_key)  # their reactions go: those messages changed
-        self.result = store.delete_user(conn, self.user_key)  # their conversations' changes go with them
-        changelog.record_many(conn, reacted, changelog.REACTIONS, "", self.stamp())
+    def apply(self, conn: Any, batch: Batch) -> None:
+        log: Any = changelog if self.sql is store else pgfeatures  # the change log and reactions
+        reacted = log.reacted_by(conn, self.user_key)  # their reactions go: those messages changed
+        self.result = self.sql.delete_user(conn, self.user_key)  # their conversations' changes go with them
+        log.record_many(conn, reacted, changelog.REACTIONS, "", self.stamp())
 
 
 class Delete(Operation):
     """Delete messages by id (retention); ``result`` is how many went."""
 
-    def __init__(self, ids: Iterable[int]) -> None:
+    def __init__(self, ids: Iterable[int], sql: Any = store) -> None:
         super().__init__()
-        self.ids = list(ids)
+        self.ids, self.sql = list(ids), sql
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        self.result = store.delete_ids(conn, self.ids)
+    def apply(self, conn: Any, batch: Batch) -> None:
+        self.result = self.sql.delete_ids(conn, self.ids)

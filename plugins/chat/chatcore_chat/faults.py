@@ -30,12 +30,23 @@ def storage_full(error: BaseException) -> bool:
         getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
+def database_unreachable(error: BaseException) -> bool:
+    """True when PostgreSQL (cluster mode) could not be reached or dropped the connection."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a core dependency
+        return False
+    return isinstance(error, psycopg.OperationalError) or type(error).__name__ == "DatabaseUnavailable"
+
+
 def answer(error: BaseException) -> dict[str, Any]:
     """The ``code``, ``reason`` (and extra fields) of the ``error`` reply for a write that failed."""
     if isinstance(error, Refused):
         return {"code": error.code, "reason": error.reason, **error.extra}
     if storage_full(error):
         return {"code": "storage_full", "reason": "the server's storage is full; the message was not stored"}
+    if database_unreachable(error):
+        return {"code": "unavailable", "reason": "the database is unreachable; nothing was stored: try again"}
     return {"code": "internal_error", "reason": "the message could not be stored"}
 
 

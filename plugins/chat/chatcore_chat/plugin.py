@@ -9,7 +9,7 @@ import pluggy
 
 from chatcore import Setting, hookimpl
 from chatcore.backup import refuse_newer_schema
-from chatcore_chat import feature_settings, hookspecs, settings, store
+from chatcore_chat import feature_settings, hookspecs, importer, pgstore, settings, store
 from chatcore_chat.feature_settings import FeatureSettings
 from chatcore_chat.metrics import ChatCollector
 from chatcore_chat.service import ChatService
@@ -17,6 +17,7 @@ from chatcore_chat.settings import ChatSettings
 
 if TYPE_CHECKING:
     from chatcore.backup import Backup, Restore
+    from chatcore.cluster import Database
     from chatcore.config import Config
     from chatcore.registry import Command
     from chatcore.server import ChatServer
@@ -70,7 +71,17 @@ class ChatPlugin:
                           # no filter plugin (the usual case): skip the hook call on every message
                           (lambda session, message: filters(session=session, message=message))
                           if filters.get_hookimpls() else (lambda session, message: None),
-                          server.users.removed_recently)
+                          server.users.removed_recently, server.cluster)
+
+    @hookimpl
+    def chat_migrate(self, database: "Database") -> None:
+        """Create or upgrade the ``chat`` schema (``pgstore.MIGRATIONS``)."""
+        pgstore.migrate(database)
+
+    @hookimpl
+    def chat_import_sqlite(self, config: "Config", database: "Database") -> None:
+        """Copy ``<data>/chat/messages.sqlite3`` into the empty ``chat`` schema (``importer.py``)."""
+        importer.import_sqlite(config.data_dir, database)
 
     @hookimpl
     def chat_metrics(self, register: Callable[[Any], None]) -> None:

@@ -81,7 +81,10 @@ class Quotas:
 
     def refusal(self, error: sqlite3.IntegrityError, recipient: str, ts_ms: int) -> Optional[Refused]:
         """The ``Refused`` for an INSERT the check aborted (None for any other integrity error)."""
-        kind = str(error)
+        return self.refused(str(error), recipient, ts_ms)
+
+    def refused(self, kind: str, recipient: str, ts_ms: int) -> Optional[Refused]:
+        """The ``Refused`` for a limit named ``kind`` (``recipient_full:messages`` ...), else None."""
         if kind == "recipient_full:messages":
             return Refused("recipient_full", f"{recipient} already has {self.pending_messages} undelivered "
                            "messages waiting, the most the server keeps for one recipient; nothing was stored: "

@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import protocol
-from chatcore_chat import changelog, features
+from chatcore_chat import changelog, features, pgfeatures
 from chatcore_chat.backlog import Backlog, Queued
 from chatcore_chat.changelog import Changed
 from chatcore_chat.delivery import SessionLike, send
@@ -63,15 +63,17 @@ class ChangesPage(Operation):
         self.queued: Optional[Queued] = None
         self.failure: Optional[BaseException] = None
         self.sent = threading.Event()
+        self.sql: Any = None  # chat's feature queries (``changes.features_of``); None: SQLite's
 
-    def apply(self, conn: sqlite3.Connection, batch: Batch) -> None:
+    def apply(self, conn: Any, batch: Batch) -> None:
         user = self.session.user
         if user is None or self.session.closed:
             self.gone = True
             return
+        log = self.sql if self.sql is not None else changelog
         if self.up_to is None:
-            self.up_to = changelog.newest(conn)
-            if self.since < changelog.pruned_up_to(conn) or self.since > self.up_to:
+            self.up_to = log.newest(conn)
+            if self.since < log.pruned_up_to(conn) or self.since > self.up_to:
                 self.stale = True
                 return
         assert self.up_to is not None
@@ -90,13 +92,21 @@ class ChangesPage(Operation):
                 self.frames.append(frame)
                 size += len(frame)
 
-    def select(self, conn: sqlite3.Connection, user_key: str, up_to: int) -> list[Changed]:
+    def select(self, conn: Any, user_key: str, up_to: int) -> list[Changed]:
         """The page's changed messages (one more than ``limit``, to know whether more exist)."""
+        if self.sql is not None:
+            return list(self.sql.since(conn, user_key, self.since, up_to, self.limit + 1, self.cursor))
         return changelog.since(conn, user_key, self.since, up_to, self.limit + 1, self.cursor)
 
     def bodies(self, conn: sqlite3.Connection, changed: list[Changed]) -> dict[int, list[dict[str, Any]]]:
         """The events of each changed message, by message id."""
         ids = [c.message_id for c in changed]
+        if self.sql is not None:
+            found = self.sql.messages(conn, ids)
+            sums = self.sql.reactions(conn, [c.message_id for c in changed if changelog.REACTIONS in c.kinds],
+                                      self.names)
+            return {c.message_id: frames_of(c, found[c.message_id], sums.get(c.message_id, []))
+                    for c in changed if c.message_id in found}
         rows = {m.id: m for m in (_row(r) for r in conn.execute(
             f"SELECT {COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids))} if ids else {}
         totals = features.reactions(conn, [c.message_id for c in changed if changelog.REACTIONS in c.kinds],
@@ -149,6 +159,8 @@ class Replay:
             page = self.page(session, max(0, after), cursor, up_to,
                              max(1, min(paging.messages, settings.changes_max - replayed)), paging.bytes,
                              settings.reaction_names)
+            if type(self) is Replay and self.actions.cluster:  # chat's own, on PostgreSQL
+                page.sql = pgfeatures
             try:
                 self.submit(page)
             except StoreClosed:

@@ -48,9 +48,12 @@ class Retention:
 
     def __init__(self, policy: RetentionPolicy, readers: ReaderPool, submit: Callable[[Operation], Operation],
                  clock: Callable[[], float], interval: float, queries: Any = store,
-                 delete: Callable[[list[int]], Operation] = Delete, name: str = "chat-retention") -> None:
+                 delete: Callable[[list[int]], Operation] = Delete, name: str = "chat-retention",
+                 turn: Callable[[], bool] = lambda: True) -> None:
         """``queries`` (a ``RetentionQueries``) finds message ids, ``delete`` makes the writer
-        operation deleting them (its ``result``: how many went)."""
+        operation deleting them (its ``result``: how many went); the background sweeps run only
+        while ``turn()`` says so (in a cluster, one node's turn: the others' would find nothing)."""
+        self._turn = turn
         self.policy = policy
         self._queries: RetentionQueries = queries
         self._delete = delete
@@ -78,7 +81,8 @@ class Retention:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.sweep()
+                if self._turn():
+                    self.sweep()
             except StoreClosed:
                 return
             except Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Union
 
 from chatcore.session import corked
 from chatcore_chat.indexer import SearchIndexer
@@ -44,10 +44,29 @@ class Storage:
         self.readers.close()
 
 
+class ClusterStorage:
+    """Cluster mode: the writer on its own PostgreSQL connection and reads from the core's pool;
+    PostgreSQL needs no checkpointer, and search and its index are not there yet."""
+
+    checkpointer = None
+    scrubber = None
+    indexer = None
+
+    def __init__(self, database: Any, batch: int) -> None:
+        from chatcore_chat import pgstore
+
+        self.writer = Writer(pgstore.PgTransactions(database.url, database.timeout), batch, followups=corked)
+        self.writer.start()
+        self.readers = pgstore.PgReaders(database)
+
+    def close(self) -> None:
+        self.writer.stop()
+
+
 class StorageOwner:
     """A service holding a ``Storage`` once it is open."""
 
-    storage: Optional[Storage] = None
+    storage: Optional[Union[Storage, ClusterStorage]] = None
 
     @property
     def writer(self) -> Optional[Writer]:
@@ -67,4 +86,5 @@ class StorageOwner:
 
     @property
     def readers(self) -> Optional[ReaderPool]:
-        return self.storage.readers if self.storage is not None else None
+        """SQLite's pool, or cluster mode's ``PgReaders`` (the same ``connection()``)."""
+        return self.storage.readers if self.storage is not None else None  # type: ignore[return-value]

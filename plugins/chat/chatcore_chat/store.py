@@ -96,6 +96,7 @@ class Message:
     text: str
     edited_ms: Optional[int] = None  # when last edited (schema 3)
     deleted: bool = False  # redacted: ``text`` is ""
+    seq: int = 0  # its number in its conversation, gapless (the PostgreSQL store; 0 in SQLite)
 
     ts: str = field(init=False, repr=False, compare=False)  # ISO 8601 UTC with milliseconds, made once
 

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
-from chatcore_chat.faults import Refused, Throttled, storage_full
+from chatcore_chat.faults import Refused, Throttled, database_unreachable, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,52 @@ class Batch:
         self.scratch: dict[Any, Any] = {}
 
 
-class Writer(threading.Thread):
-    """Owns the writing connection; operations are submitted from any thread."""
+class SqliteTransactions:
+    """How the writer begins, guards and ends a transaction on an SQLite connection."""
 
-    def __init__(self, conn: sqlite3.Connection, batch: int = 100,
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._changes = 0
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def begin(self) -> None:
+        self._changes = self.conn.total_changes
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> bool:
+        """Commit; True when the transaction wrote something."""
+        self.conn.execute("COMMIT")
+        return self.conn.total_changes > self._changes
+
+    def rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
+
+    def savepoint(self) -> None:
+        self.conn.execute("SAVEPOINT op")
+
+    def rollback_savepoint(self) -> None:
+        self.conn.execute("ROLLBACK TO op")
+
+    def release(self) -> None:
+        self.conn.execute("RELEASE op")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Writer(threading.Thread):
+    """Owns the writing connection; operations are submitted from any thread. ``conn`` is an
+    SQLite connection or any object with ``SqliteTransactions``' methods (chat's PostgreSQL
+    store passes one, ``pgstore.PgTransactions``)."""
+
+    def __init__(self, conn: Any, batch: int = 100,
                  followups: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
                  max_queued: int = 0) -> None:
         super().__init__(name="chat-writer", daemon=True)
-        self._conn = conn
+        self._tx = SqliteTransactions(conn) if isinstance(conn, sqlite3.Connection) else conn
         self._batch = max(1, batch)
         self._followups = followups  # wraps a batch's follow-ups (the service corks sends there)
         self._max_queued = max_queued or 4 * self._batch
@@ -107,6 +145,8 @@ class Writer(threading.Thread):
         self.commits = 0  # transactions committed (diagnostics, benchmark)
         self.full = Throttled(log, "chat storage is full: writes refused (answered storage_full)",
                               "chat storage accepts writes again")
+        self.down = Throttled(log, "chat database unreachable: writes refused (answered unavailable)",
+                              "chat database reachable again")
 
     @property
     def queued(self) -> int:
@@ -172,8 +212,8 @@ class Writer(threading.Thread):
             failing = [op for op in ops if op not in errors]
             self._report(exc, f"chat store transaction of {len(ops)} operation(s)", len(failing))
             try:
-                self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
+                self._tx.rollback()
+            except Exception:
                 pass
             batch = Batch()
             errors.update((op, exc) for op in failing)
@@ -205,37 +245,39 @@ class Writer(threading.Thread):
         operation, and a lone operation needs no savepoint at all.
         """
         guarded = False
+        tx = self._tx
         while True:
             batch = Batch()
             todo = [op for op in ops if op not in errors]
             if not todo:
                 return batch
             savepoints = guarded and len(todo) > 1
-            changes = self._conn.total_changes
-            self._conn.execute("BEGIN IMMEDIATE")
+            tx.begin()
             for op in todo:
                 if savepoints:
-                    self._conn.execute("SAVEPOINT op")
+                    tx.savepoint()
                 try:
-                    op.apply(self._conn, batch)
+                    op.apply(tx.conn, batch)
                 except Refused as exc:
                     errors[op] = exc
                 except Exception as exc:
                     errors[op] = exc
                     self._report(exc, f"chat store operation {type(op).__name__}", 1)
-                    if not (savepoints and self._conn.in_transaction):
-                        if self._conn.in_transaction:
-                            self._conn.execute("ROLLBACK")
+                    if not (savepoints and tx.in_transaction):
+                        if tx.in_transaction:
+                            tx.rollback()
                         guarded = True
                         break  # run the others again, in a new transaction
-                    self._conn.execute("ROLLBACK TO op")
+                    tx.rollback_savepoint()
                 if savepoints:
-                    self._conn.execute("RELEASE op")
+                    tx.release()
             else:
-                self._conn.execute("COMMIT")
+                wrote = tx.commit()
                 self.commits += 1
-                if self.full.active and self._conn.total_changes > changes:  # a write went through
+                if self.full.active and wrote:  # a write went through
                     self.full.over()
+                if self.down.active:
+                    self.down.over()
                 return batch
 
     def _report(self, error: BaseException, what: str, count: int) -> None:
@@ -244,6 +286,9 @@ class Writer(threading.Thread):
             return
         if storage_full(error):
             self.full.note(count, error)
+            return
+        if database_unreachable(error):
+            self.down.note(count, error)
             return
         log.error("%s failed", what, exc_info=error)
 
@@ -279,4 +324,4 @@ class Writer(threading.Thread):
             self.join()
         with self._changed:  # a submitter's batch may still be running
             self._changed.wait_for(lambda: not self._busy)
-        self._conn.close()
+        self._tx.close()

@@ -18,12 +18,41 @@ FAST_AUTH = {"CHATCORE_AUTH_ARGON2_TIME_COST": "1", "CHATCORE_AUTH_ARGON2_MEMORY
              "CHATCORE_RATE_LIMIT": "1000000", "CHATCORE_RATE_BURST": "1000000"}
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: a test of a backend-parametrized module that reads or "
+                                       "writes the SQLite files itself")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that uses the ``backend`` fixture (a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("backend")``) runs once per message store, unless
+    marked ``sqlite_only``."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", BACKENDS[:1] if only else BACKENDS)
+
+
 @pytest.fixture
-def chat_server(make_server: Callable[..., ChatServer]) -> Callable[..., ChatServer]:
-    """``chat_server(env={...}, extra=[...])``: a server with the real auth and chat plugins."""
+def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The settings that select the test's message store: none for SQLite, a cluster of its own
+    (fresh PostgreSQL database and Redis prefix) for PostgreSQL. Set up before the servers, so
+    the database outlives them."""
+    if "backend" not in request.fixturenames or request.getfixturevalue("backend") == "sqlite":
+        return {}
+    return dict(request.getfixturevalue("cluster_env"))
+
+
+@pytest.fixture
+def chat_server(backend_env: dict[str, str], make_server: Callable[..., ChatServer]) -> Callable[..., ChatServer]:
+    """``chat_server(env={...}, extra=[...])``: a server with the real auth and chat plugins
+    (in a cluster of its own when the test's ``backend`` is PostgreSQL)."""
 
     def factory(env: dict[str, str] | None = None, **kwargs) -> ChatServer:
-        return make_server(plugins=kwargs.pop("plugins", ["auth", "chat"]), env={**FAST_AUTH, **(env or {})}, **kwargs)
+        return make_server(plugins=kwargs.pop("plugins", ["auth", "chat"]),
+                           env={**FAST_AUTH, **backend_env, **(env or {})}, **kwargs)
 
     return factory
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from chatcore import protocol
 from chatcore.testing import PASSWORD, TestClient
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 # A 10 MB backlog needs more room per recipient than the defaults (5,000 messages, 16 MiB)
 BIG = {"CHATCORE_CHAT_PENDING_MAX_MESSAGES": "20000", "CHATCORE_CHAT_PENDING_MAX_BYTES": "64M",

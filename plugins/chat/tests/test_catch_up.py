@@ -4,7 +4,11 @@ too; beyond the cap it says the catch-up was incomplete."""
 
 from __future__ import annotations
 
+import pytest
+
 from chatcore.testing import PASSWORD
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 
 def relogin(connect, server, name: str, since: int):

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from chatcore.testing import PASSWORD
 from chatcore_chat import changelog, store
 from chatcore_chat.plugin import ChatPlugin
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 CHANGES = ("message_edited", "message_deleted", "message_reactions")
 

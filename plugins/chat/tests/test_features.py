@@ -12,6 +12,8 @@ import pytest
 from chatcore_chat import store
 from chatcore_chat.plugin import ChatPlugin
 
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
+
 
 def ask(client, command, **fields):
     """A feature command and its reply (``<command>_result``, ``search`` or ``error``)."""
@@ -73,6 +75,7 @@ def test_the_edit_window_closes_on_the_injected_clock(chat_server, clock, login_
     assert code(ask(alice, "message_edit", peer="", id=sent["id"], message="again")) == "edit_window"
 
 
+@pytest.mark.sqlite_only  # the SQLite file and its index
 def test_a_deletion_leaves_a_tombstone_and_erases_the_text_from_the_file(chat_server, login_as, chat, history,
                                                                         settle):
     server = chat_server(env={"CHATCORE_CHAT_SCRUB_INTERVAL": "0"})
@@ -189,6 +192,7 @@ def test_search_finds_what_the_user_may_read_newest_first_paged_and_marked(serve
     assert len(ask(bob, "search", query='"release" * party^')["results"]) == 1  # FTS5 syntax is only separators
 
 
+@pytest.mark.sqlite_only  # the SQLite file and its index
 def test_a_schema_2_database_is_upgraded_and_its_messages_are_searchable(tmp_path):
     path = tmp_path / store.FILENAME
     old = sqlite3.connect(path)
@@ -216,6 +220,7 @@ def _found(conn, word):
                                            (word,))]
 
 
+@pytest.mark.sqlite_only  # the SQLite file and its index
 def test_messages_are_indexed_in_bulk_after_their_commit_and_edits_before_that_are_not_lost(tmp_path):
     from chatcore_chat import features
 
@@ -236,6 +241,7 @@ def test_messages_are_indexed_in_bulk_after_their_commit_and_edits_before_that_a
     conn.close()
 
 
+@pytest.mark.sqlite_only  # the SQLite file and its index
 def test_an_index_kept_by_insert_triggers_switches_to_bulk_indexing_with_nothing_lost(tmp_path):
     from chatcore_chat import features
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatcore import CommandError, hookimpl
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 
 class Moderator:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from chatcore import protocol
 from chatcore_chat import store
 from chatcore_chat.history import legacy_time
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 T0 = 1_700_000_000_000  # ms
 
@@ -58,6 +62,7 @@ def page_through(client, peer: str, key: str, limit: int | None = None) -> tuple
         before = reply["next_before"]
 
 
+@pytest.mark.sqlite_only  # seeds or reads the SQLite file
 def test_pagination_over_thousands_of_messages_never_exceeds_a_frame(tmp_path, chat_server, login_as):
     rng = random.Random(4)
     texts = mixed_texts(3000, rng)
@@ -80,6 +85,7 @@ def test_pagination_over_thousands_of_messages_never_exceeds_a_frame(tmp_path, c
     assert triples == [[s, legacy_time(T0 + n * 1000), t] for n, (s, _, t) in enumerate(rows)]
 
 
+@pytest.mark.sqlite_only  # seeds or reads the SQLite file
 def test_pages_fill_the_frame_when_messages_are_large(tmp_path, chat_server, login_as):
     seed(tmp_path / "data", [("alice", "", "\x01" * 4000)] * 50)
     server = chat_server()
@@ -91,6 +97,7 @@ def test_pages_fill_the_frame_when_messages_are_large(tmp_path, chat_server, log
     assert size + 24_000 > protocol.MAX_JSON
 
 
+@pytest.mark.sqlite_only  # seeds or reads the SQLite file
 def test_limit_and_before(tmp_path, chat_server, login_as):
     ids = seed(tmp_path / "data", [("alice", "", f"m{n}") for n in range(100)])
     server = chat_server(env={"CHATCORE_CHAT_HISTORY_PAGE": "30"})
@@ -108,6 +115,7 @@ def test_limit_and_before(tmp_path, chat_server, login_as):
     assert client.request(command="get_history", peer="", before=-5)["messages"] == []
 
 
+@pytest.mark.sqlite_only  # seeds or reads the SQLite file
 def test_a_hundred_thousand_messages(tmp_path, chat_server, login_as, register):
     ids = seed(tmp_path / "data", [("alice", "bob", f"n{n} " + "y" * (n % 200)) for n in range(100_000)])
     server = chat_server()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from chatcore import hookimpl
 from chatcore.testing import PASSWORD
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 
 def chat_events(messages: list) -> list:

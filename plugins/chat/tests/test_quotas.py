@@ -6,9 +6,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from chatcore import protocol
 from chatcore_chat import store
 from chatcore_chat.plugin import ChatPlugin
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 DAY = 86400.0
 
@@ -53,6 +57,7 @@ def test_the_recipient_byte_cap_counts_utf8_bytes(chat_server, login_as, registe
     assert chat(alice, "bob", "x" * 2240)["type"] == "chat_ack"  # exactly up to the limit
 
 
+@pytest.mark.sqlite_only  # seeds or reads the SQLite file
 def test_refusals_in_one_batch_answer_each_message_and_spare_the_others(chat_server, login_as, register, settle,
                                                                       writer_held):
     server = chat_server(env={"CHATCORE_CHAT_PENDING_MAX_MESSAGES": "5", "CHATCORE_CHAT_SENDER_DAILY_MESSAGES": "12"})
@@ -145,6 +150,7 @@ def test_a_schema_1_database_is_upgraded_with_exact_counts(tmp_path):
     conn.close()
 
 
+@pytest.mark.sqlite_only  # seeds or reads the SQLite file
 def test_a_server_on_a_schema_1_database_enforces_the_caps_from_its_counts(chat_server, clock, login_as, register,
                                                                          chat, tmp_path):
     schema_1_database(tmp_path / "data" / "chat" / store.FILENAME, int(clock.now * 1000))

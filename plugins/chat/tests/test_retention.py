@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatcore_chat.plugin import ChatPlugin
+
+pytestmark = pytest.mark.usefixtures("backend")  # runs on SQLite and on PostgreSQL
 
 DAY = 86400.0
 
