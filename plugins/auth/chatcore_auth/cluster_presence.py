@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Optional
 
 import redis
@@ -126,6 +127,7 @@ class ClusterPresence(Presence):
         """Register or unregister this node for ``username`` as its local sessions say; when
         that makes the user online or offline cluster-wide, announce it everywhere."""
         key = name_key(username)
+        seen_at = time.monotonic()  # before the Redis round trip: sessions logging in meanwhile know already
         with self.lock_for(key):
             online = self._sessions.is_online(username)
             if online == (key in self._here):
@@ -145,10 +147,10 @@ class ClusterPresence(Presence):
             else:
                 self._here.discard(key)
         if number:
-            self._apply([(display, online, number)])
+            self._apply([(display, online, number)], seen_at)
             self._cluster.bus.publish(TOPIC, {"changes": [[display, online, number]]})
 
-    def _apply(self, changes: list[tuple[str, bool, int]]) -> None:
+    def _apply(self, changes: list[tuple[str, bool, int]], seen_at: Optional[float] = None) -> None:
         """Queue for the local sessions each change newer than the last applied for its user,
         when it changes what they were told (a node registering its users again after Redis
         lost them is no news to them)."""
@@ -164,7 +166,7 @@ class ClusterPresence(Presence):
                     self._believed[key] = display
                 else:
                     del self._believed[key]
-                self.queue(key, display, online)
+                self.queue(key, display, online, seen_at)
 
     # -- the other nodes' -------------------------------------------------------------------
 

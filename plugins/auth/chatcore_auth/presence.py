@@ -24,7 +24,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from chatcore import protocol
 from chatcore_auth import NAME
@@ -114,12 +114,17 @@ class Presence:
                     self._announced.discard(key)
             self.queue(key, username, online)
 
-    def queue(self, key: str, username: str, online: bool) -> None:
+    def queue(self, key: str, username: str, online: bool, at: Optional[float] = None) -> None:
         """Queue the announcement that ``username`` came online or went offline, for every
-        local session (their own user's excepted)."""
+        local session (their own user's excepted). ``at``: when the change was seen, if earlier
+        than now (sessions that logged in after it are not told: their user list has it)."""
         frame = protocol.encode({"type": "peer_joined" if online else "peer_left", "peer": username})
         with self._wake:  # times taken under the lock: the queue stays in time order
-            self._pending.append(Change(key, username, online, frame, time.monotonic()))
+            now = time.monotonic()
+            when = now if at is None else min(at, now)
+            if self._pending and when < self._pending[-1].at:
+                when = self._pending[-1].at
+            self._pending.append(Change(key, username, online, frame, when))
             self._wake.notify()
 
     def online_users(self) -> list[str]:
