@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from chatcore_auth.devices import TokenStore
+from chatcore_auth.namecache import NameCache
 from chatcore_auth.names import is_valid_username, name_key, password_problem, username_problem
 from chatcore_auth.passwords import PasswordHasher
 from chatcore_auth.store import AccountStorage, DuplicateUser
@@ -86,8 +87,10 @@ class Accounts:
     """Register, authenticate, change passwords; thread-safe."""
 
     def __init__(self, store: AccountStorage, hasher: PasswordHasher, policy: Policy = Policy(),
-                 clock: Clock = time.monotonic, limits: Optional[Limits] = None) -> None:
+                 clock: Clock = time.monotonic, limits: Optional[Limits] = None,
+                 names: Optional[NameCache] = None) -> None:
         self.store = store
+        self.names = names  # cluster mode: display names found, remembered a while
         self.hasher = hasher
         self.policy = policy
         limits = limits or memory_limits(policy, clock)
@@ -95,11 +98,25 @@ class Accounts:
         self.known, self.registrations = limits.known, limits.registrations
 
     def lookup(self, username: str) -> Optional[str]:
-        """The registered display name for ``username`` in any case, or None."""
+        """The registered display name for ``username`` in any case, or None (names found are
+        remembered a while when ``names`` is set: cluster mode)."""
         if not is_valid_username(username):
             return None
+        if self.names is not None:
+            known = self.names.get(name_key(username))
+            if known is not None:
+                return known
         account = self.store.get(username)
-        return account.username if account else None
+        if account is None:
+            return None
+        if self.names is not None:
+            self.names.put(name_key(username), account.username)
+        return account.username
+
+    def forget_name(self, username: str) -> None:
+        """Stop trusting a remembered display name (the account is being removed)."""
+        if self.names is not None:
+            self.names.forget(name_key(username))
 
     def register(self, username: str, password: str, address: str) -> Outcome:
         """Create an account, or say exactly why not."""
@@ -164,6 +181,7 @@ class Accounts:
         """Delete the account and what the throttles remember of its name; False if there was none.
         A later account of the same name starts with a clean slate."""
         key = name_key(username)
+        self.forget_name(username)
         removed = self.store.remove(username)
         self.user_throttle.clear(key)
         self.known.forget(key)

@@ -22,6 +22,7 @@ from chatcore_auth.cluster_presence import ClusterPresence
 from chatcore_auth.commands import AuthCommands, database_errors
 from chatcore_auth.devices import TokenStore
 from chatcore_auth.metrics import AuthMetrics
+from chatcore_auth.namecache import FORGET_NAME, NameCache
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import LOGGED_IN_AT, MODES, Presence, set_mode
 from chatcore_auth.settings import PLAINTEXT_LOGIN, PRESENCE_DELAY, SETTINGS, TOKEN_TTL, hasher_from, policy_from
@@ -31,7 +32,7 @@ from chatcore_auth.throttle import Clock
 
 if TYPE_CHECKING:
     from chatcore.backup import Backup, Restore
-    from chatcore.cluster import Database
+    from chatcore.cluster import Cluster, Database
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
@@ -58,6 +59,7 @@ class AuthPlugin:
         self.shared_clock = clock or time.time  # throttling in a cluster: every node's clock must agree
         self.wall_clock = wall_clock  # Unix time: device tokens' ages
         self.accounts: Optional[Accounts] = None  # None again once shut down: late lookups answer None
+        self.cluster: Optional["Cluster"] = None  # cluster mode: set by chat_configure
 
     @hookimpl
     def chat_settings(self) -> Sequence[Setting]:
@@ -90,7 +92,11 @@ class AuthPlugin:
         policy = policy_from(server.config)
         cluster = server.cluster
         limits = redis_limits(cluster.redis, cluster.key, policy, self.shared_clock) if cluster is not None else None
-        self.accounts = Accounts(self.store, hasher, policy, self.clock, limits)
+        self.accounts = Accounts(self.store, hasher, policy, self.clock, limits,
+                                 NameCache() if cluster is not None else None)
+        self.cluster = cluster
+        if cluster is not None:
+            cluster.bus.subscribe(FORGET_NAME, self._heard_forget_name)
         delay = server.config.get(PRESENCE_DELAY)
         self.presence = Presence(server.sessions, delay) if cluster is None else \
             ClusterPresence(server.sessions, cluster, delay)
@@ -137,6 +143,11 @@ class AuthPlugin:
                 "auth": {"username_max": USERNAME_MAX, "password_min": policy.min_password,
                          "password_max": policy.max_password}}
 
+    def _heard_forget_name(self, event: dict[str, Any]) -> None:
+        """Another node removed an account: stop trusting its remembered name here."""
+        if isinstance(event.get("username"), str) and self.accounts is not None:
+            self.accounts.forget_name(event["username"])
+
     @hookimpl
     def chat_lookup_user(self, username: str) -> Optional[str]:
         """Case-insensitive lookup of a registered account's display name."""
@@ -173,6 +184,8 @@ class AuthPlugin:
         if self.accounts is not None:
             self.accounts.remove(username)
         self.tokens.forget_user(username)
+        if self.cluster is not None:  # deleted: now no node may keep resolving the name
+            self.cluster.bus.publish(FORGET_NAME, {"username": username})
 
     @hookimpl
     def chat_backup(self, config: Config, backup: "Backup") -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -103,6 +104,21 @@ def test_removing_a_user_ends_their_sessions_on_every_node(nodes, login_as, conn
     ended(on_a, "account_removed")
     ended(on_b, "account_removed")
     assert connect(b).request(command="login", username="erin", password=PASSWORD)["response"] == "fail"
+
+
+def test_a_name_resolved_on_one_node_is_forgotten_there_when_another_removes_the_account(nodes, login_as):
+    a, b = nodes
+    login_as(a, "Frida").close()
+    assert b.lookup_user("frida") == "Frida"  # found, and remembered on b
+    assert b.lookup_user("FRIDA") == "Frida"
+    assert a.users.remove_account("frida")["ok"]
+    deadline = time.monotonic() + 10  # the event arrives in milliseconds; the name cache keeps names 30 s
+    while b.lookup_user("frida") is not None:
+        assert time.monotonic() < deadline, "b still resolves the removed name"
+        time.sleep(0.02)
+    assert a.lookup_user("frida") is None
+    login_as(b, "frida").close()  # the name is free again, on any node
+    assert a.lookup_user("frida") == "frida"
 
 
 def test_a_password_change_on_one_node_ends_the_other_sessions_on_every_node(nodes, login_as):
