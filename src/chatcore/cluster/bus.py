@@ -159,7 +159,7 @@ class Bus:
         while not self._stop.is_set():
             try:
                 replies = self._reader.xread({self.stream: self._last_id}, count=500, block=self.block_ms)
-            except redis.RedisError as error:
+            except (redis.RedisError, OSError, ValueError) as error:  # OSError, ValueError: cut by stop
                 if self._stop.is_set():
                     return
                 if not lost:
