@@ -231,42 +231,62 @@ def check_quotas(conn: Any, quotas: Quotas, sender: str, to: str, ts_ms: int, te
                  pending_for: Optional[str]) -> None:
     """Raise ``Refused`` when this message would pass a recipient's or the sender's limit (the
     counters are the cluster's: every writer holds the write lock while it reads them)."""
-    size = len(text.encode("utf-8"))
+    pending = day = None
     if pending_for is not None and (quotas.pending_messages or quotas.pending_bytes):
-        row = conn.execute("SELECT messages, bytes FROM pending_totals WHERE recipient = %s", (pending_for,)).fetchone()
-        if row is not None:
-            if quotas.pending_messages and row[0] + 1 > quotas.pending_messages:
-                raise quotas.refused("recipient_full:messages", to, ts_ms)  # type: ignore[misc]
-            if quotas.pending_bytes and row[1] + size > quotas.pending_bytes:
-                raise quotas.refused("recipient_full:bytes", to, ts_ms)  # type: ignore[misc]
+        pending = conn.execute("SELECT messages, bytes FROM pending_totals WHERE recipient = %s",
+                               (pending_for,)).fetchone()
     if quotas.daily_messages or quotas.daily_bytes:
-        row = conn.execute("SELECT day, messages, bytes FROM sender_days WHERE sender = %s",
+        day = conn.execute("SELECT day, messages, bytes FROM sender_days WHERE sender = %s",
                            (sender.lower(),)).fetchone()
-        if row is not None and row[0] >= ts_ms // DAY_MS:
-            if quotas.daily_messages and row[1] + 1 > quotas.daily_messages:
-                raise quotas.refused("daily_quota:messages", to, ts_ms)  # type: ignore[misc]
-            if quotas.daily_bytes and row[2] + size > quotas.daily_bytes:
-                raise quotas.refused("daily_quota:bytes", to, ts_ms)  # type: ignore[misc]
+    _refuse_over(quotas, to, ts_ms, len(text.encode("utf-8")), pending, day)
 
 
-def has_sessions(conn: Any, user_key: str) -> bool:
-    """Whether ``user_key`` has a chat session on any node."""
-    return conn.execute("SELECT 1 FROM presence WHERE user_key = %s AND sessions > 0 LIMIT 1",
-                        (user_key,)).fetchone() is not None
+def prepare_private(conn: Any, quotas: Quotas, sender: str, to: str, ts_ms: int, text: str) -> Optional[str]:
+    """For a private message, in one round trip: whether its recipient has a session on any
+    node (else it waits for them: the ``pending_for`` returned), and ``Refused`` when it would
+    pass the recipient's or the sender's limit."""
+    to_key = to.casefold()
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM presence WHERE user_key = %s AND sessions > 0), "
+        "p.messages, p.bytes, d.day, d.messages, d.bytes FROM (SELECT 1) AS one "
+        "LEFT JOIN pending_totals p ON p.recipient = %s LEFT JOIN sender_days d ON d.sender = %s",
+        (to_key, to_key, sender.lower())).fetchone()
+    pending_for = None if row[0] else to_key
+    pending = (row[1], row[2]) if pending_for is not None and row[1] is not None else None
+    day = (row[3], row[4], row[5]) if row[3] is not None else None
+    _refuse_over(quotas, to, ts_ms, len(text.encode("utf-8")), pending, day)
+    return pending_for
+
+
+def _refuse_over(quotas: Quotas, to: str, ts_ms: int, size: int, pending: Optional[Sequence[Any]],
+                 day: Optional[Sequence[Any]]) -> None:
+    """Raise ``Refused`` for the first limit the message would pass: the recipient's waiting
+    messages and bytes (``pending``: theirs now), the sender's for the day (``day``)."""
+    if pending is not None:
+        if quotas.pending_messages and pending[0] + 1 > quotas.pending_messages:
+            raise quotas.refused("recipient_full:messages", to, ts_ms)  # type: ignore[misc]
+        if quotas.pending_bytes and pending[1] + size > quotas.pending_bytes:
+            raise quotas.refused("recipient_full:bytes", to, ts_ms)  # type: ignore[misc]
+    if day is not None and day[0] >= ts_ms // DAY_MS:
+        if quotas.daily_messages and day[1] + 1 > quotas.daily_messages:
+            raise quotas.refused("daily_quota:messages", to, ts_ms)  # type: ignore[misc]
+        if quotas.daily_bytes and day[2] + size > quotas.daily_bytes:
+            raise quotas.refused("daily_quota:bytes", to, ts_ms)  # type: ignore[misc]
 
 
 def insert_message(conn: Any, conv: str, sender: str, to: str, ts_ms: int, text: str,
                    pending_for: Optional[str]) -> Message:
     """Append one message: the next id cluster-wide, the next seq of its conversation, and a
-    ``ts`` never below the newest message's (the nodes' clocks may differ a little)."""
+    ``ts`` never below the newest message's (the nodes' clocks may differ a little); one
+    statement, so one round trip."""
     a, b = parts(conv)
-    seq = conn.execute(
-        "INSERT INTO conversations VALUES (%s, %s, %s, 1) ON CONFLICT (conv) DO UPDATE "
-        "SET last_seq = conversations.last_seq + 1 RETURNING last_seq", (conv, a, b)).fetchone()[0]
-    id_, ts = conn.execute(
+    id_, ts, seq = conn.execute(
+        "WITH next AS (INSERT INTO conversations VALUES (%s, %s, %s, 1) ON CONFLICT (conv) DO UPDATE "
+        "SET last_seq = conversations.last_seq + 1 RETURNING last_seq) "
         "INSERT INTO messages (conv, seq, sender, recipient, ts, body, pending_for, words) "
-        "VALUES (%s, %s, %s, %s, GREATEST(%s, (SELECT COALESCE(MAX(ts), 0) FROM messages)), %s, %s, %s) "
-        "RETURNING id, ts", (conv, seq, sender, to, ts_ms, text, pending_for, folded_words(text))).fetchone()
+        "SELECT %s, next.last_seq, %s, %s, GREATEST(%s, (SELECT COALESCE(MAX(ts), 0) FROM messages)), %s, %s, %s "
+        "FROM next RETURNING id, ts, seq",
+        (conv, a, b, conv, sender, to, ts_ms, text, pending_for, folded_words(text))).fetchone()
     return Message(int(id_), conv, sender, to, int(ts), text, seq=int(seq))
 
 
