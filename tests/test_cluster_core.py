@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import redis
@@ -19,6 +20,16 @@ from chatcore.config import ConfigError
 from chatcore.testing import server_config
 
 WAIT = 10.0
+
+
+def wait_until(condition, timeout=WAIT):
+    """Poll ``condition`` until true (True) or the timeout (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def two_nodes(make_server, cluster_env, tmp_path, **env):
@@ -171,3 +182,48 @@ def test_nodes_run_as_processes_and_a_killed_one_is_claimed(start_node, cluster_
     first.kill()
     second.wait_for(rf"node {re.escape(first.node_id)} stopped beating")
     assert second.stop() == 0
+
+
+def test_import_sqlite_keeps_the_single_nodes_certificate_so_pins_hold(make_server, cluster_env, tmp_path):
+    single = make_server(data_dir=tmp_path / "single")
+    pinned = single.tls_fingerprint
+    single.stop()
+    env = {**os.environ, **cluster_env}
+    done = subprocess.run([sys.executable, "-m", "chatcore", "import-sqlite", "--data-dir", str(tmp_path / "single")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "imported the TLS certificate" in done.stdout
+    node = make_server(env=cluster_env, data_dir=tmp_path / "node")
+    assert node.tls_fingerprint == pinned
+    missing = subprocess.run([sys.executable, "-m", "chatcore", "import-sqlite", "--data-dir", str(tmp_path / "nothing")],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert missing.returncode == 2 and "no data directory" in missing.stderr
+
+
+def test_metrics_and_readiness_show_the_cluster(make_server, cluster_env, private_redis, tmp_path):
+    from chatcore.testing import http_get, scrape
+
+    env = {**cluster_env, "CHATCORE_REDIS_URL": private_redis.url, "CHATCORE_METRICS_ADDRESS": "127.0.0.1:0"}
+    a = make_server(env=env, data_dir=tmp_path / "a")
+    make_server(env=env, data_dir=tmp_path / "b")
+    samples = scrape(a)
+    assert samples.value("chatcore_cluster_nodes") == 2
+    assert samples.value("chatcore_bus_connected") == 1
+    assert samples.value("chatcore_database_connections") >= 1
+    assert http_get(a, "/readyz")[0] == 200
+    private_redis.stop()
+    assert wait_until(lambda: not a.cluster.bus.connected.is_set()), "the reader notices at its next read"
+    status, _, body = http_get(a, "/readyz")
+    assert status == 503 and b"bus" in body
+    private_redis.start()
+    assert a.cluster.bus.connected.wait(WAIT)
+    assert http_get(a, "/readyz")[0] == 200
+
+
+def test_backup_in_cluster_mode_says_the_database_needs_pg_dump(cluster_env, tmp_path):
+    env = {**os.environ, **cluster_env, "STORAGE_DIR": str(tmp_path / "data")}
+    (tmp_path / "data").mkdir()
+    done = subprocess.run([sys.executable, "-m", "chatcore", "backup", str(tmp_path / "copy")], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pg_dump" in done.stderr

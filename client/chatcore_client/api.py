@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from chatcore_client import __version__
-from chatcore_client.connection import Connection, Disconnected, NotConnected, Received, open_connection
+from chatcore_client.config import ATTEMPT_TIMEOUT
+from chatcore_client.connection import ConnectError, Connection, Disconnected, NotConnected, Received, open_connection
+from chatcore_client.connector import Failed, walk
 from chatcore_client.credentials import Credentials
 from chatcore_client.download import Download
 from chatcore_client.pinning import AskTrust, PinStore
 from chatcore_client.progress import ProgressFn, TransferFailed
+from chatcore_client.servers import Address, list_key
 from chatcore_client.transfers import RETRY_MARGIN, Transfers
 from chatcore_client.upload import Upload
 
@@ -112,6 +115,30 @@ class ChatClient:
         def dial() -> Connection:
             return open_connection(host, port, pins=pins, ask=ask, tls=tls, ca_context=ca_context)
         client = cls(dial(), events)
+        client._dial = dial
+        if hello:
+            client.hello()
+        return client
+
+    @classmethod
+    def connect_any(cls, servers: Sequence[Address], *, pins: Optional[PinStore] = None,
+                    ask: Optional[AskTrust] = None, tls: str = "auto", ca_context: Optional[ssl.SSLContext] = None,
+                    timeout: float = ATTEMPT_TIMEOUT, hello: bool = True) -> "ChatClient":
+        """Connect to the first of ``servers`` (a cluster's nodes) that answers, as the desktop
+        client does: one pin for the list; ``reconnect`` walks them again from the node after
+        the one it was on. ConnectError when none answers; PinError when one is refused."""
+        pins, after = pins or PinStore(), -1  # the index of the node connected to last
+
+        def dial() -> Connection:
+            nonlocal after
+            outcome = walk(servers, (after + 1) % max(1, len(servers)), open_connection, pins=pins, ask=ask,
+                           tls=tls, ca_context=ca_context, timeout=timeout, pin_key=list_key(servers))
+            if isinstance(outcome, Failed):
+                raise outcome.error if outcome.refused and outcome.error else ConnectError(outcome.reason)
+            after = servers.index((outcome.host, outcome.port))
+            return outcome
+
+        client = cls(dial())
         client._dial = dial
         if hello:
             client.hello()
@@ -222,7 +249,8 @@ class ChatClient:
         return result
 
     def reconnect(self) -> None:
-        """Connect again to the same server (say hello, log in again) and resume paused transfers."""
+        """Connect again to the same server, or the next of a ``connect_any`` list (say hello, log
+        in again on the token) and resume paused transfers."""
         if self._dial is None:
             raise Closed("this client was not made by ChatClient.connect and cannot reconnect")
         if self.ended is not None:

@@ -80,7 +80,15 @@ class App(Connecting, TransferViews, DeviceViews, AdminViews, RoomViews, Feature
         self.choose_open, self.choose_save = choose_open, choose_save
         self.events: "queue.Queue[Any]" = queue.Queue()
         self.client: Optional[ChatClient] = None
-        self.address = (self.settings.host, self.settings.port)
+        self.server_fields = (self.settings.host, str(self.settings.port))
+        try:
+            self.servers = self.parse_server_fields(*self.server_fields)
+        except ValueError as exc:
+            self.servers, startup_error = (), f"SERVER_IP: {str(exc).rstrip('.')}."
+        else:
+            startup_error = ""
+        self.address = self.servers[0] if self.servers else (self.settings.host, self.settings.port)
+        self.resume_at, self.refusal_shown = 0, ""
         self.state = AppState()
         self.tokens = tokens or TokenStore.for_settings(self.settings.known_servers, self.settings.keyring)
         self.ctx = Context(self.state, self, self._send, Transfers(self._send), self.post,
@@ -110,7 +118,9 @@ class App(Connecting, TransferViews, DeviceViews, AdminViews, RoomViews, Feature
         self.login = LoginWindow(self.root, self.settings.host, self.settings.port, self._login_clicked,
                                  self._register_clicked, self.quit)
         self._pump_id: Optional[str] = self.root.after(PUMP_MS, self.pump)
-        remembered = self.tokens.get(*self.address)
+        if startup_error:
+            self.login.show_error(startup_error)
+        remembered = self.tokens.get(self.servers_key) if self.servers else None
         if remembered is not None:  # "Remember me" last time: log in on the token, no password asked
             self.login.username.set(remembered.username)
             self.login.remember.set(True)
@@ -165,6 +175,7 @@ class App(Connecting, TransferViews, DeviceViews, AdminViews, RoomViews, Feature
 
     def logged_in(self, user: str) -> None:
         self.connector.succeeded()
+        self.refusal_shown = ""
         if self.main is None:
             self.main = MainWindow(self.root, user, MainCallbacks(
                 select=self.chat.open, send=self._send_text, send_file=self._send_file_clicked,
@@ -184,7 +195,9 @@ class App(Connecting, TransferViews, DeviceViews, AdminViews, RoomViews, Feature
         client = self.client
         if client is None:
             return
-        where = server_key(*self.address)
+        where = server_key(client.connection.host, client.connection.port)
+        if len(self.servers) > 1 and self.address in self.servers:
+            where = f"{where} (server {self.servers.index(self.address) + 1} of {len(self.servers)})"
         if client.tls:
             how = "certificate verified by a CA" if client.connection.ca_verified else "pinned certificate"
             self.main.set_status(f"Connected to {where} · encrypted (TLS, {how})", "ok")
@@ -224,8 +237,8 @@ class App(Connecting, TransferViews, DeviceViews, AdminViews, RoomViews, Feature
         self.room_dialogs.clear()
         self.main = None
         self.state = self.ctx.state = AppState()  # the next login may be another user's
-        host, port = self.address
-        for variable, value in ((self.login.host, host), (self.login.port, str(port)), (self.login.username, user),
+        host, port = self.server_fields if len(self.servers) > 1 else (self.address[0], str(self.address[1]))
+        for variable, value in ((self.login.host, host), (self.login.port, port), (self.login.username, user),
                                 (self.login.password, "")):
             variable.set(value)
         self.login.set_busy(False)

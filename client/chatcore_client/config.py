@@ -1,4 +1,4 @@
-"""The client's settings: server address and TLS policy from the environment and ``.env``.
+"""The client's settings: server address (or list) and TLS policy from the environment and ``.env``.
 
 The environment wins over ``.env`` (found from the current directory upwards), as on the server.
 """
@@ -9,9 +9,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from dotenv import dotenv_values, find_dotenv
+
+from chatcore_client.servers import MAX_SERVERS
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +22,21 @@ DEFAULT_PORT = 8888
 TLS_MODES = ("auto", "require")
 KEYRING_MODES = ("auto", "off")  # auto: the OS keyring when there is a real one; off: the private file only
 NOTIFY_MODES = ("on", "off")  # on: a desktop notification (notify-send) for a mention; off: none, no bell
+ATTEMPT_TIMEOUT = 5.0  # seconds per server for TCP connect and TLS handshake when a list names several
 
 
 @dataclass(frozen=True)
 class ClientSettings:
     """What the client reads at start: where to connect, how strictly, where pins live."""
 
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST  # one server, or several comma-separated ("a:8888,b:8888"): servers.py
+    port: int = DEFAULT_PORT  # the port of an entry that names none
     tls: str = "auto"  # auto: TLS when the server offers it, else plaintext with a warning
     known_servers: Optional[Path] = None  # None: <config dir>/chatcore/known_servers.json
     keyring: str = "auto"  # auto: remembered tokens in the OS keyring when there is a real one; off: the file
     notify: bool = True  # a mention while the window is not focused: notify-send (else the bell); False: neither
+    max_servers: int = MAX_SERVERS  # the most entries a server list may have
+    attempt_timeout: float = ATTEMPT_TIMEOUT  # per server of a list of several (one server: connection's 10 s)
 
 
 def load_environment(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
@@ -54,9 +59,25 @@ def parse_port(text: str) -> int:
     return port
 
 
+def _positive(values: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    """A positive number setting; a bad value is logged and the default kept."""
+    text = values.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        number = kind(text)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        log.warning("%s=%r is not a positive number: using %s", name, text, default)
+        return default
+    return number
+
+
 def load_settings(env: Optional[Mapping[str, str]] = None) -> ClientSettings:
     """Read ``SERVER_IP``, ``SERVER_PORT``, ``CHATCORE_CLIENT_TLS``, ``CHATCORE_CLIENT_KNOWN_SERVERS``,
-    ``CHATCORE_CLIENT_KEYRING``, ``CHATCORE_CLIENT_NOTIFY``."""
+    ``CHATCORE_CLIENT_KEYRING``, ``CHATCORE_CLIENT_NOTIFY``, ``CHATCORE_CLIENT_MAX_SERVERS``,
+    ``CHATCORE_CLIENT_ATTEMPT_TIMEOUT``. ``SERVER_IP`` may be a list; it is checked when used."""
     values = load_environment(env)
     try:
         port = parse_port(values.get("SERVER_PORT", str(DEFAULT_PORT)))
@@ -76,4 +97,6 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> ClientSettings:
     return ClientSettings(host=values.get("SERVER_IP", DEFAULT_HOST).strip() or DEFAULT_HOST, port=port,
                           tls=tls if tls in TLS_MODES else "auto",
                           known_servers=Path(known).expanduser() if known else None, keyring=keyring,
-                          notify=notify == "on")
+                          notify=notify == "on",
+                          max_servers=_positive(values, "CHATCORE_CLIENT_MAX_SERVERS", MAX_SERVERS, int),
+                          attempt_timeout=_positive(values, "CHATCORE_CLIENT_ATTEMPT_TIMEOUT", ATTEMPT_TIMEOUT, float))

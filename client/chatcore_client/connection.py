@@ -208,7 +208,7 @@ def _verified_by_cas(host: str, port: int, context: ssl.SSLContext, timeout: flo
 
 def open_connection(host: str, port: int, *, pins: Optional[PinStore] = None, ask: Optional[AskTrust] = None,
                     tls: str = "auto", ca_context: Optional[ssl.SSLContext] = None,
-                    timeout: float = CONNECT_TIMEOUT) -> Connection:
+                    timeout: float = CONNECT_TIMEOUT, pin_key: Optional[str] = None) -> Connection:
     """Connect to a chatcore server, preferring TLS.
 
     A certificate that verifies against the system CAs (``ca_context``) for ``host`` is
@@ -216,6 +216,7 @@ def open_connection(host: str, port: int, *, pins: Optional[PinStore] = None, as
     certificate raises CertificateChanged). A server that does not speak TLS gets a
     plaintext connection with ``warning`` set, unless ``tls="require"`` or the server was
     pinned before (a downgrade an attacker could force), which raise DowngradeRefused.
+    ``pin_key`` names the pin entry when it is not ``host:port``: a cluster's, shared by its nodes.
     """
     pins = pins or PinStore()
     try:
@@ -225,7 +226,7 @@ def open_connection(host: str, port: int, *, pins: Optional[PinStore] = None, as
         if tls == "require":
             raise DowngradeRefused(f"{server_key(host, port)} does not offer an encrypted (TLS) connection, "
                                    "and this client requires one.") from None
-        if pins.get(host, port) is not None:
+        if pins.get(host, port, pin_key) is not None:
             raise DowngradeRefused(f"{server_key(host, port)} used TLS before but now offers only an "
                                    "unencrypted connection. Someone may be tampering with the connection; "
                                    "refusing to connect.") from None
@@ -233,19 +234,19 @@ def open_connection(host: str, port: int, *, pins: Optional[PinStore] = None, as
         sock.settimeout(None)
         return Connection(PlainPipe(sock), host, port)
     presented = _peer_fingerprint(pipe)
-    if pins.check(host, port, presented) is Verdict.MATCH:
+    if pins.check(host, port, presented, pin_key) is Verdict.MATCH:
         return Connection(pipe, host, port, fingerprint=presented)
     verified = _verified_by_cas(host, port, ca_context or system_context(), timeout)
     if verified is not None:
         pipe.close()
         return Connection(verified, host, port, fingerprint=_peer_fingerprint(verified), ca_verified=True)
     pipe.close()  # the user may take a while to decide; do not hold a connection open meanwhile
-    pins.trust(host, port, presented, ask)  # asks on first contact; raises when refused or changed
+    pins.trust(host, port, presented, ask, pin_key)  # asks on first contact; raises when refused or changed
     pipe = _handshake(host, port, _pinning_context(), timeout)
     again = _peer_fingerprint(pipe)
     if again != presented:
         pipe.close()
-        pins.trust(host, port, again, None)  # raises CertificateChanged
+        pins.trust(host, port, again, None, pin_key)  # raises CertificateChanged
     return Connection(pipe, host, port, fingerprint=presented)
 
 

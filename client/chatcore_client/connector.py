@@ -1,7 +1,8 @@
 """Connecting off the UI thread, and reconnecting with backoff; no Tk here.
 
 A TLS handshake and the first-contact trust question can take long, so connections open in a
-worker thread whose outcome is posted back to the UI thread. The trust question itself is
+worker thread whose outcome is posted back to the UI thread. The worker walks a server list
+(a cluster's nodes) until one answers. The trust question itself is
 asked on the UI thread while the worker waits, and the wait ends if the app quits first.
 Reconnect attempts are spaced by a ``Backoff`` through an injectable timer (Tk's ``after`` in
 the app, anything in tests).
@@ -9,13 +10,16 @@ the app, anything in tests).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
 
 from chatcore_client.backoff import Backoff
-from chatcore_client.connection import ConnectError, Connection, open_connection
+from chatcore_client.connection import ConnectError, Connection, DowngradeRefused, open_connection
 from chatcore_client.pinning import PinError, server_key
+from chatcore_client.servers import Address, rotation
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,46 @@ TRUST_POLL = 0.25  # seconds between checks, while the trust question waits, tha
 Post = Callable[[Callable[[], None]], None]  # run a callable on the UI thread soon
 Timer = Callable[[float, Callable[[], None]], Any]  # run a callable on the UI thread after some seconds
 Reply = Callable[[bool], None]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Why a walk through the server list connected nowhere: ``reason`` for the user, the index of
+    the server tried last, and whether a server was refused (certificate, downgrade) rather than
+    unreachable."""
+
+    reason: str
+    last_tried: int
+    refused: bool = False
+    error: Optional[Exception] = None  # the last attempt's exception (ConnectError or PinError)
+
+
+def walk(servers: Sequence[Address], start: int, opener: Callable[..., Connection],
+         trying: Optional[Callable[[int], None]] = None, **options: Any) -> Union[Connection, Failed]:
+    """Try each of ``servers`` once from index ``start`` (wrapping), calling ``trying(index)``
+    first, until one connects, or refuses (a changed or declined certificate, a downgrade: the
+    walk stops there, as a single server's attempt would). Blocks: call it off the UI thread."""
+    reasons: list[str] = []
+    index, error = start, None
+    for index in rotation(len(servers), start):
+        if trying is not None:
+            trying(index)
+        host, port = servers[index]
+        try:
+            return opener(host, port, **options)
+        except (PinError, DowngradeRefused) as exc:
+            return Failed(str(exc), index, refused=True, error=exc)
+        except ConnectError as exc:
+            reasons.append(str(exc))
+            error = exc
+        except Exception as exc:  # still the user's to see, not a silent thread death
+            log.exception("connecting to %s failed", server_key(host, port))
+            reasons.append(f"Could not connect to {server_key(host, port)}: {exc}")
+            error = ConnectError(reasons[-1])
+    if len(reasons) == 1:
+        return Failed(reasons[0], index, error=error)
+    return Failed("No server answered:\n" + "\n".join(reasons) if reasons else "No server is given.", index,
+                  error=error)
 
 
 class Connector:
@@ -34,22 +78,24 @@ class Connector:
         self.backoff = Backoff()
         self.reconnecting = False  # a connection was lost and attempts to get it back are under way
 
-    def open(self, host: str, port: int, connected: Callable[[Connection], None],
-             failed: Callable[[str], None], **options: Any) -> threading.Thread:
-        """Connect to ``host:port`` in a worker thread (``options`` go to ``open_connection``:
-        pins, ask, tls, ca_context); ``connected`` or ``failed`` runs on the UI thread."""
+    def open(self, servers: Sequence[Address], connected: Callable[[Connection], None],
+             failed: Callable[[Failed], None], *, start: int = 0,
+             trying: Optional[Callable[[int], None]] = None, **options: Any) -> threading.Thread:
+        """Connect in a worker thread to the first of ``servers`` that answers, trying each once
+        from index ``start`` (wrapping). ``options`` go to ``open_connection`` (pins, pin_key, ask,
+        tls, ca_context, timeout). On the UI thread: ``trying(index)`` before each attempt, then
+        ``connected(connection)`` or ``failed(Failed)``. A refused certificate or downgrade ends the
+        walk, as it ends a single server's attempt: a warning for the user, not a dead node."""
         def work() -> None:
-            try:
-                conn = self._opener(host, port, **options)
-            except (ConnectError, PinError) as exc:
-                message = str(exc)
-                self._post(lambda: failed(message))
-            except Exception as exc:  # anything else is still the user's to see, not a silent thread death
-                log.exception("connecting to %s failed", server_key(host, port))
-                message = f"Could not connect to {server_key(host, port)}: {exc}"
-                self._post(lambda: failed(message))
+            def announce(index: int) -> None:
+                if trying is not None:
+                    self._post(functools.partial(trying, index))
+
+            outcome = walk(servers, start, self._opener, announce, **options)
+            if isinstance(outcome, Failed):
+                self._post(lambda: failed(outcome))
             else:
-                self._post(lambda: connected(conn))
+                self._post(lambda: connected(outcome))
 
         thread = threading.Thread(target=work, daemon=True, name="chatcore-client-connect")
         thread.start()

@@ -1,8 +1,10 @@
 """Trust on first use: remember each server's certificate fingerprint, like SSH's known_hosts.
 
-A server is ``host:port``. First contact asks the user; the same fingerprint later is
-accepted silently; a different one is refused with a warning until the user removes the
-old entry. Certificates that verify against the system CAs for the host name never get here.
+A server is ``host:port``; a cluster's nodes share one entry (``key``: the server list's
+``servers.list_key``), since they all serve the same certificate. First contact asks the user;
+the same fingerprint later is accepted silently; a different one is refused with a warning
+until the user removes the old entry. Certificates that verify against the system CAs for the
+host name never get here.
 """
 
 from __future__ import annotations
@@ -82,8 +84,10 @@ def server_key(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def changed_warning(host: str, port: int, pinned: str, presented: str, path: Path) -> str:
-    """The SSH-style refusal shown when a pinned certificate changed."""
+def changed_warning(host: str, port: int, pinned: str, presented: str, path: Path,
+                    key: Optional[str] = None) -> str:
+    """The SSH-style refusal shown when a pinned certificate changed (``key``: the entry to edit)."""
+    entry = key or server_key(host, port)
     return (
         "WARNING: THE SERVER'S CERTIFICATE HAS CHANGED!\n"
         f"Someone could be intercepting your connection to {server_key(host, port)} "
@@ -91,12 +95,14 @@ def changed_warning(host: str, port: int, pinned: str, presented: str, path: Pat
         f"Remembered fingerprint: SHA256 {pinned}\n"
         f"Presented fingerprint:  SHA256 {presented}\n"
         "The connection was refused. If the operator confirms the new fingerprint, remove the "
-        f"entry for {server_key(host, port)} from {path} and connect again."
+        f"entry for {entry} from {path} and connect again."
     )
 
 
 class PinStore:
-    """The known-servers file: ``{"host:port": {"sha256": fingerprint, "added": iso time}}``."""
+    """The known-servers file: ``{"host:port": {"sha256": fingerprint, "added": iso time}}``; a
+    cluster's entry is keyed by its list (``"a:8888,b:8888"``). Every method takes the entry's
+    ``key``, which defaults to ``host:port``."""
 
     def __init__(self, path: Optional[Path] = None) -> None:
         self.path = path or default_path()
@@ -113,46 +119,47 @@ class PinStore:
             raise PinError(f"the known servers file {self.path} is not a JSON object")
         return {k: v for k, v in data.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)}
 
-    def get(self, host: str, port: int) -> Optional[str]:
-        """The pinned fingerprint of a server, or None."""
+    def get(self, host: str, port: int, key: Optional[str] = None) -> Optional[str]:
+        """The pinned fingerprint of a server (or of the cluster ``key``), or None."""
         with self._lock:
-            entry = self._load().get(server_key(host, port))
+            entry = self._load().get(key or server_key(host, port))
         return None if entry is None else entry["sha256"]
 
-    def check(self, host: str, port: int, presented: str) -> Verdict:
+    def check(self, host: str, port: int, presented: str, key: Optional[str] = None) -> Verdict:
         """Compare a presented fingerprint with the pin."""
-        pinned = self.get(host, port)
+        pinned = self.get(host, port, key)
         if pinned is None:
             return Verdict.NEW
         return Verdict.MATCH if pinned == presented else Verdict.CHANGED
 
-    def remember(self, host: str, port: int, presented: str) -> None:
+    def remember(self, host: str, port: int, presented: str, key: Optional[str] = None) -> None:
         """Pin a fingerprint; the file is private to the user and replaced atomically."""
         with self._lock:
             data = self._load()
-            data[server_key(host, port)] = {"sha256": presented,
+            data[key or server_key(host, port)] = {"sha256": presented,
                                             "added": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             self._save(data)
 
-    def forget(self, host: str, port: int) -> None:
+    def forget(self, host: str, port: int, key: Optional[str] = None) -> None:
         """Remove a server's pin (after the operator confirmed a new certificate)."""
         with self._lock:
             data = self._load()
-            if data.pop(server_key(host, port), None) is not None:
+            if data.pop(key or server_key(host, port), None) is not None:
                 self._save(data)
 
     def _save(self, data: dict[str, dict[str, str]]) -> None:
         write_private_json(self.path, data)
 
-    def trust(self, host: str, port: int, presented: str, ask: Optional[AskTrust]) -> None:
+    def trust(self, host: str, port: int, presented: str, ask: Optional[AskTrust],
+              key: Optional[str] = None) -> None:
         """Accept a self-signed certificate per TOFU, or raise a PinError saying why not."""
-        verdict = self.check(host, port, presented)
+        verdict = self.check(host, port, presented, key)
         if verdict is Verdict.MATCH:
             return
         if verdict is Verdict.CHANGED:
-            pinned = self.get(host, port) or ""
-            raise CertificateChanged(changed_warning(host, port, pinned, presented, self.path))
+            pinned = self.get(host, port, key) or ""
+            raise CertificateChanged(changed_warning(host, port, pinned, presented, self.path, key))
         if ask is None or not ask(host, port, presented):
             raise CertificateRejected(f"The certificate of {server_key(host, port)} was not trusted "
                                       f"(SHA256 {presented}).")
-        self.remember(host, port, presented)
+        self.remember(host, port, presented, key)

@@ -1,5 +1,6 @@
 """Remembered logins ("Remember me"): per server, the username and the device token the server
-gave this client. Never a password.
+gave this client. Never a password. A cluster's nodes share one login (one token works on any
+of them), keyed by the server list's ``servers.list_key``; a single server's key is ``host:port``.
 
 The token goes into the OS keyring when there is a real one (``keychain.py``); ``logins.json``
 in the user's config directory (mode 0600) then keeps only what is not secret: the username,
@@ -17,14 +18,15 @@ from typing import Any, Optional
 
 from chatcore_client.handlers import Credentials
 from chatcore_client.keychain import Keychain, account, system_keychain
-from chatcore_client.pinning import default_path, server_key, write_private_json
+from chatcore_client.pinning import default_path, write_private_json
 
 FILENAME = "logins.json"
 
 
 class TokenStore:
     """``{"host:port": {"username", "device", "token" | "keyring": true}}`` in one private JSON
-    file, the tokens themselves in ``keychain`` when one is given."""
+    file, the tokens themselves in ``keychain`` when one is given. ``key`` is a server's
+    ``host:port`` or a cluster's list key."""
 
     def __init__(self, path: Path, keychain: Optional[Keychain] = None) -> None:
         self.path = path
@@ -44,9 +46,8 @@ class TokenStore:
             return {}  # missing or unreadable: nothing remembered (the user logs in with the password)
         return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
-    def get(self, host: str, port: int) -> Optional[Credentials]:
-        """The remembered login for a server, or None."""
-        key = server_key(host, port)
+    def get(self, key: str) -> Optional[Credentials]:
+        """The remembered login for a server (or cluster), or None."""
         with self._lock:
             entry = self._load().get(key, {})
             username = entry.get("username")
@@ -61,11 +62,10 @@ class TokenStore:
             return None
         return Credentials(username, token=token, device=str(entry.get("device", "")))
 
-    def save(self, host: str, port: int, credentials: Credentials) -> None:
+    def save(self, key: str, credentials: Credentials) -> None:
         """Remember the token login for a server (replacing any earlier one): in the keyring when
         it takes it, else in the file."""
         assert credentials.token is not None and credentials.password is None
-        key = server_key(host, port)
         name = account(key, credentials.username)
         with self._lock:
             data = self._load()
@@ -81,10 +81,9 @@ class TokenStore:
             data[key] = entry
             write_private_json(self.path, data)
 
-    def forget(self, host: str, port: int) -> None:
+    def forget(self, key: str) -> None:
         """Forget a server's login, in the file and the keyring (its token was refused, the device
         was signed out, or "Remember me" was off)."""
-        key = server_key(host, port)
         with self._lock:
             data = self._load()
             entry = data.pop(key, None)

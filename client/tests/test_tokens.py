@@ -21,7 +21,7 @@ from chatcore_client.handlers import Credentials
 from chatcore_client.keychain import SERVICE, Keychain, account, system_keychain, usable
 from chatcore_client.tokens import TokenStore
 
-HOST, PORT, SERVER = "chat.example", 7000, "chat.example:7000"
+SERVER = "chat.example:7000"  # a server's key (a cluster's is its list's)
 ANN = Credentials("ann", token="t0k3n-of-ann", device="desktop on test")
 
 
@@ -54,68 +54,68 @@ def entries(store: TokenStore) -> dict[str, dict[str, object]]:
 
 def test_with_a_keyring_the_file_keeps_no_token_and_a_restart_reads_it_from_the_keyring(tmp_path, file_keychain):
     store = TokenStore(tmp_path / "logins.json", file_keychain())
-    store.save(HOST, PORT, ANN)
+    store.save(SERVER, ANN)
     assert entries(store) == {SERVER: {"username": "ann", "device": "desktop on test", "keyring": True}}
     assert ANN.token not in store.path.read_text() and stat.S_IMODE(store.path.stat().st_mode) == 0o600
     assert file_keychain().backend.get_password(SERVICE, account(SERVER, "ann")) == ANN.token
-    assert TokenStore(store.path, file_keychain()).get(HOST, PORT) == ANN
+    assert TokenStore(store.path, file_keychain()).get(SERVER) == ANN
 
 
 def test_without_a_keyring_the_file_keeps_the_token(tmp_path):
     store = TokenStore(tmp_path / "logins.json")
-    store.save(HOST, PORT, ANN)
+    store.save(SERVER, ANN)
     assert entries(store)[SERVER]["token"] == ANN.token
-    assert TokenStore(store.path).get(HOST, PORT) == ANN
+    assert TokenStore(store.path).get(SERVER) == ANN
 
 
 def test_a_token_written_to_the_file_before_is_still_read_with_a_keyring(tmp_path, file_keychain):
-    TokenStore(tmp_path / "logins.json").save(HOST, PORT, ANN)  # an older client, or the keyring was off
-    assert TokenStore(tmp_path / "logins.json", file_keychain()).get(HOST, PORT) == ANN
+    TokenStore(tmp_path / "logins.json").save(SERVER, ANN)  # an older client, or the keyring was off
+    assert TokenStore(tmp_path / "logins.json", file_keychain()).get(SERVER) == ANN
 
 
 def test_forgetting_removes_the_token_from_the_keyring_and_the_file(tmp_path, file_keychain):
     store = TokenStore(tmp_path / "logins.json", file_keychain())
-    store.save(HOST, PORT, ANN)
-    store.save("other.example", PORT, Credentials("bo", token="bo-token"))
-    store.forget(HOST, PORT)
-    assert store.get(HOST, PORT) is None and SERVER not in entries(store)
+    store.save(SERVER, ANN)
+    store.save("other.example:7000", Credentials("bo", token="bo-token"))
+    store.forget(SERVER)
+    assert store.get(SERVER) is None and SERVER not in entries(store)
     assert file_keychain().get(account(SERVER, "ann")) is None
-    assert store.get("other.example", PORT) == Credentials("bo", token="bo-token")  # the other server's stays
-    store.forget(HOST, PORT)  # forgetting twice is harmless
+    assert store.get("other.example:7000") == Credentials("bo", token="bo-token")  # the other server's stays
+    store.forget(SERVER)  # forgetting twice is harmless
 
 
 def test_a_token_in_neither_place_is_no_remembered_login(tmp_path, file_keychain):
     store = TokenStore(tmp_path / "logins.json", file_keychain())
-    store.save(HOST, PORT, ANN)
+    store.save(SERVER, ANN)
     file_keychain().delete(account(SERVER, "ann"))  # e.g. the user cleared it in the OS's keyring manager
-    assert store.get(HOST, PORT) is None
+    assert store.get(SERVER) is None
 
 
 def test_another_user_on_the_same_server_leaves_no_stale_token_in_the_keyring(tmp_path, file_keychain):
     store = TokenStore(tmp_path / "logins.json", file_keychain())
-    store.save(HOST, PORT, ANN)
-    store.save(HOST, PORT, Credentials("cy", token="cy-token"))
+    store.save(SERVER, ANN)
+    store.save(SERVER, Credentials("cy", token="cy-token"))
     assert file_keychain().get(account(SERVER, "ann")) is None
-    assert store.get(HOST, PORT) == Credentials("cy", token="cy-token")
+    assert store.get(SERVER) == Credentials("cy", token="cy-token")
 
 
 def test_a_keyring_that_refuses_falls_back_to_the_file_with_a_warning(tmp_path, caplog):
     store = TokenStore(tmp_path / "logins.json", Keychain(LockedKeyring()))
     with caplog.at_level(logging.WARNING, logger="chatcore_client.keychain"):
-        store.save(HOST, PORT, ANN)
+        store.save(SERVER, ANN)
     assert entries(store)[SERVER]["token"] == ANN.token and "keyring" not in entries(store)[SERVER]
     assert any("could not store the device token in the keyring" in r.getMessage() and "locked" in r.getMessage()
                for r in caplog.records)
-    assert store.get(HOST, PORT) == ANN
-    store.forget(HOST, PORT)  # the keyring refuses the delete too: logged, the file entry still goes
-    assert store.get(HOST, PORT) is None and entries(store) == {}
+    assert store.get(SERVER) == ANN
+    store.forget(SERVER)  # the keyring refuses the delete too: logged, the file entry still goes
+    assert store.get(SERVER) is None and entries(store) == {}
 
 
 def test_a_keyring_that_fails_when_read_gives_no_login_and_no_crash(tmp_path, file_keychain, caplog):
-    TokenStore(tmp_path / "logins.json", file_keychain()).save(HOST, PORT, ANN)
+    TokenStore(tmp_path / "logins.json", file_keychain()).save(SERVER, ANN)
     locked = TokenStore(tmp_path / "logins.json", Keychain(LockedKeyring()))
     with caplog.at_level(logging.WARNING, logger="chatcore_client.keychain"):
-        assert locked.get(HOST, PORT) is None  # the Login window asks for the password
+        assert locked.get(SERVER) is None  # the Login window asks for the password
     assert any("could not read the device token" in r.getMessage() for r in caplog.records)
 
 

@@ -149,7 +149,11 @@ def import_sqlite(args: argparse.Namespace, config: Config) -> int:
     try:
         hook = create_manager(config).hook
         migrate_all(cluster.database, hook)
-        hook.chat_import_sqlite(config=config, database=cluster.database)
+        try:
+            hook.chat_import_sqlite(config=config, database=cluster.database)
+        except Exception as error:  # a plugin's refusal (a schema not empty): its sentence, no traceback
+            print(f"chatcore import-sqlite: {error}", file=sys.stderr)
+            return 1
         if import_certificate(cluster.database, config.data_dir / "tls"):
             print("imported the TLS certificate: clients' pinned fingerprint stays valid")
     finally:

@@ -19,6 +19,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]  # no inline types; only i
 
 from chatcore import backup as backups
 from chatcore.admin import NoServer, admin_request
+from chatcore.cluster import cluster_configured
 from chatcore.config import Config
 from chatcore.status_page import duration
 
@@ -59,6 +60,12 @@ def show_status(args: argparse.Namespace, config: Config) -> int:
     more = reply["users_online"] - len(shown)
     print(f"users online: {reply['users_online']}" + (f": {', '.join(shown)}" if shown else "")
           + (f" and {more} more" if more > 0 else ""))
+    cluster = reply.get("cluster")
+    if cluster:
+        nodes = cluster["nodes"]
+        listed = ", ".join(nodes) if isinstance(nodes, list) else nodes
+        print(f"cluster:     node {cluster['node']}; {len(nodes) if isinstance(nodes, list) else '?'} alive: {listed}"
+              + (f" — NOT READY: {cluster['problem']}" if cluster["problem"] else ""))
     print("plugins:")
     for plugin in reply["plugins"]:
         state = plugin["state"] + (f" ({plugin['why']})" if plugin["why"] else "")
@@ -110,6 +117,9 @@ def make_backup(args: argparse.Namespace, config: Config) -> int:
     """Copy every plugin's storage into DEST, consistent while a server runs (or none does)."""
     config = _with_data_dir(args, config)
     os.umask(0o077)
+    if cluster_configured(config):
+        print("chatcore backup: cluster mode keeps the shared data in PostgreSQL, which this does not copy: "
+              "back it up with pg_dump (this copies only this node's data directory)", file=sys.stderr)
     with _bar("backup", backups.data_size(config.data_dir)) as bar:
         try:
             manifest, skipped = backups.backup(config, Path(args.dest), bar.update)

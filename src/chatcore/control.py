@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from chatcore import __version__, protocol
+from chatcore.cluster.relay import publish_admin, set_admin_locally
 from chatcore.moderation import ANNOUNCE_MAX, REASON_MAX, announce, kick, text_problem
 from chatcore.plugins import CORE
 from chatcore.users import admin_handlers as user_handlers
@@ -35,7 +36,8 @@ def plugin_states(server: "ChatServer") -> list[Reply]:
 
 
 def status(server: "ChatServer") -> Reply:
-    """What ``chatcore status`` shows: uptime, connections, users online, plugins."""
+    """What ``chatcore status`` shows: uptime, connections, users online (on this node),
+    plugins, and in cluster mode the nodes alive."""
     sessions = server.sessions.all()
     online = server.sessions.online_users()
     host, port = server.address
@@ -47,7 +49,18 @@ def status(server: "ChatServer") -> Reply:
         "sessions_logged_in": len(server.sessions.authenticated()),
         "users_online": len(online), "users": online[:STATUS_USERS],
         "plugins": plugin_states(server),
+        **({"cluster": cluster_status(server)} if server.cluster is not None else {}),
     }
+
+
+def cluster_status(server: "ChatServer") -> Reply:
+    """This node's id and the nodes alive (cluster mode), or why they cannot be read."""
+    assert server.cluster is not None
+    try:
+        alive: Any = server.cluster.nodes.alive()
+    except Exception as error:
+        alive = f"unknown: {error}"
+    return {"node": server.cluster.node_id, "nodes": alive, "problem": server.cluster.problem()}
 
 
 def handlers(server: "ChatServer") -> dict[str, Handler]:
@@ -66,6 +79,8 @@ def handlers(server: "ChatServer") -> dict[str, Handler]:
         if name is None:
             return {"ok": False, "error": f"no user {username!r}"}
         ended = kick(server, name, device, reason)
+        if server.cluster is not None:  # the other nodes end theirs and do not count them back
+            return {"ok": True, "username": name, "ended": ended, "cluster": True}
         if not ended:
             return {"ok": False, "error": f"{name} has no live session" + (f" on device {device!r}" if device else "")}
         return {"ok": True, "username": name, "ended": ended}
@@ -95,11 +110,8 @@ def handlers(server: "ChatServer") -> dict[str, Handler]:
         username, admin = request.get("username"), request.get("admin")
         if not isinstance(username, str) or not isinstance(admin, bool):
             return {"ok": False, "error": "username must be a string and admin true or false"}
-        sessions = server.sessions.of_user(username)
-        for session in sessions:
-            session.admin = admin
-        server.sessions.broadcast({"type": "admin_changed", "admin": admin}, sessions)
-        return {"ok": True, "sessions": len(sessions)}
+        publish_admin(server, username, admin)  # cluster mode: the other nodes' sessions too
+        return {"ok": True, "sessions": set_admin_locally(server, username, admin)}
 
     return {**user_handlers(server), "status": get_status, "kick": kick_user, "announce": send_announcement,
             "plugin": switch_plugin, "set_admin": set_admin}

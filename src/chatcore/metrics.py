@@ -290,6 +290,10 @@ class Metrics:
         self._started = time.monotonic()
         self.registry.register(CoreCollector(self._server, self))
         self.registry.register(StorageCollector(self._server.data_dir))
+        if self._server.cluster is not None:
+            from chatcore.cluster.metrics import ClusterCollector
+
+            self.registry.register(ClusterCollector(self._server.cluster))
         for impl in self._server.plugins.implementations("chat_metrics"):
             try:
                 impl.function(register=functools.partial(self.register, impl.plugin_name))

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import protocol
+from chatcore.cluster.relay import publish_announcement
 from chatcore.errors import CommandError
 from chatcore.users import KICKED, REASONS
 
@@ -38,10 +39,12 @@ def text_problem(text: Any, what: str, maximum: int) -> Optional[str]:
 
 
 def announce(server: "ChatServer", text: str, by: str = "") -> int:
-    """Send ``announcement`` {text, by, ts} to every logged-in session; how many took it.
-    ``by`` is the administrator's name, "" for the operator."""
+    """Send ``announcement`` {text, by, ts} to every logged-in session; how many took it (on
+    this node: other nodes of a cluster deliver theirs). ``by`` is the administrator's name,
+    "" for the operator."""
     message = {"type": "announcement", "text": text, "by": by, "ts": protocol.timestamp(int(time.time() * 1000))}
     delivered = server.sessions.broadcast(message, server.sessions.authenticated())
+    publish_announcement(server, message)  # cluster mode: the other nodes' sessions too
     log.info("announcement by %s to %d session(s)", by or "the operator", delivered)
     return delivered
 

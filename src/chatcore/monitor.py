@@ -68,8 +68,9 @@ def write_problem(directory: Path) -> str:
 
 
 def readiness(server: "ChatServer") -> str:
-    """Why the server is not ready ('' when it is): not accepting, or storage refusing writes.
-    The data directory and every active plugin's folder in it are probed."""
+    """Why the server is not ready ('' when it is): not accepting, storage refusing writes, or
+    in cluster mode PostgreSQL or the bus unreachable. The data directory and every active
+    plugin's folder in it are probed."""
     if not server.accepting:
         return "not accepting connections (starting or shutting down)"
     folders = [server.data_dir, *(server.data_dir / name for name in server.active_plugins())]
@@ -78,7 +79,7 @@ def readiness(server: "ChatServer") -> str:
             problem = write_problem(folder)
             if problem:
                 return f"storage not writable: {problem}"
-    return ""
+    return server.cluster.problem() if server.cluster is not None else ""
 
 
 class _Handler(WSGIRequestHandler):

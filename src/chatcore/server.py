@@ -18,7 +18,7 @@ import pluggy
 from chatcore import config as settings
 from chatcore import protocol
 from chatcore.admin import AdminServer, DataDirLock
-from chatcore.cluster import Cluster, open_cluster
+from chatcore.cluster import Cluster, open_cluster, relay
 from chatcore.cluster.identity import shared_certificate
 from chatcore.cluster.migrate import CORE as CORE_SCHEMA
 from chatcore.cluster.migrate import migrate_all
@@ -136,6 +136,7 @@ class ChatServer:
             self.cluster = open_cluster(self.config)
             if self.cluster is not None:
                 migrate_all(self.cluster.database, self.hook)
+                relay.attach(self)
             for impl in self.plugins.implementations("chat_configure"):
                 impl.function(server=self)
                 self._configured.append(impl.plugin_name)

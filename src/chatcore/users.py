@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import protocol
+from chatcore.cluster.relay import publish_end_sessions
 from chatcore.errors import CommandError
 
 if TYPE_CHECKING:
@@ -49,10 +50,13 @@ class UserControl:
         self._removed_at: dict[str, float] = {}  # name -> monotonic time of its removal
 
     def end_sessions(self, username: str, code: str, reason: str = "", keep: Optional["Session"] = None,
-                     device: Optional[str] = None, wait: float = UNBIND_WAIT) -> int:
+                     device: Optional[str] = None, wait: float = UNBIND_WAIT, cluster_wide: bool = True) -> int:
         """Send ``session_ended`` to every session of ``username`` but ``keep`` (only those logged
         in as ``device``, if one is named), close them, and wait (up to ``wait`` s) until they have
-        logged out; returns how many were ended."""
+        logged out; returns how many were ended here. In cluster mode the other nodes are told
+        to do the same with theirs (``cluster_wide``; they do not answer with a count)."""
+        if cluster_wide:
+            publish_end_sessions(self._server, username, code, reason, device)
         sessions = [s for s in self._server.sessions.of_user(username)
                     if s is not keep and (not device or s.device == device)]
         if not sessions:

@@ -10,7 +10,9 @@ from typing import Callable
 class TrustDialog(tk.Toplevel):
     """Not modal (the app keeps pumping); ``on_answer(True/False)`` is called once."""
 
-    def __init__(self, master: tk.Misc, server: str, fingerprint: str, on_answer: Callable[[bool], None]) -> None:
+    def __init__(self, master: tk.Misc, server: str, fingerprint: str, on_answer: Callable[[bool], None],
+                 cluster: str = "") -> None:
+        """``cluster``: the server list ``server`` belongs to, whose nodes all share the answer."""
         super().__init__(master)
         self.title("Unknown server certificate")
         self.minsize(460, 220)
@@ -24,6 +26,11 @@ class TrustDialog(tk.Toplevel):
                        "Compare its fingerprint with the one the server's operator gave you "
                        "(the server logs it at start). If they match, trust it: this client will "
                        "remember it and warn you if it ever changes.").pack(anchor="w", pady=(8, 8))
+        self.cluster = ttk.Label(body, wraplength=520, justify="left",
+                                 text=f"The answer holds for every server of the list ({cluster}): the nodes "
+                                      "of a cluster all serve this certificate." if cluster else "")
+        if cluster:
+            self.cluster.pack(anchor="w", pady=(0, 8))
         ttk.Label(body, text="SHA-256 fingerprint:").pack(anchor="w")
         pairs = fingerprint.split(":")
         shown = "\n".join(":".join(pairs[i:i + 16]) for i in range(0, len(pairs), 16))

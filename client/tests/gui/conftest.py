@@ -114,13 +114,14 @@ def pump(display: str) -> Pump:
 
 @pytest.fixture
 def make_app(display: str, pump: Pump, tmp_path: Path) -> Iterator[Callable[..., App]]:
-    """``make_app(server)``: a client App (own Tk root) pointed at ``server``, trusting on first use
-    through its real dialog; quit at teardown."""
+    """``make_app(server)``: a client App (own Tk root) pointed at ``server`` (or at the server list
+    ``servers``, as SERVER_IP would give it), trusting on first use through its real dialog; quit
+    at teardown."""
     apps: list[App] = []
 
-    def factory(server: Any, **kwargs: Any) -> App:
+    def factory(server: Any, servers: Optional[str] = None, **kwargs: Any) -> App:
         host, port = server.address
-        settings = ClientSettings(host=host, port=port, known_servers=tmp_path / f"pins{len(apps)}.json",
+        settings = ClientSettings(host=servers or host, port=port, known_servers=tmp_path / f"pins{len(apps)}.json",
                                   keyring="off")  # never the developer's own keyring (a test passes tokens=)
         app = App(settings, root=tk.Tk(), pins=PinStore(settings.known_servers), **kwargs)
         apps.append(app)

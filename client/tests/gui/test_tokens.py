@@ -116,7 +116,7 @@ def test_a_remembered_token_revoked_meanwhile_brings_back_the_login_window_with_
     again.trust_dialog.trust_button.invoke()
     pump.until(lambda: "signed out" in str(again.login.status.cget("text")), what="the reason on the Login window",
                state=lambda: again.login.status.cget("text"))
-    assert again.main is None and again.tokens.get(*server.address) is None  # the dead token is forgotten
+    assert again.main is None and again.tokens.get(server_key(*server.address)) is None  # the dead token is forgotten
     assert str(again.login.login_button.cget("state")) == "normal"
 
 

@@ -12,11 +12,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from chatcore_auth.devices import DeviceTokens
+from chatcore_auth.devices import TokenStore
+from chatcore_auth.namecache import NameCache
 from chatcore_auth.names import is_valid_username, name_key, password_problem, username_problem
 from chatcore_auth.passwords import PasswordHasher
-from chatcore_auth.store import AccountStore, DuplicateUser
-from chatcore_auth.throttle import Clock, FailureThrottle, KnownAddresses, RateLimit, seconds_text
+from chatcore_auth.store import AccountStorage, DuplicateUser
+from chatcore_auth.throttle import (
+    Clock,
+    Events,
+    Failures,
+    FailureThrottle,
+    Familiar,
+    KnownAddresses,
+    RateLimit,
+    seconds_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +65,58 @@ class Outcome:
         return cls(False, f"{what}; try again in {seconds_text(seconds)}.", retry_after=max(1, math.ceil(seconds)))
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The throttles one ``Accounts`` counts with: per node in memory (``memory_limits``) or
+    shared by a cluster's nodes in Redis (``shared_limits.redis_limits``)."""
+
+    users: Failures  # failed logins per username
+    addresses: Failures  # failed logins per client address
+    known: Familiar  # where each user logged in from
+    registrations: Events  # registrations per client address
+
+
+def memory_limits(policy: Policy, clock: Clock = time.monotonic) -> Limits:
+    """This node's throttles, in memory."""
+    return Limits(FailureThrottle(clock, policy.user_failures, policy.failure_window, max_delay=policy.max_delay),
+                  FailureThrottle(clock, policy.address_failures, policy.failure_window, max_delay=policy.max_delay),
+                  KnownAddresses(clock), RateLimit(clock, policy.register_limit, policy.register_window))
+
+
 class Accounts:
     """Register, authenticate, change passwords; thread-safe."""
 
-    def __init__(self, store: AccountStore, hasher: PasswordHasher, policy: Policy = Policy(),
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(self, store: AccountStorage, hasher: PasswordHasher, policy: Policy = Policy(),
+                 clock: Clock = time.monotonic, limits: Optional[Limits] = None,
+                 names: Optional[NameCache] = None) -> None:
         self.store = store
+        self.names = names  # cluster mode: display names found, remembered a while
         self.hasher = hasher
         self.policy = policy
-        self.user_throttle = FailureThrottle(clock, policy.user_failures, policy.failure_window,
-                                             max_delay=policy.max_delay)
-        self.address_throttle = FailureThrottle(clock, policy.address_failures, policy.failure_window,
-                                                max_delay=policy.max_delay)
-        self.known = KnownAddresses(clock)
-        self.registrations = RateLimit(clock, policy.register_limit, policy.register_window)
+        limits = limits or memory_limits(policy, clock)
+        self.user_throttle, self.address_throttle = limits.users, limits.addresses
+        self.known, self.registrations = limits.known, limits.registrations
 
     def lookup(self, username: str) -> Optional[str]:
-        """The registered display name for ``username`` in any case, or None."""
+        """The registered display name for ``username`` in any case, or None (names found are
+        remembered a while when ``names`` is set: cluster mode)."""
         if not is_valid_username(username):
             return None
+        if self.names is not None:
+            known = self.names.get(name_key(username))
+            if known is not None:
+                return known
         account = self.store.get(username)
-        return account.username if account else None
+        if account is None:
+            return None
+        if self.names is not None:
+            self.names.put(name_key(username), account.username)
+        return account.username
+
+    def forget_name(self, username: str) -> None:
+        """Stop trusting a remembered display name (the account is being removed)."""
+        if self.names is not None:
+            self.names.forget(name_key(username))
 
     def register(self, username: str, password: str, address: str) -> Outcome:
         """Create an account, or say exactly why not."""
@@ -140,6 +181,7 @@ class Accounts:
         """Delete the account and what the throttles remember of its name; False if there was none.
         A later account of the same name starts with a clean slate."""
         key = name_key(username)
+        self.forget_name(username)
         removed = self.store.remove(username)
         self.user_throttle.clear(key)
         self.known.forget(key)
@@ -147,7 +189,7 @@ class Accounts:
             log.info("removed account %s", username)
         return removed
 
-    def authenticate_token(self, username: str, token: str, address: str, tokens: DeviceTokens) -> Outcome:
+    def authenticate_token(self, username: str, token: str, address: str, tokens: TokenStore) -> Outcome:
         """Check a login by device token: no password hash, the same throttles (a bad token is a
         failed login), and a reason that says why a known token no longer works."""
         key = name_key(username)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import functools
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from chatcore import protocol
+from chatcore.cluster import DatabaseUnavailable
 from chatcore.errors import CommandError
 from chatcore.users import DEVICE_REVOKED, LOGGED_OUT, PASSWORD_CHANGED
 from chatcore_auth import NAME
 from chatcore_auth.accounts import Accounts, Outcome
-from chatcore_auth.devices import DeviceTokens, device_problem
+from chatcore_auth.devices import TokenStore, device_problem
 from chatcore_auth.metrics import AuthMetrics
 from chatcore_auth.names import name_key
 
@@ -17,11 +20,31 @@ if TYPE_CHECKING:
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
+log = logging.getLogger(__name__)
+
 Reply = dict[str, Any]
+Handler = Callable[["Session", Reply], Optional[Reply]]
+UNAVAILABLE = "The account database cannot be reached right now: try again in a few seconds."
+UNAVAILABLE_RETRY = 5  # seconds a client is told to wait when the cluster's database is away
 SECRETS = ("password", "token")  # kept from the request other plugins see at login
 PENDING_REPLY = "login_reply"
 TLS_REQUIRED = ("This server accepts passwords only over an encrypted connection: "
                 "reconnect with TLS to log in or register.")
+
+
+def database_errors(handler: Handler) -> Handler:
+    """``handler``, answering ``error`` ``unavailable`` (with ``retry_after``) while the
+    cluster's PostgreSQL cannot be reached, instead of failing as a bug would."""
+
+    @functools.wraps(handler)
+    def run(session: "Session", message: Reply) -> Optional[Reply]:
+        try:
+            return handler(session, message)
+        except DatabaseUnavailable as error:
+            log.warning("auth: %s failed, PostgreSQL unreachable: %s", message.get("command", "?"), error)
+            raise CommandError("unavailable", UNAVAILABLE, retry_after=UNAVAILABLE_RETRY) from None
+
+    return run
 
 
 def plaintext_allowed(policy: str, tls: bool, loopback: bool) -> bool:
@@ -45,10 +68,12 @@ def _result(kind: str, outcome: Outcome, username: Any = None) -> Reply:
 class AuthCommands:
     """Handlers for register, login, logout, close, get_users and change_password."""
 
-    def __init__(self, server: "ChatServer", accounts: Accounts, tokens: DeviceTokens,
-                 plaintext_policy: str = "loopback", metrics: Optional[AuthMetrics] = None) -> None:
+    def __init__(self, server: "ChatServer", accounts: Accounts, tokens: TokenStore,
+                 plaintext_policy: str = "loopback", metrics: Optional[AuthMetrics] = None,
+                 online_users: Optional[Callable[[], list[str]]] = None) -> None:
         self.server, self.accounts, self.tokens, self.plaintext_policy = server, accounts, tokens, plaintext_policy
         self.metrics = metrics if metrics is not None else AuthMetrics(accounts.hasher)
+        self.online_users = online_users or server.sessions.online_users  # in a cluster: every node's
 
     def _refuses(self, session: "Session") -> bool:
         """True when this connection may not carry a password (plaintext, against the policy)."""
@@ -175,12 +200,11 @@ class AuthCommands:
         If they do not all fit, the reply adds ``has_more`` and ``next_offset``; send
         ``get_users`` again with ``offset`` for the rest.
         """
-        server = self.server
         offset = message.get("offset", 0)
         if offset < 0:
             raise CommandError("bad_request", "field 'offset' must be 0 or more")
         me = name_key(session.user or "")
-        users = [u for u in server.sessions.online_users() if name_key(u) != me]
+        users = [u for u in self.online_users() if name_key(u) != me]
         page = users[offset:]
         room = protocol.MAX_JSON - len(protocol.dumps({"type": "get_users", "data": []})) - 64  # has_more, next_offset
         fits = protocol.fitting(page, room)

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from chatcore_auth.names import name_key
 
@@ -73,8 +73,39 @@ def device_problem(device: object) -> Optional[str]:
     return None
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """What is stored of a token: its SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh token: 256 random bits, URL-safe text."""
+    return secrets.token_urlsafe(32)
+
+
+def refusal_for(row: Optional[tuple[Any, ...]], now: float, ttl: float) -> Optional[str]:
+    """Why the stored token ``row`` (device, last_used, revoked, why) cannot log in, or None."""
+    if row is None:
+        return "This token is not valid: log in with your password."
+    _, last_used, revoked, why = row
+    if revoked is not None:
+        return f"{WHY_TEXT.get(why, 'This token was revoked')}: log in with your password."
+    if last_used < now - ttl:
+        return "This device's token expired after a long time unused: log in with your password."
+    return None
+
+
+class TokenStore(Protocol):
+    """What the plugin needs of a device-token store (SQLite here, PostgreSQL in ``pg_store``)."""
+
+    ttl: float
+
+    def issue(self, username: str, device: str, address: str) -> str: ...
+    def check(self, username: str, token: str, address: str) -> TokenCheck: ...
+    def devices(self, username: str) -> list[Device]: ...
+    def revoke(self, username: str, device: Optional[str] = None, why: str = "revoked") -> int: ...
+    def forget_user(self, username: str) -> None: ...
+    def close(self) -> None: ...
 
 
 class DeviceTokens:
@@ -94,14 +125,14 @@ class DeviceTokens:
 
     def issue(self, username: str, device: str, address: str) -> str:
         """A new token for ``device`` of ``username``; an earlier token of that device stops working."""
-        token = secrets.token_urlsafe(32)  # 256 bits
+        token = new_token()
         now = self._clock()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("UPDATE devices SET revoked = ?, why = 'replaced' WHERE name_key = ? AND device = ?"
                              " AND revoked IS NULL", (now, name_key(username), device))
             self._db.execute("INSERT INTO devices (token_hash, name_key, device, created, last_used, last_address)"
-                             " VALUES (?, ?, ?, ?, ?, ?)", (_digest(token), name_key(username), device, now, now,
+                             " VALUES (?, ?, ?, ?, ?, ?)", (digest(token), name_key(username), device, now, now,
                                                             address))
             self._forget_old(now)
             self._db.execute("COMMIT")
@@ -112,17 +143,14 @@ class DeviceTokens:
         now = self._clock()
         with self._lock:
             row = self._db.execute("SELECT device, last_used, revoked, why FROM devices WHERE token_hash = ?"
-                                   " AND name_key = ?", (_digest(token), name_key(username))).fetchone()
-            if row is None:
-                return TokenCheck(refusal="This token is not valid: log in with your password.")
-            device, last_used, revoked, why = row
-            if revoked is not None:
-                return TokenCheck(refusal=f"{WHY_TEXT.get(why, 'This token was revoked')}: log in with your password.")
-            if last_used < now - self.ttl:
-                return TokenCheck(refusal="This device's token expired after a long time unused: "
-                                          "log in with your password.")
+                                   " AND name_key = ?", (digest(token), name_key(username))).fetchone()
+            refusal = refusal_for(row, now, self.ttl)
+            if refusal is not None:
+                return TokenCheck(refusal=refusal)
+            assert row is not None
+            device = row[0]
             self._db.execute("UPDATE devices SET last_used = ?, last_address = ? WHERE token_hash = ?",
-                             (now, address, _digest(token)))
+                             (now, address, digest(token)))
         return TokenCheck(device=str(device))
 
     def devices(self, username: str) -> list[Device]:

@@ -24,7 +24,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from chatcore import protocol
 from chatcore_auth import NAME
@@ -96,10 +96,14 @@ class Presence:
         self._thread = threading.Thread(target=self._announce_loop, name="auth-presence", daemon=True)
         self._thread.start()
 
+    def lock_for(self, key: str) -> threading.Lock:
+        """The lock serialising changes of the user whose name key is ``key``."""
+        return self._locks[zlib.crc32(key.encode()) % _STRIPES]
+
     def update(self, username: str) -> None:
         """Announce ``username``'s current state if it differs from the last announcement."""
         key = name_key(username)
-        with self._locks[zlib.crc32(key.encode()) % _STRIPES]:
+        with self.lock_for(key):
             online = self._sessions.is_online(username)
             with self._announced_lock:
                 if online == (key in self._announced):
@@ -108,10 +112,27 @@ class Presence:
                     self._announced.add(key)
                 else:
                     self._announced.discard(key)
-            frame = protocol.encode({"type": "peer_joined" if online else "peer_left", "peer": username})
-            with self._wake:  # times taken under the lock: the queue stays in time order
-                self._pending.append(Change(key, username, online, frame, time.monotonic()))
-                self._wake.notify()
+            self.queue(key, username, online)
+
+    def queue(self, key: str, username: str, online: bool, at: Optional[float] = None) -> None:
+        """Queue the announcement that ``username`` came online or went offline, for every
+        local session (their own user's excepted). ``at``: when the change was seen, if earlier
+        than now (sessions that logged in after it are not told: their user list has it)."""
+        frame = protocol.encode({"type": "peer_joined" if online else "peer_left", "peer": username})
+        with self._wake:  # times taken under the lock: the queue stays in time order
+            now = time.monotonic()
+            when = now if at is None else min(at, now)
+            if self._pending and when < self._pending[-1].at:
+                when = self._pending[-1].at
+            self._pending.append(Change(key, username, online, frame, when))
+            self._wake.notify()
+
+    def online_users(self) -> list[str]:
+        """Display names of the users online, sorted case-insensitively (on one node: its sessions')."""
+        return self._sessions.online_users()
+
+    def started(self) -> None:
+        """The server accepts connections (and in a cluster, hears the other nodes)."""
 
     def _announce_loop(self) -> None:
         """Send queued events until ``stop``; what is queued when it is called still goes out."""

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 from chatcore_auth.names import name_key
 
@@ -77,7 +77,8 @@ def migrate(db: sqlite3.Connection) -> None:
         raise
 
 
-def _now() -> str:
+def now_text() -> str:
+    """Now as the accounts record it: ISO 8601 UTC to the second."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
@@ -87,6 +88,20 @@ def _create_private(path: Path) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
+
+
+class AccountStorage(Protocol):
+    """What the plugin needs of an account store (SQLite here, PostgreSQL in ``pg_store``)."""
+
+    def get(self, username: str) -> Optional[Account]: ...
+    def is_admin(self, username: str) -> bool: ...
+    def set_admin(self, username: str, admin: bool) -> bool: ...
+    def exists(self, username: str) -> bool: ...
+    def add(self, username: str, password_hash: str) -> None: ...
+    def set_hash(self, username: str, password_hash: str) -> bool: ...
+    def remove(self, username: str) -> bool: ...
+    def accounts(self) -> list[Account]: ...
+    def close(self) -> None: ...
 
 
 class AccountStore:
@@ -123,7 +138,7 @@ class AccountStore:
         """Grant or revoke the administrator flag; False if there is no such user."""
         with self._lock:
             cursor = self._db.execute("UPDATE accounts SET admin = ?, updated = ? WHERE name_key = ?",
-                                      (int(admin), _now(), name_key(username)))
+                                      (int(admin), now_text(), name_key(username)))
         return cursor.rowcount == 1
 
     def exists(self, username: str) -> bool:
@@ -132,7 +147,7 @@ class AccountStore:
 
     def add(self, username: str, password_hash: str) -> None:
         """Register ``username`` as written; raises DuplicateUser if taken in any case."""
-        now = _now()
+        now = now_text()
         try:
             with self._lock:
                 self._db.execute("INSERT INTO accounts (name_key, username, password_hash, created, updated)"
@@ -145,7 +160,7 @@ class AccountStore:
         """Replace the user's password hash; False if there is no such user."""
         with self._lock:
             cursor = self._db.execute("UPDATE accounts SET password_hash = ?, updated = ? WHERE name_key = ?",
-                                      (password_hash, _now(), name_key(username)))
+                                      (password_hash, now_text(), name_key(username)))
         return cursor.rowcount == 1
 
     def remove(self, username: str) -> bool:

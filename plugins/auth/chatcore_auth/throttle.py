@@ -8,9 +8,31 @@ import math
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Callable, Hashable
+from typing import Callable, Hashable, Protocol
 
 Clock = Callable[[], float]
+
+
+class Failures(Protocol):
+    """A failure throttle: this module's in memory, or ``shared_limits``' in Redis."""
+
+    def retry_after(self, key: Hashable) -> float: ...
+    def failure(self, key: Hashable) -> None: ...
+    def clear(self, key: Hashable) -> None: ...
+
+
+class Events(Protocol):
+    """A rate limit: this module's in memory, or ``shared_limits``' in Redis."""
+
+    def acquire(self, key: Hashable) -> float: ...
+
+
+class Familiar(Protocol):
+    """The memory of where users logged in from: in memory here, or in Redis."""
+
+    def remember(self, user_key: str, address: str) -> None: ...
+    def knows(self, user_key: str, address: str) -> bool: ...
+    def forget(self, user_key: str) -> None: ...
 
 
 def seconds_text(seconds: float) -> str:

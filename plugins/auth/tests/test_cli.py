@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatcore.testing import PASSWORD
 
 
-def test_user_commands_with_the_server_stopped_and_running(run_cli, make_server, connect):
+@pytest.mark.both_backends
+def test_user_commands_with_the_server_stopped_and_running(run_cli, make_server, connect, backend_env):
     added = run_cli("add", "Dave", "--password-stdin", stdin=PASSWORD + "\n")
     assert added.returncode == 0, added.stderr
     assert PASSWORD not in added.stdout + added.stderr
     listed = run_cli("list")
     assert listed.returncode == 0 and listed.stdout.split("\t")[0] == "Dave"
 
-    server = make_server(plugins=["auth"])  # same data directory as the CLI
+    server = make_server(plugins=["auth"], env=backend_env)  # same data directory (or cluster) as the CLI
     assert connect(server).request(command="login", username="dave", password=PASSWORD)["response"] == "ok"
 
     changed = run_cli("passwd", "dave", "--password-stdin", stdin="a new password\n")
@@ -32,6 +35,7 @@ def test_user_commands_with_the_server_stopped_and_running(run_cli, make_server,
     assert server.lookup_user("erin") is None
 
 
+@pytest.mark.both_backends
 def test_user_command_refusals(run_cli):
     assert run_cli("add", "dave", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
     duplicate = run_cli("add", "DAVE", "--password-stdin", stdin=PASSWORD + "\n")

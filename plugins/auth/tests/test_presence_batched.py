@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from chatcore import protocol
 from chatcore.testing import PASSWORD
 from chatcore_auth.presence import NAMES_PER_FRAME, Change, _net_changes, batched_frames
@@ -43,6 +45,7 @@ def test_unknown_presence_mode_is_refused_and_the_session_goes_on(server, connec
     client.login("alice", PASSWORD, register=True)
 
 
+@pytest.mark.both_backends
 def test_batched_session_gets_presence_frames_not_peer_events(server, connect, login_as):
     watcher = batched_client(server, connect)
     watcher.login("watcher", PASSWORD, register=True)
@@ -57,6 +60,7 @@ def test_batched_session_gets_presence_frames_not_peer_events(server, connect, l
     assert not [m for m in watcher.sync() if m.get("type") in ("peer_joined", "peer_left")]
 
 
+@pytest.mark.both_backends
 def test_batched_session_never_hears_about_its_own_user(server, connect):
     first = batched_client(server, connect)
     first.login("alice", PASSWORD, register=True)
@@ -69,6 +73,7 @@ def test_batched_session_never_hears_about_its_own_user(server, connect):
     assert not [m for m in first.sync() if m.get("type") == "presence"]
 
 
+@pytest.mark.both_backends
 def test_login_storm_ends_with_the_watchers_view_equal_to_get_users(server, connect):
     watcher = batched_client(server, connect)
     watcher.login("watcher", PASSWORD, register=True)

@@ -7,6 +7,7 @@ import pytest
 from chatcore.testing import PASSWORD
 
 
+@pytest.mark.both_backends
 def test_register_then_login(server, connect):
     client = connect(server)
     reply = client.request(command="register", username="Alice", password=PASSWORD)
@@ -15,6 +16,7 @@ def test_register_then_login(server, connect):
     assert reply == {"type": "login_result", "username": "Alice", "response": "ok"}
 
 
+@pytest.mark.both_backends
 def test_login_in_another_case_shows_the_name_as_registered(server, connect):
     client = connect(server)
     client.request(command="register", username="Alice", password=PASSWORD)
@@ -28,6 +30,7 @@ def test_type_instead_of_command_is_accepted(server, connect):
     assert client.expect("register_result")["response"] == "ok"
 
 
+@pytest.mark.both_backends
 def test_duplicate_in_another_case_is_refused_with_the_legacy_reason(server, connect):
     client = connect(server)
     assert client.request(command="register", username="Alice", password=PASSWORD)["response"] == "ok"
@@ -123,11 +126,12 @@ def test_second_login_on_the_same_connection_is_an_error(server, connect, login_
     assert client.request(command="get_users")["data"] == []  # still alice, who sees no one else
 
 
-def test_accounts_survive_a_restart(make_server, connect):
-    first = make_server(plugins=["auth"])
+@pytest.mark.both_backends
+def test_accounts_survive_a_restart(make_server, connect, backend_env):
+    first = make_server(plugins=["auth"], env=backend_env)
     connect(first).request(command="register", username="alice", password=PASSWORD)
     first.stop()
-    second = make_server(plugins=["auth"])
+    second = make_server(plugins=["auth"], env=backend_env)
     assert connect(second).request(command="login", username="ALICE", password=PASSWORD)["response"] == "ok"
 
 
@@ -139,6 +143,7 @@ def test_plugin_disabled_means_register_is_unknown(make_server, connect):
         assert reply["type"] == "error" and reply["code"] == "unknown_command", reply
 
 
+@pytest.mark.both_backends
 def test_lookup_user_is_case_insensitive(server, connect):
     connect(server).request(command="register", username="Alice", password=PASSWORD)
     assert server.lookup_user("alice") == "Alice"

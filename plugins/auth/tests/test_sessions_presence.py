@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from chatcore import hookimpl
 from chatcore.testing import PASSWORD
 
 
+@pytest.mark.both_backends
 def test_get_users_lists_others_online(server, connect, login_as):
     alice = login_as(server, "alice")
     bob = login_as(server, "Bob")
@@ -22,6 +25,7 @@ def test_get_users_needs_login(server, connect):
     assert reply["type"] == "error" and reply["code"] == "not_authenticated"
 
 
+@pytest.mark.both_backends
 def test_peer_joined_and_left_are_sent_to_others(server, connect, login_as):
     alice = login_as(server, "alice")
     bob = login_as(server, "bob")
@@ -31,6 +35,7 @@ def test_peer_joined_and_left_are_sent_to_others(server, connect, login_as):
     assert alice.expect("peer_left") == {"type": "peer_left", "peer": "bob"}
 
 
+@pytest.mark.both_backends
 def test_two_sessions_of_one_user(server, connect, login_as):
     watcher = login_as(server, "watcher")
     first = login_as(server, "alice")
@@ -73,6 +78,7 @@ def test_close_before_login_just_closes(server, connect):
     client.expect_closed()
 
 
+@pytest.mark.both_backends
 def test_presence_stays_consistent_under_concurrent_logins_and_logouts(server, connect, login_as):
     watcher = login_as(server, "watcher")
     connect(server).request(command="register", username="alice", password=PASSWORD)
@@ -114,6 +120,7 @@ class _Elsewhere:
         return True
 
 
+@pytest.mark.both_backends
 def test_get_users_pages_when_the_list_would_not_fit_one_frame(server, login_as):
     client = login_as(server, "watcher")
     names = [f"user{index:04d}".ljust(32, "x") for index in range(3000)]

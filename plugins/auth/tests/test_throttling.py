@@ -3,26 +3,30 @@ injected clock: time moves by assignment, never by sleeping."""
 
 from __future__ import annotations
 
+import pytest
+
 from chatcore.testing import PASSWORD
 from chatcore_auth.plugin import AuthPlugin
+
+pytestmark = pytest.mark.both_backends  # counted in memory on one node, in Redis in a cluster
 
 WRONG = "wrong password!"
 BAD = "Incorrect username or password!"
 
 
-def start(make_server, clock, data_dir=None, **env):
+def start(make_server, clock, backend_env, data_dir=None, **env):
     """A server whose only plugin is an auth plugin on ``clock`` (no entry points, so the name
     'auth' is not blocked as a disabled installed plugin)."""
-    return make_server(plugins=[], entry_points=[], extra=[("auth", AuthPlugin(clock=clock))], env=env,
-                       data_dir=data_dir)
+    return make_server(plugins=[], entry_points=[], extra=[("auth", AuthPlugin(clock=clock))],
+                       env={**backend_env, **env}, data_dir=data_dir)
 
 
 def login(client, name, password):
     return client.request(command="login", username=name, password=password)
 
 
-def test_failures_per_username_grow_a_delay_that_expires(make_server, connect, clock):
-    server = start(make_server, clock)
+def test_failures_per_username_grow_a_delay_that_expires(make_server, connect, clock, backend_env):
+    server = start(make_server, clock, backend_env)
     client = connect(server)
     client.request(command="register", username="alice", password=PASSWORD)
     for _ in range(5):
@@ -41,8 +45,8 @@ def test_failures_per_username_grow_a_delay_that_expires(make_server, connect, c
     assert login(client, "alice", PASSWORD)["response"] == "ok"
 
 
-def test_failures_are_forgotten_after_a_quiet_window(make_server, connect, clock):
-    server = start(make_server, clock, CHATCORE_AUTH_FAILURE_WINDOW="600")
+def test_failures_are_forgotten_after_a_quiet_window(make_server, connect, clock, backend_env):
+    server = start(make_server, clock, backend_env, CHATCORE_AUTH_FAILURE_WINDOW="600")
     client = connect(server)
     client.request(command="register", username="alice", password=PASSWORD)
     for _ in range(4):
@@ -53,8 +57,8 @@ def test_failures_are_forgotten_after_a_quiet_window(make_server, connect, clock
     assert login(client, "alice", PASSWORD)["response"] == "ok"
 
 
-def test_delay_is_capped_so_nobody_is_locked_out_for_good(make_server, connect, clock):
-    server = start(make_server, clock, CHATCORE_AUTH_MAX_DELAY="8")
+def test_delay_is_capped_so_nobody_is_locked_out_for_good(make_server, connect, clock, backend_env):
+    server = start(make_server, clock, backend_env, CHATCORE_AUTH_MAX_DELAY="8")
     client = connect(server)
     client.request(command="register", username="alice", password=PASSWORD)
     delays = []
@@ -68,8 +72,8 @@ def test_delay_is_capped_so_nobody_is_locked_out_for_good(make_server, connect, 
     assert login(client, "alice", PASSWORD)["response"] == "ok"
 
 
-def test_unknown_users_are_throttled_like_real_ones(make_server, connect, clock):
-    server = start(make_server, clock)
+def test_unknown_users_are_throttled_like_real_ones(make_server, connect, clock, backend_env):
+    server = start(make_server, clock, backend_env)
     client = connect(server)
     client.request(command="register", username="alice", password=PASSWORD)
     for name in ("alice", "nobody"):
@@ -78,8 +82,8 @@ def test_unknown_users_are_throttled_like_real_ones(make_server, connect, clock)
         assert login(client, name, WRONG)["retry_after"] == 1
 
 
-def test_username_throttle_follows_the_name_across_addresses(make_server, connect_from, clock):
-    server = start(make_server, clock)
+def test_username_throttle_follows_the_name_across_addresses(make_server, connect_from, clock, backend_env):
+    server = start(make_server, clock, backend_env)
     connect_from(server, "127.0.0.5").request(command="register", username="alice", password=PASSWORD)
     attacker = connect_from(server, "127.0.0.2")
     for _ in range(5):
@@ -87,8 +91,8 @@ def test_username_throttle_follows_the_name_across_addresses(make_server, connec
     assert login(connect_from(server, "127.0.0.3"), "alice", PASSWORD)["retry_after"] == 1
 
 
-def test_an_address_the_user_logged_in_from_skips_the_username_throttle(make_server, connect_from, clock):
-    server = start(make_server, clock)
+def test_an_address_the_user_logged_in_from_skips_the_username_throttle(make_server, connect_from, clock, backend_env):
+    server = start(make_server, clock, backend_env)
     home = connect_from(server, "127.0.0.5")
     home.request(command="register", username="alice", password=PASSWORD)
     assert login(home, "alice", PASSWORD)["response"] == "ok"
@@ -100,8 +104,8 @@ def test_an_address_the_user_logged_in_from_skips_the_username_throttle(make_ser
     assert "retry_after" in login(connect_from(server, "127.0.0.3"), "alice", PASSWORD)
 
 
-def test_failures_per_address_across_usernames(make_server, connect_from, clock):
-    server = start(make_server, clock, CHATCORE_AUTH_ADDRESS_FAILURES="3")
+def test_failures_per_address_across_usernames(make_server, connect_from, clock, backend_env):
+    server = start(make_server, clock, backend_env, CHATCORE_AUTH_ADDRESS_FAILURES="3")
     connect_from(server, "127.0.0.9").request(command="register", username="bob", password=PASSWORD)
     sprayer = connect_from(server, "127.0.0.2")
     for name in ("alice", "carol", "dave"):
@@ -113,8 +117,8 @@ def test_failures_per_address_across_usernames(make_server, connect_from, clock)
     assert login(sprayer, "bob", PASSWORD)["response"] == "ok"
 
 
-def test_registration_is_rate_limited_per_address(make_server, connect_from, clock):
-    server = start(make_server, clock, CHATCORE_AUTH_REGISTER_LIMIT="3", CHATCORE_AUTH_REGISTER_WINDOW="60")
+def test_registration_is_rate_limited_per_address(make_server, connect_from, clock, backend_env):
+    server = start(make_server, clock, backend_env, CHATCORE_AUTH_REGISTER_LIMIT="3", CHATCORE_AUTH_REGISTER_WINDOW="60")
     client = connect_from(server, "127.0.0.2")
     for name in ("a1", "a2", "a3"):
         assert client.request(command="register", username=name, password=PASSWORD)["response"] == "ok"
@@ -127,12 +131,12 @@ def test_registration_is_rate_limited_per_address(make_server, connect_from, clo
     assert client.request(command="register", username="a4", password=PASSWORD)["response"] == "ok"
 
 
-def test_loopback_is_exempt_from_the_registration_limit_unless_configured(make_server, connect, clock, tmp_path):
-    server = start(make_server, clock, CHATCORE_AUTH_REGISTER_LIMIT="2")
+def test_loopback_is_exempt_from_the_registration_limit_unless_configured(make_server, connect, clock, backend_env, tmp_path):
+    server = start(make_server, clock, backend_env, CHATCORE_AUTH_REGISTER_LIMIT="2")
     client = connect(server)
     for index in range(5):
         assert client.request(command="register", username=f"u{index}", password=PASSWORD)["response"] == "ok"
-    strict = start(make_server, clock, tmp_path / "strict", CHATCORE_AUTH_REGISTER_LIMIT="2",
+    strict = start(make_server, clock, backend_env, tmp_path / "strict", CHATCORE_AUTH_REGISTER_LIMIT="2",
                    CHATCORE_AUTH_REGISTER_EXEMPT="none")
     client = connect(strict)
     for index in range(2):

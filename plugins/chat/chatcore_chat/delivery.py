@@ -287,11 +287,13 @@ class Post(Operation):
         limits are checked against the cluster's counters (``pgstore.check_quotas``)."""
         fanout = self.relay.fanout
         assert fanout is not None
-        conv = GLOBAL_ROOM if self.to == GLOBAL_ROOM else store.conversation_key(self.sender, self.to)
-        to_key = self.to.casefold()
-        pending_for = None if self.to == GLOBAL_ROOM or pgstore.has_sessions(conn, to_key) else to_key
         stamp = self.relay.stamp()
-        pgstore.check_quotas(conn, self.relay.quotas, self.sender, self.to, stamp, self.text, pending_for)
+        if self.to == GLOBAL_ROOM:
+            conv, pending_for = GLOBAL_ROOM, None
+            pgstore.check_quotas(conn, self.relay.quotas, self.sender, self.to, stamp, self.text, None)
+        else:
+            conv = store.conversation_key(self.sender, self.to)
+            pending_for = pgstore.prepare_private(conn, self.relay.quotas, self.sender, self.to, stamp, self.text)
         message = pgstore.insert_message(conn, conv, self.sender, self.to, stamp, self.text, pending_for)
         self.arrivals = fanout.arrive(conn, batch, conv, message.seq, (message, pending_for))
         self.stored_pending, self.result = pending_for is not None, message

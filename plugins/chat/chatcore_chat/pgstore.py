@@ -124,21 +124,36 @@ def migrate(database: Any) -> int:
 
 class PgTransactions:
     """The writer's own PostgreSQL connection (not the pool's: it is held for the node's life),
-    reconnected at the next batch after PostgreSQL went away."""
+    reconnected at the next batch after PostgreSQL went away.
+
+    The cluster-wide write lock is taken by a transaction's first statement, not at ``begin``:
+    a batch that only delivers what another node committed runs no statement at all, so it
+    neither waits for the lock nor holds it from the nodes that are writing."""
 
     def __init__(self, url: str, timeout: float = 10.0, schema: str = SCHEMA, lock: int = WRITE_LOCK) -> None:
         """``schema`` and ``lock``: chat's by default; another plugin's store (rooms) names its own."""
         self.url, self.timeout, self.schema, self.lock = url, timeout, schema, lock
         self._conn: Optional[psycopg.Connection[Any]] = None
+        self._locked = False
+        self.conn = _LockOnFirstUse(self)  # what operations are given
 
-    @property
-    def conn(self) -> "psycopg.Connection[Any]":
+    def raw(self) -> "psycopg.Connection[Any]":
+        """The connection itself (opened again if PostgreSQL dropped it)."""
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 self._conn.close()
+            self._locked = False
             self._conn = psycopg.connect(self.url, autocommit=False, connect_timeout=max(1, int(self.timeout)),
                                          options=f"-c search_path={self.schema}")
         return self._conn
+
+    def locked(self) -> "psycopg.Connection[Any]":
+        """The connection, inside a transaction that holds the write lock."""
+        conn = self.raw()
+        if not self._locked or conn.info.transaction_status == TransactionStatus.IDLE:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock,))
+            self._locked = True
+        return conn
 
     @property
     def in_transaction(self) -> bool:
@@ -146,28 +161,44 @@ class PgTransactions:
         return conn is not None and not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE
 
     def begin(self) -> None:
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock,))
+        self._locked = False
 
     def commit(self) -> bool:
-        self.conn.commit()
+        if self._conn is not None and self.in_transaction:
+            self._conn.commit()
+        self._locked = False
         return True
 
     def rollback(self) -> None:
+        self._locked = False
         if self._conn is not None and not self._conn.closed:
             self._conn.rollback()
 
     def savepoint(self) -> None:
-        self.conn.execute("SAVEPOINT op")
+        self.locked().execute("SAVEPOINT op")  # the lock first: one taken inside it would go with its rollback
 
     def rollback_savepoint(self) -> None:
-        self.conn.execute("ROLLBACK TO SAVEPOINT op")
+        self.raw().execute("ROLLBACK TO SAVEPOINT op")
 
     def release(self) -> None:
-        self.conn.execute("RELEASE SAVEPOINT op")
+        self.raw().execute("RELEASE SAVEPOINT op")
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+class _LockOnFirstUse:
+    """The writer's connection as operations see it: ``execute`` takes the write lock first."""
+
+    def __init__(self, transactions: PgTransactions) -> None:
+        self._transactions = transactions
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return self._transactions.locked().execute(query, params, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transactions.locked(), name)
 
 
 class PgReaders:
@@ -201,42 +232,62 @@ def check_quotas(conn: Any, quotas: Quotas, sender: str, to: str, ts_ms: int, te
                  pending_for: Optional[str]) -> None:
     """Raise ``Refused`` when this message would pass a recipient's or the sender's limit (the
     counters are the cluster's: every writer holds the write lock while it reads them)."""
-    size = len(text.encode("utf-8"))
+    pending = day = None
     if pending_for is not None and (quotas.pending_messages or quotas.pending_bytes):
-        row = conn.execute("SELECT messages, bytes FROM pending_totals WHERE recipient = %s", (pending_for,)).fetchone()
-        if row is not None:
-            if quotas.pending_messages and row[0] + 1 > quotas.pending_messages:
-                raise quotas.refused("recipient_full:messages", to, ts_ms)  # type: ignore[misc]
-            if quotas.pending_bytes and row[1] + size > quotas.pending_bytes:
-                raise quotas.refused("recipient_full:bytes", to, ts_ms)  # type: ignore[misc]
+        pending = conn.execute("SELECT messages, bytes FROM pending_totals WHERE recipient = %s",
+                               (pending_for,)).fetchone()
     if quotas.daily_messages or quotas.daily_bytes:
-        row = conn.execute("SELECT day, messages, bytes FROM sender_days WHERE sender = %s",
+        day = conn.execute("SELECT day, messages, bytes FROM sender_days WHERE sender = %s",
                            (sender.lower(),)).fetchone()
-        if row is not None and row[0] >= ts_ms // DAY_MS:
-            if quotas.daily_messages and row[1] + 1 > quotas.daily_messages:
-                raise quotas.refused("daily_quota:messages", to, ts_ms)  # type: ignore[misc]
-            if quotas.daily_bytes and row[2] + size > quotas.daily_bytes:
-                raise quotas.refused("daily_quota:bytes", to, ts_ms)  # type: ignore[misc]
+    _refuse_over(quotas, to, ts_ms, len(text.encode("utf-8")), pending, day)
 
 
-def has_sessions(conn: Any, user_key: str) -> bool:
-    """Whether ``user_key`` has a chat session on any node."""
-    return conn.execute("SELECT 1 FROM presence WHERE user_key = %s AND sessions > 0 LIMIT 1",
-                        (user_key,)).fetchone() is not None
+def prepare_private(conn: Any, quotas: Quotas, sender: str, to: str, ts_ms: int, text: str) -> Optional[str]:
+    """For a private message, in one round trip: whether its recipient has a session on any
+    node (else it waits for them: the ``pending_for`` returned), and ``Refused`` when it would
+    pass the recipient's or the sender's limit."""
+    to_key = to.casefold()
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM presence WHERE user_key = %s AND sessions > 0), "
+        "p.messages, p.bytes, d.day, d.messages, d.bytes FROM (SELECT 1) AS one "
+        "LEFT JOIN pending_totals p ON p.recipient = %s LEFT JOIN sender_days d ON d.sender = %s",
+        (to_key, to_key, sender.lower())).fetchone()
+    pending_for = None if row[0] else to_key
+    pending = (row[1], row[2]) if pending_for is not None and row[1] is not None else None
+    day = (row[3], row[4], row[5]) if row[3] is not None else None
+    _refuse_over(quotas, to, ts_ms, len(text.encode("utf-8")), pending, day)
+    return pending_for
+
+
+def _refuse_over(quotas: Quotas, to: str, ts_ms: int, size: int, pending: Optional[Sequence[Any]],
+                 day: Optional[Sequence[Any]]) -> None:
+    """Raise ``Refused`` for the first limit the message would pass: the recipient's waiting
+    messages and bytes (``pending``: theirs now), the sender's for the day (``day``)."""
+    if pending is not None:
+        if quotas.pending_messages and pending[0] + 1 > quotas.pending_messages:
+            raise quotas.refused("recipient_full:messages", to, ts_ms)  # type: ignore[misc]
+        if quotas.pending_bytes and pending[1] + size > quotas.pending_bytes:
+            raise quotas.refused("recipient_full:bytes", to, ts_ms)  # type: ignore[misc]
+    if day is not None and day[0] >= ts_ms // DAY_MS:
+        if quotas.daily_messages and day[1] + 1 > quotas.daily_messages:
+            raise quotas.refused("daily_quota:messages", to, ts_ms)  # type: ignore[misc]
+        if quotas.daily_bytes and day[2] + size > quotas.daily_bytes:
+            raise quotas.refused("daily_quota:bytes", to, ts_ms)  # type: ignore[misc]
 
 
 def insert_message(conn: Any, conv: str, sender: str, to: str, ts_ms: int, text: str,
                    pending_for: Optional[str]) -> Message:
     """Append one message: the next id cluster-wide, the next seq of its conversation, and a
-    ``ts`` never below the newest message's (the nodes' clocks may differ a little)."""
+    ``ts`` never below the newest message's (the nodes' clocks may differ a little); one
+    statement, so one round trip."""
     a, b = parts(conv)
-    seq = conn.execute(
-        "INSERT INTO conversations VALUES (%s, %s, %s, 1) ON CONFLICT (conv) DO UPDATE "
-        "SET last_seq = conversations.last_seq + 1 RETURNING last_seq", (conv, a, b)).fetchone()[0]
-    id_, ts = conn.execute(
+    id_, ts, seq = conn.execute(
+        "WITH next AS (INSERT INTO conversations VALUES (%s, %s, %s, 1) ON CONFLICT (conv) DO UPDATE "
+        "SET last_seq = conversations.last_seq + 1 RETURNING last_seq) "
         "INSERT INTO messages (conv, seq, sender, recipient, ts, body, pending_for, words) "
-        "VALUES (%s, %s, %s, %s, GREATEST(%s, (SELECT COALESCE(MAX(ts), 0) FROM messages)), %s, %s, %s) "
-        "RETURNING id, ts", (conv, seq, sender, to, ts_ms, text, pending_for, folded_words(text))).fetchone()
+        "SELECT %s, next.last_seq, %s, %s, GREATEST(%s, (SELECT COALESCE(MAX(ts), 0) FROM messages)), %s, %s, %s "
+        "FROM next RETURNING id, ts, seq",
+        (conv, a, b, conv, sender, to, ts_ms, text, pending_for, folded_words(text))).fetchone()
     return Message(int(id_), conv, sender, to, int(ts), text, seq=int(seq))
 
 

@@ -9,7 +9,11 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+import psycopg
+
 from chatcore import CommandError, protocol
+from chatcore.cluster.database import DatabaseUnavailable
+from chatcore_filexfer.crossnode import Notifier
 from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
 from chatcore_filexfer.legacy import LegacyRelay
@@ -48,7 +52,8 @@ COMMANDS: dict[str, dict[str, Any]] = {
 def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
     """A full disk, wherever in the handler the spool or the index hits it, becomes ``disk_full``
     (with the request's upload_id/file_id) counted in one warning a minute instead of a
-    traceback per request; every other refusal is already a CommandError."""
+    traceback per request; an unreachable cluster database is ``storage_error``; every other
+    refusal is already a CommandError."""
     @functools.wraps(handler)
     def wrapper(self: "FileCommands", session: "Session", message: dict[str, Any]) -> Reply:
         try:
@@ -57,7 +62,10 @@ def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
             if exc.code == "disk_full":
                 self.service.disk_full.failed(handler.__name__)
             raise
-        except (OSError, sqlite3.Error) as exc:
+        except DatabaseUnavailable:  # cluster mode: PostgreSQL is down or every connection busy
+            raise CommandError("storage_error", "the server cannot reach its file store now; try again later",
+                               **_ids(message)) from None
+        except (OSError, sqlite3.Error, psycopg.Error) as exc:
             if not is_disk_full(exc):
                 raise
             self.service.disk_full.failed(handler.__name__)
@@ -79,12 +87,13 @@ class FileCommands:
         self.relay = relay
         self.streams = Streams(service.spool, service.limits.chunk_size, service.limits.stream_window,
                                self._delivered, service.limits.max_downloads)
+        self.notifier = Notifier(server, self.offer_waiting)
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _to_user(self, user: str, message: dict[str, Any]) -> int:
-        """Send ``message`` to every session of ``user``; how many took it."""
-        return self.server.sessions.broadcast(message, self.server.sessions.of_user(user))
+        """Send ``message`` to every session of ``user``, on every node; how many here took it."""
+        return self.notifier.to_user(user, message)
 
     def _lookup(self, name: str) -> Optional[str]:
         """The registered display name for ``name``, or None."""
@@ -268,7 +277,7 @@ class FileCommands:
             size = size[:MAX_LEGACY_FIELD]
         filename = sanitize_filename(message["filename"])
         self.relay.requested(session.user, target, filename, md5[:MAX_LEGACY_FIELD])
-        self._to_user(target, {"type": "file_request", "peer": session.user, "filename": filename,
+        self.notifier.local(target, {"type": "file_request", "peer": session.user, "filename": filename,
                                "size": size, "md5": md5[:MAX_LEGACY_FIELD]})
         return None
 
@@ -285,7 +294,7 @@ class FileCommands:
                                      "filename": request.filename, "md5": request.md5}
         if response == "accept":
             forwarded["ip"] = session.address[0]
-        if not self._to_user(request.requester, forwarded):
+        if not self.notifier.local(request.requester, forwarded):
             raise CommandError("unknown_peer", f"{request.requester} is no longer online")
         return None
 

@@ -1,7 +1,7 @@
 """A full disk, told apart from other storage failures, and logged without flooding the log.
 
 The spool reports ``ENOSPC``/``EDQUOT``, the index ``sqlite3.OperationalError`` with
-``SQLITE_FULL``; either way the request is refused with ``disk_full``. While the disk stays
+``SQLITE_FULL``, PostgreSQL (cluster mode) SQLSTATE ``53100`` (disk_full); either way the request is refused with ``disk_full``. While the disk stays
 full nearly every request fails, so the log gets one WARNING per interval with a count,
 not a traceback per request.
 """
@@ -18,10 +18,13 @@ log = logging.getLogger(__name__)
 
 WARN_EVERY = 60.0  # seconds between two warnings about the same full disk
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+PG_DISK_FULL = "53100"
 
 
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` means the disk (or the user's disk quota) has no room left."""
+    if getattr(exc, "sqlstate", None) == PG_DISK_FULL:  # a psycopg error
+        return True
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)  # the extended code: its low byte is the primary one
         return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL

@@ -8,6 +8,7 @@ the bytes it ``held`` when it went idle.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -94,6 +95,11 @@ class Index:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def exclusive(self) -> "contextlib.AbstractContextManager[None]":
+        """Nothing more to hold: one process owns this index, and the service's own lock already
+        makes a quota check and its change one step (``pgindex`` takes a cluster-wide lock here)."""
+        return contextlib.nullcontext()
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Optional[Entry]:
         with self._lock:
@@ -184,11 +190,18 @@ class Index:
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE state = 'uploading' AND held IS NULL"
                           " AND touched < ?", (before,))
 
+    def unfinished(self, upload_ids: list[str]) -> set[str]:
+        """Which of ``upload_ids`` are still unfinished uploads."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT upload_id FROM files WHERE state = 'uploading' AND upload_id IN"
+                                    f" ({', '.join('?' * len(upload_ids))})", tuple(upload_ids)).fetchall()
+        return {row[0] for row in rows}
+
     def involving(self, user_key: str) -> list[Entry]:
         """Every upload and file ``user_key`` sent or is to receive (account removal)."""
         return self._many(f"SELECT {_COLUMNS} FROM files WHERE sender_key = ? OR recipient_key = ?",
                           (user_key, user_key))
 
     def all(self) -> Iterator[Entry]:
-        """Every row (startup reconciliation with the spool directory)."""
-        return iter(self._many(f"SELECT {_COLUMNS} FROM files"))
+        """Every row, in the order they were made (startup reconciliation, ``chatcore import-sqlite``)."""
+        return iter(self._many(f"SELECT {_COLUMNS} FROM files ORDER BY rowid"))

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from chatcore import Setting, hookimpl
+from chatcore.cluster import cluster_configured
 from chatcore_filexfer import backup as backup_module
 from chatcore_filexfer.commands import COMMANDS, FileCommands, Sweeper
+from chatcore_filexfer.importer import import_sqlite
+from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.limits import Limits
-from chatcore_filexfer.service import Clock, FileService
+from chatcore_filexfer.pgindex import MIGRATIONS, PgIndex
+from chatcore_filexfer.service import INDEX_FILE, Clock, FileService
 from chatcore_filexfer.settings import SETTINGS, limits_from_config
 
 if TYPE_CHECKING:
     from chatcore.backup import Backup, Restore
+    from chatcore.cluster import Database
     from chatcore.config import Config
     from chatcore.server import ChatServer
     from chatcore.session import Session
 
 NAME = "filexfer"
+log = logging.getLogger(__name__)
 
 
 class FilexferPlugin:
@@ -43,9 +50,17 @@ class FilexferPlugin:
 
     @hookimpl
     def chat_configure(self, server: "ChatServer") -> None:
-        """Open the spool and index, clean up after a crash, start the expiry sweeper."""
+        """Open the spool and index (in cluster mode: the ``filexfer`` schema and its large
+        objects), clean up after a crash, start the expiry sweeper."""
         self.limits = limits_from_config(server.config)
-        service = FileService(server.plugin_dir(NAME), self.limits, self.clock)
+        store = None
+        if server.cluster is not None:
+            schema = server.cluster.database.schema(NAME)
+            store = (PgIndex(schema), LargeObjectSpool(schema))
+            if (server.plugin_dir(NAME) / INDEX_FILE).exists():
+                log.warning("filexfer: %s holds a single node's files, which cluster mode does not serve; "
+                            "move them with chatcore import-sqlite", server.plugin_dir(NAME))
+        service = FileService(server.plugin_dir(NAME), self.limits, self.clock, store)
         service.reconcile()
         relay = LegacyRelay(self.clock, self.limits.request_timeout, self.limits.requests_per_pair)
         self.commands = FileCommands(server, service, relay)
@@ -53,6 +68,16 @@ class FilexferPlugin:
         if self.limits.sweep_interval > 0:
             self.sweeper = Sweeper(self.limits.sweep_interval, self.commands.sweep)
             self.sweeper.start()
+
+    @hookimpl
+    def chat_migrate(self, database: "Database") -> None:
+        """Create or upgrade the ``filexfer`` schema: the index and the blobs' table."""
+        database.schema(NAME).migrate(MIGRATIONS)
+
+    @hookimpl
+    def chat_import_sqlite(self, config: "Config", database: "Database") -> None:
+        """Copy ``<data>/filexfer/`` (index and spool) into the schema and large objects."""
+        import_sqlite(config.data_dir, database)
 
     @hookimpl
     def chat_register_commands(self, register: Callable[..., Any]) -> None:
@@ -88,8 +113,10 @@ class FilexferPlugin:
 
     @hookimpl
     def chat_backup(self, config: "Config", backup: "Backup") -> None:
-        """The index, then the spool files its snapshot names (``chatcore_filexfer.backup``)."""
-        backup_module.back_up(config.data_dir, backup)
+        """The index, then the spool files its snapshot names (``chatcore_filexfer.backup``). In
+        cluster mode the files are in PostgreSQL, backed up with the database: nothing here."""
+        if not cluster_configured(config):
+            backup_module.back_up(config.data_dir, backup)
 
     @hookimpl
     def chat_restore(self, config: "Config", restore: "Restore") -> None:

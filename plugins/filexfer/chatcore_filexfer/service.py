@@ -6,6 +6,10 @@ much of an upload has arrived, so a resume after a crash or restart starts from 
 really on disk; the SHA-256 is kept incrementally in memory and rebuilt from disk when
 needed. An unfinished upload reserves its declared size only while chunks keep coming: after
 ``offer_timeout`` without one it goes idle and counts only what it holds (deleted if nothing).
+
+In cluster mode the index is ``pgindex.PgIndex`` and the bodies ``largeobjects.LargeObjectSpool``
+(``shared``): then the stored length is the truth, a resume re-reads the upload's state from
+PostgreSQL, and the SHA-256 is computed by reading the stored bytes back when the upload ends.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from chatcore import protocol
 from chatcore.errors import CommandError
 from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
+from chatcore_filexfer.expiry import Expiry
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
+from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
+from chatcore_filexfer.pgindex import PgIndex
 from chatcore_filexfer.quota import refusal
 from chatcore_filexfer.spool import Spool, SpoolError
 from chatcore_filexfer.uploads import UploadState, UploadStates
@@ -49,14 +56,20 @@ def max_encoded(raw: int) -> int:
     return (raw + 2) // 3 * 4
 
 
-class FileService:
+class FileService(Expiry):
     """The spool, its index and the rules around them; one per server, thread-safe."""
 
-    def __init__(self, root: Path, limits: Limits, clock: Clock) -> None:
+    def __init__(self, root: Path, limits: Limits, clock: Clock,
+                 store: Optional[tuple[PgIndex, LargeObjectSpool]] = None) -> None:
+        """``store``: the cluster's (index, bodies); by default the SQLite index and spool under ``root``."""
         self.limits = limits
         self.clock = clock
-        self.spool = Spool(root / SPOOL_DIR)
-        self.index = Index(root / INDEX_FILE)
+        self.index: Union[Index, PgIndex]
+        self.spool: Union[Spool, LargeObjectSpool]
+        if store is None:
+            self.spool, self.index = Spool(root / SPOOL_DIR), Index(root / INDEX_FILE)
+        else:
+            self.index, self.spool = store
         self.disk_full = DiskFullLog(root, clock)
         self._lock = threading.Lock()  # quota checks with the change they allow (insert, reactivation)
         self.uploads = UploadStates(self.spool)
@@ -70,6 +83,8 @@ class FileService:
     def reconcile(self) -> tuple[int, int]:
         """Make spool and index agree after a crash: drop rows whose file is gone and files no
         row names. Returns (rows dropped, files deleted)."""
+        if isinstance(self.index, PgIndex) and isinstance(self.spool, LargeObjectSpool):
+            return self._reconcile_shared(self.index, self.spool)
         known: set[str] = set()
         dropped = 0
         for entry in self.index.all():
@@ -85,6 +100,16 @@ class FileService:
             log.warning("filexfer: dropped %d index row(s) without a file and %d stray spool file(s)",
                         dropped, len(strays))
         return dropped, len(strays)
+
+    @staticmethod
+    def _reconcile_shared(index: "PgIndex", blobs: "LargeObjectSpool") -> tuple[int, int]:
+        """``reconcile`` for the cluster's store, one query each way however many rows."""
+        dropped = sum(index.delete(entry.upload_id) for entry in index.without_blob())
+        strays = blobs.remove_strays()
+        if dropped or strays:
+            log.warning("filexfer: dropped %d index row(s) without stored bytes and unlinked %d large "
+                        "object(s) no row named", dropped, strays)
+        return dropped, strays
 
     # -- upload ----------------------------------------------------------------------------
 
@@ -103,25 +128,29 @@ class FileService:
         existing = self.index.find_partial(sender_key, recipient_key, sha256, size)
         if existing is not None:  # resume: same sender, recipient and content
             return existing, self._resume(existing)
-        with self._lock:
-            self._check_room(sender_key, size, size, new_file=True)
-            entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
-                          sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
-                          filename=sanitize_filename(filename), size=size, sha256=sha256, state=UPLOADING,
-                          created=now, touched=now, completed=None)
-            try:
-                self.spool.create(entry.spool_name)
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise CommandError("disk_full", "the server's disk is full; try again later") from None
-                raise CommandError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
-            try:
+        entry = Entry(upload_id=uuid.uuid4().hex, file_id=None, spool_name=self.spool.new_name(),
+                      sender=sender, sender_key=sender_key, recipient=recipient, recipient_key=recipient_key,
+                      filename=sanitize_filename(filename), size=size, sha256=sha256, state=UPLOADING,
+                      created=now, touched=now, completed=None)
+        self._create(entry.spool_name)  # before the lock: in cluster mode the lock holds a pooled connection
+        try:
+            with self._lock, self.index.exclusive():
+                self._check_room(sender_key, size, size, new_file=True)
                 self.index.insert(entry)
-            except Exception:  # a full disk (SQLITE_FULL) or worse: no file without its row
-                self.spool.remove(entry.spool_name)
-                raise
-            self.uploads.add(entry, now)
+        except BaseException:  # refused, a full disk (SQLITE_FULL) or worse: no file without its row
+            self.spool.remove(entry.spool_name)
+            raise
+        self.uploads.add(entry, now)
         return entry, 0
+
+    def _create(self, name: str) -> None:
+        """The empty spool file (or large object) of a new upload; CommandError if it cannot be made."""
+        try:
+            self.spool.create(name)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise CommandError("disk_full", "the server's disk is full; try again later") from None
+            raise CommandError("storage_error", f"the server cannot store files now ({exc.strerror})") from None
 
     def _check_room(self, sender_key: str, size: int, needed: int, new_file: bool, **extra: Any) -> None:
         """CommandError ``quota`` unless the sender may make an upload of ``size`` declared bytes
@@ -134,10 +163,10 @@ class FileService:
         """The bytes an unfinished upload holds, for a resume. Offering again does not count as
         activity (it would keep a reservation alive without data); an idle upload must fit the
         quotas again for what it still lacks (its next chunk makes it active)."""
-        state = self.uploads.loaded(entry)
+        state = self.uploads.refresh(entry)
         with state.lock:
             if state.idle and state.received < entry.size:
-                with self._lock:
+                with self._lock, self.index.exclusive():
                     self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False)
             return state.received
 
@@ -170,6 +199,8 @@ class FileService:
         with state.lock:
             if state.closed:  # finished, swept or cancelled meanwhile
                 raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
+            if self.spool.shared and (offset != state.received or offset + len(raw) > entry.size):
+                self._reload(entry, state)  # another node may have written, finished or removed it since
             if offset != state.received:
                 raise CommandError("bad_offset", f"the server holds {state.received} bytes; "
                                     f"send the chunk at offset {state.received}",
@@ -177,19 +208,52 @@ class FileService:
             if state.received + len(raw) > entry.size:
                 raise CommandError("too_large", f"the chunk goes past the declared size of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
+            now = self.clock()
+            state.received = self._store(entry, state, offset, raw, now)
+            if state.digest is not None:
+                state.digest.update(raw)
+            state.touched = now
+            if self.spool.shared:
+                state.recorded = now  # the store wrote the row's time with the chunk
+            elif now - state.recorded >= self._touch_every:
+                self._record(upload_id, state, now)
+            return state.received
+
+    def _store(self, entry: Entry, state: UploadState, offset: int, raw: bytes, now: float) -> int:
+        """Write one chunk (``state.lock`` held), making an idle upload active first -> bytes held.
+        A shared store also records the chunk's time, and refuses a chunk for an upload another
+        node made idle: then it must fit the quotas again, as here."""
+        upload_id = entry.upload_id
+        for attempt in (1, 2):
             if state.idle:
                 self._reactivate(entry, state)
             try:
-                state.received = self.spool.append(entry.spool_name, offset, raw)
+                return self.spool.append(entry.spool_name, offset, raw, now)
             except SpoolError as exc:
+                if exc.idle and attempt == 1:
+                    state.idle = True
+                    continue
                 state.received = -1  # reload from disk next time: append() cut the file back
+                if exc.gone:
+                    raise CommandError("unknown_upload", "the upload was finished or removed",
+                                       upload_id=upload_id) from None
+                if exc.held is not None:
+                    raise CommandError("bad_offset", f"the server holds {exc.held} bytes; send the chunk at "
+                                       f"offset {exc.held}", upload_id=upload_id, offset=exc.held) from None
                 code = "disk_full" if exc.full else "storage_error"
                 raise CommandError(code, f"chunk not stored: {exc}", upload_id=upload_id, offset=offset) from None
-            state.digest.update(raw)
-            state.touched = now = self.clock()
-            if now - state.recorded >= self._touch_every:
-                self._record(upload_id, state, now)
-            return state.received
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _reload(self, entry: Entry, state: UploadState) -> None:
+        """Re-read a shared store's length for ``state`` (its lock held); CommandError
+        ``unknown_upload`` when another node finished or removed the upload meanwhile."""
+        current = self.index.by_upload(entry.upload_id)
+        held = self.spool.size(entry.spool_name)
+        if current is None or current.state != UPLOADING or held is None:
+            state.closed = True
+            self.uploads.discard(state)
+            raise CommandError("unknown_upload", "the upload was finished or removed", upload_id=entry.upload_id)
+        state.received = held
 
     def _record(self, upload_id: str, state: UploadState, now: float) -> None:
         """Write a chunk's time to the index; on a full disk the chunk still counts (the time is
@@ -206,7 +270,7 @@ class FileService:
     def _reactivate(self, entry: Entry, state: UploadState) -> None:
         """A chunk for an idle upload: it reserves its declared size again, if the quotas allow
         (``state.lock`` held)."""
-        with self._lock:
+        with self._lock, self.index.exclusive():
             self._check_room(entry.sender_key, entry.size, entry.size - state.received, new_file=False,
                              upload_id=entry.upload_id, offset=state.received)
             self.index.set_held(entry.upload_id, None)
@@ -230,21 +294,39 @@ class FileService:
                 if done is None:
                     raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
                 return done, False
+            if self.spool.shared:  # the store's length and bytes, whichever node wrote them
+                try:
+                    self._reload(entry, state)
+                except CommandError:
+                    done = self._finished_by(user, upload_id)  # finished on another node: answer the same
+                    if done is None:
+                        raise
+                    return done, False
             if state.received != entry.size:
                 raise CommandError("incomplete", f"the server holds {state.received} of {entry.size} bytes",
                                     upload_id=upload_id, offset=state.received)
-            if state.digest.hexdigest() != entry.sha256:
+            if self._digest(entry, state) != entry.sha256:
                 self.remove(entry)
                 raise CommandError("bad_hash", "the data received does not match the sha256 offered; "
                                     "the upload was discarded, offer the file again", upload_id=upload_id)
             file_id = uuid.uuid4().hex
             if not self.index.complete(upload_id, file_id, self.clock()):
-                raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                self.uploads.pop(upload_id)
+                done = self._finished_by(user, upload_id)  # by another node meanwhile
+                if done is None:
+                    raise CommandError("unknown_upload", "the upload was removed", upload_id=upload_id)
+                return done, False
             state.closed = True
         self.uploads.pop(upload_id)
         done = self.index.by_upload(upload_id)
         assert done is not None
         return done, True
+
+    def _digest(self, entry: Entry, state: UploadState) -> str:
+        """The SHA-256 of what is stored: the running hash, or (shared store) read back from it."""
+        if state.digest is None:
+            return self.spool.hash_prefix(entry.spool_name, entry.size).hexdigest()
+        return str(state.digest.hexdigest())
 
     def _finished_by(self, user: str, upload_id: str) -> Optional[Entry]:
         """The complete file made from ``upload_id`` if ``user`` sent it, else None."""
@@ -326,54 +408,3 @@ class FileService:
                 raise
         self.spool.remove(entry.spool_name)
         return self.index.delete(entry.upload_id)
-
-    def sweep(self) -> list[Entry]:
-        """Delete files past their expiry and uploads idle past the partial timeout, and make uploads
-        without a chunk for the offer timeout idle (deleting those that hold nothing); returns the deleted."""
-        now = self.clock()
-        candidates = self.index.expired(now - self.limits.expiry, now - self.limits.partial_timeout,
-                                        now - self.limits.delivered_keep)
-        gone = [entry for entry in candidates
-                if self._still_expired(entry, now) and self._sweep_one(self.remove, entry)]
-        gone += [entry for entry in self.index.going_idle(now - self.limits.offer_timeout)
-                 if self._sweep_one(lambda e: self._idle_out(e, now), entry)]
-        for entry in gone:
-            log.info("filexfer: %s %s from %s to %s (%d bytes) expired", entry.state, entry.upload_id,
-                     entry.sender, entry.recipient, entry.size)
-        return gone
-
-    def _sweep_one(self, action: Callable[[Entry], bool], entry: Entry) -> bool:
-        """Run one sweep step; a full disk skips the entry (the next sweep tries again), not the sweep."""
-        try:
-            return action(entry)
-        except sqlite3.OperationalError as exc:
-            if not is_disk_full(exc):
-                raise
-            self.disk_full.failed(f"sweeping {entry.upload_id}")
-            return False
-
-    def _still_expired(self, entry: Entry, now: float) -> bool:
-        """Re-check a partial upload against its in-memory activity time (the row lags behind)."""
-        if entry.state != UPLOADING:
-            return True
-        state = self.uploads.get(entry.upload_id)
-        touched = max(entry.touched, state.touched if state is not None else 0.0)
-        return touched < now - self.limits.partial_timeout
-
-    def _idle_out(self, entry: Entry, now: float) -> bool:
-        """An upload without a chunk for the offer timeout stops reserving what it lacks: it counts
-        at the bytes it holds from now on, or is deleted if it holds none. True if it was deleted."""
-        state = self.uploads.slot(entry)
-        with state.lock:
-            if state.closed or state.idle or state.touched >= now - self.limits.offer_timeout:
-                return False
-            current = self.index.by_upload(entry.upload_id)
-            if current is None or current.state != UPLOADING:  # finished or removed since the query
-                self.uploads.discard(state)
-                return False
-            held = state.received if state.received >= 0 else (self.spool.size(entry.spool_name) or 0)
-            if held == 0:
-                return self.remove(entry)
-            self.index.set_held(entry.upload_id, held)
-            state.idle = True
-            return False

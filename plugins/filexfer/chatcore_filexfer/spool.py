@@ -19,15 +19,21 @@ _NAME = re.compile(r"[0-9a-f]{32}")
 
 
 class SpoolError(Exception):
-    """A spool write failed; ``full`` is True when the disk (or its quota) is out of space."""
+    """A spool write failed; ``full`` is True when the disk (or its quota) is out of space.
+    A shared store (``largeobjects``) also says ``held`` (the stored length, when another node
+    wrote meanwhile), ``gone`` (the upload was finished or removed) or ``idle`` (another node made
+    it idle: it must be made active again first)."""
 
-    def __init__(self, reason: str, full: bool = False) -> None:
+    def __init__(self, reason: str, full: bool = False, held: Optional[int] = None, gone: bool = False,
+                 idle: bool = False) -> None:
         super().__init__(reason)
-        self.full = full
+        self.full, self.held, self.gone, self.idle = full, held, gone, idle
 
 
 class Spool:
     """File bodies under ``root``, one file per upload, named by a random hex id."""
+
+    shared = False  # one node's files: its memory of an upload (length, running hash) is the truth
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -56,8 +62,9 @@ class Spool:
         except FileNotFoundError:
             return None
 
-    def append(self, name: str, offset: int, data: bytes) -> int:
+    def append(self, name: str, offset: int, data: bytes, touched: Optional[float] = None) -> int:
         """Write ``data`` at ``offset``, which must be the current end; returns the new size.
+        (``touched`` is for a shared store, which records the chunk's time; the index does here.)
 
         On any failure the file is cut back to ``offset``, so a full disk never leaves a
         half-written chunk behind; raises SpoolError.
@@ -120,6 +127,11 @@ class Spool:
         for entry in os.scandir(self.root):
             if entry.is_file(follow_symlinks=False) and _NAME.fullmatch(entry.name):
                 yield entry.name
+
+    def remove_strays(self) -> int:
+        """Nothing between starts: one node owns this spool, and ``FileService.reconcile`` deletes
+        files no row names when it starts (only a crash leaves one)."""
+        return 0
 
     def used_bytes(self) -> int:
         """Bytes the spool's files occupy (for diagnostics and tests)."""

@@ -11,10 +11,15 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 from chatcore_filexfer.index import Entry
 from chatcore_filexfer.spool import Spool
+
+if TYPE_CHECKING:
+    from chatcore_filexfer.largeobjects import LargeObjectSpool
+
+Store = Union[Spool, "LargeObjectSpool"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ Finished = Callable[[Entry, Sink], None]
 class Stream:
     """One file streaming to one session; ``cancel`` guarantees no frame is sent after it returns."""
 
-    def __init__(self, spool: Spool, sink: Sink, entry: Entry, offset: int, chunk: int, window: int,
+    def __init__(self, spool: Store, sink: Sink, entry: Entry, offset: int, chunk: int, window: int,
                  finished: Finished, done: Callable[["Stream"], None]) -> None:
         self.spool, self.sink, self.entry, self.offset = spool, sink, entry, offset
         self.chunk, self.window = chunk, window
@@ -76,6 +81,9 @@ class Stream:
     def _run(self) -> None:
         try:
             self._stream()
+        except FileNotFoundError:  # a shared store: removed (declined, cancelled, expired) on another node
+            self._send({"type": "error", "command": "file_download", "code": "unknown_file",
+                        "reason": "the file is no longer on the server", "file_id": self.entry.file_id})
         except Exception:
             log.exception("filexfer: download of %s failed", self.entry.file_id)
             self._send({"type": "error", "command": "file_download", "code": "internal_error",
@@ -115,7 +123,7 @@ class Stream:
 class Streams:
     """The running downloads, at most a few per session, each in its own thread."""
 
-    def __init__(self, spool: Spool, chunk: int, window: int, finished: Finished, per_session: int = 4) -> None:
+    def __init__(self, spool: Store, chunk: int, window: int, finished: Finished, per_session: int = 4) -> None:
         self._spool, self._chunk, self._window, self._finished = spool, chunk, window, finished
         self.per_session = per_session
         self._lock = threading.Lock()

@@ -7,26 +7,54 @@ import base64
 import errno
 import hashlib
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 import pytest
 
+from chatcore.cluster import Database
 from chatcore.server import ChatServer
 from chatcore.testing import FakeClock, TestClient
+from chatcore_filexfer.index import Index
+from chatcore_filexfer.largeobjects import LargeObjectSpool
+from chatcore_filexfer.limits import Limits
+from chatcore_filexfer.pgindex import MIGRATIONS, PgIndex
 from chatcore_filexfer.plugin import FilexferPlugin
+from chatcore_filexfer.service import Clock, FileService
 
 CHUNK = 32 * 1024
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "single_store: in a BOTH_STORES module, run on SQLite only (the test is "
+                            "about the spool directory, or the store makes no difference to it)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Wire-level tests of a module with ``BOTH_STORES = True`` run twice: on a single node
+    (SQLite and spool) and on a node in cluster mode (PostgreSQL and large objects)."""
+    if ("start" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_STORES", False)
+            and metafunc.definition.get_closest_marker("single_store") is None):
+        metafunc.parametrize("store", ["sqlite", "postgres"], indirect=True)
+
+
 @pytest.fixture
-def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatServer, FilexferPlugin]]:
+def store(request: pytest.FixtureRequest) -> str:
+    """Where ``start``'s servers keep files: ``sqlite`` (a single node) or ``postgres`` (cluster mode)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def start(make_server: Callable[..., ChatServer], store: str,
+          request: pytest.FixtureRequest) -> Callable[..., tuple[ChatServer, FilexferPlugin]]:
     """``start(env={...}, clock=None, data_dir=None)``: a server with the real auth plugin and a
-    filexfer plugin instance the test can reach (and give a fake clock); background sweeps are off."""
+    filexfer plugin instance the test can reach (and give a fake clock); background sweeps are off.
+    With ``store`` = ``postgres`` every server of the test is a node of one cluster."""
+    cluster: Mapping[str, str] = request.getfixturevalue("cluster_env") if store == "postgres" else {}
 
     def factory(env: Optional[Mapping[str, Any]] = None, clock: Optional[FakeClock] = None,
                 data_dir: Optional[Path] = None) -> tuple[ChatServer, FilexferPlugin]:
         plugin = FilexferPlugin(clock=clock) if clock is not None else FilexferPlugin()
-        settings = {"CHATCORE_FILEXFER_SWEEP_INTERVAL": "0",
+        settings = {**cluster, "CHATCORE_FILEXFER_SWEEP_INTERVAL": "0",
                     # cheap password hashing: these tests are about files, not passwords
                     "CHATCORE_AUTH_ARGON2_MEMORY_KIB": "1024", "CHATCORE_AUTH_ARGON2_TIME_COST": "1",
                     **dict(env or {})}
@@ -37,6 +65,67 @@ def start(make_server: Callable[..., ChatServer]) -> Callable[..., tuple[ChatSer
         return server, plugin
 
     return factory
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store under test: the single node's SQLite and spool, or the cluster's PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def filexfer_database(backend: str, request: pytest.FixtureRequest) -> Iterator[Optional[Database]]:
+    """For ``postgres``: a fresh database with the plugin's schema migrated (None for ``sqlite``)."""
+    if backend != "postgres":
+        yield None
+        return
+    database = Database(request.getfixturevalue("postgres_url"), min_size=1, max_size=4)
+    database.open()
+    database.schema("filexfer").migrate(MIGRATIONS)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def make_index(filexfer_database: Optional[Database], tmp_path: Path) -> Callable[[], Union[Index, PgIndex]]:
+    """``make_index()``: the index on the test's backend; called again it reopens the same one."""
+    def factory() -> Union[Index, PgIndex]:
+        if filexfer_database is None:
+            return Index(tmp_path / "index.sqlite3")
+        return PgIndex(filexfer_database.schema("filexfer"))
+    return factory
+
+
+@pytest.fixture
+def make_service(filexfer_database: Optional[Database], tmp_path: Path) -> Iterator[Callable[..., FileService]]:
+    """``make_service(limits, clock)``: a FileService on the test's backend; each call is another
+    server (a restart, or another node of the cluster) on the same storage. Strays in the cluster's
+    store count at once (no grace period)."""
+    made: list[FileService] = []
+
+    def factory(limits: Limits, clock: Clock) -> FileService:
+        store = None
+        if filexfer_database is not None:
+            schema = filexfer_database.schema("filexfer")
+            store = (PgIndex(schema), LargeObjectSpool(schema, stray_grace=0))
+        service = FileService(tmp_path, limits, clock, store)
+        made.append(service)
+        return service
+
+    yield factory
+    for service in made:
+        service.close()
+
+
+def stored_bytes(service: FileService, name: str) -> bytes:
+    """Every byte the service's store holds for ``name`` (a spool file or a large object)."""
+    parts = []
+    with service.spool.open(name) as source:
+        while piece := source.read(1 << 20):
+            parts.append(piece)
+    return b"".join(parts)
 
 
 @pytest.fixture
@@ -134,6 +223,19 @@ def spool_files(server: ChatServer) -> list[Path]:
     return sorted((server.data_dir / "filexfer" / "spool").iterdir())
 
 
+def stored(server: ChatServer) -> dict[str, int]:
+    """Every stored file body's name and size: the spool files, or in cluster mode the blobs."""
+    if server.cluster is None:
+        return {path.name: path.stat().st_size for path in spool_files(server)}
+    with server.cluster.database.schema("filexfer").connection() as conn:
+        return {str(name): int(length) for name, length in conn.execute("SELECT name, length FROM blobs")}
+
+
+def stored_sizes(server: ChatServer) -> list[int]:
+    """The sizes of every stored file body, smallest first (either store)."""
+    return sorted(stored(server).values())
+
+
 class Wire:
     """The helpers above as one object, handed to tests by the ``wire`` fixture (test modules
     cannot import conftest under ``--import-mode=importlib``)."""
@@ -149,6 +251,9 @@ class Wire:
     download = staticmethod(download)
     spool_files = staticmethod(spool_files)
     fill_disk = staticmethod(fill_disk)
+    stored_bytes = staticmethod(stored_bytes)
+    stored = staticmethod(stored)
+    stored_sizes = staticmethod(stored_sizes)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+BOTH_STORES = True  # conftest.pytest_generate_tests: each test runs on SQLite and on PostgreSQL
+
 HOUR = 3600.0
 
 
@@ -14,14 +16,14 @@ def test_spool_is_emptied_after_a_download_even_without_file_received(start, log
     file_id = wire.upload(ann, "bob", data)
     assert wire.download(bob, file_id)[0] == data
     ann.expect("file_delivered", file_id=file_id)
-    assert len(wire.spool_files(server)) == 1  # still resumable for a while
+    assert len(wire.stored_sizes(server)) == 1  # still resumable for a while
 
     clock.advance(599)
     bob.request(command="file_list")  # any file activity sweeps
-    assert len(wire.spool_files(server)) == 1
+    assert len(wire.stored_sizes(server)) == 1
     clock.advance(2)
     assert bob.request(command="file_list")["files"] == []
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
     assert [m for m in ann.sync() if m.get("type") == "file_expired"] == []  # delivered, not expired
 
 
@@ -32,10 +34,10 @@ def test_a_file_nobody_takes_expires_and_the_sender_is_told(start, login_as, wir
     file_id = wire.upload(ann, "bob", os.urandom(5000))
     clock.advance(47 * HOUR)
     ann.request(command="file_list")
-    assert len(wire.spool_files(server)) == 1
+    assert len(wire.stored_sizes(server)) == 1
     clock.advance(2 * HOUR)
     ann.request(command="file_list")
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
     assert ann.expect("file_expired")["file_id"] == file_id
 
     bob = login_as(server, "bob", register=False)
@@ -53,13 +55,13 @@ def test_an_abandoned_partial_upload_is_cleaned_up_even_if_offered_again(start, 
     ann.sync()
     clock.advance(HOUR - 1)
     ann.request(command="file_list")
-    assert [p.stat().st_size for p in wire.spool_files(server)] == [wire.CHUNK]
+    assert wire.stored_sizes(server) == [wire.CHUNK]
     again = wire.offer(ann, "bob", data)  # resumable until the partial timeout, counted from the chunk
     assert (again["upload_id"], again["offset"]) == (ready["upload_id"], wire.CHUNK)
 
     clock.advance(2)
     ann.request(command="file_list")
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
     assert ann.expect("file_expired")["upload_id"] == ready["upload_id"]
     fresh = wire.offer(ann, "bob", data)  # offering again starts from scratch
     assert fresh["offset"] == 0 and fresh["upload_id"] != ready["upload_id"]
@@ -72,4 +74,4 @@ def test_expired_files_are_cleaned_at_startup_too(start, login_as, wire, clock) 
     server.stop()
     clock.advance(8 * 24 * HOUR)
     server, _ = start(clock=clock)
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+BOTH_STORES = True  # conftest.pytest_generate_tests: each test runs on SQLite and on PostgreSQL
+
 MIB = 1 << 20
 OFFER_TIMEOUT = 300.0
 
@@ -34,7 +36,7 @@ def test_a_flood_of_empty_offers_no_longer_blocks_another_users_upload(start, lo
 
     clock.advance(OFFER_TIMEOUT + 1)
     victim.request(command="file_list")  # sweeps: offers that never sent a byte are gone
-    assert len(wire.spool_files(server)) == 1
+    assert len(wire.stored_sizes(server)) == 1
 
 
 def test_one_sender_may_have_only_a_few_uploads_in_progress(start, login_as, wire) -> None:
@@ -80,10 +82,10 @@ def test_an_offer_that_gets_no_chunk_is_deleted_after_the_offer_timeout(start, l
     ready = empty_offer(wire, ann, "bob", 5000, 1)
     clock.advance(OFFER_TIMEOUT - 1)
     ann.request(command="file_list")
-    assert len(wire.spool_files(server)) == 1
+    assert len(wire.stored_sizes(server)) == 1
     clock.advance(2)
     ann.request(command="file_list")
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
     expired = ann.expect("file_expired")
     assert (expired["upload_id"], expired["file_id"], expired["peer"]) == (ready["upload_id"], None, "bob")
     again = empty_offer(wire, ann, "bob", 5000, 1)
@@ -103,7 +105,7 @@ def test_an_idle_upload_counts_only_the_bytes_it_holds(start, login_as, wire, cl
     clock.advance(OFFER_TIMEOUT + 1)  # no chunk since: ann's upload holds 1 chunk and reserves no more
     other = empty_offer(wire, cy, "bob", 2 * chunk, 1)
     assert other["type"] == "file_upload_ready"
-    assert [p.stat().st_size for p in wire.spool_files(server) if p.stat().st_size] == [chunk]
+    assert [size for size in wire.stored_sizes(server) if size] == [chunk]
 
     again = wire.ask(ann, "file_upload_ready", command="file_upload", peer="bob", filename="data.bin",
                      size=len(data), sha256=wire.sha(data))
@@ -129,6 +131,6 @@ def test_offering_again_does_not_keep_an_empty_offer_alive(start, login_as, wire
         assert (again["upload_id"], again["offset"]) == (ready["upload_id"], 0)
     clock.advance(4)  # OFFER_TIMEOUT + 1 after the offer, though it was offered again 1 s ago
     ann.request(command="file_list")
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
     assert ann.expect("file_expired")["upload_id"] == ready["upload_id"]
 

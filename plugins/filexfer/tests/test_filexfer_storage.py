@@ -62,8 +62,8 @@ def test_a_full_disk_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pyte
     assert spool.path(name).read_bytes() == b"abc"
 
 
-def test_index_tracks_usage_resume_and_expiry(tmp_path: Path) -> None:
-    index = Index(tmp_path / "index.sqlite3")
+def test_index_tracks_usage_resume_and_expiry(make_index) -> None:
+    index = make_index()
     index.insert(make_entry("a" * 32, size=10, created=100.0))
     index.insert(make_entry("b" * 32, size=5, sender="ann", created=200.0))
     index.insert(make_entry("c" * 32, sender="Cy", size=7, created=300.0))
@@ -79,7 +79,7 @@ def test_index_tracks_usage_resume_and_expiry(tmp_path: Path) -> None:
     assert expired == {"a" * 32, "b" * 32}
     assert index.delete("a" * 32) and not index.delete("a" * 32)
     index.close()
-    reopened = Index(tmp_path / "index.sqlite3")
+    reopened = make_index()
     assert reopened.usage("ANN".casefold()) == Usage(bytes=5, files=1, offers=1, offer_bytes=5, total=12)
     reopened.close()
 

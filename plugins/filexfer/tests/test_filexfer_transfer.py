@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+BOTH_STORES = True  # conftest.pytest_generate_tests: each test runs on SQLite and on PostgreSQL
+
 CHUNK = 32 * 1024
 
 
@@ -35,7 +37,7 @@ def test_round_trip_of_a_multi_chunk_file_with_hash_check(start, login_as, wire)
 
     bob.send(command="file_received", file_id=offer["file_id"])
     assert bob.sync() == []
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
 
 
 def test_an_empty_file_round_trips(start, login_as, wire) -> None:
@@ -109,7 +111,7 @@ def test_wrong_hash_is_refused_and_discarded(start, login_as, wire) -> None:
     wire.send_chunks(ann, ready["upload_id"], data)
     error = wire.ask(ann, "file_uploaded", command="file_upload_done", upload_id=ready["upload_id"])
     assert (error["type"], error["code"]) == ("error", "bad_hash")
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
     assert [m for m in bob.sync() if m.get("type") == "file_offer"] == []
     again = wire.ask(ann, "file_uploaded", command="file_upload_done", upload_id=ready["upload_id"])
     assert again["code"] == "unknown_upload"
@@ -198,7 +200,7 @@ def test_decline_deletes_the_file_and_tells_the_sender(start, login_as, wire) ->
     assert bob.request(command="file_decline", file_id=file_id) == {"type": "file_decline_result", "file_id": file_id}
     declined = ann.expect("file_declined")
     assert (declined["file_id"], declined["peer"]) == (file_id, "bob")
-    assert wire.spool_files(server) == []
+    assert wire.stored_sizes(server) == []
     bob.send(command="file_download", file_id=file_id)
     assert bob.expect("error")["code"] == "unknown_file"
 
@@ -235,7 +237,7 @@ def test_hostile_filenames_never_escape_the_spool(start, login_as, wire, tmp_pat
         file_id = wire.upload(ann, "bob", data, raw)
         offer = bob.expect("file_offer", file_id=file_id)
         assert offer["filename"] == shown, raw
-    names = {path.name for path in wire.spool_files(server)}
+    names = set(wire.stored(server))
     assert len(names) == len(hostile) and all(len(name) == 32 and int(name, 16) >= 0 for name in names)
     everything = {path.name for path in tmp_path.rglob("*")}
     assert not everything & {"passwd", "shadow", "win.ini", "CON", "evil.txt"}
@@ -262,6 +264,7 @@ def test_hostile_filenames_never_escape_the_spool(start, login_as, wire, tmp_pat
     ({"command": "file_decline", "file_id": "z" * 40000}, "unknown_file"),
     ({"command": "file_list", "after": 3}, "bad_request"),
 ])
+@pytest.mark.single_store  # a server per case; test_filexfer_cluster has the hostile input that reaches PostgreSQL
 def test_bad_input_gets_a_clear_error_and_the_session_goes_on(start, login_as, message, code) -> None:
     server, _ = start()
     login_as(server, "bob")
@@ -284,12 +287,14 @@ def test_chunk_data_that_is_not_base64_or_too_big_is_refused(start, login_as, wi
     assert wire.ask(ann, "file_uploaded", command="file_upload_done", upload_id=upload_id)["type"] == "file_uploaded"
 
 
+@pytest.mark.single_store  # refused before any store is asked
 def test_files_require_login(start, connect) -> None:
     server, _ = start()
     client = connect(server)
     assert client.request(command="file_list")["code"] == "not_authenticated"
 
 
+@pytest.mark.single_store  # it makes the spool directory's writes fail
 def test_a_full_disk_is_an_error_reply_not_a_corrupt_file(start, login_as, wire, monkeypatch) -> None:
     import errno
 
@@ -309,7 +314,7 @@ def test_a_full_disk_is_an_error_reply_not_a_corrupt_file(start, login_as, wire,
     error = ann.expect("error")
     assert (error["code"], error["offset"]) == ("disk_full", CHUNK)
     monkeypatch.undo()
-    assert [p.stat().st_size for p in wire.spool_files(server)] == [CHUNK]
+    assert wire.stored_sizes(server) == [CHUNK]
     resumed = wire.offer(ann, "bob", data)
     assert resumed["offset"] == CHUNK
     wire.send_chunks(ann, upload_id, data, CHUNK)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+BOTH_STORES = True  # conftest.pytest_generate_tests: each test runs on SQLite and on PostgreSQL
+
 
 def test_upload_done_sent_again_answers_the_same_file_and_offers_it_once(start, login_as, wire) -> None:
     server, _ = start()
@@ -25,7 +27,7 @@ def test_upload_done_sent_again_answers_the_same_file_and_offers_it_once(start, 
 
     offers = [m for m in bob.sync() if m.get("type") == "file_offer"]
     assert [m["file_id"] for m in offers] == [first["file_id"]]  # offered once
-    assert len(bob.request(command="file_list")["files"]) == 1 and len(wire.spool_files(server)) == 1
+    assert len(bob.request(command="file_list")["files"]) == 1 and len(wire.stored_sizes(server)) == 1
     assert wire.download(bob, first["file_id"])[0] == data
     assert wire.ask(ann, "file_uploaded", command="file_upload_done", upload_id=upload_id) == first  # still kept
 

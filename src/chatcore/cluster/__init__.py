@@ -74,6 +74,17 @@ class Cluster:
         self._started = True
         log.info("cluster node %s joined (%d nodes alive)", self.node_id, len(self.nodes.alive()))
 
+    def problem(self) -> str:
+        """Why this node cannot serve the cluster right now ('' when it can): for ``/readyz``."""
+        if self._started and not self.bus.connected.is_set():
+            return "the bus (Redis) is unreachable"
+        try:
+            with self.database.connection("public") as conn:
+                conn.execute("SELECT 1")
+        except Exception as error:
+            return f"PostgreSQL is unreachable: {error}"
+        return ""
+
     def leave(self) -> None:
         """Leave the cluster: the outbox written, the bus threads stopped, the heartbeat removed."""
         if self._started:

@@ -36,6 +36,9 @@ class Bus:
     def __init__(self, client: Any, prefix: str, node_id: str, stream_length: int = 100_000,
                  outbox_limit: int = 100_000, block_ms: int = 1000) -> None:
         self.redis = client  # a redis.Redis answering bytes (typed Any: redis-py types replies loosely)
+        pool = client.connection_pool  # the reader blocks in XREAD on connections of its own,
+        self._reader: Any = redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class,
+                                                                   **pool.connection_kwargs))  # cut at stop
         self.node_id = node_id
         self.stream = f"{prefix}bus"
         self.channel = f"{prefix}ephemeral"
@@ -94,6 +97,8 @@ class Bus:
     def start(self) -> None:
         """Start reading after the stream's current end, and the publisher."""
         self._last_id = self._stream_end()
+        if self._last_id != "0-0" or self._reachable():
+            self.connected.set()
         for name, target in (("reader", self._read_loop), ("publisher", self._publish_loop),
                              ("listener", self._listen_loop)):
             thread = threading.Thread(target=self._supervised, args=(name, target), name=f"chatcore-bus-{name}",
@@ -107,9 +112,11 @@ class Bus:
             self._pending.wait_for(lambda: not self._outbox, timeout=flush_timeout)
             self._stop.set()
             self._pending.notify_all()
+        self._reader.connection_pool.disconnect()  # wakes the reader out of its blocking read
         for thread in self._threads:
             thread.join(timeout=self.block_ms / 1000 + 3)
         self._threads.clear()
+        self._reader.close()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the outbox is written to Redis (tests, shutdown); False on timeout."""
@@ -117,6 +124,10 @@ class Bus:
             return self._pending.wait_for(lambda: not self._outbox and not self._writing, timeout=timeout)
 
     _writing = False
+
+    def outbox_size(self) -> int:
+        """Events not yet written to Redis."""
+        return len(self._outbox)
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -128,6 +139,12 @@ class Bus:
             except Exception:
                 log.exception("bus %s failed; restarting it", name)
                 self._stop.wait(0.5)
+
+    def _reachable(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
 
     def _stream_end(self) -> str:
         try:
@@ -141,8 +158,10 @@ class Bus:
         lost = False
         while not self._stop.is_set():
             try:
-                replies = self.redis.xread({self.stream: self._last_id}, count=500, block=self.block_ms)
-            except redis.RedisError as error:
+                replies = self._reader.xread({self.stream: self._last_id}, count=500, block=self.block_ms)
+            except (redis.RedisError, OSError, ValueError) as error:  # OSError, ValueError: cut by stop
+                if self._stop.is_set():
+                    return
                 if not lost:
                     log.warning("bus: Redis unreachable (%s); reconnecting", error)
                 lost = True
@@ -247,7 +266,7 @@ class Bus:
                     if pubsub is None:
                         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                         pubsub.subscribe(self.channel)
-                    message = pubsub.get_message(timeout=self.block_ms / 1000)
+                    message = pubsub.get_message(timeout=0.2)  # short: nothing else ends this wait at stop
                 except redis.RedisError:
                     if pubsub is not None:
                         pubsub.close()
