@@ -93,3 +93,49 @@ def test_a_client_resumes_on_another_node_with_nothing_missed_or_doubled(three):
     caught_up = again.expect("caught_up")
     delivered = [m["id"] for m in again.sync() + again.backlog if isinstance(m, dict) and m.get("type") == "private_message"]
     assert caught_up["complete"] and delivered == missed
+
+
+@pytest.fixture
+def three_with_rooms(start_node, cluster_env):
+    return [start_node(cluster_env, plugins=("auth", "chat", "rooms"), env=NODE_ENV) for _ in range(3)]
+
+
+def v2_client(node, name, register=False):
+    """A protocol-2 client (it gets room events) of ``node`` logged in as ``name``."""
+    conn = TestClient(node.address, timeout=WAIT)
+    conn.request(command="hello", protocol=2, reply="hello")
+    if register:
+        assert conn.request(command="register", username=name, password=PASSWORD)["response"] == "ok"
+    assert conn.request(command="login", username=name, password=PASSWORD, reply="login_result")["response"] == "ok"
+    return conn
+
+
+def test_a_room_message_crosses_nodes(three_with_rooms):
+    n1, _, n3 = three_with_rooms
+    alice, bob = v2_client(n1, "alice", register=True), v2_client(n3, "bob", register=True)
+    alice.request(command="room_create", room="ops", reply="room_create_result")
+    bob.request(command="room_join", room="ops", reply="room_join_result")
+    ack = alice.request(command="room_message", room="ops", message="deploy at noon", reply="room_ack")
+    got = bob.expect("room_message", room="ops")
+    assert (got["seq"], got["sender"], got["message"]) == (ack["seq"], "alice", "deploy at noon")
+
+
+def test_two_senders_on_two_nodes_give_every_receiver_one_gapless_order(three_with_rooms):
+    n1, n2, n3 = three_with_rooms
+    alice, bob = v2_client(n1, "alice", register=True), v2_client(n2, "bob", register=True)
+    carol, dave = v2_client(n3, "carol", register=True), v2_client(n1, "dave", register=True)
+    alice.request(command="room_create", room="general", reply="room_create_result")
+    for member in (bob, carol, dave):
+        member.request(command="room_join", room="general", reply="room_join_result")
+    for n in range(30):  # both pipelines full at once: the nodes' writers race for every seq
+        alice.send(command="room_message", room="general", message=f"a{n}")
+        bob.send(command="room_message", room="general", message=f"b{n}")
+    acked = sorted([alice.expect("room_ack")["seq"] for _ in range(30)] + [bob.expect("room_ack")["seq"] for _ in range(30)])
+    assert acked == list(range(1, 61))
+    seen = {}
+    for name, receiver in (("carol", carol), ("dave", dave)):
+        messages = [receiver.expect("room_message", room="general") for _ in range(60)]
+        seen[name] = [(m["seq"], m["sender"], m["message"]) for m in messages]
+        assert [seq for seq, _, _ in seen[name]] == list(range(1, 61)), f"{name} saw a gap or a repeat"
+    assert seen["carol"] == seen["dave"]
+    assert [text for _, sender, text in seen["carol"] if sender == "alice"] == [f"a{n}" for n in range(30)]
