@@ -54,13 +54,13 @@ class ClusterStorage:
 
     def __init__(self, database: Any, batch: int, schema: str = "chat", lock: Optional[int] = None) -> None:
         """``schema`` and ``lock`` (the writers' advisory lock): chat's unless a plugin (rooms) names its own."""
-        from chatcore_chat import pgstore
+        from chatcore_chat import pgconnections, pgstore
 
-        self.writer = Writer(pgstore.PgTransactions(database.url, database.timeout, schema,
-                                                    pgstore.WRITE_LOCK if lock is None else lock),
+        self.writer = Writer(pgconnections.PgTransactions(database.url, database.timeout, schema,
+                                                          pgstore.WRITE_LOCK if lock is None else lock),
                              batch, followups=corked)
         self.writer.start()
-        self.readers = pgstore.PgReaders(database, schema)
+        self.readers = pgconnections.PgReaders(database, schema)
 
     def close(self) -> None:
         self.writer.stop()

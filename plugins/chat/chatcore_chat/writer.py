@@ -125,7 +125,7 @@ class SqliteTransactions:
 class Writer(threading.Thread):
     """Owns the writing connection; operations are submitted from any thread. ``conn`` is an
     SQLite connection or any object with ``SqliteTransactions``' methods (chat's PostgreSQL
-    store passes one, ``pgstore.PgTransactions``)."""
+    store passes one, ``pgconnections.PgTransactions``)."""
 
     def __init__(self, conn: Any, batch: int = 100,
                  followups: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
