@@ -212,3 +212,33 @@ def redis_namespace(url: str) -> Iterator[str]:
             pass
         finally:
             client.close()
+
+
+@contextlib.contextmanager
+def postgres_databases() -> Iterator[Databases]:
+    """Where fresh databases are made: the machine's PostgreSQL when it answers, else a private
+    one started for the block (and removed after)."""
+    if postgres_reachable(MACHINE_POSTGRES):
+        yield Databases(MACHINE_POSTGRES)
+        return
+    server = PrivatePostgres()
+    server.start()
+    try:
+        yield Databases(server.url)
+    finally:
+        server.remove()
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """The URL of the machine's Redis when it answers, else of a private one started for the
+    block (working in ``directory``)."""
+    if redis_reachable(MACHINE_REDIS):
+        yield MACHINE_REDIS
+        return
+    server = PrivateRedis(directory)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

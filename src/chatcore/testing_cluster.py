@@ -23,44 +23,22 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import pytest
 
-from chatcore.services import (
-    MACHINE_POSTGRES,
-    MACHINE_REDIS,
-    Databases,
-    PrivatePostgres,
-    PrivateRedis,
-    postgres_reachable,
-    redis_namespace,
-    redis_reachable,
-)
+from chatcore import services
+from chatcore.services import Databases, PrivatePostgres, PrivateRedis, redis_namespace
 
 
 @pytest.fixture(scope="session")
-def postgres_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+def postgres_databases() -> Iterator[Databases]:
     """Where the tests' databases are made: the machine's PostgreSQL, or one started for the run."""
-    if postgres_reachable(MACHINE_POSTGRES):
-        yield Databases(MACHINE_POSTGRES)
-        return
-    server = PrivatePostgres()
-    server.start()
-    try:
-        yield Databases(server.url)
-    finally:
-        server.remove()
+    with services.postgres_databases() as databases:
+        yield databases
 
 
 @pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The machine's Redis, or one started for the run."""
-    if redis_reachable(MACHINE_REDIS):
-        yield MACHINE_REDIS
-        return
-    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with services.redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture
