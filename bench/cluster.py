@@ -34,20 +34,11 @@ from typing import Any, Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import servers  # noqa: E402
 from load.proc import ServerProcess, cpu_seconds  # noqa: E402
-from perf import Receiver, Sender, register_all  # noqa: E402
+from perf import Receiver, Sender, register_all, relay  # noqa: E402
 from reconnect import PASSWORD, Client, drive, free_port, wait_listening  # noqa: E402
 
 from chatcore import protocol  # noqa: E402
-from chatcore.services import (  # noqa: E402
-    MACHINE_POSTGRES,
-    MACHINE_REDIS,
-    Databases,
-    PrivatePostgres,
-    PrivateRedis,
-    postgres_reachable,
-    redis_namespace,
-    redis_reachable,
-)
+from chatcore.services import postgres_databases, redis_namespace, redis_server  # noqa: E402
 
 CLUSTER_ENV = {"CHATCORE_PLUGINS": "auth,chat", "CHATCORE_DATABASE_POOL_MAX": "8"}
 
@@ -75,26 +66,13 @@ class Services:
     """PostgreSQL and Redis for one run: the machine's, or private ones."""
 
     def __enter__(self) -> "Services":
-        self._private: list[Any] = []
-        if postgres_reachable(MACHINE_POSTGRES):
-            self.databases = Databases(MACHINE_POSTGRES)
-        else:
-            pg = PrivatePostgres()
-            pg.start()
-            self._private.append(pg)
-            self.databases = Databases(pg.url)
-        if redis_reachable(MACHINE_REDIS):
-            self.redis_url = MACHINE_REDIS
-        else:
-            rd = PrivateRedis(Path(tempfile.mkdtemp(prefix="chatcore-redis-")))
-            rd.start()
-            self._private.append(rd)
-            self.redis_url = rd.url
+        self._stack = contextlib.ExitStack()
+        self.databases = self._stack.enter_context(postgres_databases())
+        self.redis_url = self._stack.enter_context(redis_server(Path(tempfile.mkdtemp(prefix="chatcore-redis-"))))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for server in self._private:
-            getattr(server, "remove", server.stop)()
+        self._stack.close()
 
     @contextlib.contextmanager
     def cluster(self) -> Iterator[dict[str, str]]:
@@ -122,28 +100,9 @@ def pairs_on(nodes: list[tuple[ServerProcess, int]], count: int, messages: int, 
     senders = [Sender(names[2 * i], names[2 * i + 1], ports[i % len(ports)], window, per_sender) for i in range(count)]
     receivers = [Receiver(names[2 * i + 1], ports[(i + 1) % len(ports)]) for i in range(count)]
     drive([*senders, *receivers], 120)
-    selector = selectors.DefaultSelector()
-    for s in senders:
-        s.start()
-        selector.register(s.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, s)
-    for r in receivers:
-        selector.register(r.sock, selectors.EVENT_READ, r)
     cpu0 = [cpu_seconds(node.pid) for node, _ in nodes]
-    svc0, start = service_cpu(), time.monotonic()
-    goal = per_sender * count
-    while sum(s.acked for s in senders) < goal or sum(r.frames_seen for r in receivers) < goal:
-        if time.monotonic() - start > 600:
-            raise TimeoutError("pairs did not finish in 600 s")
-        for key, events in selector.select(1.0):
-            client = key.data
-            if isinstance(client, Receiver):
-                client.count()
-                continue
-            if events & selectors.EVENT_READ:
-                client.readable()
-            if client.out:
-                client.writable()
-    took = time.monotonic() - start
+    svc0 = service_cpu()
+    goal, took = relay(senders, receivers)
     node_cpu = [cpu_seconds(node.pid) - c for (node, _), c in zip(nodes, cpu0)]
     svc = {name: used - svc0[name] for name, used in service_cpu().items()}
     return {"nodes": len(nodes), "messages": goal, "seconds": round(took, 2), "msg_per_s": round(goal / took),

@@ -82,6 +82,31 @@ def register_all(port: int, names: list[str]) -> None:
         c.sock.close()
 
 
+def relay(senders: list[Sender], receivers: list[Receiver], timeout: float = 600) -> tuple[int, float]:
+    """Run the closed loop until every sender's messages are acked and received: (messages, seconds)."""
+    selector = selectors.DefaultSelector()
+    for s in senders:
+        s.start()
+        selector.register(s.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, s)
+    for r in receivers:
+        selector.register(r.sock, selectors.EVENT_READ, r)
+    start, goal = time.monotonic(), sum(s.total for s in senders)
+    while sum(s.acked for s in senders) < goal or sum(r.frames_seen for r in receivers) < goal:
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"pairs did not finish in {timeout:g} s")
+        for key, events in selector.select(1.0):
+            client = key.data
+            if isinstance(client, Receiver):
+                client.count()
+                continue
+            if events & selectors.EVENT_READ:
+                client.readable()
+            if client.out:
+                client.writable()
+    selector.close()
+    return goal, time.monotonic() - start
+
+
 def pairs(count: int, messages: int, window: int, pythonpath: str = "", env: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """100 senders -> 100 receivers, closed loop: server CPU per message and messages/s."""
     data = Path(tempfile.mkdtemp(prefix="chatcore-perf-"))
@@ -95,27 +120,9 @@ def pairs(count: int, messages: int, window: int, pythonpath: str = "", env: Opt
         senders = [Sender(names[2 * i], names[2 * i + 1], port, window, per_sender) for i in range(count)]
         receivers = [Receiver(names[2 * i + 1], port) for i in range(count)]
         drive([*senders, *receivers], 120)  # all logged in
-        selector = selectors.DefaultSelector()
-        for s in senders:
-            s.start()
-            selector.register(s.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, s)
-        for r in receivers:
-            selector.register(r.sock, selectors.EVENT_READ, r)
-        cpu0, start = cpu_seconds(server.pid), time.monotonic()
-        goal = per_sender * count
-        while sum(s.acked for s in senders) < goal or sum(r.frames_seen for r in receivers) < goal:
-            if time.monotonic() - start > 600:
-                raise TimeoutError("pairs did not finish in 600 s")
-            for key, events in selector.select(1.0):
-                client = key.data
-                if isinstance(client, Receiver):
-                    client.count()
-                    continue
-                if events & selectors.EVENT_READ:
-                    client.readable()
-                if client.out:
-                    client.writable()
-        took, cpu = time.monotonic() - start, cpu_seconds(server.pid) - cpu0
+        cpu0 = cpu_seconds(server.pid)
+        goal, took = relay(senders, receivers)
+        cpu = cpu_seconds(server.pid) - cpu0
         return {"pairs": count, "window": window, "messages": goal, "seconds": round(took, 2),
                 "msg_per_s": round(goal / took), "server_cpu_s": round(cpu, 2),
                 "server_us_per_msg": round(cpu / goal * 1e6, 1)}
