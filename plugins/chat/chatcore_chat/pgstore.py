@@ -24,6 +24,23 @@ log = logging.getLogger(__name__)
 SCHEMA = "chat"
 WRITE_LOCK = 0x63686174_6d736773  # "chatmsgs": one writing transaction at a time, cluster-wide
 COLUMNS = "id, conv, sender, recipient, ts, body, edited, deleted, seq"
+# Each sender's messages and bytes of the day (the daily quota), kept by a trigger on ``messages``;
+# rooms counts its room messages the same way, in its own schema.
+SENDER_DAYS = """
+    CREATE TABLE sender_days (sender text PRIMARY KEY, day bigint NOT NULL, messages bigint NOT NULL,
+                              bytes bigint NOT NULL);
+    CREATE FUNCTION sender_count() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO sender_days VALUES (lower(NEW.sender), NEW.ts / 86400000, 1, octet_length(NEW.body))
+            ON CONFLICT (sender) DO UPDATE SET
+                messages = CASE WHEN sender_days.day >= excluded.day THEN sender_days.messages + 1 ELSE 1 END,
+                bytes = CASE WHEN sender_days.day >= excluded.day THEN sender_days.bytes + excluded.bytes
+                             ELSE excluded.bytes END,
+                day = GREATEST(sender_days.day, excluded.day);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER sender_on_insert AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sender_count();
+"""
 MIGRATIONS = [
     """
     CREATE TABLE conversations (
@@ -52,8 +69,6 @@ MIGRATIONS = [
     CREATE INDEX messages_conv_id ON messages (conv, id);
     CREATE INDEX messages_pending ON messages (pending_for, id) WHERE pending_for IS NOT NULL;
     CREATE TABLE pending_totals (recipient text PRIMARY KEY, messages bigint NOT NULL, bytes bigint NOT NULL);
-    CREATE TABLE sender_days (sender text PRIMARY KEY, day bigint NOT NULL, messages bigint NOT NULL,
-                              bytes bigint NOT NULL);
     CREATE TABLE presence (     -- who has chat sessions on which node (offline delivery is for nobody's)
         user_key text NOT NULL,
         node_id  text NOT NULL,
@@ -80,17 +95,7 @@ MIGRATIONS = [
         EXECUTE FUNCTION pending_count();
     CREATE TRIGGER pending_on_delete AFTER DELETE ON messages FOR EACH ROW WHEN (OLD.pending_for IS NOT NULL)
         EXECUTE FUNCTION pending_count();
-    CREATE FUNCTION sender_count() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO sender_days VALUES (lower(NEW.sender), NEW.ts / 86400000, 1, octet_length(NEW.body))
-            ON CONFLICT (sender) DO UPDATE SET
-                messages = CASE WHEN sender_days.day >= excluded.day THEN sender_days.messages + 1 ELSE 1 END,
-                bytes = CASE WHEN sender_days.day >= excluded.day THEN sender_days.bytes + excluded.bytes
-                             ELSE excluded.bytes END,
-                day = GREATEST(sender_days.day, excluded.day);
-        RETURN NULL;
-    END $$;
-    CREATE TRIGGER sender_on_insert AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sender_count();
+""" + SENDER_DAYS + """
     CREATE TABLE reactions (
         message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
         emoji      text NOT NULL,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatcore_chat.pgstore import SENDER_DAYS
+
 SCHEMA = "rooms"
 WRITE_LOCK = 0x726F6F6D_73777269  # "roomswri": one rooms writing transaction at a time, cluster-wide
 MIGRATIONS = [
@@ -108,20 +110,7 @@ MIGRATIONS = [
     CREATE INDEX message_changes_message ON message_changes (message_id);
     CREATE TABLE change_state (last_id bigint NOT NULL, pruned_up_to bigint NOT NULL);
     INSERT INTO change_state VALUES (0, 0);
-    CREATE TABLE sender_days (sender text PRIMARY KEY, day bigint NOT NULL, messages bigint NOT NULL,
-                              bytes bigint NOT NULL);
-    CREATE FUNCTION sender_count() RETURNS trigger LANGUAGE plpgsql AS $$  -- chat's counter, on room messages
-    BEGIN
-        INSERT INTO sender_days VALUES (lower(NEW.sender), NEW.ts / 86400000, 1, octet_length(NEW.body))
-            ON CONFLICT (sender) DO UPDATE SET
-                messages = CASE WHEN sender_days.day >= excluded.day THEN sender_days.messages + 1 ELSE 1 END,
-                bytes = CASE WHEN sender_days.day >= excluded.day THEN sender_days.bytes + excluded.bytes
-                             ELSE excluded.bytes END,
-                day = GREATEST(sender_days.day, excluded.day);
-        RETURN NULL;
-    END $$;
-    CREATE TRIGGER sender_on_insert AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sender_count();
-    """,
+""" + SENDER_DAYS,  # chat's daily counter, on room messages
 ]
 
 
