@@ -2,10 +2,11 @@
 
 ``cluster_env`` is the environment of one cluster for the test (a fresh database, a Redis key
 prefix of its own): give it to every node, ``make_server(..., env=cluster_env, data_dir=...)``
-for nodes in the test's process. ``private_redis`` and ``private_postgres`` are servers of the
-test's own, for tests that restart them. ``start_node(cluster_env, plugins)`` runs a node as
-its own ``chatcore serve`` process (``kill()`` is ``kill -9``). When neither the machine's servers nor the binaries
-to start them exist, these fixtures fail the test (saying what to install): cluster tests are
+for nodes in the test's process; ``known(node, name)`` makes sure the cluster has an account.
+``private_redis`` and ``private_postgres`` are servers of the test's own, for tests that
+restart them. ``start_node(cluster_env, plugins)`` runs a node as its own ``chatcore serve``
+process (``kill()`` is ``kill -9``). When neither the machine's servers nor the binaries to
+start them exist, these fixtures fail the test (saying what to install): cluster tests are
 never skipped silently.
 """
 
@@ -19,12 +20,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import pytest
 
 from chatcore import services
+from chatcore.server import ChatServer
 from chatcore.services import Databases, PrivatePostgres, PrivateRedis, redis_namespace
+from chatcore.testing import PASSWORD, TestClient
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +57,26 @@ def cluster_env(postgres_url: str, redis_server_url: str) -> Iterator[dict[str, 
     with redis_namespace(redis_server_url) as prefix:
         yield {"CHATCORE_DATABASE_URL": postgres_url, "CHATCORE_REDIS_URL": redis_server_url,
                "CHATCORE_REDIS_PREFIX": prefix}
+
+
+def name_taken(reply: Mapping[str, Any]) -> bool:
+    """Whether a ``register`` failed only because the name is taken."""
+    return reply.get("response") == "fail" and any(word in str(reply.get("reason", "")).lower()
+                                                   for word in ("exists", "taken"))
+
+
+@pytest.fixture
+def known(connect: Callable[..., TestClient]) -> Callable[[ChatServer, str], None]:
+    """``known(node, name)``: the cluster has an account ``name`` (registered through ``node``
+    unless it exists already), so that a message, an invitation or a ban can name it."""
+
+    def factory(node: ChatServer, name: str) -> None:
+        client = connect(node)
+        reply = client.request(command="register", username=name, password=PASSWORD)
+        assert reply.get("response") == "ok" or name_taken(reply), reply
+        client.close()
+
+    return factory
 
 
 @pytest.fixture

@@ -17,12 +17,6 @@ WAIT = 15.0
 CHAT = ("private_message", "broadcast_message")
 
 
-def exists(reply):
-    """Whether a ``register`` failed only because the name is taken (known() ran, or shared accounts)."""
-    return reply.get("response") == "fail" and any(word in str(reply.get("reason", "")).lower()
-                                                   for word in ("exists", "taken"))
-
-
 @pytest.fixture
 def nodes(cluster_env, chat_server, tmp_path):
     """``nodes(count=2, env={...})``: in-process chat nodes of one cluster."""
@@ -35,46 +29,22 @@ def nodes(cluster_env, chat_server, tmp_path):
 
 
 @pytest.fixture
-def user(connect):
-    """``user(home, node, name, v2=False, **login)``: a client of ``name`` logged in on ``node``.
-    The account is registered on ``home`` (where senders resolve it); on ``node`` the client
-    logs in, registering there only if that node does not know the name (accounts are per
-    node until auth shares them, then it knows it already)."""
-    registered: set[tuple[int, str]] = set()
+def user(connect, known):
+    """``user(home, node, name, v2=False, **login)``: a client of ``name`` logged in on ``node``;
+    the account is registered on ``home`` first (once), and is the cluster's."""
+    registered: set[str] = set()
 
     def factory(home, node, name, v2=False, **login):
-        if (id(home), name) not in registered:
-            client = connect(home)
-            reply = client.request(command="register", username=name, password=PASSWORD)
-            assert reply["response"] == "ok" or exists(reply), reply
-            client.close()
-            registered.add((id(home), name))
+        if name not in registered:
+            known(home, name)
+            registered.add(name)
         client = connect(node, timeout=WAIT)
         if v2:
             assert client.request(command="hello", client="tests", protocol=2)["protocol"] == 2
         reply = client.request(command="login", username=name, password=PASSWORD, **login)
-        if reply.get("response") != "ok" and (id(node), name) not in registered:
-            assert client.request(command="register", username=name, password=PASSWORD)["response"] == "ok"
-            registered.add((id(node), name))
-            reply = client.request(command="login", username=name, password=PASSWORD, **login)
         assert reply.get("response") == "ok", reply
-        registered.add((id(node), name))
         client.backlog = client.sync() + client.backlog
         return client
-
-    return factory
-
-
-@pytest.fixture
-def known(connect):
-    """``known(node, name)``: make sure ``node`` resolves ``name`` (registering it there unless the
-    accounts, shared or not, already have it), so a sender on that node can write to it."""
-
-    def factory(node, name):
-        client = connect(node)
-        reply = client.request(command="register", username=name, password=PASSWORD)
-        assert reply.get("response") == "ok" or exists(reply), reply
-        client.close()
 
     return factory
 

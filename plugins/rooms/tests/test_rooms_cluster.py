@@ -15,12 +15,6 @@ from chatcore.testing import PASSWORD
 WAIT = 15.0
 
 
-def exists(reply):
-    """Whether a ``register`` failed only because the name is taken."""
-    return reply.get("response") == "fail" and any(word in str(reply.get("reason", "")).lower()
-                                                   for word in ("exists", "taken"))
-
-
 @pytest.fixture
 def nodes(cluster_env, rooms_server, tmp_path):
     """``nodes(count=2, env={...})``: in-process auth + chat + rooms nodes of one cluster."""
@@ -33,33 +27,15 @@ def nodes(cluster_env, rooms_server, tmp_path):
 
 
 @pytest.fixture
-def known(connect):
-    """``known(node, name)``: ``node`` resolves ``name`` (registered there unless it knows it: accounts
-    are per node until auth shares them), so an invitation or a ban on that node can name them."""
-
-    def factory(node, name):
-        client = connect(node)
-        reply = client.request(command="register", username=name, password=PASSWORD)
-        assert reply.get("response") == "ok" or exists(reply), reply
-        client.close()
-
-    return factory
-
-
-@pytest.fixture
 def member(connect, known, kit):
     """``member(home, node, name)``: a v2 client of ``name`` logged in on ``node``, its login's
-    room list read (``client.room_list``). Registered on ``home``; on ``node`` it logs in,
-    registering there only if that node does not know the name yet."""
+    room list read (``client.room_list``); the account is registered on ``home`` (the cluster's)."""
 
     def factory(home, node, name, **login):
         known(home, name)
         client = connect(node, timeout=WAIT)
         assert client.request(command="hello", client="tests", protocol=2)["protocol"] == 2
         reply = client.request(command="login", username=name, password=PASSWORD, **login)
-        if reply.get("response") != "ok":
-            assert client.request(command="register", username=name, password=PASSWORD)["response"] == "ok"
-            reply = client.request(command="login", username=name, password=PASSWORD, **login)
         assert reply.get("response") == "ok", reply
         client.room_list = kit.read_list(client)
         return client
