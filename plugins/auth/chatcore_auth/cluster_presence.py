@@ -104,6 +104,7 @@ class ClusterPresence(Presence):
     def __init__(self, sessions: "SessionRegistry", cluster: "Cluster", delay: float = 0.0) -> None:
         super().__init__(sessions, delay)
         self._cluster, self._node = cluster, cluster.node_id
+        self._stale_since: dict[str, float] = {}  # holder without a heartbeat -> when first seen so (refresher only)
         self._prefix = cluster.key("auth", "")
         self._redis = cluster.redis
         self._join, self._leave = self._redis.register_script(_JOIN), self._redis.register_script(_LEAVE)
@@ -270,11 +271,16 @@ class ClusterPresence(Presence):
     def _sweep_holders(self) -> None:
         """Clean up after every node that holds presence entries but no longer beats and was
         not cleaned up after (its claimant failed midway, say): the script is atomic, so of
-        the nodes sweeping at once exactly one announces its users' departure."""
+        the nodes sweeping at once exactly one announces its users' departure. A holder counts
+        as dead only once it has gone a whole TTL without a heartbeat: after Redis restarts
+        empty, a live node may register its users again a moment before it beats again."""
         holders = {_text(n) for n in self._redis.smembers(self._prefix + "holders")}
         stale = holders - set(self._cluster.nodes.alive()) - {self._node}
-        for node in sorted(stale):
-            self.node_lost(node)
+        now = time.monotonic()
+        self._stale_since = {node: self._stale_since.get(node, now) for node in stale}
+        for node, since in sorted(self._stale_since.items()):
+            if now - since >= self._cluster.nodes.ttl:
+                self.node_lost(node)
 
     def stop(self) -> None:
         """Stop re-checking; take this node's remaining entries out (its sessions logged out
