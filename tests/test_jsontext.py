@@ -50,6 +50,8 @@ def test_null_none_big_integers_and_integer_keys_are_written_as_the_standard_lib
 def test_long_numbers_keep_their_type_and_refusals_keep_their_reasons():
     assert jsontext.loads(b'{"n": 123456789012345678901234567890}') == {"n": 123456789012345678901234567890}
     assert jsontext.loads(b'{"n": 12345678901234567890.5}') == {"n": 12345678901234567890.5}
+    many = b'{"a": 123456789, "b": [1234567890, 12], "c": "98765432109876543210", "n": 98765432109876543210}'
+    assert jsontext.loads(many) == json.loads(many)  # 19 digits in all but not in a row, then a run
     with pytest.raises(ValueError, match="NaN is not a JSON number"):
         jsontext.loads(b'{"n": NaN}')
     with pytest.raises(ValueError, match="beyond the range"):

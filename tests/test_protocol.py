@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -30,7 +31,7 @@ def test_contract_test_vector():
     assert protocol.decode(frame) == {"command": "get_users"}
 
 
-@pytest.mark.parametrize("size", [0, 1, 15, 16, 31, 32, 33, 1000, 49113])
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 31, 32, 33, 1000, 2048, 2049, 2080, 2081, 49113])
 def test_xor_matches_the_per_byte_definition(size):
     data = bytes((i * 7 + 3) % 256 for i in range(size))
     assert protocol.xor_mask(data, KEY, IV) == naive_xor(data, KEY, IV)
@@ -39,6 +40,14 @@ def test_xor_matches_the_per_byte_definition(size):
 def test_fresh_key_and_iv_per_frame():
     first, second = protocol.encode({"a": 1}), protocol.encode({"a": 1})
     assert first[2:50] != second[2:50]
+
+
+@pytest.mark.parametrize("size", [0, 1, 33, 2047, 2081, 40000])
+def test_frames_with_fresh_keys_read_back_as_written(size):
+    value = {"d": "é" * (size // 2)}
+    frame = protocol.encode(value)
+    key, iv, text = frame[2:34], frame[34:50], frame[50:]
+    assert naive_xor(base64.b64decode(text), key, iv) == protocol.dumps(value)
 
 
 def test_largest_frame_fits_and_one_byte_more_is_refused():

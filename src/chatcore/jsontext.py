@@ -18,6 +18,13 @@ from typing import Any
 import orjson
 
 _LONG_NUMBER = re.compile(rb"\d{19}")
+_DIGITS = b"0123456789"
+
+
+def _may_hold_long_number(raw: bytes) -> bool:
+    """Whether ``raw`` has a run of 19 digits: looked for only when it has 19 digits at all
+    (counting them in C is ~8x cheaper than the regex's scan of a chat request)."""
+    return len(raw) - len(raw.translate(None, _DIGITS)) >= 19 and _LONG_NUMBER.search(raw) is not None
 
 
 def _refuse_constant(name: str) -> float:
@@ -40,7 +47,7 @@ def loads(raw: bytes) -> Any:
     """The JSON value in UTF-8 ``raw``. Raises UnicodeDecodeError, ValueError (not JSON, NaN,
     1e400) or RecursionError, as ``strict_loads`` does; a lone surrogate escape is the caller's
     to find (``protocol.invalid_text``)."""
-    if not _LONG_NUMBER.search(raw):
+    if not _may_hold_long_number(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

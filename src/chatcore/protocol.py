@@ -7,7 +7,7 @@ The XOR mask is obfuscation from the original system, not security; TLS gives co
 from __future__ import annotations
 
 import binascii
-import os
+import random
 import re
 import struct
 import time
@@ -26,6 +26,7 @@ MAX_CLIENT_ID = 128  # characters of a request's ``client_id`` that a reply echo
 MAX_ECHO = 64  # characters of any other client string (a name, an id) that a reply or reason echoes
 CHUNK_SIZE = 32 * 1024  # raw bytes a file_chunk / file_data carries at most
 FRAME_TIMEOUT = 5.0  # seconds a started frame may take to arrive in full
+_random_bits = random.getrandbits
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -50,18 +51,32 @@ class FrameTooLarge(ValueError):
     """An object whose frame would exceed 65,535 bytes; split, paginate or chunk it instead."""
 
 
-def _mask(key: bytes, iv: bytes) -> bytes:
-    """The 32-byte period of KEY[i % 32] ^ IV[i % 16]."""
-    return (int.from_bytes(key, "little") ^ int.from_bytes(iv + iv, "little")).to_bytes(KEY_SIZE, "little")
+_LOW_256 = (1 << 256) - 1
+# _PERIODS[k]: k ones spaced 256 bits apart, so that a 32-byte mask times it is that mask
+# repeated k times; made once for payloads up to 2 KiB (66 KB of integers), the usual frames
+_PERIODS = [((1 << 256 * k) - 1) // _LOW_256 for k in range(65)]
+
+
+def _masked(data: bytes, mask: int) -> bytes:
+    """``data`` XOR the 32-byte period ``mask`` (a little-endian integer), repeated: whole-buffer
+    big-integer arithmetic, not a byte loop."""
+    n = len(data)
+    periods = (n + KEY_SIZE - 1) // KEY_SIZE
+    if periods < len(_PERIODS):
+        stream = mask * _PERIODS[periods]
+    else:
+        stream = int.from_bytes(mask.to_bytes(KEY_SIZE, "little") * periods, "little")
+    return (int.from_bytes(data, "little") ^ stream).to_bytes(periods * KEY_SIZE, "little")[:n]
+
+
+def _mask_of(key: bytes, iv: bytes) -> int:
+    """The 32-byte period of KEY[i % 32] ^ IV[i % 16], as a little-endian integer."""
+    return int.from_bytes(key, "little") ^ int.from_bytes(iv + iv, "little")
 
 
 def xor_mask(data: bytes, key: bytes, iv: bytes) -> bytes:
-    """XOR ``data`` with the KEY/IV stream; whole-buffer big-integer arithmetic, not a byte loop."""
-    n = len(data)
-    if n == 0:
-        return b""
-    stream = memoryview(_mask(key, iv) * (n // KEY_SIZE + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(n, "little")
+    """XOR ``data`` with the KEY/IV stream."""
+    return _masked(data, _mask_of(key, iv))
 
 
 def echo(text: str) -> str:
@@ -146,12 +161,17 @@ def encode_payload(payload: bytes, key: Optional[bytes] = None, iv: Optional[byt
             f"frame would carry {len(payload)} bytes of JSON; the maximum is {MAX_JSON}"
         )
     if key is None or iv is None:
-        fresh = os.urandom(KEY_SIZE + IV_SIZE)
-        key, iv = fresh[:KEY_SIZE], fresh[KEY_SIZE:]
-    if len(key) != KEY_SIZE or len(iv) != IV_SIZE:
-        raise ValueError("KEY must be 32 bytes and IV 16 bytes")
-    text = binascii.b2a_base64(xor_mask(payload, key, iv), newline=False)
-    return HEADER.pack(KEY_SIZE + IV_SIZE + len(text)) + key + iv + text
+        # KEY and IV travel in the frame: they hide nothing and need no secrecy, so the
+        # Mersenne Twister's 384 bits serve (one call, already the integer the mask needs)
+        bits = _random_bits(KEY_SIZE * 8 + IV_SIZE * 8)
+        head, iv_bits = bits.to_bytes(KEY_SIZE + IV_SIZE, "little"), bits >> KEY_SIZE * 8
+        mask = (bits & _LOW_256) ^ (iv_bits << IV_SIZE * 8 | iv_bits)
+    else:
+        if len(key) != KEY_SIZE or len(iv) != IV_SIZE:
+            raise ValueError("KEY must be 32 bytes and IV 16 bytes")
+        head, mask = key + iv, _mask_of(key, iv)
+    text = binascii.b2a_base64(_masked(payload, mask), newline=False)
+    return HEADER.pack(KEY_SIZE + IV_SIZE + len(text)) + head + text
 
 
 def encode(obj: Any) -> bytes:
@@ -177,7 +197,7 @@ def decode_body(body: bytes) -> Any:
         masked = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise ProtocolError(f"invalid base64 in frame: {exc}") from None
-    raw = xor_mask(masked, key, iv)
+    raw = _masked(masked, _mask_of(key, iv))
     try:
         value = loads(raw)
     except UnicodeDecodeError:
