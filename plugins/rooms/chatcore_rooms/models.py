@@ -57,9 +57,10 @@ class Member:
     joined_seq: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RoomMessage:
-    """One stored room message."""
+    """One stored room message; nothing changes one once made (not ``frozen``: its ``__init__``
+    would cost three times as much, once per message)."""
 
     room_id: int
     seq: int
