@@ -42,19 +42,20 @@ class Dispatcher:
         self.direct = True  # no plugin wraps chat_handle_message: call handlers without pluggy
 
     def _refuse(self, session: "Session", label: str, command: Optional[str], code: str, reason: str,
-                **extra: Any) -> None:
-        """Count the request as refused with ``code``, then answer it with that error."""
+                request: Optional[dict[str, Any]] = None, **extra: Any) -> None:
+        """Count the request as refused with ``code``, then answer it with that error (echoing
+        the ``request``'s ``client_id``, worked out only here: most requests are not refused)."""
         self._count((label, code))
-        send_error(session, command, code, reason, **extra)
+        echo = client_id_echo(request.get("client_id")) if request is not None else {}
+        send_error(session, command, code, reason, **{**echo, **extra})
 
     def __call__(self, session: "Session", message: Any) -> None:
         if not isinstance(message, dict):
             self._refuse(session, NO_COMMAND, None, "bad_request", "a message must be a JSON object")
             return
-        echo = client_id_echo(message.get("client_id"))
         name = message["command"] if "command" in message else message.get("type")
         if not isinstance(name, str) or not name:
-            self._refuse(session, NO_COMMAND, None, "bad_request", "missing field 'command' (a string)", **echo)
+            self._refuse(session, NO_COMMAND, None, "bad_request", "missing field 'command' (a string)", message)
             return
         server = self._server
         command = server.commands.get(name)
@@ -62,23 +63,23 @@ class Dispatcher:
             wait = round(session.bucket.wait_time(), 3)
             self._refuse(session, name if command is not None else UNKNOWN_COMMAND, name, "rate_limited",
                          f"too many requests: at most {server.rate_limit:g} per second; retry in {wait:.1f} s",
-                         retry_after=wait, **echo)
+                         message, retry_after=wait)
             return
         if command is None:  # a name no plugin registered is counted as "(unknown)", never by its text
             self._refuse(session, UNKNOWN_COMMAND, name, "unknown_command", f"unknown command {protocol.echo(name)!r}",
-                         **echo)
+                         message)
             return
         if server.budget.is_disabled(command.plugin):
             self._refuse(session, name, name, "plugin_disabled",
                          f"the {command.plugin} plugin is disabled: {server.budget.disabled.get(command.plugin, '')}",
-                         **echo)
+                         message)
             return
         if command.auth and session.user is None:
-            self._refuse(session, name, name, "not_authenticated", f"log in before using {name!r}", **echo)
+            self._refuse(session, name, name, "not_authenticated", f"log in before using {name!r}", message)
             return
         problem = command.field_problem(message)
         if problem is not None:
-            self._refuse(session, name, name, "bad_request", problem, **echo)
+            self._refuse(session, name, name, "bad_request", problem, message)
             return
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%r -> %s %s", session, name, redact(message))
@@ -87,11 +88,11 @@ class Dispatcher:
                      server.hook.chat_handle_message(session=session, command=command, message=message))
             frame = protocol.encode(reply) if reply is not None else None  # a reply that cannot be sent is the handler's failure
         except CommandError as exc:
-            self._refuse(session, name, name, exc.code, exc.reason, **{**echo, **exc.extra})
+            self._refuse(session, name, name, exc.code, exc.reason, message, **exc.extra)
             return
         except Exception:
             server.plugins.failed(command.plugin, f"command {name!r}")
-            self._refuse(session, name, name, "internal_error", f"the server failed to handle {name!r}", **echo)
+            self._refuse(session, name, name, "internal_error", f"the server failed to handle {name!r}", message)
             return
         self._count((name, OK))
         if frame is not None:

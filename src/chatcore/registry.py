@@ -22,13 +22,16 @@ class DuplicateCommand(Exception):
     """Two plugins tried to register the same command name."""
 
 
-def _matches(value: Any, expected: FieldType) -> bool:
+def _accepted(expected: FieldType) -> tuple[type, ...]:
+    """The Python types a field declared as ``expected`` accepts: an integer wherever a number is."""
     kinds = expected if isinstance(expected, tuple) else (expected,)
-    if isinstance(value, bool) and bool not in kinds:
-        return False  # JSON true is not an integer
-    if isinstance(value, int) and float in kinds:
-        return True
-    return isinstance(value, kinds)
+    return kinds + (int,) if float in kinds and int not in kinds else kinds
+
+
+def _matches(value: Any, accepted: tuple[type, ...]) -> bool:
+    if value.__class__ is bool:
+        return bool in accepted  # JSON true is not an integer
+    return isinstance(value, accepted)
 
 
 def _describe(expected: FieldType) -> str:
@@ -49,23 +52,26 @@ class Command:
     limited: bool = True  # counts against the session's request rate (bulk data bounded by bytes does not)
     logs_in: bool = False  # a way to log in: while any command has it, a connection must log in in time
 
-    _all_fields: Mapping[str, FieldType] = field(init=False, repr=False, compare=False, default_factory=dict)
+    # every field's name and accepted types, worked out once, not per request
+    _checks: tuple[tuple[str, tuple[type, ...], FieldType], ...] = field(init=False, repr=False, compare=False,
+                                                                       default=())
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_all_fields", {**self.fields, **self.optional})  # merged once, not per request
+        checks = tuple((name, _accepted(expected), expected) for name, expected in {**self.fields, **self.optional}.items())
+        object.__setattr__(self, "_checks", checks)
 
     def field_problem(self, message: Mapping[str, Any]) -> Optional[str]:
         """Why ``message`` does not fit this command's fields, or None when it does."""
         for name in self.fields:
             if name not in message:
                 return f"missing field '{name}'"
-        for name, expected in self._all_fields.items():
+        for name, accepted, expected in self._checks:
             if name not in message:
                 continue
             value = message[name]
-            if not _matches(value, expected):
+            if not _matches(value, accepted):
                 return f"field '{name}' must be {_describe(expected)}"
-            if isinstance(value, int) and value not in INT64:
+            if value.__class__ is int and value not in INT64:
                 return f"field '{name}' is out of range"
         return None
 
@@ -75,6 +81,7 @@ class CommandRegistry:
 
     def __init__(self) -> None:
         self._commands: dict[str, Command] = {}
+        self._logs_in = False  # some command logs in (kept by register: read on every frame)
 
     def register(self, plugin: str, name: str, handler: Handler, *, auth: bool = True,
                  fields: Optional[Mapping[str, FieldType]] = None,
@@ -89,6 +96,7 @@ class CommandRegistry:
             )
         command = Command(name, handler, plugin, auth, dict(fields or {}), dict(optional or {}), limited, logs_in)
         self._commands[name] = command
+        self._logs_in = self._logs_in or logs_in
         return command
 
     def get(self, name: str) -> Optional[Command]:
@@ -98,7 +106,7 @@ class CommandRegistry:
     def login_required(self) -> bool:
         """True when some plugin offers a way to log in (a command registered with ``logs_in``):
         then every connection must log in within the login deadline."""
-        return any(command.logs_in for command in self._commands.values())
+        return self._logs_in
 
     def names(self) -> list[str]:
         return sorted(self._commands)

@@ -299,12 +299,15 @@ class Flusher(threading.Thread):
 
 
 class SessionRegistry:
-    """Every live session, and the logged-in ones by user (case-insensitive)."""
+    """Every live session, and the logged-in ones by user (case-insensitive).
+
+    Each user's sessions are a tuple replaced whole under the lock, so ``of_user``, which every
+    message's delivery asks up to three times, reads without taking it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sessions: dict[int, Session] = {}
-        self._by_user: dict[str, list[Session]] = {}
+        self._by_user: dict[str, tuple[Session, ...]] = {}
         self._unbound = threading.Condition(self._lock)  # wait_unbound's waiters, told on every unbind
         self._unbound_waiters = 0
 
@@ -319,8 +322,9 @@ class SessionRegistry:
     def bind(self, session: Session, username: str) -> bool:
         """Mark ``session`` logged in as ``username``; True if it is the user's first session."""
         with self._lock:
-            sessions = self._by_user.setdefault(username.casefold(), [])
-            sessions.append(session)
+            key = username.casefold()
+            sessions = self._by_user.get(key, ()) + (session,)
+            self._by_user[key] = sessions
             session.user = username
             return len(sessions) == 1
 
@@ -330,12 +334,11 @@ class SessionRegistry:
             return False
         with self._lock:
             key = session.user.casefold()
-            sessions = self._by_user.get(key, [])
-            if session in sessions:
-                sessions.remove(session)
+            sessions = tuple(s for s in self._by_user.get(key, ()) if s is not session)
             if self._unbound_waiters:
                 self._unbound.notify_all()
             if sessions:
+                self._by_user[key] = sessions
                 return False
             self._by_user.pop(key, None)
             return True
@@ -356,8 +359,7 @@ class SessionRegistry:
 
     def of_user(self, username: str) -> list[Session]:
         """The user's logged-in sessions (a copy; safe to iterate while others log in or out)."""
-        with self._lock:
-            return list(self._by_user.get(username.casefold(), ()))
+        return list(self._by_user.get(username.casefold(), ()))
 
     def online_users(self) -> list[str]:
         """Display names of users with at least one session, sorted case-insensitively."""

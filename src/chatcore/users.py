@@ -129,6 +129,8 @@ class UserControl:
         """True for a name removed in the last REMOVAL_GUARD seconds. Plugins check it where they
         store something for a user, so a request that resolved the name just before its
         removal cannot leave data behind for the name's next owner."""
+        if not self._removed_at:  # nothing removed lately (the usual case): no lock, no casefold
+            return False
         key = username.casefold()
         with self._lock:
             removed = self._removed_at.get(key)
