@@ -176,7 +176,8 @@ class Writer(threading.Thread):
                     raise StoreClosed("the chat store is closed")
             if self._busy or self._pending or self._pausing or not inline:
                 self._pending.append(op)
-                self._changed.notify()
+                if not self._busy:  # a running batch wakes the writer thread when it ends
+                    self._changed.notify()
                 return op
             self._busy = True
         self._execute([op])
@@ -201,7 +202,8 @@ class Writer(threading.Thread):
         finally:
             with self._changed:
                 self._busy = False
-                self._changed.notify_all()  # the writer thread, and paused() if it waits
+                if self._pending or self._pausing or self._closed:  # else nobody waits for this:
+                    self._changed.notify_all()  # the writer thread has work, paused() or stop() waits
 
     def _run_batch(self, ops: list[Operation]) -> None:
         """One transaction for ``ops``; then each one's follow-up (``after`` or ``failed``) in order."""
