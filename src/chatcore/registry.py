@@ -102,6 +102,9 @@ class CommandRegistry:
     def get(self, name: str) -> Optional[Command]:
         return self._commands.get(name)
 
+    def __len__(self) -> int:
+        return len(self._commands)
+
     @property
     def login_required(self) -> bool:
         """True when some plugin offers a way to log in (a command registered with ``logs_in``):

@@ -59,6 +59,7 @@ class ChatServer:
                                   {CORE, *essential_plugins(self.pm)})
         self.plugins = PluginHooks(self.pm, self.budget)
         self.commands = CommandRegistry()  # filled by open(), once the plugins are configured
+        self._active_cache: Optional[tuple[Any, tuple[tuple[str, ...], tuple[str, ...]]]] = None
         self.metrics = Metrics(self)  # the registry and counts; the metrics port is served from start()
         self.dispatch = Dispatcher(self)
         self.sessions = SessionRegistry()
@@ -108,12 +109,24 @@ class ChatServer:
 
     def active_plugins(self) -> list[str]:
         """The enabled plugins not disabled by their fault budget (what ``hello`` lists)."""
-        return [name for name in self.plugin_names if not self.budget.is_disabled(name)]
+        return list(self._active()[0])
 
     def active_commands(self) -> list[str]:
         """The commands of active plugins (and the core's), sorted."""
-        return [name for name in self.commands.names()
-                if not self.budget.is_disabled(self.commands.get(name).plugin)]  # type: ignore[union-attr]
+        return list(self._active()[1])
+
+    def _active(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(active plugins, their commands), worked out again only when a plugin was disabled or
+        enabled or the registry changed: every ``hello`` lists both."""
+        disabled, commands = self.budget.disabled, self.commands
+        key = (tuple(disabled), commands, len(commands))
+        cached = self._active_cache
+        if cached is None or cached[0] != key:
+            plugins = tuple(name for name in self.plugin_names if name not in disabled)
+            names = tuple(name for name in commands.names()
+                          if commands.get(name).plugin not in disabled)  # type: ignore[union-attr]
+            self._active_cache = cached = (key, (plugins, names))
+        return cached[1]
 
     def plugin_dir(self, plugin: str) -> Path:
         """``<data dir>/<plugin>``, created private to this user."""
