@@ -270,7 +270,7 @@ class Post(Operation):
             conv, pending_for = GLOBAL_ROOM, None
         else:
             conv = store.conversation_key(self.sender, self.to)
-            online = [s for s in self.relay.directory.of_user(self.to) if ready_now(s, batch)]
+            online = any(ready_now(s, batch) for s in self.relay.directory.of_user(self.to))
             pending_for = None if online else self.to.casefold()
         self.stored_pending = pending_for is not None
         stamp = self.relay.stamp()

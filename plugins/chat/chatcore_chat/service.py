@@ -268,8 +268,10 @@ class ChatService(StorageOwner):
         """
         if len(peer) > protocol.MAX_ECHO or self._removed(peer):  # a name just removed: nothing may wait for its next owner
             raise CommandError("unknown_peer", f"no user named {protocol.echo(peer)!r}")
-        online = self._relay().directory.of_user(peer)
-        name = next((s.user for s in online if s.user), None) or self._lookup(peer)
+        for session in self._relay().directory.of_user(peer):
+            if session.user:
+                return session.user
+        name = self._lookup(peer)
         if name is None:
             raise CommandError("unknown_peer", f"no user named {protocol.echo(peer)!r}")
         return name
