@@ -11,14 +11,14 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 import pluggy
 
 from chatcore import config as settings
 from chatcore import protocol
 from chatcore.admin import AdminServer, DataDirLock
-from chatcore.cluster import Cluster, open_cluster, relay
+from chatcore.cluster import open_cluster, relay
 from chatcore.cluster.identity import shared_certificate
 from chatcore.cluster.migrate import CORE as CORE_SCHEMA
 from chatcore.cluster.migrate import migrate_all
@@ -38,6 +38,9 @@ from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
 from chatcore.users import UserControl
 from chatcore.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from chatcore.cluster.node import Cluster
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from chatcore.cluster import DatabaseUnavailable
 from chatcore.config import Config
 from chatcore_auth import NAME, backends, cli, importer
 from chatcore_auth.accounts import Accounts
-from chatcore_auth.cluster_presence import ClusterPresence
 from chatcore_auth.commands import AuthCommands, database_errors
 from chatcore_auth.devices import TokenStore
 from chatcore_auth.metrics import AuthMetrics
@@ -26,7 +25,6 @@ from chatcore_auth.namecache import FORGET_NAME, NameCache
 from chatcore_auth.names import USERNAME_MAX
 from chatcore_auth.presence import LOGGED_IN_AT, MODES, Presence, set_mode
 from chatcore_auth.settings import PLAINTEXT_LOGIN, PRESENCE_DELAY, SETTINGS, TOKEN_TTL, hasher_from, policy_from
-from chatcore_auth.shared_limits import redis_limits
 from chatcore_auth.store import FILENAME, SCHEMA_VERSION, AccountStorage
 from chatcore_auth.throttle import Clock
 
@@ -91,15 +89,23 @@ class AuthPlugin:
         hasher.dummy_hash()  # made now, so the first unknown-user login costs what the others do
         policy = policy_from(server.config)
         cluster = server.cluster
-        limits = redis_limits(cluster.redis, cluster.key, policy, self.shared_clock) if cluster is not None else None
+        limits = None
+        if cluster is not None:
+            from chatcore_auth.shared_limits import redis_limits  # redis: cluster mode only
+
+            limits = redis_limits(cluster.redis, cluster.key, policy, self.shared_clock)
         self.accounts = Accounts(self.store, hasher, policy, self.clock, limits,
                                  NameCache() if cluster is not None else None)
         self.cluster = cluster
         if cluster is not None:
             cluster.bus.subscribe(FORGET_NAME, self._heard_forget_name)
         delay = server.config.get(PRESENCE_DELAY)
-        self.presence = Presence(server.sessions, delay) if cluster is None else \
-            ClusterPresence(server.sessions, cluster, delay)
+        if cluster is None:
+            self.presence = Presence(server.sessions, delay)
+        else:
+            from chatcore_auth.cluster_presence import ClusterPresence
+
+            self.presence = ClusterPresence(server.sessions, cluster, delay)
         self.metrics = AuthMetrics(hasher)
         self.commands = AuthCommands(server, self.accounts, self.tokens, server.config.get(PLAINTEXT_LOGIN),
                                      self.metrics, self.presence.online_users)

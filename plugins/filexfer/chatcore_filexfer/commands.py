@@ -6,13 +6,12 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import psycopg
-
 from chatcore import CommandError, protocol
-from chatcore.cluster.database import DatabaseUnavailable
+from chatcore.cluster import DatabaseUnavailable
 from chatcore_filexfer.crossnode import Notifier
 from chatcore_filexfer.diskfull import is_disk_full
 from chatcore_filexfer.index import READY, Entry
@@ -49,6 +48,14 @@ COMMANDS: dict[str, dict[str, Any]] = {
 }
 
 
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What a full disk may raise: psycopg's errors too once cluster mode loaded it (only then
+    can they occur, and a single node never imports psycopg)."""
+    psycopg = sys.modules.get("psycopg")
+    return (OSError, sqlite3.Error) if psycopg is None else (OSError, sqlite3.Error, psycopg.Error)
+
+
 def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
     """A full disk, wherever in the handler the spool or the index hits it, becomes ``disk_full``
     (with the request's upload_id/file_id) counted in one warning a minute instead of a
@@ -65,7 +72,7 @@ def counts_disk_full(handler: Callable[..., Reply]) -> Callable[..., Reply]:
         except DatabaseUnavailable:  # cluster mode: PostgreSQL is down or every connection busy
             raise CommandError("storage_error", "the server cannot reach its file store now; try again later",
                                **_ids(message)) from None
-        except (OSError, sqlite3.Error, psycopg.Error) as exc:
+        except _storage_errors() as exc:
             if not is_disk_full(exc):
                 raise
             self.service.disk_full.failed(handler.__name__)

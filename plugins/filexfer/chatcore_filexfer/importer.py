@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatcore_filexfer.index import Entry, Index
-from chatcore_filexfer.pgindex import PgIndex
 from chatcore_filexfer.spool import READ_CHUNK, Spool
 
 if TYPE_CHECKING:
@@ -36,6 +35,8 @@ def import_sqlite(data_dir: Path, database: "Database") -> tuple[int, int]:
     if not (root / INDEX_FILE).is_file():
         return 0, 0
     schema = database.schema(NAME)
+    from chatcore_filexfer.pgindex import PgIndex  # psycopg: only when importing into a cluster
+
     if not PgIndex(schema).is_empty():
         raise ImportRefused("the cluster's filexfer schema already holds files; import-sqlite only "
                             "fills an empty one (it would merge two nodes' files otherwise)")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import psycopg
 
-from chatcore.cluster.database import DatabaseUnavailable
+from chatcore.cluster import DatabaseUnavailable
 from chatcore_filexfer.spool import READ_CHUNK, SpoolError
 
 if TYPE_CHECKING:

@@ -11,10 +11,8 @@ from chatcore.cluster import cluster_configured
 from chatcore_filexfer import backup as backup_module
 from chatcore_filexfer.commands import COMMANDS, FileCommands, Sweeper
 from chatcore_filexfer.importer import import_sqlite
-from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.legacy import LegacyRelay
 from chatcore_filexfer.limits import Limits
-from chatcore_filexfer.pgindex import MIGRATIONS, PgIndex
 from chatcore_filexfer.service import INDEX_FILE, Clock, FileService
 from chatcore_filexfer.settings import SETTINGS, limits_from_config
 
@@ -55,6 +53,9 @@ class FilexferPlugin:
         self.limits = limits_from_config(server.config)
         store = None
         if server.cluster is not None:
+            from chatcore_filexfer.largeobjects import LargeObjectSpool  # psycopg: cluster mode only
+            from chatcore_filexfer.pgindex import PgIndex
+
             schema = server.cluster.database.schema(NAME)
             store = (PgIndex(schema), LargeObjectSpool(schema))
             if (server.plugin_dir(NAME) / INDEX_FILE).exists():
@@ -72,6 +73,8 @@ class FilexferPlugin:
     @hookimpl
     def chat_migrate(self, database: "Database") -> None:
         """Create or upgrade the ``filexfer`` schema: the index and the blobs' table."""
+        from chatcore_filexfer.pgindex import MIGRATIONS
+
         database.schema(NAME).migrate(MIGRATIONS)
 
     @hookimpl

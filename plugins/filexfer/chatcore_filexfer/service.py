@@ -21,20 +21,22 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from chatcore import protocol
 from chatcore.errors import CommandError
 from chatcore_filexfer.diskfull import DiskFullLog, is_disk_full
 from chatcore_filexfer.expiry import Expiry
 from chatcore_filexfer.index import READY, UPLOADING, Entry, Index
-from chatcore_filexfer.largeobjects import LargeObjectSpool
 from chatcore_filexfer.limits import Limits
 from chatcore_filexfer.names import sanitize_filename
-from chatcore_filexfer.pgindex import PgIndex
 from chatcore_filexfer.quota import refusal
 from chatcore_filexfer.spool import Spool, SpoolError
 from chatcore_filexfer.uploads import UploadState, UploadStates
+
+if TYPE_CHECKING:  # cluster mode's; imported only then (psycopg)
+    from chatcore_filexfer.largeobjects import LargeObjectSpool
+    from chatcore_filexfer.pgindex import PgIndex
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class FileService(Expiry):
         self.clock = clock
         self.index: Union[Index, PgIndex]
         self.spool: Union[Spool, LargeObjectSpool]
+        self._shared = store
         if store is None:
             self.spool, self.index = Spool(root / SPOOL_DIR), Index(root / INDEX_FILE)
         else:
@@ -83,8 +86,8 @@ class FileService(Expiry):
     def reconcile(self) -> tuple[int, int]:
         """Make spool and index agree after a crash: drop rows whose file is gone and files no
         row names. Returns (rows dropped, files deleted)."""
-        if isinstance(self.index, PgIndex) and isinstance(self.spool, LargeObjectSpool):
-            return self._reconcile_shared(self.index, self.spool)
+        if self._shared is not None:
+            return self._reconcile_shared(*self._shared)
         known: set[str] = set()
         dropped = 0
         for entry in self.index.all():

@@ -10,97 +10,32 @@ counters shared by every node, under ``key(...)``) and ``node_id``.
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-import socket
-from typing import Optional
-
-import redis
+from typing import TYPE_CHECKING, Any, Optional
 
 from chatcore import config as settings
-from chatcore.cluster.bus import Bus
-from chatcore.cluster.database import Database, DatabaseUnavailable, Schema
-from chatcore.cluster.nodes import NodeRegistry
+from chatcore.cluster.errors import ClusterUnavailable, DatabaseUnavailable
 from chatcore.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from chatcore.cluster.bus import Bus
+    from chatcore.cluster.database import Database, Schema
+    from chatcore.cluster.node import Cluster
+    from chatcore.cluster.nodes import NodeRegistry
 
 __all__ = ["Bus", "Cluster", "ClusterUnavailable", "Database", "DatabaseUnavailable", "NodeRegistry", "Schema",
            "cluster_configured", "open_cluster"]
 
-log = logging.getLogger(__name__)
+# Loaded on first use, so that a single node never imports psycopg and redis (~30 MiB of RSS)
+_LAZY = {"Bus": "chatcore.cluster.bus", "Database": "chatcore.cluster.database", "Schema": "chatcore.cluster.database",
+         "Cluster": "chatcore.cluster.node", "NodeRegistry": "chatcore.cluster.nodes"}
 
 
-class ClusterUnavailable(RuntimeError):
-    """PostgreSQL or Redis could not be reached when the node started."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-
-class Cluster:
-    """This node's handles on the shared services."""
-
-    def __init__(self, config: Config) -> None:
-        self.node_id: str = config.get(settings.NODE_ID) or new_node_id()
-        self.prefix: str = config.get(settings.REDIS_PREFIX)
-        self.database = Database(config.get(settings.DATABASE_URL), config.get(settings.DATABASE_POOL_MIN),
-                                 config.get(settings.DATABASE_POOL_MAX), config.get(settings.DATABASE_TIMEOUT))
-        timeout = config.get(settings.DATABASE_TIMEOUT)
-        self.redis: redis.Redis = redis.Redis.from_url(
-            config.get(settings.REDIS_URL), socket_timeout=timeout, socket_connect_timeout=min(timeout, 5.0),
-            health_check_interval=30)
-        self.bus = Bus(self.redis, self.prefix, self.node_id, config.get(settings.BUS_STREAM_LENGTH),
-                       config.get(settings.BUS_OUTBOX))
-        self.nodes = NodeRegistry(self.redis, self.prefix, self.node_id, config.get(settings.NODE_TTL))
-        self._started = False
-
-    def key(self, *parts: str) -> str:
-        """A Redis key of this cluster: the prefix, then the parts joined by ':'."""
-        return self.prefix + ":".join(parts)
-
-    def connect(self) -> None:
-        """Reach PostgreSQL and Redis, or raise ClusterUnavailable saying which failed."""
-        try:
-            self.database.open()
-        except DatabaseUnavailable as error:
-            raise ClusterUnavailable(str(error)) from error
-        try:
-            self.redis.ping()
-        except redis.RedisError as error:
-            self.database.close()
-            raise ClusterUnavailable(f"Redis is unreachable: {error}") from error
-
-    def start(self) -> None:
-        """Join the cluster: heartbeat, bus reader and publisher."""
-        self.nodes.start()
-        self.bus.start()
-        self._started = True
-        log.info("cluster node %s joined (%d nodes alive)", self.node_id, len(self.nodes.alive()))
-
-    def problem(self) -> str:
-        """Why this node cannot serve the cluster right now ('' when it can): for ``/readyz``."""
-        if self._started and not self.bus.connected.is_set():
-            return "the bus (Redis) is unreachable"
-        try:
-            with self.database.connection("public") as conn:
-                conn.execute("SELECT 1")
-        except Exception as error:
-            return f"PostgreSQL is unreachable: {error}"
-        return ""
-
-    def leave(self) -> None:
-        """Leave the cluster: the outbox written, the bus threads stopped, the heartbeat removed."""
-        if self._started:
-            self.bus.stop()
-            self.nodes.stop()
-            self._started = False
-
-    def close(self) -> None:
-        """Leave (if still joined) and close the connections."""
-        self.leave()
-        self.database.close()
-        self.redis.close()
-
-
-def new_node_id() -> str:
-    return f"{socket.gethostname() or 'node'}-{os.getpid()}-{secrets.token_hex(3)}"
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'chatcore.cluster' has no attribute {name!r}")
 
 
 def cluster_configured(config: Config) -> bool:
@@ -111,10 +46,12 @@ def cluster_configured(config: Config) -> bool:
     return bool(database)
 
 
-def open_cluster(config: Config) -> Optional[Cluster]:
+def open_cluster(config: Config) -> Optional["Cluster"]:
     """The connected cluster when configured (not started yet), else None."""
     if not cluster_configured(config):
         return None
+    from chatcore.cluster.node import Cluster
+
     cluster = Cluster(config)
     cluster.connect()
     return cluster

@@ -20,14 +20,12 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from chatcore.cluster.errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 MIGRATE_LOCK = 0x63686174  # "chat": the advisory lock every node's migrations take in turn
-
-
-class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL could not be reached within the timeout (it is down or restarting)."""
 
 
 class Database:

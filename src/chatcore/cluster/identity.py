@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chatcore.cluster.database import Schema
 from chatcore.tls import CERT_NAME, KEY_NAME, create_self_signed, write_private
+
+if TYPE_CHECKING:
+    from chatcore.cluster.database import Schema
 
 CORE_SCHEMA = [
     "CREATE TABLE tls_identity (id integer PRIMARY KEY CHECK (id = 1), cert bytea NOT NULL, key bytea NOT NULL)",

@@ -5,11 +5,13 @@ lock in ``Schema.migrate`` makes nodes starting together take turns."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chatcore.cluster.database import Database
 from chatcore.cluster.identity import CORE_SCHEMA
 from chatcore.tls import CERT_NAME, KEY_NAME
+
+if TYPE_CHECKING:
+    from chatcore.cluster.database import Database
 
 CORE = "chatcore"
 
