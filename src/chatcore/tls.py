@@ -15,11 +15,6 @@ import socket
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 log = logging.getLogger(__name__)
 
 CERT_NAME = "cert.pem"
@@ -43,6 +38,12 @@ def write_private(path: Path, data: bytes) -> None:
 
 def create_self_signed(directory: Path) -> tuple[Path, Path]:
     """Generate a key and a self-signed certificate for this host in ``directory``."""
+    # cryptography (~15 MiB of RSS) is needed only the first time, to make the certificate
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     host = socket.gethostname() or "localhost"
