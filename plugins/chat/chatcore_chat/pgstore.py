@@ -41,6 +41,31 @@ SENDER_DAYS = """
     END $$;
     CREATE TRIGGER sender_on_insert AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sender_count();
 """
+# Reactions and the change log (``pgfeatures``' queries); rooms keeps the same tables for its
+# messages, in its own schema (where ``conv`` is the room's id).
+REACTIONS = """
+    CREATE TABLE reactions (
+        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        emoji      text NOT NULL,
+        user_key   text NOT NULL,
+        "user"     text NOT NULL,
+        ts         bigint NOT NULL,
+        PRIMARY KEY (message_id, emoji, user_key)
+    );
+"""
+CHANGE_LOG = """
+    CREATE TABLE message_changes (   -- the change log (changelog.py): ids gapless, from change_state
+        id         bigint PRIMARY KEY,
+        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        conv       text NOT NULL,
+        kind       text NOT NULL,
+        actor      text NOT NULL,
+        ts         bigint NOT NULL
+    );
+    CREATE INDEX message_changes_message ON message_changes (message_id);
+    CREATE TABLE change_state (last_id bigint NOT NULL, pruned_up_to bigint NOT NULL);
+    INSERT INTO change_state VALUES (0, 0);
+"""
 MIGRATIONS = [
     """
     CREATE TABLE conversations (
@@ -95,27 +120,7 @@ MIGRATIONS = [
         EXECUTE FUNCTION pending_count();
     CREATE TRIGGER pending_on_delete AFTER DELETE ON messages FOR EACH ROW WHEN (OLD.pending_for IS NOT NULL)
         EXECUTE FUNCTION pending_count();
-""" + SENDER_DAYS + """
-    CREATE TABLE reactions (
-        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-        emoji      text NOT NULL,
-        user_key   text NOT NULL,
-        "user"     text NOT NULL,
-        ts         bigint NOT NULL,
-        PRIMARY KEY (message_id, emoji, user_key)
-    );
-    CREATE TABLE message_changes (   -- the change log (changelog.py): ids gapless, from change_state
-        id         bigint PRIMARY KEY,
-        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-        conv       text NOT NULL,
-        kind       text NOT NULL,
-        actor      text NOT NULL,
-        ts         bigint NOT NULL
-    );
-    CREATE INDEX message_changes_message ON message_changes (message_id);
-    CREATE TABLE change_state (last_id bigint NOT NULL, pruned_up_to bigint NOT NULL);
-    INSERT INTO change_state VALUES (0, 0);
-    """,
+""" + SENDER_DAYS + REACTIONS + CHANGE_LOG,
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatcore_chat.pgstore import SENDER_DAYS
+from chatcore_chat.pgstore import CHANGE_LOG, REACTIONS, SENDER_DAYS
 
 SCHEMA = "rooms"
 WRITE_LOCK = 0x726F6F6D_73777269  # "roomswri": one rooms writing transaction at a time, cluster-wide
@@ -84,14 +84,7 @@ MIGRATIONS = [
         PRIMARY KEY (user_key, peer_key)
     );
     CREATE INDEX private_reads_by_peer ON private_reads (peer_key);
-    CREATE TABLE reactions (   -- chat's table (pgfeatures' queries)
-        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-        emoji      text NOT NULL,
-        user_key   text NOT NULL,
-        "user"     text NOT NULL,
-        ts         bigint NOT NULL,
-        PRIMARY KEY (message_id, emoji, user_key)
-    );
+""" + REACTIONS + """
     CREATE TABLE pins (
         room_id bigint NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
         seq     bigint NOT NULL,
@@ -99,18 +92,7 @@ MIGRATIONS = [
         ts      bigint NOT NULL,
         PRIMARY KEY (room_id, seq)
     );
-    CREATE TABLE message_changes (   -- chat's change log; conv is the room's id
-        id         bigint PRIMARY KEY,
-        message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-        conv       text NOT NULL,
-        kind       text NOT NULL,
-        actor      text NOT NULL,
-        ts         bigint NOT NULL
-    );
-    CREATE INDEX message_changes_message ON message_changes (message_id);
-    CREATE TABLE change_state (last_id bigint NOT NULL, pruned_up_to bigint NOT NULL);
-    INSERT INTO change_state VALUES (0, 0);
-""" + SENDER_DAYS,  # chat's daily counter, on room messages
+""" + CHANGE_LOG + SENDER_DAYS,  # chat's daily counter, on room messages
 ]
 
 
