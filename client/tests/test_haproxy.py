@@ -135,13 +135,20 @@ def connections(server: Any) -> float:
     return scrape(server).total("chatcore_connections")
 
 
-def test_clients_through_haproxy_spread_over_the_nodes_and_avoid_a_stopped_one(make_server, balancer, tmp_path):
+def two_nodes_behind(make_server: Any, balancer: Any, tmp_path: Path) -> tuple[Any, Any, Balancer]:
+    """Two auth nodes with the cluster's one certificate and their metrics (for /readyz), and
+    HAProxy in front of them, once it reports both up."""
     metrics = {"CHATCORE_METRICS_ADDRESS": "127.0.0.1:0"}
     first = make_server(plugins=["auth"], data_dir=tmp_path / "a", env=metrics)
     second = make_server(plugins=["auth"], data_dir=tmp_path / "b", env={**metrics, **same_certificate(first)})
-    nodes = [first, second]
-    front = balancer([(node.address[1], node.metrics.address[1]) for node in nodes])
+    front = balancer([(node.address[1], node.metrics.address[1]) for node in (first, second)])
     wait_until(lambda: front.states() == {"chat1": "UP", "chat2": "UP"}, "both nodes up")
+    return first, second, front
+
+
+def test_clients_through_haproxy_spread_over_the_nodes_and_avoid_a_stopped_one(make_server, balancer, tmp_path):
+    first, second, front = two_nodes_behind(make_server, balancer, tmp_path)
+    nodes = [first, second]
     pins = PinStore(tmp_path / "pins.json")
     asked: list[str] = []
     clients = []
@@ -162,12 +169,8 @@ def test_clients_through_haproxy_spread_over_the_nodes_and_avoid_a_stopped_one(m
 
 def test_a_node_that_cannot_store_is_taken_out_and_its_clients_are_cut_to_reconnect_elsewhere(
         make_server, balancer, tmp_path):
-    metrics = {"CHATCORE_METRICS_ADDRESS": "127.0.0.1:0"}
-    first = make_server(plugins=["auth"], data_dir=tmp_path / "a", env=metrics)
-    second = make_server(plugins=["auth"], data_dir=tmp_path / "b", env={**metrics, **same_certificate(first)})
+    first, second, front = two_nodes_behind(make_server, balancer, tmp_path)
     nodes = [first, second]
-    front = balancer([(node.address[1], node.metrics.address[1]) for node in nodes])
-    wait_until(lambda: front.states() == {"chat1": "UP", "chat2": "UP"}, "both nodes up")
     clients = [ChatClient.connect("127.0.0.1", front.port, pins=PinStore(tmp_path / f"pins{n}.json"),
                                   ask=lambda *_: True) for n in range(2)]
     wait_until(lambda: [connections(node) for node in nodes] == [1, 1], "one client on each node")
