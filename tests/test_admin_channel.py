@@ -105,6 +105,7 @@ def test_a_plugin_disabled_and_enabled_live(chatcore, make_server, login_as, con
     server = make_server(plugins=PLUGINS)
     alice = login_as(server, "alice")
     assert alice.request(command="chat", peer="", message="before", reply=("chat_ack", "error"))["type"] == "chat_ack"
+    assert "chat" in connect(server).request(command="hello", protocol=2)["plugins"]  # hello's lists, cached before
     disabled = chatcore("plugin", "disable", "chat")
     assert disabled.returncode == 0 and "plugin chat disabled" in disabled.stdout
     refused = alice.request(command="chat", peer="", message="while off", reply=("chat_ack", "error"))

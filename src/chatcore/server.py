@@ -121,13 +121,13 @@ class ChatServer:
     def _active(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(active plugins, their commands), worked out again only when a plugin was disabled or
         enabled or the registry changed: every ``hello`` lists both."""
-        disabled, commands = self.budget.disabled, self.commands
-        key = (tuple(disabled), commands, len(commands))
+        budget, commands = self.budget, self.commands
+        key = (tuple(budget.disabled), commands, len(commands))
         cached = self._active_cache
         if cached is None or cached[0] != key:
-            plugins = tuple(name for name in self.plugin_names if name not in disabled)
+            plugins = tuple(name for name in self.plugin_names if not budget.is_disabled(name))
             names = tuple(name for name in commands.names()
-                          if commands.get(name).plugin not in disabled)  # type: ignore[union-attr]
+                          if not budget.is_disabled(commands.get(name).plugin))  # type: ignore[union-attr]
             self._active_cache = cached = (key, (plugins, names))
         return cached[1]
 
