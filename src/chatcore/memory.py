@@ -1,14 +1,12 @@
 """Giving freed memory back to the system once a burst of big allocations is over.
 
-A password hash takes ``memory_kib`` (19 MiB by default) from malloc and frees it, and glibc
-then keeps it in its arena for the next one: after a storm of logins the server holds the
-hashing memory of its busiest moment (~100 MiB here for 1,000 logins at once). ``IdleTrim``
-calls glibc's ``malloc_trim(0)`` once the work has been quiet for ``quiet`` seconds, so a
-storm leaves less behind while a steady stream of logins keeps reusing the same memory.
-What ``malloc_trim`` cannot give back is the free top of glibc's secondary arena (it trims only
-the main arena's top): 25-45 MiB after a 1,000-login storm here, against 46-106 MiB before.
-One arena (``M_ARENA_MAX=1``) leaves none, but costs the relay ~10% in malloc lock contention
-(``./dev bench perf pairs``: 38.5 -> 41.3-43.5 us per message), so the server keeps two.
+glibc keeps what a burst freed in its arenas for the next allocation: after a storm of logins
+the server would hold the memory of its busiest moment. ``IdleTrim`` gives it back (by default
+glibc's ``malloc_trim(0)``) once the work has been quiet for ``quiet`` seconds, so a steady
+stream keeps reusing the same memory while a storm leaves nothing behind. ``malloc_trim`` cannot
+give back the free top of glibc's secondary arena (it trims only the main arena's top), which is
+why the auth plugin maps its password hashes' memory itself (``chatcore_auth.argon``); one arena
+(``M_ARENA_MAX=1``) would leave none, but costs the relay ~10% in malloc lock contention.
 """
 
 from __future__ import annotations
@@ -43,10 +41,12 @@ def trim() -> bool:
 
 
 class IdleTrim:
-    """``quiet()`` after each burst's last allocation: trims once nothing ran for ``quiet`` s."""
+    """``quiet()`` after each burst's last allocation: calls ``release`` (``trim`` unless told
+    otherwise; it says whether anything could be given back) once nothing ran for ``quiet`` s."""
 
-    def __init__(self, busy: Callable[[], bool], quiet: float = 2.0) -> None:
-        self._busy, self._quiet = busy, quiet
+    def __init__(self, busy: Callable[[], bool], quiet: float = 2.0,
+                 release: Callable[[], bool] = trim) -> None:
+        self._busy, self._quiet, self._release = busy, quiet, release
         self._lock = threading.Lock()
         self._last = 0.0
         self._timer: Optional[threading.Timer] = None
@@ -74,7 +74,7 @@ class IdleTrim:
             self._timer = None
             if self._busy():
                 return  # its end calls quiet() again
-        if trim():
+        if self._release():
             self.trims += 1
             self.trimmed.set()
             log.debug("gave freed memory back to the system after a quiet %g s", self._quiet)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -11,7 +13,8 @@ from typing import Iterator, Optional
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from chatcore.memory import IdleTrim
+from chatcore import memory
+from chatcore_auth import argon
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +32,14 @@ class PasswordHasher:
     """Hash and verify passwords; at most ``concurrency`` hashes run at once (each takes ~20 ms
     and ``memory_kib`` of RAM, so an unbounded burst of logins could exhaust memory). ``waiting``
     and ``running`` say how many hashes wait for a slot and run now (the metrics read them).
-    Once no hash has run for ``trim_after`` seconds, the memory they used goes back to the
-    system (``chatcore.memory``), so a storm of logins leaves less behind."""
+    Each hash's memory is a mapping kept for the next one (``argon.HashMemory``); once no hash
+    has run for ``trim_after`` seconds, those mappings and what malloc freed go back to the
+    system, so a storm of logins leaves nothing of its hashing behind."""
 
     def __init__(self, params: HashParams = HashParams(), concurrency: int = 2, trim_after: float = 2.0) -> None:
         self.params = params
-        self._argon = argon2.PasswordHasher(time_cost=params.time_cost, memory_cost=params.memory_kib,
-                                            parallelism=params.parallelism, hash_len=32, salt_len=16,
-                                            type=argon2.Type.ID)
         self.concurrency = max(1, concurrency)
+        self.memory = argon.HashMemory(keep=self.concurrency)
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._queue_lock = threading.Lock()
         self.waiting = 0  # hashes waiting for a slot
@@ -45,23 +47,35 @@ class PasswordHasher:
         self.computed = 0  # hashes finished since the start
         self._dummy: Optional[str] = None
         self._dummy_lock = threading.Lock()
-        self.trimmer = IdleTrim(lambda: self.running + self.waiting > 0, trim_after)
+        self.trimmer = memory.IdleTrim(lambda: self.running + self.waiting > 0, trim_after, self._give_back)
 
     def hash(self, password: str) -> str:
         """A fresh salted Argon2id hash of ``password`` (PHC string, safe to store)."""
+        params = self.params
+        fresh = argon.Encoded(argon2.Type.ID, argon.VERSION, params.time_cost, params.memory_kib,
+                              params.parallelism, os.urandom(16), b"")
         with self._slot():
-            return self._argon.hash(password)
+            digest = argon.compute(self.memory, password.encode(), fresh, 32)
+        return argon.encode(dataclasses.replace(fresh, digest=digest))
 
     def verify(self, stored: str, password: str) -> bool:
         """True when ``password`` matches ``stored``; False on mismatch or an unreadable hash."""
         try:
-            with self._slot():
-                return self._argon.verify(stored, password)
-        except VerificationError:
-            return False
+            encoded = argon.decode(stored)
         except InvalidHashError:
             log.warning("an account has a password hash that is not Argon2; it cannot log in")
             return False
+        try:
+            with self._slot():
+                return argon.matches(self.memory, encoded, password.encode())
+        except VerificationError as exc:
+            log.warning("a stored password hash could not be checked: %s", exc)
+            return False
+
+    def _give_back(self) -> bool:
+        """Unmap the idle hash memory and trim malloc's free memory (after a quiet spell)."""
+        self.memory.release()
+        return memory.trim()
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
