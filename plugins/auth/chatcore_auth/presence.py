@@ -14,6 +14,11 @@ a few writes per client instead of one per event.
 A session whose ``hello`` asked for ``"presence": "batched"`` gets one ``presence``
 {``joined``, ``left``} frame per batch instead, carrying each user's net change, so a
 login storm costs it a few frames rather than one per user.
+
+Changes gather for ``delay`` seconds, or longer while writing a batch takes long: the next
+batch waits nine times the CPU the last one took (at most ``MAX_GATHER``), so announcing
+takes at most a tenth of a core however many sessions are online. A storm of logins is then
+told in a few large batches; at ordinary rates a batch takes far less than ``delay``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ MODES = (EACH, BATCHED)
 # Names per ``presence`` frame: 500 × (32 characters + quotes and comma) ≈ 17.5 KB of JSON,
 # well under the 49 KB a frame can carry.
 NAMES_PER_FRAME = 500
+SHARE = 10  # announcing may take one part in SHARE of the announcer's time
+MAX_GATHER = 1.0  # seconds a batch gathers at most, however long the last one took to write
 
 
 @dataclass(frozen=True)
@@ -81,12 +88,19 @@ def batched_frames(joined: list[str], left: list[str]) -> Iterator[bytes]:
         yield protocol.encode({"type": "presence", "joined": take_joined, "left": take_left})
 
 
+def gather_seconds(delay: float, last_cost: float) -> float:
+    """How long the next batch gathers: ``delay``, or (SHARE - 1) times the CPU seconds the
+    last batch cost to write if that is longer, up to MAX_GATHER (never less than ``delay``)."""
+    return max(delay, min(MAX_GATHER, last_cost * (SHARE - 1)))
+
+
 class Presence:
     """Announces users coming online and going offline to everyone else online."""
 
     def __init__(self, sessions: "SessionRegistry", delay: float = 0.0) -> None:
         self._sessions = sessions
         self._delay = delay  # seconds changes gather before a batch goes out
+        self._last_cost = 0.0  # CPU seconds the last batch took to write
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._announced: set[str] = set()
         self._announced_lock = threading.Lock()
@@ -140,14 +154,16 @@ class Presence:
             with self._wake:
                 self._wake.wait_for(lambda: self._pending or self._stopping)
                 if self._delay and not self._stopping:  # let a burst of logins gather into one batch
-                    self._wake.wait_for(lambda: self._stopping, self._delay)
+                    self._wake.wait_for(lambda: self._stopping, gather_seconds(self._delay, self._last_cost))
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []
+            started = time.thread_time()
             try:
                 self._announce(batch)
             except Exception:  # one bad batch must not end presence for the server's lifetime
                 log.exception("presence: announcing %d changes failed", len(batch))
+            self._last_cost = time.thread_time() - started
 
     def _announce(self, batch: list[Change]) -> None:
         """One write per online session: every event in the batch except those about its own

@@ -10,7 +10,7 @@ import pytest
 
 from chatcore import protocol
 from chatcore.testing import PASSWORD
-from chatcore_auth.presence import NAMES_PER_FRAME, Change, _net_changes, batched_frames
+from chatcore_auth.presence import MAX_GATHER, NAMES_PER_FRAME, Change, _net_changes, batched_frames, gather_seconds
 
 
 def batched_client(server, connect):
@@ -120,3 +120,11 @@ def test_big_batches_are_split_into_frames_that_fit():
     assert all(len(d["joined"]) + len(d["left"]) <= NAMES_PER_FRAME for d in decoded)
     assert [n for d in decoded for n in d["joined"]] == joined
     assert [n for d in decoded for n in d["left"]] == left
+
+
+def test_a_batch_that_was_costly_to_write_lets_the_next_gather_longer_up_to_a_bound():
+    assert gather_seconds(0.05, 0.0) == 0.05  # at ordinary rates: the configured delay
+    assert gather_seconds(0.05, 0.001) == 0.05
+    assert gather_seconds(0.05, 0.02) == pytest.approx(0.18)  # nine times the cost: a tenth of a core
+    assert gather_seconds(0.05, 5.0) == MAX_GATHER
+    assert gather_seconds(2.0, 5.0) == 2.0  # never shorter than the operator's delay
