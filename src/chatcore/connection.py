@@ -69,6 +69,7 @@ class Connection:
         self.phase = SNIFFING
         self.login_deadline = time.monotonic() + policy.login_timeout  # the TLS handshake counts against it
         self.scheduled_at = INFINITY
+        self.watched = 0  # the events the reactor's selector holds for it
         self.session: Optional[Session] = None
         self._acceptor: Optional[TlsAcceptor] = None
         self._unsent = b""  # handshake bytes the kernel did not take yet

@@ -25,6 +25,7 @@ class Watched(Protocol):
 
     sock: socket.socket
     scheduled_at: float  # the deadline the reactor's timer holds for it (inf: none)
+    watched: int  # the events the reactor's selector holds for it (0: not registered)
 
     def readable(self) -> None: ...
 
@@ -89,27 +90,27 @@ class Reactor(threading.Thread):
     def update(self, conn: Watched) -> None:
         """Bring the selector and the timer in line with what ``conn`` waits for now."""
         events = conn.events()
-        try:
-            key = self._selector.get_key(conn.sock)
-        except (KeyError, ValueError):
-            key = None
-        try:
-            if events and key is None:
-                self._selector.register(conn.sock, events, conn)
-            elif events and key.events != events:  # type: ignore[union-attr]
-                self._selector.modify(conn.sock, events, conn)
-            elif not events and key is not None:
-                self._selector.unregister(conn.sock)
-        except (ValueError, OSError):  # closed meanwhile: it is ending anyway
-            return
+        if events != conn.watched:  # kept on the connection: asking the selector costs a lookup
+            try:
+                if not conn.watched:
+                    self._selector.register(conn.sock, events, conn)
+                elif events:
+                    self._selector.modify(conn.sock, events, conn)
+                else:
+                    self._selector.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):  # closed meanwhile: it is ending anyway
+                return
+            conn.watched = events
         self._schedule(conn)
 
     def forget(self, conn: Watched) -> None:
         """Stop watching ``conn`` before its socket is closed."""
-        try:
-            self._selector.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
+        if conn.watched:
+            try:
+                self._selector.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+            conn.watched = 0
         conn.scheduled_at = float("inf")
 
     def _schedule(self, conn: Watched) -> None:
