@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import struct
 import threading
+import weakref
 
 import pytest
 
 from chatcore import protocol
+from chatcore.reactor import COMPACT_AFTER
 from chatcore.server import ChatServer
 from chatcore.testing import TestClient, server_config
 
@@ -224,3 +227,21 @@ def test_a_start_that_cannot_bind_closes_what_it_configured(make_server, probe, 
     with ChatServer(config.with_overrides(SERVER_PORT=0), extra_plugins=[("probe", taken)]) as again:
         assert again.address[1] != 0  # the data directory was unlocked for the next server
     assert taken.shutdown_calls == 2
+
+
+def test_ended_connections_are_not_kept_alive_by_their_old_deadlines(make_server, connect):
+    """The reactor's timer heap holds each connection until its deadline (the 60 s login
+    timeout here); it drops those of ended connections once they are most of it."""
+    server = make_server(plugins=[])
+    ended = []
+    for _ in range(3 * COMPACT_AFTER):
+        client = connect(server)
+        assert client.request(command="ping")["type"] == "pong"
+        (conn,) = server.connections()
+        ended.append(weakref.ref(conn))
+        del conn
+        client.close()
+        assert server.wait_connections(0, 10)
+    gc.collect()
+    assert sum(ref() is not None for ref in ended) <= COMPACT_AFTER
+    assert connect(server).request(command="ping")["type"] == "pong"

@@ -19,6 +19,12 @@ from typing import Any, Callable, Protocol
 
 log = logging.getLogger(__name__)
 
+# Timer entries are not removed when a connection ends (a heap cannot, cheaply), so they would
+# keep ended connections in memory until their old deadline (the login or idle timeout, up to
+# minutes). Once more than half the entries, and more than this many, are stale, the heap is
+# rebuilt without them: amortised O(1) per connection.
+COMPACT_AFTER = 256
+
 
 class Watched(Protocol):
     """What the reactor needs of a connection."""
@@ -55,6 +61,7 @@ class Reactor(threading.Thread):
         self._woken = False
         self._wake_lock = threading.Lock()
         self._timers: list[tuple[float, int, Watched]] = []
+        self._stale = 0  # timer entries of connections forgotten since the last compaction
         self._order = itertools.count()
         self._stopping = False
 
@@ -111,7 +118,18 @@ class Reactor(threading.Thread):
             except (KeyError, ValueError, OSError):
                 pass
             conn.watched = 0
-        conn.scheduled_at = float("inf")
+        if conn.scheduled_at != float("inf"):
+            conn.scheduled_at = float("inf")
+            self._stale += 1
+            if self._stale > max(COMPACT_AFTER, len(self._timers) // 2):
+                self._compact()
+
+    def _compact(self) -> None:
+        """Drop the timer entries no connection waits for any more (ended or superseded), in
+        place: ``_fire_timers`` may be walking the same heap (an expiry ends a connection)."""
+        self._timers[:] = [entry for entry in self._timers if entry[0] == entry[2].scheduled_at]
+        heapq.heapify(self._timers)
+        self._stale = 0
 
     def _schedule(self, conn: Watched) -> None:
         when = conn.deadline()
