@@ -127,7 +127,7 @@ def compute(memory: HashMemory, password: bytes, params: Encoded, hash_len: int)
 
 def encode(params: Encoded) -> str:
     """The PHC string argon2-cffi writes: ``$argon2id$v=19$m=…,t=…,p=…$salt$digest``."""
-    name = {argon2.Type.ID: "argon2id", argon2.Type.I: "argon2i", argon2.Type.D: "argon2d"}[params.type]
+    name = "argon2" + params.type.name.lower()  # Type.ID -> argon2id
     return (f"${name}$v={params.version}$m={params.memory_kib},t={params.time_cost},p={params.parallelism}"
             f"${_b64(params.salt)}${_b64(params.digest)}")
 

@@ -73,9 +73,11 @@ class PasswordHasher:
             return False
 
     def _give_back(self) -> bool:
-        """Unmap the idle hash memory and trim malloc's free memory (after a quiet spell)."""
-        self.memory.release()
-        return memory.trim()
+        """Unmap the idle hash memory and trim malloc's free memory (after a quiet spell);
+        True when either gave something back (the mappings go back even without glibc)."""
+        unmapped = self.memory.release()
+        trimmed = memory.trim()
+        return trimmed or unmapped > 0
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:

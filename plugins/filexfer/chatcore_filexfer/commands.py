@@ -48,7 +48,6 @@ COMMANDS: dict[str, dict[str, Any]] = {
 }
 
 
-
 def _storage_errors() -> tuple[type[BaseException], ...]:
     """What a full disk may raise: psycopg's errors too once cluster mode loaded it (only then
     can they occur, and a single node never imports psycopg)."""
