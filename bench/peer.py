@@ -4,6 +4,9 @@
   closed loop; Prosody has no ack, so the loop closes on delivery: each sender keeps ``--window``
   messages in flight and sends the next one whenever its receiver gets one;
 - ``idle``: Prosody's RSS before and with ``--connections`` clients logged in (KiB per connection);
+- ``storm``: Prosody's CPU per login while ``--logins`` clients log in at once (SASL PLAIN on
+  plain-text accounts: no password hash, so all of it is the login's cost outside a hash; its
+  rosters are empty, so no presence is fanned out, where chatcore tells every watcher);
 - ``latency``: send -> receive p50/p99 at a fixed offered rate between random pairs (TCP_NODELAY
   clients, like bench/load's).
 
@@ -14,8 +17,8 @@ a 5,000-client login storm stalls on SYN retries), offline storage and s2s disab
 acks nothing). Its own defaults otherwise; ``--no-nagle`` and ``--gc generational`` change two that
 matter. mod_posix refuses to run as root, so as root Prosody runs as the ``prosody`` user
 (``setpriv`` execs it: same pid). The clients are non-blocking sockets in one selector loop here.
-Run: ``.venv/bin/python bench/peer.py [pairs|idle|latency] [--pairs 100] [--messages 100000]
-[--window 4] [--connections 5000] [--rate 1000] [--clients 1000]``. Not a test.
+Run: ``.venv/bin/python bench/peer.py [pairs|idle|storm|latency] [--pairs 100] [--messages 100000]
+[--window 4] [--connections 5000] [--logins 1000] [--rate 1000] [--clients 1000]``. Not a test.
 """
 
 from __future__ import annotations
@@ -276,6 +279,22 @@ def idle(connections: int, tuning: Tuning = DEFAULTS) -> dict[str, Any]:
                 "kib_per_conn_marginal": round((rss - rss0) / connections, 1)}
 
 
+def storm(logins: int, tuning: Tuning = DEFAULTS) -> dict[str, Any]:
+    """Prosody's CPU per login, ``logins`` clients logging in at once (and what follows them)."""
+    raise_nofile(2 * logins + 200)
+    with prosody([f"s{i}" for i in range(logins)], tuning) as (server, port):
+        settle(server)
+        cpu0 = server.cpu()
+        peers = [Peer(f"s{i}", port) for i in range(logins)]
+        took = login_all(peers, 600)
+        settle(server)
+        cpu = server.cpu() - cpu0
+        for p in peers:
+            p.sock.close()
+        return {"logins": logins, "prosody": tuning, "seconds": round(took, 2),
+                "server_cpu_ms_per_login": round(cpu / logins * 1000, 3)}
+
+
 def latency(rate: float, clients: int, seconds: float = 10.0, tuning: Tuning = DEFAULTS,
             drain: float = 5.0) -> dict[str, Any]:
     """Messages between random pairs of logged-in clients at a fixed offered rate: latency percentiles."""
@@ -316,11 +335,12 @@ def latency(rate: float, clients: int, seconds: float = 10.0, tuning: Tuning = D
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="*", default=["pairs"], choices=["pairs", "idle", "latency"])
+    parser.add_argument("what", nargs="*", default=["pairs"], choices=["pairs", "idle", "storm", "latency"])
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--window", type=int, default=4, help="messages each sender keeps in flight")
     parser.add_argument("--connections", type=int, default=5000, help="idle: clients logged in")
+    parser.add_argument("--logins", type=int, default=1000, help="storm: clients logging in at once")
     parser.add_argument("--rate", type=float, default=1000, help="latency: offered messages per second")
     parser.add_argument("--clients", type=int, default=1000, help="latency: clients logged in")
     parser.add_argument("--seconds", type=float, default=10.0, help="latency: how long to offer the rate")
@@ -334,6 +354,8 @@ def main() -> int:
         print({"pairs": pairs(args.pairs, args.messages, args.window, tuning)})
     if "idle" in args.what:
         print({"idle": idle(args.connections, tuning)})
+    if "storm" in args.what:
+        print({"storm": storm(args.logins, tuning)})
     if "latency" in args.what:
         print({"latency": latency(args.rate, args.clients, args.seconds, tuning)})
     return 0

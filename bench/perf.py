@@ -4,7 +4,8 @@
   sender keeps ``--window`` messages in flight and sends the next on each ``chat_ack``);
 - ``storm``: server RSS before and after 1,000 password logins at once at the default Argon2id
   cost (the residue a storm leaves), and the server CPU per login outside the hash (logins at a
-  tiny Argon2 cost, minus that hash's own CPU measured here).
+  tiny Argon2 cost, until the server is idle again, minus that hash's own CPU measured here;
+  ``peer.py storm`` measures Prosody the same way).
 
 RSS per idle connection at 5,000 / 10,000 and latency at fixed rates come from the load
 harness (``bench/run.py --only connections`` / ``--only latency``). Run:
@@ -24,7 +25,7 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import servers  # noqa: E402
-from load.proc import cpu_seconds, proc_status  # noqa: E402
+from load.proc import cpu_seconds, proc_status, settle  # noqa: E402
 from reconnect import PASSWORD, Client, drive, free_port, wait_listening  # noqa: E402
 
 from chatcore import protocol  # noqa: E402
@@ -146,7 +147,7 @@ def storm(logins: int, pythonpath: str = "", env: Optional[dict[str, str]] = Non
     """RSS before/after ``logins`` password logins at once (default Argon2id), and login CPU
     outside the hash (the same storm at a tiny Argon2 cost, minus that hash's CPU)."""
     out: dict[str, Any] = {"logins": logins}
-    settle = float(os.environ.get("PERF_SETTLE", "3"))  # longer than the hasher's 2 s quiet
+    quiet = float(os.environ.get("PERF_SETTLE", "3"))  # longer than the hasher's 2 s quiet
     data = Path(tempfile.mkdtemp(prefix="chatcore-storm-"))
     names = [f"s{i:05d}" for i in range(logins)]
     for label, fast in (("tiny_hash", True), ("default_hash", False)):
@@ -157,19 +158,20 @@ def storm(logins: int, pythonpath: str = "", env: Optional[dict[str, str]] = Non
             wait_listening(port)
             if label == "tiny_hash":
                 register_all(port, names)
-            time.sleep(settle)  # the start's own hash (the dummy) has given its memory back
+            time.sleep(quiet)  # the start's own hash (the dummy) has given its memory back
             rss0 = proc_status(server.pid).get("VmRSS", 0)
             cpu0 = cpu_seconds(server.pid)
             clients = [Client(n, port, [{"command": "hello", "protocol": 2, "presence": "batched"},
                                         {"command": "login", "username": n, "password": PASSWORD}], "login_result")
                        for n in names]
             took = drive(clients, 900)
+            settle(server)  # what the logins set off (presence batches) counts too, as in peer.py's storm
             cpu = cpu_seconds(server.pid) - cpu0
             status_in = proc_status(server.pid)
             rss_in = status_in.get("VmRSS", 0)
             for c in clients:
                 c.sock.close()
-            time.sleep(settle)  # the sessions end: what stays is the residue
+            time.sleep(quiet)  # the sessions end: what stays is the residue
             status_after = proc_status(server.pid)
             rss_after = status_after.get("VmRSS", 0)
             out[label] = {"seconds": round(took, 2), "server_cpu_ms_per_login": round(cpu / logins * 1000, 3),
