@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import threading
 import time
 import zlib
@@ -71,8 +72,10 @@ LOGGED_IN_AT = "logged_in_at"  # session.state[NAME] key: monotonic time of its 
 
 
 def logged_in_at(session: "Session") -> float:
-    """When ``session`` logged in (monotonic), as the accounts plugin noted it; 0 if it did not."""
-    return float(session.state.get(NAME, {}).get(LOGGED_IN_AT, 0.0))
+    """When ``session`` logged in (monotonic), as the accounts plugin noted it. A session bound
+    whose login has not reached the plugin yet counts as logging in now, after every queued
+    change: the user list it will be sent already holds them."""
+    return float(session.state.get(NAME, {}).get(LOGGED_IN_AT, math.inf))
 
 
 def is_batched(session: "Session") -> bool:

@@ -35,6 +35,40 @@ def test_peer_joined_and_left_are_sent_to_others(server, connect, login_as):
     assert alice.expect("peer_left") == {"type": "peer_left", "peer": "bob"}
 
 
+class _HoldLogin:
+    """Holds ``name``'s login after the core bound the session, before any plugin hears of it."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.holding, self.release = name, threading.Event(), threading.Event()
+
+    @hookimpl(tryfirst=True)  # registered after the accounts plugin, so called before it
+    def chat_authenticated(self, session):
+        if session.user == self.name:
+            self.holding.set()
+            assert self.release.wait(10)
+
+
+@pytest.mark.both_backends
+def test_a_session_bound_but_not_yet_logged_in_is_not_told_what_its_user_list_holds(
+        make_server, backend_env, connect, login_as):
+    """bob is online (bound) before his login reaches the accounts plugin: changes announced
+    then are older than the user list his login will give him, so he is not told of them."""
+    hold = _HoldLogin("bob")
+    server = make_server(plugins=["auth"], env=backend_env, extra=[("hold", hold)])
+    watcher = login_as(server, "watcher")
+    bob = connect(server)
+    assert bob.request(command="register", username="bob", password=PASSWORD)["response"] == "ok"
+    bob.send(command="login", username="bob", password=PASSWORD)
+    assert hold.holding.wait(10)
+    login_as(server, "alice")
+    login_as(server, "carol")
+    assert watcher.expect("peer_joined", peer="alice") and watcher.expect("peer_joined", peer="carol")
+    hold.release.set()  # alice's announcement has gone out to every session before carol's
+    assert bob.expect("login_result")["response"] == "ok"
+    assert not [m for m in bob.sync() if m.get("type") == "peer_joined"]
+    assert bob.request(command="get_users")["data"] == ["alice", "carol", "watcher"]
+
+
 @pytest.mark.both_backends
 def test_two_sessions_of_one_user(server, connect, login_as):
     watcher = login_as(server, "watcher")
