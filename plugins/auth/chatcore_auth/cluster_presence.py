@@ -92,6 +92,11 @@ redis.call('SREM', ARGV[1] .. 'holders', ARGV[2])
 return gone
 """
 
+# Who is online, with a number that every change recorded after this read exceeds.
+_SNAPSHOT = _NUMBER + """
+return {number(), redis.call('HGETALL', ARGV[1] .. 'online')}
+"""
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -109,6 +114,7 @@ class ClusterPresence(Presence):
         self._redis = cluster.redis
         self._join, self._leave = self._redis.register_script(_JOIN), self._redis.register_script(_LEAVE)
         self._lost = self._redis.register_script(_NODE_LOST)
+        self._snapshot = self._redis.register_script(_SNAPSHOT)
         self._here: set[str] = set()  # users this node registered in Redis (name keys)
         self._seen: dict[str, int] = {}  # name key -> number of the last change applied
         self._believed: dict[str, str] = {}  # what the local sessions were told: name key -> display
@@ -197,22 +203,23 @@ class ClusterPresence(Presence):
         timer.start()
 
     def resync(self) -> None:
-        """Events may have been missed: tell the local sessions what differs from Redis's truth."""
+        """Events may have been missed: tell the local sessions what differs from Redis's truth,
+        except for users whose change applied since the read is newer than it."""
         try:
-            online = {_text(k): _text(v) for k, v in self._redis.hgetall(self._prefix + "online").items()}
+            as_of, flat = self._snapshot(args=[self._prefix])
         except redis.RedisError as error:
             log.warning("presence: cannot resync yet: %s", error)
             return
+        online = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         with self._seen_lock:
-            believed = dict(self._believed)
-            for key, display in online.items():
-                if key not in believed:
-                    self._believed[key] = display
-                    self.queue(key, display, True)
-            for key, display in believed.items():
-                if key not in online:
-                    del self._believed[key]
-                    self.queue(key, display, False)
+            for key in set(online) | set(self._believed):
+                if self._seen.get(key, 0) > int(as_of) or (key in online) == (key in self._believed):
+                    continue
+                if key in online:
+                    self._believed[key] = online[key]
+                    self.queue(key, online[key], True)
+                else:
+                    self.queue(key, self._believed.pop(key), False)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ and a Redis that restarts empty costs no false events."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from chatcore.testing import PASSWORD
@@ -133,3 +135,30 @@ def test_a_dead_node_nobody_claimed_is_cleaned_up_by_the_presence_sweep(make_ser
     here.cluster.redis.srem(cluster_env["CHATCORE_REDIS_PREFIX"] + "nodes", doomed.node_id)  # its claim is lost
     assert watcher.expect("peer_left", timeout=LOST_WITHIN, peer="nia")
     assert "nia" not in watcher.request(command="get_users")["data"]
+
+
+def test_a_resync_keeps_what_changed_after_it_read_redis(nodes, login_as):
+    """A login applied between the resync's read of Redis and its comparison is newer than
+    that read: the resync must not announce the user as gone."""
+    a, _ = nodes
+    watcher = login_as(a, "watcher")
+    presence = a.pm.get_plugin("auth").presence
+    read, compare = threading.Event(), threading.Event()
+
+    def snapshot_then_wait(*args, original=presence._snapshot, **kwargs):
+        result = original(*args, **kwargs)
+        read.set()
+        assert compare.wait(10)
+        return result
+
+    presence._snapshot = snapshot_then_wait
+    resync = threading.Thread(target=presence.resync)
+    resync.start()
+    assert read.wait(10)
+    login_as(a, "zoe")  # registered in Redis and applied after the read
+    compare.set()
+    resync.join(10)
+    login_as(a, "marker")  # announced after anything the resync queued
+    assert watcher.expect("peer_joined", peer="marker")
+    assert presence_of(watcher.backlog, "zoe") == ["peer_joined"]
+    assert watcher.request(command="get_users")["data"] == ["marker", "zoe"]
