@@ -304,12 +304,14 @@ class Post(Operation):
             self.relay.stats.broadcast += 1
         else:
             self.relay.stats.private += 1
+        # A private message goes out before the acknowledgement (whose send would delay it),
+        # except to the sender themself (their session has the ack before the event); the
+        # acknowledgement of a broadcast does not wait for its fan-out to everyone online.
+        ack_first = message.broadcast or self.sender.casefold() == self.to.casefold()
+        if ack_first:
+            self._acknowledge(message)
         try:  # a failed acknowledgement must not cost the recipients their message, nor the reverse
-            self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
-        except Exception:
-            log.exception("acknowledging chat message %d failed", message.id)
-        fanout = self.relay.fanout
-        try:
+            fanout = self.relay.fanout
             if fanout is not None:
                 fanout.advanced(batch)
                 fanout.publish(message, message.to.casefold() if self.stored_pending else None)
@@ -318,6 +320,14 @@ class Post(Operation):
                 self._deliver(message)
         except Exception:
             log.exception("delivering chat message %d failed", message.id)
+        if not ack_first:
+            self._acknowledge(message)
+
+    def _acknowledge(self, message: Message) -> None:
+        try:
+            self._answer({"type": "chat_ack", "id": message.id, "ts": message.ts, **(self.ack or {})})
+        except Exception:
+            log.exception("acknowledging chat message %d failed", message.id)
 
     def _deliver(self, message: Message) -> None:
         """Send to everyone who should have it now; keep it for the recipient's next login if nobody took it."""

@@ -68,6 +68,7 @@ def test_message_to_yourself(server, login_as, chat, history, settle):
     other = login_as(server, "alice", register=False)
     ack = chat(alice, "ALICE", "note to self")
     assert ack["type"] == "chat_ack" and ack["peer"] == "alice"
+    assert "private_message" not in kinds(alice.backlog)  # the sending connection: the ack first
     for client in (alice, other):  # a note to self shows on every device, the sending one too
         assert client.expect("private_message", id=ack["id"])["message"] == "note to self"
         assert "private_message" not in kinds(settle(server, client))  # exactly once
