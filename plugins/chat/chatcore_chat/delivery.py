@@ -242,6 +242,8 @@ class Relay:
 class Post(Operation):
     """Store one message, then acknowledge it (if asked) and deliver it to whoever should get it now."""
 
+    one_statement = True  # the insert (its triggers run inside it); cluster mode uses PostgreSQL
+
     def __init__(self, relay: Relay, origin: SessionLike, sender: str, to: str, text: str,
                  ack: Optional[dict[str, Any]] = None, window: Optional[Window] = None) -> None:
         super().__init__()

@@ -8,7 +8,9 @@ each one's ``after`` (or, for one that failed, its ``failed``) in queue order (d
 acknowledgement). When nothing is queued or running, ``submit`` runs the operation at once
 in the caller's thread, so a lone message costs no hand-off to another thread; otherwise it
 queues and the writer thread takes it in the next batch, so under load batches grow by
-themselves. No pluggy, no sessions: operations bring their own logic.
+themselves. A lone operation that runs one statement (``one_statement``, a message's insert)
+needs no BEGIN and COMMIT around it on SQLite: the statement is its own transaction. No
+pluggy, no sessions: operations bring their own logic.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class StoreClosed(RuntimeError):
 
 class Operation:
     """One unit of work for the writer; subclasses override ``apply`` and ``after``."""
+
+    one_statement = False  # apply runs exactly one statement (a lone one then needs no BEGIN/COMMIT)
 
     def __init__(self) -> None:
         self._done: Optional[threading.Event] = None  # made only if someone waits (most never do)
@@ -254,6 +258,9 @@ class Writer(threading.Thread):
             if not todo:
                 return batch
             savepoints = guarded and len(todo) > 1
+            if len(todo) == 1 and todo[0].one_statement and isinstance(tx, SqliteTransactions):
+                self._autocommit(todo[0], batch, errors)
+                return batch
             tx.begin()
             for op in todo:
                 if savepoints:
@@ -274,13 +281,29 @@ class Writer(threading.Thread):
                 if savepoints:
                     tx.release()
             else:
-                wrote = tx.commit()
-                self.commits += 1
-                if self.full.active and wrote:  # a write went through
-                    self.full.over()
-                if self.down.active:
-                    self.down.over()
+                self._committed(tx.commit())
                 return batch
+
+    def _autocommit(self, op: Operation, batch: Batch, errors: dict[Operation, BaseException]) -> None:
+        """A lone one-statement operation is its own transaction: SQLite begins and commits it
+        inside the statement (and undoes it if the statement fails), sparing two statements and
+        their GIL hand-offs."""
+        before = self._tx.conn.total_changes
+        try:
+            op.apply(self._tx.conn, batch)
+        except Exception as exc:
+            errors[op] = exc
+            self._report(exc, f"chat store operation {type(op).__name__}", 1)
+            return
+        self._committed(self._tx.conn.total_changes > before)
+
+    def _committed(self, wrote: bool) -> None:
+        """Count a commit; a write that went through ends a full disk's or an outage's refusals."""
+        self.commits += 1
+        if self.full.active and wrote:
+            self.full.over()
+        if self.down.active:
+            self.down.over()
 
     def _report(self, error: BaseException, what: str, count: int) -> None:
         """Log a failure by its kind: refusals not at all, a full disk throttled, the rest in full."""

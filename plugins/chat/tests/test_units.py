@@ -14,8 +14,9 @@ from chatcore import protocol
 from chatcore_chat import store
 from chatcore_chat.backlog import Backlog
 from chatcore_chat.delivery import Relay, Window, session_state
-from chatcore_chat.faults import Throttled
+from chatcore_chat.faults import Refused, Throttled
 from chatcore_chat.history import fit_reply
+from chatcore_chat.quotas import Quotas
 from chatcore_chat.store import Message
 from chatcore_chat.writer import Operation, StoreClosed, Writer
 
@@ -247,6 +248,33 @@ def test_a_lone_operation_that_fails_leaves_nothing_behind(db):
         boom.wait(5)
     assert bodies(path) == [] and isinstance(boom.answered, ValueError)
     assert writer.submit(Note([])).wait(5) is None
+
+
+def test_a_lone_message_is_its_own_transaction_and_a_refused_one_leaves_nothing(tmp_path):
+    conn = store.connect(tmp_path / store.FILENAME)
+    store.create_schema(conn)
+    Quotas(daily_messages=1).install(conn)
+    statements: list[str] = []  # what SQLite ran: the writer's own statements and their triggers'
+    conn.set_trace_callback(statements.append)
+    writer = Writer(conn)
+    writer.start()
+    try:
+        relay = Relay(writer, FakeDirectory(), clock=lambda: 1.0, quotas=Quotas(daily_messages=1))
+        assert relay.post(FakeSession(1, "a"), "a", "", "stored").wait(5).text == "stored"
+        assert {s.split()[0] for s in statements} == {"INSERT"}  # (once per trigger step): no BEGIN, no COMMIT
+        assert bodies(tmp_path / store.FILENAME) == ["stored"]  # committed: another connection sees it
+        with pytest.raises(Refused):
+            relay.post(FakeSession(1, "a"), "a", "", "over the daily quota").wait(5)
+        assert not conn.in_transaction and bodies(tmp_path / store.FILENAME) == ["stored"]
+        gate = occupy(writer)  # several at once still share one transaction
+        statements.clear()
+        queued = [relay.post(FakeSession(n, f"u{n}"), f"u{n}", "", f"batched {n}") for n in (2, 3)]
+        gate.set()
+        assert [op.wait(5).text for op in queued] == ["batched 2", "batched 3"]
+        kinds = [s.split()[0] for s in statements]
+        assert kinds[0] == "BEGIN" and kinds[-1] == "COMMIT" and set(kinds[1:-1]) == {"INSERT"}
+    finally:
+        writer.stop()
 
 
 def test_an_acknowledgement_that_cannot_be_sent_does_not_cost_the_delivery(db):
