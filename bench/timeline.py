@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="messages per second offered (default 1000)")
     parser.add_argument("--slow-ms", type=float, default=1.0, help="a message slower than this is 'slow' (default 1)")
     parser.add_argument("--pythonpath", default="", help="run chatcore from these paths too (to compare a commit)")
+    parser.add_argument("--save", type=Path, help="keep the probe's raw file here (lines 'm' per message, 's' per span)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="chatcore-timeline-") as scratch:
         out = Path(scratch) / "timeline.txt"
@@ -92,6 +94,8 @@ def main() -> None:
             raise SystemExit("the server wrote no timeline (did it start with the probe?)")
         print()
         report(*read(out), args.slow_ms)
+        if args.save:
+            shutil.copyfile(out, args.save)
 
 
 if __name__ == "__main__":
