@@ -10,8 +10,8 @@ process):
   5 delivered     the recipient's frame is queued (usually written to the socket)
   6 acknowledged  the sender's chat_ack is queued
 
-It also lists the store's long batches and the WAL checkpoints, and how many slow messages
-were near one. Run: ``./dev bench timeline [--rate 1000] [--slow-ms 1]``. Not a test; the
+It also lists the store's long batches, the WAL checkpoints and the times they held writes
+back, and how many slow messages were near one. Run: ``./dev bench timeline [--rate 1000] [--slow-ms 1]``. Not a test; the
 probe adds a few microseconds per stage, so read the steps, not the total.
 """
 

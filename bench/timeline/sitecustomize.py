@@ -8,17 +8,18 @@ named by ``TIMELINE_OUT`` at exit. A benchmark aid only: it adds a few microseco
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 SENT = re.compile(r"T(\d{10,20}) ")  # the load generator's text: "T<monotonic_ns> ..."
 LIMIT = 1_000_000  # messages kept at most
 marks: dict[int, dict[str, int]] = {}  # send ns -> stage -> ns
-spans: list[tuple[int, int, str, int]] = []  # (start ns, end ns, what, size): checkpoints, index and 2 ms+ batches
+spans: list[tuple[int, int, str, int]] = []  # (start ns, end ns, what, size): checkpoints, holds, index and 2 ms+ batches
 local = threading.local()  # the worker's frame: (reactor ns, worker ns), read when its Post is made
 
 
@@ -107,6 +108,20 @@ def install() -> None:
     wrap(delivery.Post, "_deliver", staged("", "5 delivered"))
     wrap(writer.Writer, "_run_batch", timed(batch_kind))
     wrap(store.Checkpointer, "_passive", timed(lambda args, frames: ("checkpoint", int(frames))))
+    wrap(writer.Writer, "paused", held)
+
+
+def held(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Writer.paused`` timed from the request until writes go on: a checkpoint's hold."""
+    @contextlib.contextmanager
+    def paused(self: Any) -> Iterator[None]:
+        started = time.monotonic_ns()
+        try:
+            with original(self):
+                yield
+        finally:
+            spans.append((started, time.monotonic_ns(), "writes held", 0))
+    return paused
 
 
 def write() -> None:
