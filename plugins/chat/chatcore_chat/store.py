@@ -71,6 +71,7 @@ BEGIN
 END;
 """
 CATCH_UP_ROUNDS = 8  # passive checkpoints in a row, each shorter, to catch up with writers
+HOLD_FRAMES = 256  # new WAL frames few enough (~1 MiB) to copy with writes held (see Checkpointer)
 WAL_SIZE_LIMIT = 64 << 20  # bytes of WAL file kept when it starts over (see Checkpointer)
 # Schema 3: an edit of a message still waiting for its recipient changes what waits.
 PENDING_EDIT = """
@@ -147,17 +148,20 @@ class Checkpointer(threading.Thread):
     But the WAL only starts over when a checkpoint caught up with *every* frame, which one
     passive round rarely does while messages keep coming: under sustained load the file grew
     by 15 MB/s (395 MB in 25 s of the slow-consumer benchmark). So a long WAL gets passive
-    rounds in a row until one sees no new frame (see ``checkpoint``). Holding writers for a
-    RESTART every time instead cost ~15 ms per second at 1,000 msg/s (p99 7 ms); TRUNCATE,
-    which also cuts the file, cost more. ``journal_size_limit`` on the writer caps the file
-    size kept after a start-over.
+    rounds in a row, each copying what came during the last; once what came is under
+    ``hold_frames`` (a millisecond of copying), the last round runs with writes held, so it
+    copies every frame and the next commit starts the WAL over (see ``checkpoint``). Holding
+    writers for a RESTART every time instead cost ~15 ms per second at 1,000 msg/s (p99
+    7 ms); TRUNCATE, which also cuts the file, cost more. ``journal_size_limit`` on the
+    writer caps the file size kept after a start-over.
     """
 
     def __init__(self, path: Path, interval: float = 1.0, restart_frames: int = 4096,
-                 hold_writes: Callable[[], ContextManager[Any]] = nullcontext) -> None:
+                 hold_writes: Callable[[], ContextManager[Any]] = nullcontext, hold_frames: int = HOLD_FRAMES) -> None:
         super().__init__(name="chat-checkpoint", daemon=True)
         self._path, self._interval = path, interval
         self._restart_frames, self._must_restart_frames = restart_frames, 4 * restart_frames
+        self._hold_frames = hold_frames
         self._hold_writes = hold_writes
         self._stopping = threading.Event()
         self._failing = Throttled(log, "chat history checkpoints fail", "chat history checkpoints work again")
@@ -176,9 +180,11 @@ class Checkpointer(threading.Thread):
 
         Passive first (alongside writers). Past ``restart_frames``, more passive rounds: each
         copies only what arrived during the last, so they shrink until one sees no new frame,
-        and then the next commit starts the WAL over by itself ("caught up"). Writers that
-        keep ahead (a saturated server) get held only past 4 × restart_frames, for a RESTART
-        of what is left ("restarted"; holds of 1–10 ms measured here).
+        and then the next commit starts the WAL over by itself ("caught up"). A round that saw
+        at most ``hold_frames`` new ones leaves the last few to a round with writes held, which
+        copies them all unless a reader still needs them ("held"; well under a millisecond at
+        2,500 msg/s). Writers that keep ahead (a saturated server) get held only past
+        4 × restart_frames, for a RESTART of what is left ("restarted"; 1–15 ms measured here).
         """
         try:
             frames = self._passive(conn)
@@ -190,6 +196,12 @@ class Checkpointer(threading.Thread):
                 before, frames = frames, self._passive(conn)
                 if frames <= before:  # nothing new during that round (or it already started over)
                     return "caught up"
+                if frames - before <= self._hold_frames:
+                    with self._hold_writes():
+                        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if copied >= frames:
+                        return "held"
+                    break  # a reader keeps the rest: the restart below waits for it if need be
             if frames < self._must_restart_frames:
                 return "behind"
             started = time.perf_counter()

@@ -517,25 +517,46 @@ def test_a_long_wal_starts_over_once_the_checkpointer_catches_up(tmp_path):
 
 class _WriterAheadConnection:
     """Stands in for the checkpointer's connection while writers stay ahead: every passive
-    round reports 100 more frames than the last, as on a saturated server."""
+    round reports ``growth`` more frames than the last, as on a busy server; a reader keeps
+    the last ``kept`` frames from being copied."""
 
-    def __init__(self, frames: int) -> None:
-        self.frames, self.statements = frames, []
+    def __init__(self, frames: int, growth: int = 300, kept: int = 0) -> None:
+        self.frames, self.growth, self.kept, self.statements = frames, growth, kept, []
 
     def execute(self, sql: str):
         self.statements.append(sql)
         if "PASSIVE" in sql:
-            self.frames += 100
-        frames = self.frames
+            self.frames += self.growth
+        frames, copied = self.frames, self.frames - self.kept
 
         class Result:
             def fetchone(self):
-                return (0, frames, frames)
+                return (0, frames, copied)
 
             def fetchall(self):
                 return [self.fetchone()]
 
         return Result()
+
+
+def test_the_last_few_frames_are_copied_with_writes_held_so_the_wal_starts_over(tmp_path):
+    during: list[int] = []  # statements run so far, as the hold began and ended
+    conn = _WriterAheadConnection(frames=900, growth=100)  # 100 new frames a round: under hold_frames
+
+    @contextlib.contextmanager
+    def hold_writes():
+        during.append(len(conn.statements))
+        yield
+        during.append(len(conn.statements))
+
+    checkpointer = store.Checkpointer(tmp_path / "x.sqlite3", restart_frames=1000, hold_writes=hold_writes, hold_frames=256)
+    assert checkpointer.checkpoint(conn) == "held"
+    assert during == [2, 3] and conn.statements == ["PRAGMA wal_checkpoint(PASSIVE)"] * 3  # the third round, held
+    assert checkpointer.restarts == 0
+    conn = _WriterAheadConnection(frames=900, growth=100, kept=50)  # a reader needs the last 50 frames
+    during.clear()
+    assert checkpointer.checkpoint(conn) == "behind" and during == [2, 3]  # held once, then left to later rounds
+    assert checkpointer.restarts == 0
 
 
 def test_writers_that_keep_ahead_are_held_for_a_restart_only_past_the_hard_limit(tmp_path):
@@ -547,8 +568,8 @@ def test_writers_that_keep_ahead_are_held_for_a_restart_only_past_the_hard_limit
         yield
 
     checkpointer = store.Checkpointer(tmp_path / "x.sqlite3", restart_frames=1000, hold_writes=hold_writes)
-    assert checkpointer.checkpoint(_WriterAheadConnection(frames=900)) == "behind"  # 9 rounds: 1,000 -> 1,800 frames
-    assert held == [] and checkpointer.restarts == 0
-    busy = _WriterAheadConnection(frames=3500)  # 9 rounds: 3,600 -> 4,400 frames, past 4 x 1,000
+    assert checkpointer.checkpoint(_WriterAheadConnection(frames=900)) == "behind"  # 9 rounds: 1,200 -> 3,600 frames
+    assert held == [] and checkpointer.restarts == 0  # 300 new frames a round: too many to copy with writes held
+    busy = _WriterAheadConnection(frames=3500)  # 9 rounds: 3,800 -> 6,200 frames, past 4 x 1,000
     assert checkpointer.checkpoint(busy) == "restarted"
     assert held == [1] and checkpointer.restarts == 1 and busy.statements[-1] == "PRAGMA wal_checkpoint(RESTART)"
