@@ -48,24 +48,28 @@ def quantile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
+def steps(marks: dict[str, int], stages: list[str]) -> dict[str, int]:
+    """How long each stage took after the one before it (the first: after the send), in ns."""
+    return {stage: marks[stage] - (marks[before] if before else 0) for before, stage in zip([None, *stages], stages)}
+
+
 def report(messages: list[tuple[int, dict[str, int]]], spans: list[tuple[int, int, str, int]], slow_ms: float) -> None:
     stages = sorted({name for _, stages in messages for name in stages})
     complete = [(sent, marks) for sent, marks in messages if len(marks) == len(stages)]
     print(f"{len(complete)} messages went through every stage ({len(messages)} seen)")
     print(f"{'stage':16} {'since send p50':>15} {'p90':>8} {'| step p50':>11} {'p90':>8} {'p99':>8}   (µs)")
-    previous = None
+    durations = [steps(marks, stages) for _, marks in complete]
     for stage in stages:
         since = [marks[stage] / 1000 for _, marks in complete]
-        step = [(marks[stage] - (marks[previous] if previous else 0)) / 1000 for _, marks in complete]
+        step = [taken[stage] / 1000 for taken in durations]
         print(f"{stage:16} {quantile(since, .5):15.1f} {quantile(since, .9):8.1f} | {quantile(step, .5):9.1f}"
               f" {quantile(step, .9):8.1f} {quantile(step, .99):8.1f}")
-        previous = stage
     last = stages[-1] if stages else ""
     slow = [(sent, marks) for sent, marks in complete if marks[last] > slow_ms * 1e6]
     blame: collections.Counter[str] = collections.Counter()
     for _, marks in slow:
-        steps = {stage: marks[stage] - (marks[before] if before else 0) for before, stage in zip([None, *stages], stages)}
-        blame[max(steps, key=lambda stage: steps[stage])] += 1
+        taken = steps(marks, stages)
+        blame[max(taken, key=lambda stage: taken[stage])] += 1
     print(f"\n{len(slow)} messages took over {slow_ms:g} ms to their acknowledgement; their longest step:",
           ", ".join(f"{stage} {count}" for stage, count in blame.most_common()) or "-")
     for what in sorted({what for _, _, what, _ in spans}):
@@ -74,7 +78,7 @@ def report(messages: list[tuple[int, dict[str, int]]], spans: list[tuple[int, in
         near = sum(any(start - NEAR_NS <= sent <= end + NEAR_NS for start, end, _ in chosen) for sent, _ in slow)
         print(f"{what}: {len(chosen)}, ms p50 {quantile(lengths, .5):.2f} max {max(lengths):.2f},"
               f" size (operations or WAL frames) p50 {quantile([s for *_, s in chosen], .5):.0f};"
-              f" slow messages within 5 ms of one: {near}")
+              f" slow messages within {NEAR_NS / 1e6:g} ms of one: {near}")
 
 
 def main() -> None:

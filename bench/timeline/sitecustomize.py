@@ -107,7 +107,7 @@ def install() -> None:
     wrap(delivery.Post, "after", staged("4 committed", "6 acknowledged"))
     wrap(delivery.Post, "_deliver", staged("", "5 delivered"))
     wrap(writer.Writer, "_run_batch", timed(batch_kind))
-    wrap(store.Checkpointer, "_passive", timed(lambda args, frames: ("checkpoint", int(frames))))
+    wrap(store.Checkpointer, "_passive", timed(lambda args, result: ("checkpoint", result[0])))
     wrap(writer.Writer, "paused", held)
 
 

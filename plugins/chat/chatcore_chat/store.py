@@ -187,18 +187,18 @@ class Checkpointer(threading.Thread):
         4 × restart_frames, for a RESTART of what is left ("restarted"; 1–15 ms measured here).
         """
         try:
-            frames = self._passive(conn)
+            frames, _ = self._passive(conn)
             if self._failing.active:
                 self._failing.over()
             if frames < self._restart_frames:
                 return None
             for _ in range(CATCH_UP_ROUNDS):
-                before, frames = frames, self._passive(conn)
+                before, (frames, _) = frames, self._passive(conn)
                 if frames <= before:  # nothing new during that round (or it already started over)
                     return "caught up"
                 if frames - before <= self._hold_frames:
                     with self._hold_writes():
-                        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        frames, copied = self._passive(conn)
                     if copied >= frames:
                         return "held"
                     break  # a reader keeps the rest: the restart below waits for it if need be
@@ -216,9 +216,11 @@ class Checkpointer(threading.Thread):
             return None
 
     @staticmethod
-    def _passive(conn: sqlite3.Connection) -> int:
-        """Copy what the WAL holds now without blocking anyone; returns its length in frames."""
-        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    def _passive(conn: sqlite3.Connection) -> tuple[int, int]:
+        """Copy what the WAL holds now without blocking anyone; returns its length and how much
+        of it is copied now, in frames."""
+        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames), int(copied)
 
     def stop(self) -> None:
         self._stopping.set()
