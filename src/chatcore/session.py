@@ -8,6 +8,7 @@ one that makes no progress for ``send_timeout`` seconds, disconnects that client
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
@@ -43,6 +44,16 @@ def corked() -> Iterator[None]:
         _cork.sessions = None
         for session in touched.values():
             session.push()
+
+
+@functools.lru_cache(maxsize=256)
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address; remembered, as every login asks and a storm of
+    them comes from a few addresses."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Session:
@@ -86,10 +97,7 @@ class Session:
     @property
     def is_loopback(self) -> bool:
         """True for a client on this machine (127.0.0.0/8, ::1)."""
-        try:
-            return ipaddress.ip_address(self.address[0]).is_loopback
-        except ValueError:
-            return False
+        return _is_loopback(self.address[0])
 
     @property
     def v2(self) -> bool:

@@ -149,9 +149,10 @@ class Accounts:
         if account is None:
             self.hasher.verify_dummy(password)
             return None
-        if not self.hasher.verify(account.password_hash, password):
+        verdict = self.hasher.check(account.password_hash, password)
+        if not verdict.ok:
             return None
-        if self.hasher.needs_rehash(account.password_hash):
+        if verdict.stale:
             self.store.set_hash(account.username, self.hasher.hash(password))
             log.info("upgraded the password hash of %s to the current parameters", account.username)
         return account.username

@@ -28,6 +28,15 @@ class HashParams:
     parallelism: int = 1
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What checking a password found: ``ok`` it matches; ``stale`` it does, but the stored
+    hash is weaker than the current parameters and should be replaced."""
+
+    ok: bool
+    stale: bool
+
+
 class PasswordHasher:
     """Hash and verify passwords; at most ``concurrency`` hashes run at once (each takes ~20 ms
     and ``memory_kib`` of RAM, so an unbounded burst of logins could exhaust memory). ``waiting``
@@ -60,17 +69,23 @@ class PasswordHasher:
 
     def verify(self, stored: str, password: str) -> bool:
         """True when ``password`` matches ``stored``; False on mismatch or an unreadable hash."""
+        return self.check(stored, password).ok
+
+    def check(self, stored: str, password: str) -> "Verdict":
+        """Whether ``password`` matches ``stored``, and whether a match should be hashed again
+        with the current parameters; ``stored`` is parsed once for both."""
         try:
             encoded = argon.decode(stored)
         except InvalidHashError:
             log.warning("an account has a password hash that is not Argon2; it cannot log in")
-            return False
+            return Verdict(False, False)
         try:
             with self._slot():
-                return argon.matches(self.memory, encoded, password.encode())
+                ok = argon.matches(self.memory, encoded, password.encode())
         except VerificationError as exc:
             log.warning("a stored password hash could not be checked: %s", exc)
-            return False
+            return Verdict(False, False)
+        return Verdict(ok, ok and self._weaker(encoded))
 
     def _give_back(self) -> bool:
         """Unmap the idle hash memory and trim malloc's free memory (after a quiet spell);
@@ -113,12 +128,8 @@ class PasswordHasher:
                 self._dummy = self.hash("chatcore-auth dummy password, never valid")
             return self._dummy
 
-    def needs_rehash(self, stored: str) -> bool:
-        """True when ``stored`` was made with weaker parameters than the current ones."""
-        try:
-            old = argon2.extract_parameters(stored)
-        except InvalidHashError:
-            return True
+    def _weaker(self, old: argon.Encoded) -> bool:
+        """True when ``old`` was made with weaker parameters than the current ones."""
         return (old.type is not argon2.Type.ID or old.time_cost < self.params.time_cost
-                or old.memory_cost < self.params.memory_kib or old.parallelism < self.params.parallelism
-                or old.hash_len < 32 or old.salt_len < 16)
+                or old.memory_kib < self.params.memory_kib or old.parallelism < self.params.parallelism
+                or len(old.digest) < 32 or len(old.salt) < 16)
