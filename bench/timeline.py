@@ -11,7 +11,7 @@ process):
   6 acknowledged  the sender's chat_ack is queued
 
 It also lists the store's long batches, the WAL checkpoints and the times they held writes
-back, and how many slow messages were near one. Run: ``./dev bench timeline [--rate 1000] [--slow-ms 1]``. Not a test; the
+back, Python's garbage collections of 1 ms or more, and how many slow messages were near one. Run: ``./dev bench timeline [--rate 1000] [--slow-ms 1]``. Not a test; the
 probe adds a few microseconds per stage, so read the steps, not the total.
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import re
 import sys
@@ -109,6 +110,18 @@ def install() -> None:
     wrap(writer.Writer, "_run_batch", timed(batch_kind))
     wrap(store.Checkpointer, "_passive", timed(lambda args, result: ("checkpoint", result[0])))
     wrap(writer.Writer, "paused", held)
+    gc.callbacks.append(collected)
+
+
+_collecting = [0]  # when the running collection began (one runs at a time: it holds the GIL)
+
+
+def collected(phase: str, info: dict[str, int]) -> None:
+    """Python's garbage collections of 1 ms or more, as spans ("gc 0/1/2", size: objects freed)."""
+    if phase == "start":
+        _collecting[0] = time.monotonic_ns()
+    elif time.monotonic_ns() - _collecting[0] >= 1_000_000:
+        spans.append((_collecting[0], time.monotonic_ns(), f"gc {info['generation']}", info["collected"]))
 
 
 def held(original: Callable[..., Any]) -> Callable[..., Any]:

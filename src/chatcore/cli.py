@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -54,6 +55,14 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     log.info("malloc: at most %d arenas, GLIBC_TUNABLES=%s", arenas, os.environ.get("GLIBC_TUNABLES", ""))
 
 
+def freeze_startup_objects() -> None:
+    """Exempt what the start built (modules, plugins, their settings: most of the objects the
+    collector tracks) from Python's garbage collector for good, so a full collection scans
+    only what came later: one of 14.5 ms during a latency run stalled every thread."""
+    gc.freeze()
+    log.debug("gc: %d objects of the start exempted from collection", gc.get_freeze_count())
+
+
 def serve(args: argparse.Namespace, config: Config) -> int:
     """Run the server until Ctrl-C or SIGTERM, then shut down in order."""
     from chatcore.server import ChatServer
@@ -73,6 +82,7 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     server.start()
+    freeze_startup_objects()
     while not stop_requested.wait(1.0):
         pass
     server.stop()
