@@ -153,10 +153,13 @@ class Checkpointer(threading.Thread):
     copies every frame and the next commit starts the WAL over (see ``checkpoint``). Holding
     writers for a RESTART every time instead cost ~15 ms per second at 1,000 msg/s (p99
     7 ms); TRUNCATE, which also cuts the file, cost more. ``journal_size_limit`` on the
-    writer caps the file size kept after a start-over.
+    writer caps the file size kept after a start-over. Rounds every 0.25 s rather than every
+    second copy a quarter as much each, and the commits beside one slow down less: at 1,000
+    msg/s the p99 was 1.0–1.2 ms against 1.1–1.8, at 2,500 2.3–3.3 against 2.3–3.4 (median
+    2.5 against 3.1), six alternating runs each.
     """
 
-    def __init__(self, path: Path, interval: float = 1.0, restart_frames: int = 4096,
+    def __init__(self, path: Path, interval: float = 0.25, restart_frames: int = 4096,
                  hold_writes: Callable[[], ContextManager[Any]] = nullcontext, hold_frames: int = HOLD_FRAMES) -> None:
         super().__init__(name="chat-checkpoint", daemon=True)
         self._path, self._interval = path, interval
