@@ -142,7 +142,8 @@ class Presence:
             if self._pending and when < self._pending[-1].at:
                 when = self._pending[-1].at
             self._pending.append(Change(key, username, online, frame, when))
-            self._wake.notify()
+            if len(self._pending) == 1:  # the announcer waits for a first change only; later
+                self._wake.notify()  # ones would wake it while it gathers, once per login
 
     def online_users(self) -> list[str]:
         """Display names of the users online, sorted case-insensitively (on one node: its sessions')."""
