@@ -37,7 +37,7 @@ from chatcore.registry import CommandRegistry
 from chatcore.session import Flusher, Session, SessionRegistry
 from chatcore.tls import certificate_paths, fingerprint, server_context
 from chatcore.users import UserControl
-from chatcore.workers import WorkerPool
+from chatcore.workers import WorkerPool, default_minimum
 
 if TYPE_CHECKING:
     from chatcore.cluster.node import Cluster
@@ -68,7 +68,8 @@ class ChatServer:
         self.sessions = SessionRegistry()
         self.data_dir: Path = config.data_dir
         self.flusher = Flusher()
-        self.workers = WorkerPool(config.get(settings.WORKERS_MIN), config.get(settings.WORKERS_MAX))
+        workers = config.get(settings.WORKERS_MIN) or default_minimum()
+        self.workers = WorkerPool(workers, config.get(settings.WORKERS_MAX))
         self._reactors = [Reactor(f"chatcore-reactor-{i + 1}") for i in range(config.get(settings.IO_THREADS))]
         self._next_reactor = 0
         self._listener: Optional[socket.socket] = None
