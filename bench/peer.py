@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load.proc import ServerProcess, proc_status, settle  # noqa: E402
+from load.proc import ServerProcess, machine_ticks, proc_status, settle, steal_percent  # noqa: E402
 from reconnect import PASSWORD, Client, drive, free_port, wait_listening  # noqa: E402
 
 HOST = "localhost"
@@ -252,11 +252,11 @@ def pairs(count: int, messages: int, window: int, tuning: Tuning = DEFAULTS) -> 
         for i, (s, r) in enumerate(zip(senders, receivers)):
             s.frame, s.total, r.feeds = chat(f"r{i}", "x" * 100), per_sender, s
         settle(server)
-        cpu0 = server.cpu()
+        cpu0, ticks0 = server.cpu(), machine_ticks()
         goal, took = relay(senders, receivers, window)
         cpu = server.cpu() - cpu0
         return {"pairs": count, "window": window, "prosody": tuning, "messages": goal, "seconds": round(took, 2),
-                "msg_per_s": round(goal / took), "server_cpu_s": round(cpu, 2),
+                "msg_per_s": round(goal / took), "server_cpu_s": round(cpu, 2), "steal_pct": steal_percent(ticks0),
                 "server_us_per_msg": round(cpu / goal * 1e6, 1)}
 
 
@@ -294,7 +294,7 @@ def latency(rate: float, clients: int, seconds: float = 10.0, tuning: Tuning = D
         for p in peers:
             selector.register(p.sock, selectors.EVENT_READ, p)
         rng, sent_at, took = random.Random(19), list[float](), list[float]()
-        cpu0 = server.cpu()
+        cpu0, ticks0 = server.cpu(), machine_ticks()
         start = time.monotonic()
         while True:
             now = time.monotonic()
@@ -317,7 +317,8 @@ def latency(rate: float, clients: int, seconds: float = 10.0, tuning: Tuning = D
         received, took = len(took), sorted(took) or [float("nan")]
         p50, p99, top = (round(took[min(len(took) - 1, int(q * len(took)))] * 1000, 2) for q in (0.5, 0.99, 1))
         return {"clients": clients, "rate": rate, "seconds": seconds, "prosody": tuning, "sent": len(sent_at),
-                "received": received, "p50_ms": p50, "p99_ms": p99, "max_ms": top, "server_cpu_s": round(cpu, 2)}
+                "received": received, "p50_ms": p50, "p99_ms": p99, "max_ms": top, "server_cpu_s": round(cpu, 2),
+                "steal_pct": steal_percent(ticks0)}
 
 
 def main() -> int:

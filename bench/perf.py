@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import servers  # noqa: E402
-from load.proc import cpu_seconds, proc_status, settle  # noqa: E402
+from load.proc import cpu_seconds, machine_ticks, proc_status, settle, steal_percent  # noqa: E402
 from reconnect import PASSWORD, Client, drive, free_port, wait_listening  # noqa: E402
 
 from chatcore import protocol  # noqa: E402
@@ -121,11 +121,11 @@ def pairs(count: int, messages: int, window: int, pythonpath: str = "", env: Opt
         senders = [Sender(names[2 * i], names[2 * i + 1], port, window, per_sender) for i in range(count)]
         receivers = [Receiver(names[2 * i + 1], port) for i in range(count)]
         drive([*senders, *receivers], 120)  # all logged in
-        cpu0 = cpu_seconds(server.pid)
+        cpu0, ticks0 = cpu_seconds(server.pid), machine_ticks()
         goal, took = relay(senders, receivers)
         cpu = cpu_seconds(server.pid) - cpu0
         return {"pairs": count, "window": window, "messages": goal, "seconds": round(took, 2),
-                "msg_per_s": round(goal / took), "server_cpu_s": round(cpu, 2),
+                "msg_per_s": round(goal / took), "server_cpu_s": round(cpu, 2), "steal_pct": steal_percent(ticks0),
                 "server_us_per_msg": round(cpu / goal * 1e6, 1)}
     finally:
         server.stop()

@@ -42,6 +42,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(steal, all) CPU ticks of the whole machine so far, from /proc/stat's ``cpu`` line."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    return fields[7], sum(fields)
+
+
+def steal_percent(since: tuple[int, int]) -> float:
+    """Share of the machine's CPU time since ``machine_ticks()`` gave ``since`` that the
+    hypervisor ran other guests instead (steal): on a shared host it moves latency runs by
+    several times, so each run reports it."""
+    steal, total = machine_ticks()
+    return round(100 * (steal - since[0]) / max(1, total - since[1]), 1)
+
+
 def listening_port(pid: int) -> int:
     """The TCP port a process listens on (from /proc: its socket inodes in LISTEN state), or 0."""
     inodes = set()

@@ -8,7 +8,7 @@ from typing import Any
 
 from load.fleet import Fleet
 from load.harness import Harness, sampler, users
-from load.proc import settle
+from load.proc import machine_ticks, settle, steal_percent
 
 FLOOD_TEXT = 3900  # characters per message written to the stalled client (the limit is 4,000)
 
@@ -229,10 +229,12 @@ def files(h: Harness, target: str) -> dict[str, Any]:
 def run(fleet: Fleet, server: Any, senders: list[tuple[str, str]], warmup: float, measure: float, drain: float,
         **kw: Any) -> dict[str, Any]:
     """``fleet.run`` plus the CPU the server used meanwhile (who was the bottleneck?)."""
-    cpu0 = server.cpu()
+    cpu0, ticks0 = server.cpu(), machine_ticks()
     r = fleet.run(senders, warmup, measure, drain, **kw)
     r["server_cpu_s"] = round(server.cpu() - cpu0, 2)
-    h_log = f"server {r['server_cpu_s']} CPU-s, load generators {r['loadgen_cpu_s']} CPU-s in {r['seconds']:.1f} s"
+    r["steal_pct"] = steal_percent(ticks0)
+    h_log = (f"server {r['server_cpu_s']} CPU-s, load generators {r['loadgen_cpu_s']} CPU-s in {r['seconds']:.1f} s, "
+             f"steal {r['steal_pct']}%")
     r["cpu_note"] = h_log
     return r
 
