@@ -26,10 +26,20 @@ def outcome(messages: list) -> list:
     return [m for m in messages if m.get("type") == "offline_done"]
 
 
+SEND_DEADLINE = 60.0  # seconds the one write may take: the server reads it as fast as it stores
+
+
 def pipeline(client: TestClient, peer: str, texts: list[str]) -> list[dict]:
-    """Send every message at once (one write), then collect their replies in order."""
-    client.send_raw(b"".join(protocol.encode({"command": "chat", "peer": peer, "message": text, "client_id": n})
-                             for n, text in enumerate(texts)))
+    """Send every message at once (one write), then collect their replies in order. The write
+    gets its own deadline: 10 MB go no faster than the store commits them (over 5 s, the
+    client's usual timeout, on a slow machine with PostgreSQL), since a full request queue
+    stops the server reading."""
+    client.sock.settimeout(SEND_DEADLINE)
+    try:
+        client.send_raw(b"".join(protocol.encode({"command": "chat", "peer": peer, "message": text, "client_id": n})
+                                 for n, text in enumerate(texts)))
+    finally:
+        client.sock.settimeout(client.timeout)
     replies = [client.expect(("chat_ack", "error")) for _ in texts]
     assert all(r["type"] == "chat_ack" for r in replies), [r for r in replies if r["type"] != "chat_ack"][:3]
     return replies
