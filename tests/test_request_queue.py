@@ -80,8 +80,6 @@ def test_a_blocked_session_is_read_no_further_than_its_queue_then_resumes_in_ord
     other = connect(server)  # meanwhile another client is served as usual
     assert other.request(command="echo", n=-1)["n"] == -1
     gate.open.set()
-    blocked.sock.setblocking(True)
-    blocked.sock.settimeout(30)
-    blocked.sock.sendall(wire[written:])
+    blocked.send_raw(wire[written:], timeout=30)
     assert blocked.expect("waited", timeout=30)
     assert [blocked.expect("echo", timeout=30)["n"] for _ in range(16000)] == list(range(1, 16001))

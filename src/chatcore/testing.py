@@ -56,9 +56,18 @@ class TestClient:
         payload = dict(fields) if payload is None else payload
         self.sock.sendall(protocol.encode(payload))
 
-    def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are (malformed frames, partial frames)."""
-        self.sock.sendall(data)
+    def send_raw(self, data: bytes, timeout: Optional[float] = None) -> None:
+        """Send bytes as they are (malformed frames, partial frames). ``timeout``: seconds this
+        write may take instead of the client's timeout, for a bulk write the server reads only
+        as fast as it serves it."""
+        if timeout is None:
+            self.sock.sendall(data)
+            return
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(data)
+        finally:
+            self.sock.settimeout(self.timeout)
 
     def _read(self, timeout: float) -> Any:
         """The next message, None on EOF; raises TimeoutError when nothing came in time."""

@@ -34,12 +34,8 @@ def pipeline(client: TestClient, peer: str, texts: list[str]) -> list[dict]:
     gets its own deadline: 10 MB go no faster than the store commits them (over 5 s, the
     client's usual timeout, on a slow machine with PostgreSQL), since a full request queue
     stops the server reading."""
-    client.sock.settimeout(SEND_DEADLINE)
-    try:
-        client.send_raw(b"".join(protocol.encode({"command": "chat", "peer": peer, "message": text, "client_id": n})
-                                 for n, text in enumerate(texts)))
-    finally:
-        client.sock.settimeout(client.timeout)
+    client.send_raw(b"".join(protocol.encode({"command": "chat", "peer": peer, "message": text, "client_id": n})
+                             for n, text in enumerate(texts)), timeout=SEND_DEADLINE)
     replies = [client.expect(("chat_ack", "error")) for _ in texts]
     assert all(r["type"] == "chat_ack" for r in replies), [r for r in replies if r["type"] != "chat_ack"][:3]
     return replies
