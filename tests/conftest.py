@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 from typing import Any, Callable, Optional
 
 import pytest
@@ -20,6 +21,8 @@ class ProbePlugin:
         self.opened: "queue.Queue[Session]" = queue.Queue()
         self.closed: "queue.Queue[Session]" = queue.Queue()
         self.shutdown_calls = 0
+        self.held: "queue.Queue[str]" = queue.Queue()  # sessions whose hold began (their user or address)
+        self.release = threading.Event()  # ends every hold
 
     @hookimpl
     def chat_configure(self, server: ChatServer) -> None:
@@ -35,6 +38,7 @@ class ProbePlugin:
         register("pretend_login", self.pretend_login, auth=False, fields={"name": str})
         register("blast", self.blast, auth=False, fields={"count": int, "size": int})
         register("pipelined", lambda s, m: {"type": "pipelined", "more": s.more_requests}, auth=False)
+        register("hold", self.hold, auth=False)
 
     @hookimpl
     def chat_session_opened(self, session: Session) -> None:
@@ -50,6 +54,11 @@ class ProbePlugin:
 
     def boom(self, session: Session, message: dict[str, Any]) -> None:
         raise RuntimeError("handler bug")
+
+    def hold(self, session: Session, message: dict[str, Any]) -> dict[str, Any]:
+        """Block this request's worker until ``release`` is set (a handler that blocks)."""
+        self.held.put(repr(session))
+        return {"type": "hold", "released": self.release.wait(10)}
 
     def refuse(self, session: Session, message: dict[str, Any]) -> None:
         raise CommandError("refused", "no, thank you", retry_after=3)

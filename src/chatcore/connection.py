@@ -1,5 +1,5 @@
 """One accepted socket on its way through the server: the first byte picks plaintext or TLS,
-the handshake runs as bytes arrive, frames are cut on the reactor thread, and the session's
+the handshake runs as bytes arrive, frames are cut on the reactor's loop, and the session's
 requests are served in order by the worker pool until the session ends.
 
 The reactor owns the reading side (the socket, the TLS record layer's input, the frame
@@ -249,7 +249,7 @@ class Connection:
         self._server.connection_ended(self)
 
     def _resume(self) -> None:
-        """On the reactor thread: the worker drained the queue enough to read again."""
+        """On the reactor's loop: the worker drained the queue enough to read again."""
         with self._lock:
             self._paused = self._resuming = False
         if self._frame_started:
@@ -257,7 +257,7 @@ class Connection:
         self.reactor.update(self)
 
     def _checked(self) -> None:
-        """On the reactor thread: a CHECK ran; its deadlines are live again."""
+        """On the reactor's loop: a CHECK ran; its deadlines are live again."""
         self._checking = False
         self.reactor.update(self)
 
@@ -269,11 +269,14 @@ class Connection:
             if kind == FRAME:
                 self._queued += len(item) + _TASK_COST
                 if self._queued > self._queue_limit():
-                    self._paused = True  # the reactor thread's next update stops reading
+                    self._paused = True  # the reactor's next update stops reading
             start = not self._scheduled
             self._scheduled = True
         if start:
-            self._server.workers.submit(self)
+            if self.reactor.leading():
+                self.reactor.hand_over(self)
+            else:
+                self._server.workers.submit(self)
 
     @property
     def queued_bytes(self) -> int:

@@ -1,5 +1,5 @@
-"""The threaded server: an accept loop, reactor threads reading every socket, a worker pool
-serving each session's requests in order, and an ordered shutdown."""
+"""The threaded server: an accept loop, reactors reading every socket, a worker pool serving
+each session's requests in order (and running the reactors' loops), and an ordered shutdown."""
 
 from __future__ import annotations
 
@@ -69,8 +69,9 @@ class ChatServer:
         self.data_dir: Path = config.data_dir
         self.flusher = Flusher()
         workers = config.get(settings.WORKERS_MIN) or default_minimum()
-        self.workers = WorkerPool(workers, config.get(settings.WORKERS_MAX))
-        self._reactors = [Reactor(f"chatcore-reactor-{i + 1}") for i in range(config.get(settings.IO_THREADS))]
+        readers = config.get(settings.IO_THREADS)
+        self.workers = WorkerPool(workers + readers, config.get(settings.WORKERS_MAX) + readers)
+        self._reactors = [Reactor(self.workers, f"chatcore-reactor-{i + 1}") for i in range(readers)]
         self._next_reactor = 0
         self._listener: Optional[socket.socket] = None
         self._selector = selectors.DefaultSelector()

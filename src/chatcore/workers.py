@@ -1,4 +1,5 @@
-"""The worker pool: threads that serve connections' requests, each connection's in order.
+"""The worker pool: threads that serve connections' requests, each connection's in order, and
+take turns running the reactors' loops (``chatcore.reactor``: a reactor is work too).
 
 A connection with work is queued once; one worker at a time runs its tasks, so a session's
 requests keep their order while different sessions run in parallel. Handlers may block (a
@@ -12,6 +13,7 @@ grew it to 140 threads that way, for nothing). Workers beyond ``minimum`` end af
 seconds without work, so idle connections cost no thread at all. Nor are more kept than that:
 each runnable thread beside the others makes them all trade the GIL more often (a storm of
 1,000 logins cost 1.15-1.17 ms of CPU per login with 16 workers on 2 CPUs, 1.09-1.11 with 4).
+The server adds one thread to both bounds for each reactor: the one running its loop.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ class WorkerPool:
     def __init__(self, minimum: int = 4, maximum: int = 128, idle: float = 10.0, grow_after: float = 0.1,
                  name: str = "chatcore-worker") -> None:
         self.minimum, self.maximum = max(1, minimum), max(1, minimum, maximum)
-        self.idle, self.grow_after = idle, grow_after
+        self.idle_after, self.grow_after = idle, grow_after
         self._name = name
         self._queue: queue.SimpleQueue[Optional[Runnable]] = queue.SimpleQueue()  # C-level: a cheap hand-off
+        self._waiting: list[None] = []  # one entry per thread waiting for work (append and pop are atomic)
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
         self._finished = 0  # tasks served so far: the supervisor's sign of progress
@@ -69,6 +72,11 @@ class WorkerPool:
             return len(self._threads)
 
     @property
+    def idle(self) -> int:
+        """Threads waiting for work now."""
+        return len(self._waiting)
+
+    @property
     def queued(self) -> int:
         """Connections waiting for a worker."""
         return self._queue.qsize()
@@ -83,14 +91,17 @@ class WorkerPool:
     def _work(self) -> None:
         me = threading.current_thread()
         while True:
+            self._waiting.append(None)
             try:
-                work = self._queue.get(timeout=self.idle)
+                work = self._queue.get(timeout=self.idle_after)
             except queue.Empty:
                 with self._lock:
                     if len(self._threads) > self.minimum:
                         self._threads.discard(me)
                         return
                 continue
+            finally:
+                self._waiting.pop()
             if work is None:  # stop: the queue's end
                 with self._lock:
                     self._threads.discard(me)
