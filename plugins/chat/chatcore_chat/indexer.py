@@ -3,7 +3,9 @@
 The writer indexes what was stored since the last time (``features.index_new``) as one more
 operation: every ``interval`` seconds while messages come, and before every search, which
 waits for it, so a search finds every message acknowledged before it was asked. Rooms uses
-the same indexer for its own database.
+the same indexer for its own database. Messages that arrive while it runs wait for it, so it
+runs every quarter second, each time a quarter of the work: p99 at 2,500 / 5,000 msg/s
+2.1-2.6 / 7.4-8.4 ms against 2.8-3.9 / 10.4-10.9 every second (5 / 2 alternating runs).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class IndexNew(Operation):
 class SearchIndexer(threading.Thread):
     """Submits ``IndexNew`` every ``interval`` s; ``flush`` indexes now and waits for it."""
 
-    def __init__(self, submit: Callable[[Operation], Operation], interval: float = 1.0,
+    def __init__(self, submit: Callable[[Operation], Operation], interval: float = 0.25,
                  name: str = "chat-indexer") -> None:
         super().__init__(name=name, daemon=True)
         self._submit, self.interval = submit, interval
