@@ -111,7 +111,7 @@ RATE_BURST = Setting("CHATCORE_RATE_BURST", 100, "Requests one session may make 
 FAULT_LIMIT = Setting("CHATCORE_FAULT_LIMIT", 20, "Failures (handler or hook exceptions) one plugin may have within CHATCORE_FAULT_WINDOW before it is disabled until the server restarts; 0: never disable.", int, minimum=0)
 FAULT_WINDOW = Setting("CHATCORE_FAULT_WINDOW", 60.0, "Seconds over which a plugin's failures are counted for CHATCORE_FAULT_LIMIT.", float, minimum=1)
 IO_THREADS = Setting("CHATCORE_IO_THREADS", 1, "Reactors reading the clients' sockets (each one selector over its share of the connections, its loop run by one worker thread at a time, one more thread in the pool for each).", int, minimum=1)
-WORKERS_MIN = Setting("CHATCORE_WORKERS_MIN", 0, "Worker threads always kept for serving requests; 0 = twice the number of CPUs, at least 4.", int, minimum=0)
+WORKERS_MIN = Setting("CHATCORE_WORKERS_MIN", 0, "Worker threads always kept for serving requests (one more per reactor runs its loop); 0 = twice the number of CPUs, at least 4.", int, minimum=0)
 WORKERS_MAX = Setting("CHATCORE_WORKERS_MAX", 128, "Worker threads at most, for requests that block (password hashes, backlogs); more requests wait their turn.", int, minimum=1)
 REQUEST_QUEUE = Setting("CHATCORE_REQUEST_QUEUE", 256 << 10, "Bytes of one client's received requests waiting for a worker before its socket is no longer read (TCP then holds it back; accepts K/M suffixes).", int, parse_size, minimum=65536)
 LOGIN_REQUEST_QUEUE = Setting("CHATCORE_LOGIN_REQUEST_QUEUE", 16 << 10, "The same for a connection not logged in yet (a hello and a login need a few hundred bytes).", int, parse_size, minimum=4096)

@@ -110,9 +110,11 @@ class Reactor:
         self._pool.submit(self)
 
     def is_alive(self) -> bool:
+        """Started and its loop not ended yet (a pool thread runs it, or will)."""
         return self._started and not self._left.is_set()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """End the loop (waiting up to ``timeout`` for the thread running it) and close the selector."""
         self._stopping = True
         self.call(lambda: None)
         if self._started:
