@@ -139,3 +139,22 @@ def test_sessions_are_served_while_every_worker_is_held_in_a_handler(make_server
         probe.release.set()
     for client in holders:
         assert client.expect("hold")["released"] is True
+
+
+def test_several_reactors_share_the_pool_and_end_with_the_server(make_server, connect, probe):
+    server = make_server(plugins=[], env={"CHATCORE_IO_THREADS": "3", "CHATCORE_WORKERS_MIN": "1"},
+                         extra=[("probe", probe)])
+    holders = [connect(server) for _ in range(3)]  # one on each reactor (connections go round)
+    others = [connect(server) for _ in range(3)]
+    try:
+        for client in holders:
+            client.send(command="hold")
+            probe.held.get(timeout=WAIT)
+        for client in others:
+            assert client.request(command="ping")["type"] == "pong"
+    finally:
+        probe.release.set()
+    for client in holders:
+        assert client.expect("hold")["released"] is True
+    server.stop()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("chatcore-")]
