@@ -25,6 +25,7 @@ LOAD_ENV = {
     "CHATCORE_FILEXFER_MAX_SIZE": "4G",
     "CHATCORE_FILEXFER_USER_QUOTA": "8G",
     "CHATCORE_FILEXFER_SPOOL_LIMIT": "16G",
+    "CHATCORE_FILEXFER_OFFER_BYTES": "8G",  # the 1 GiB run (`--set file_mib=1024`) declares it up front
 }
 # Cheap password hashing so 10,000 logins measure the server, not Argon2 (the cost at the
 # default parameters is measured separately by the connections scenario).
