@@ -128,8 +128,8 @@ class CoreCollector:
         yield GaugeMetricFamily("chatcore_connections_accepted", "Connections accepted and not yet ended, "
                                 "those still choosing plaintext or TLS or handshaking included.",
                                 value=len(server.connections()))
-        yield GaugeMetricFamily("chatcore_workers", "Worker threads serving requests (the pool grows when all "
-                                "are blocked).", value=server.workers.size)
+        yield GaugeMetricFamily("chatcore_workers", "Worker threads serving requests, the one running each "
+                                "reactor's loop included (the pool grows when all are blocked).", value=server.workers.size)
         yield GaugeMetricFamily("chatcore_workers_queued", "Connections with requests waiting for a worker.",
                                 value=server.workers.queued)
         requests = metrics.requests.snapshot()
