@@ -66,8 +66,7 @@ class Reactor:
     """A selector loop over connections, with a heap of their deadlines, run by one pool
     thread at a time (its leader)."""
 
-    def __init__(self, pool: Pool, name: str = "chatcore-reactor") -> None:
-        self.name = name
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._leader: Optional[int] = None  # the ident of the thread running the loop now
         self._ready: list[Any] = []  # work found this turn, for the pool (or this thread) at its end

@@ -71,7 +71,7 @@ class ChatServer:
         workers = config.get(settings.WORKERS_MIN) or default_minimum()
         readers = config.get(settings.IO_THREADS)
         self.workers = WorkerPool(workers + readers, config.get(settings.WORKERS_MAX) + readers)
-        self._reactors = [Reactor(self.workers, f"chatcore-reactor-{i + 1}") for i in range(readers)]
+        self._reactors = [Reactor(self.workers) for _ in range(readers)]
         self._next_reactor = 0
         self._listener: Optional[socket.socket] = None
         self._selector = selectors.DefaultSelector()

@@ -9,7 +9,7 @@ per CPU, and as many for the rest), and a supervisor adds one more whenever
 work is waiting and no worker has finished anything for ``grow_after`` seconds, that is when
 all of them are stuck. It does not grow the pool merely because work waits: with the GIL, more
 threads would not run more Python at once, only take turns more often (a storm of 1,000 logins
-grew it to 140 threads that way, for nothing). Workers beyond ``minimum`` end after ``idle``
+grew it to 140 threads that way, for nothing). Workers beyond ``minimum`` end after ``idle_after``
 seconds without work, so idle connections cost no thread at all. Nor are more kept than that:
 each runnable thread beside the others makes them all trade the GIL more often (a storm of
 1,000 logins cost 1.15-1.17 ms of CPU per login with 16 workers on 2 CPUs, 1.09-1.11 with 4).
@@ -41,10 +41,10 @@ class Runnable(Protocol):
 class WorkerPool:
     """Threads taking runnable connections from one queue, grown when they are all blocked."""
 
-    def __init__(self, minimum: int = 4, maximum: int = 128, idle: float = 10.0, grow_after: float = 0.1,
+    def __init__(self, minimum: int = 4, maximum: int = 128, idle_after: float = 10.0, grow_after: float = 0.1,
                  name: str = "chatcore-worker") -> None:
         self.minimum, self.maximum = max(1, minimum), max(1, minimum, maximum)
-        self.idle_after, self.grow_after = idle, grow_after
+        self.idle_after, self.grow_after = idle_after, grow_after
         self._name = name
         self._queue: queue.SimpleQueue[Optional[Runnable]] = queue.SimpleQueue()  # C-level: a cheap hand-off
         self._waiting: list[None] = []  # one entry per thread waiting for work (append and pop are atomic)
